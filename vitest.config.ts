@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: "forks",
+    // The JSON report gives .ci/run its closing "N passed, N failed" line.
+    reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],
+  },
+});
