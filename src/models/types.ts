@@ -53,6 +53,8 @@ export interface InputIssue {
   message: string;
   /** e.g. `required`, `type`, `enum`, `maxLength`, `unknown_field`, `media`, `media_unreachable`. */
   kind: string;
+  /** What was measured, for a `media` issue whose message is the schema's own (e.g. `200×200 px`). */
+  detail?: string | undefined;
 }
 
 /** Facts about the media behind a URL, as far as a probe could learn them. */
