@@ -1,0 +1,410 @@
+/**
+ * runflow's client of the RunComfy Model API (API.md). Every call goes through one loop:
+ * send → classify the failure (retry-policy.ts) → back off and retry, or raise a typed error.
+ *
+ * Invariants the engine relies on:
+ * - `submit` resolves `submitted` (persist the id at once), resolves `unknown` (the request
+ *   may exist: report it, never resend it blindly), or throws — and a throw means nothing was
+ *   created (a 4xx, or retries exhausted on a 429 / connect-phase failure).
+ * - The token is sent only to the base URL's origin, never followed through a redirect,
+ *   and never appears in an error, `toJSON()` or `util.inspect`.
+ */
+import { inspect } from "node:util";
+import { UsageError } from "../errors.js";
+import type { ModelEntry } from "../models/types.js";
+import { systemClock, type Clock, type Random } from "../util/clock.js";
+import {
+  catalogEntries,
+  isTerminalResult,
+  isTerminalStatus,
+  nextCatalogPage,
+  toCancelOutcome,
+  toRequestResult,
+  toRequestStatus,
+  type CancelOutcome,
+  type RequestResult,
+  type RequestStatus,
+  type SubmitOutcome,
+} from "./answers.js";
+import { ApiError, errorFromAnswer, parseErrorBody, TransportError, type ApiErrorContext } from "./errors.js";
+import {
+  backoff,
+  classify,
+  DEFAULT_POLL_POLICY,
+  nextPollDelay,
+  transportErrorCode,
+  type BackoffPolicy,
+  type Classification,
+  type Phase,
+  type PollPolicy,
+} from "./retry-policy.js";
+import {
+  checkBaseUrl,
+  DEFAULT_BASE_URL,
+  encodeModelId,
+  isSameOrigin,
+  requestUrl,
+  trustedUrl,
+} from "./urls.js";
+
+export interface RetryOptions {
+  /** Every try counts, the first included (default 5). */
+  attempts?: number;
+  /** Ceiling of the first backoff (default 500 ms). */
+  baseMs?: number;
+  /** Longest exponential backoff (default 30 s). */
+  maxMs?: number;
+  /** The most of a `Retry-After` honoured (default 5 min). */
+  maxRetryAfterMs?: number;
+}
+
+export interface RunComfyClientOptions {
+  /** Default https://model-api.runcomfy.net; plain http only on loopback. */
+  baseUrl?: string;
+  token: string;
+  /** Injected for tests; default the global fetch. */
+  fetch?: typeof fetch;
+  /** Backoff and poll waits sleep through it (default: real time). */
+  clock?: Clock;
+  /** Jitter source (default Math.random). */
+  random?: Random;
+  retry?: RetryOptions;
+  /** Bound on each HTTP exchange, answer body included (default 60 s). Real time, not `clock`. */
+  requestTimeoutMs?: number;
+  userAgent?: string;
+  /** Overrides of the poll schedule (retry-policy.ts DEFAULT_POLL_POLICY). */
+  poll?: Partial<PollPolicy>;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+export interface WaitOptions extends CallOptions {
+  /** Called with every status polled. */
+  onStatus?: ((status: RequestStatus) => void) | undefined;
+  /** This model's typical duration, submission to end (see serverDurationMs); shapes the poll schedule. */
+  typicalMs?: number | undefined;
+  /** When the request was submitted, on `clock` (default: now). For re-attaching after a restart. */
+  startedAt?: number | undefined;
+}
+
+export const DEFAULT_RETRY = { attempts: 5, baseMs: 500, maxMs: 30_000 } as const;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const MAX_CATALOG_PAGES = 10_000;
+
+type Exchange =
+  | { kind: "answer"; status: number; headers: Headers; text: string }
+  | { kind: "transport"; error: unknown }
+  /** The caller's signal aborted while the call was in flight. */
+  | { kind: "aborted"; reason: unknown };
+
+type Attempted = { kind: "ok"; body: unknown } | { kind: "unknown"; reason: string };
+
+function positiveInteger(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (Number.isInteger(value) && value >= 1) return value;
+  throw new UsageError(`Expected \`${name}\` to be an integer ≥ 1, got \`${value}\``);
+}
+
+function nonNegative(value: number | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (Number.isFinite(value) && value >= 0) return value;
+  throw new UsageError(`Expected \`${name}\` to be a number ≥ 0, got \`${value}\``);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export class RunComfyClient {
+  readonly baseUrl: string;
+  readonly #token: string;
+  readonly #fetch: typeof fetch;
+  readonly #clock: Clock;
+  readonly #random: Random;
+  readonly #attempts: number;
+  readonly #backoff: BackoffPolicy;
+  readonly #requestTimeoutMs: number;
+  readonly #userAgent: string;
+  readonly #poll: Readonly<PollPolicy>;
+
+  constructor(options: RunComfyClientOptions) {
+    if (typeof options.token !== "string" || options.token.trim() === "") {
+      throw new UsageError("Expected `token` to be a non-empty string", {
+        hint: "set RUNCOMFY_API_TOKEN to your RunComfy API key",
+      });
+    }
+    this.baseUrl = checkBaseUrl(options.baseUrl ?? DEFAULT_BASE_URL);
+    this.#token = options.token.trim();
+    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    const retry = options.retry ?? {};
+    this.#attempts = positiveInteger(retry.attempts, "retry.attempts", DEFAULT_RETRY.attempts);
+    this.#backoff = {
+      baseMs: nonNegative(retry.baseMs, "retry.baseMs", DEFAULT_RETRY.baseMs),
+      maxMs: nonNegative(retry.maxMs, "retry.maxMs", DEFAULT_RETRY.maxMs),
+      ...(retry.maxRetryAfterMs === undefined
+        ? {}
+        : { maxRetryAfterMs: nonNegative(retry.maxRetryAfterMs, "retry.maxRetryAfterMs", 0) }),
+    };
+    this.#requestTimeoutMs = positiveInteger(
+      options.requestTimeoutMs,
+      "requestTimeoutMs",
+      DEFAULT_REQUEST_TIMEOUT_MS,
+    );
+    this.#userAgent = options.userAgent ?? "runflow";
+    this.#poll = { ...DEFAULT_POLL_POLICY, ...options.poll };
+  }
+
+  /** Submits one billed request. See the module comment for what each outcome promises. */
+  async submit(
+    modelId: string,
+    body: Record<string, unknown>,
+    opts: CallOptions = {},
+  ): Promise<SubmitOutcome> {
+    const url = `${this.baseUrl}/v1/models/${encodeModelId(modelId)}`;
+    const context: ApiErrorContext = { phase: "submit", modelId };
+    const attempted = await this.#call(context, "POST", url, JSON.stringify(body), opts.signal);
+    if (attempted.kind === "unknown") return attempted;
+    const answer = isRecord(attempted.body) ? attempted.body : {};
+    const requestId = answer.request_id;
+    if (typeof requestId !== "string" || requestId === "") {
+      return {
+        kind: "unknown",
+        reason: "submit: the API accepted the request but its answer carries no request_id",
+      };
+    }
+    return {
+      kind: "submitted",
+      requestId,
+      statusUrl: trustedUrl(answer.status_url, this.baseUrl, requestUrl(this.baseUrl, requestId, "status")),
+      resultUrl: trustedUrl(answer.result_url, this.baseUrl, requestUrl(this.baseUrl, requestId, "result")),
+      cancelUrl: trustedUrl(answer.cancel_url, this.baseUrl, requestUrl(this.baseUrl, requestId, "cancel")),
+    };
+  }
+
+  async status(requestId: string, opts: CallOptions = {}): Promise<RequestStatus> {
+    const body = await this.#requestCall("status", "GET", requestId, opts.signal);
+    return toRequestStatus(body, requestId);
+  }
+
+  async result(requestId: string, opts: CallOptions = {}): Promise<RequestResult> {
+    const body = await this.#requestCall("result", "GET", requestId, opts.signal);
+    return toRequestResult(body, requestId);
+  }
+
+  /** Cancels a queued request; a running or finished one answers `not_cancellable` and goes on. */
+  async cancel(requestId: string, opts: CallOptions = {}): Promise<CancelOutcome> {
+    const body = await this.#requestCall("cancel", "POST", requestId, opts.signal);
+    return toCancelOutcome(body, requestId);
+  }
+
+  /**
+   * Polls until the request ends and returns its result. `/status` only says when to look;
+   * the outcome is `/result`'s, since `/status` may say completed for a failed request.
+   */
+  async waitForResult(requestId: string, opts: WaitOptions = {}): Promise<RequestResult> {
+    const startedAt = opts.startedAt ?? this.#clock.now();
+    for (let polls = 0; ; polls++) {
+      const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
+      await this.#clock.sleep(nextPollDelay(polls, this.#poll, hint), opts.signal);
+      const status = await this.status(requestId, { signal: opts.signal });
+      opts.onStatus?.(status);
+      // An unknown word may be a terminal state we do not know yet: /result settles it.
+      if (isTerminalStatus(status.status) || status.status === "unknown") {
+        const result = await this.result(requestId, { signal: opts.signal });
+        if (isTerminalResult(result.status)) return result;
+      }
+    }
+  }
+
+  /** The whole catalog (`include_schema=true`), every page. Entries are not shape-checked here. */
+  async listModels(opts: { search?: string; signal?: AbortSignal } = {}): Promise<ModelEntry[]> {
+    let url: URL | undefined = new URL(`${this.baseUrl}/v1/models`);
+    url.searchParams.set("include_schema", "true");
+    if (opts.search !== undefined && opts.search !== "") url.searchParams.set("search", opts.search);
+    const seen = new Set<string>();
+    const entries: ModelEntry[] = [];
+    while (url !== undefined && !seen.has(url.href) && seen.size < MAX_CATALOG_PAGES) {
+      seen.add(url.href);
+      const page = await this.#idempotent({ phase: "catalog" }, "GET", url.href, opts.signal);
+      const onPage = catalogEntries(page);
+      entries.push(...onPage);
+      url = nextCatalogPage(page, url, onPage.length);
+      // A next-page link elsewhere would get our token: follow only its path on our origin.
+      if (url !== undefined && !isSameOrigin(url.href, this.baseUrl)) {
+        url = new URL(`${url.pathname}${url.search}`, this.baseUrl);
+      }
+    }
+    return entries;
+  }
+
+  describe(): { baseUrl: string; token: string } {
+    return { baseUrl: this.baseUrl, token: "[redacted]" };
+  }
+
+  toJSON(): { baseUrl: string; token: string } {
+    return this.describe();
+  }
+
+  [inspect.custom](): string {
+    return `RunComfyClient { baseUrl: ${JSON.stringify(this.baseUrl)}, token: [redacted] }`;
+  }
+
+  async #requestCall(
+    phase: "status" | "result" | "cancel",
+    method: string,
+    requestId: string,
+    signal?: AbortSignal,
+  ) {
+    return this.#idempotent({ phase, requestId }, method, requestUrl(this.baseUrl, requestId, phase), signal);
+  }
+
+  /** A call that is safe to repeat: it returns the answer's body or throws. */
+  async #idempotent(
+    context: ApiErrorContext & { phase: Exclude<Phase, "submit"> },
+    method: string,
+    url: string,
+    signal: AbortSignal | undefined,
+  ): Promise<unknown> {
+    const attempted = await this.#call(context, method, url, undefined, signal);
+    // Only a submission can end `unknown` (retry-policy's table); anything else is a bug there.
+    if (attempted.kind === "unknown") throw new ApiError(context, attempted.reason);
+    return attempted.body;
+  }
+
+  /** One API call with its retries. Throws the typed error when the policy gives up. */
+  async #call(
+    context: ApiErrorContext & { phase: Phase },
+    method: string,
+    url: string,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Attempted> {
+    for (let attempt = 1; ; attempt++) {
+      signal?.throwIfAborted();
+      const exchange = await this.#exchange(method, url, body, signal);
+      if (exchange.kind === "aborted") {
+        // The POST may have reached the server: only "unknown" keeps the no-double-billing promise.
+        if (context.phase !== "submit") throw exchange.reason;
+        return {
+          kind: "unknown",
+          reason: "submit: interrupted while the submission was in flight; it may have been created",
+        };
+      }
+      if (exchange.kind === "answer" && exchange.status >= 200 && exchange.status < 300) {
+        try {
+          return { kind: "ok", body: JSON.parse(exchange.text) as unknown };
+        } catch {
+          const what = `HTTP ${exchange.status} with a body that is not JSON`;
+          if (context.phase === "submit") {
+            return { kind: "unknown", reason: `submit: ${what}; the submission may have been created` };
+          }
+          throw new ApiError(
+            { ...context, status: exchange.status },
+            `the RunComfy API answered the ${context.phase} call with ${what}`,
+          );
+        }
+      }
+      const { verdict, failure } = this.#judge(context, exchange, url);
+      if (verdict.action === "retry" && attempt < this.#attempts) {
+        await this.#clock.sleep(backoff(attempt, this.#backoff, this.#random, verdict.retryAfterMs), signal);
+        continue;
+      }
+      if (verdict.action === "unknown" && context.phase === "submit") {
+        return { kind: "unknown", reason: verdict.reason };
+      }
+      throw failure;
+    }
+  }
+
+  #judge(
+    context: ApiErrorContext & { phase: Phase },
+    exchange: Exclude<Exchange, { kind: "aborted" }>,
+    url: string,
+  ): { verdict: Classification; failure: Error } {
+    if (exchange.kind === "transport") {
+      const verdict = classify({ phase: context.phase, error: exchange.error });
+      const target = new URL(url).origin;
+      return {
+        verdict,
+        failure: new TransportError(context, target, transportErrorCode(exchange.error), exchange.error),
+      };
+    }
+    const errorBody = parseErrorBody(exchange.text);
+    const message = errorBody.message === undefined ? undefined : this.#redact(errorBody.message);
+    const verdict = classify({
+      phase: context.phase,
+      status: exchange.status,
+      headers: exchange.headers,
+      errorCode: errorBody.errorCode,
+      now: this.#clock.now(),
+    });
+    const answered = { ...context, status: exchange.status, errorCode: errorBody.errorCode };
+    const failure = errorFromAnswer(
+      answered,
+      { ...errorBody, message, detail: this.#redactDeep(errorBody.detail) },
+      verdict.retryAfterMs,
+    );
+    return { verdict, failure };
+  }
+
+  /** One HTTP exchange, answer body included, bounded by the request timeout. */
+  async #exchange(
+    method: string,
+    url: string,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Exchange> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort(new DOMException(`no answer within ${this.#requestTimeoutMs} ms`, "TimeoutError"));
+    }, this.#requestTimeoutMs);
+    const forwardAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener("abort", forwardAbort, { once: true });
+    try {
+      const response = await this.#fetch(url, {
+        method,
+        headers: this.#headers(url, body !== undefined),
+        body,
+        signal: controller.signal,
+        // A redirect is never followed: it could carry the token elsewhere, or replay a POST.
+        redirect: "manual",
+      });
+      return {
+        kind: "answer",
+        status: response.status,
+        headers: response.headers,
+        text: await response.text(),
+      };
+    } catch (error) {
+      if (signal?.aborted) return { kind: "aborted", reason: signal.reason };
+      return { kind: "transport", error };
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", forwardAbort);
+    }
+  }
+
+  #headers(url: string, hasBody: boolean): Record<string, string> {
+    const headers: Record<string, string> = { accept: "application/json", "user-agent": this.#userAgent };
+    if (hasBody) headers["content-type"] = "application/json";
+    if (isSameOrigin(url, this.baseUrl)) headers.authorization = `Bearer ${this.#token}`;
+    return headers;
+  }
+
+  #redact(text: string): string {
+    return text.split(this.#token).join("[redacted]");
+  }
+
+  #redactDeep(value: unknown): unknown {
+    if (typeof value === "string") return this.#redact(value);
+    if (Array.isArray(value)) return value.map((item) => this.#redactDeep(item));
+    if (isRecord(value)) {
+      return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, this.#redactDeep(item)]));
+    }
+    return value;
+  }
+}

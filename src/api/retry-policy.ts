@@ -1,0 +1,333 @@
+/**
+ * When runflow tries an HTTP call again, and how long it waits first (SPEC §4 "Retries",
+ * API.md "What runflow's client must do"). Pure: no I/O, no clock, no randomness of its own —
+ * the caller passes `now` and `random`, so every decision is exact in tests.
+ *
+ * The rule that matters most: a submission is billed and the API has no idempotency key, so
+ * a POST is sent again only when it surely created nothing (a 429, or a connection that
+ * failed before the request left). Anything that may have created a request is `unknown`.
+ */
+import type { Random } from "../util/clock.js";
+
+export const PHASES = ["submit", "status", "result", "cancel", "download", "probe", "catalog"] as const;
+/** Which call failed: the paid submission, an idempotent API call, or a call to a non-API host. */
+export type Phase = (typeof PHASES)[number];
+
+/**
+ * - `retry`: try the same call again after a backoff.
+ * - `fatal`: this call cannot succeed; fail it (and its step), keep the run going.
+ * - `stop-run`: the token is refused; nothing more can succeed this run (exit 4).
+ * - `unknown`: a submission may or may not have been created; never resend it automatically.
+ */
+export type RetryAction = "retry" | "fatal" | "stop-run" | "unknown";
+
+export interface Classification {
+  action: RetryAction;
+  /** One line a user can read: what happened and why it is (not) retried. */
+  reason: string;
+  /** The wait the server asked for (`Retry-After`); only with `retry`. */
+  retryAfterMs?: number;
+}
+
+export interface ClassifyInput {
+  phase: Phase;
+  /** The HTTP status, when an answer arrived. */
+  status?: number;
+  /** The transport error, when no answer arrived. */
+  error?: unknown;
+  headers?: Headers;
+  /** `error_code` from an API error body, when there was one (403001 "not yours", 400004 "bad token"). */
+  errorCode?: number;
+  /** Milliseconds since the epoch; needed only to read a `Retry-After` given as an HTTP-date. */
+  now?: number;
+}
+
+/**
+ * What went wrong, in the terms that decide retrying. A failure is one of these before it
+ * meets the table below.
+ */
+export type FailureKind =
+  | "not-sent"
+  | "maybe-sent"
+  | "tls-refused"
+  | "rate-limited"
+  | "server-error"
+  | "token-refused"
+  | "not-yours"
+  | "client-error"
+  | "unexpected-status";
+
+/**
+ * Phases fall in three columns: the paid submission; idempotent calls that carry the token;
+ * calls to other hosts that never carry it (so a 401/403 there says nothing about the token).
+ */
+type Column = "submit" | "api" | "tokenless";
+
+const COLUMN_OF: Record<Phase, Column> = {
+  submit: "submit",
+  status: "api",
+  result: "api",
+  cancel: "api",
+  catalog: "api",
+  download: "tokenless",
+  probe: "tokenless",
+};
+
+interface Row {
+  submit: RetryAction;
+  api: RetryAction;
+  tokenless: RetryAction;
+  /** Why, in the words the `reason` uses. */
+  what: string;
+}
+
+/** The retry policy itself. Every cell is a deliberate choice; API.md gives the reasons. */
+export const RETRY_TABLE: Readonly<Record<FailureKind, Readonly<Row>>> = {
+  "not-sent": {
+    submit: "retry",
+    api: "retry",
+    tokenless: "retry",
+    what: "the connection failed before the request was sent",
+  },
+  "maybe-sent": {
+    submit: "unknown",
+    api: "retry",
+    tokenless: "retry",
+    what: "the connection failed after the request was sent",
+  },
+  "tls-refused": {
+    submit: "fatal",
+    api: "fatal",
+    tokenless: "fatal",
+    what: "the server's TLS certificate was refused",
+  },
+  "rate-limited": { submit: "retry", api: "retry", tokenless: "retry", what: "rate limited" },
+  "server-error": { submit: "unknown", api: "retry", tokenless: "retry", what: "the server failed" },
+  "token-refused": {
+    submit: "stop-run",
+    api: "stop-run",
+    tokenless: "fatal",
+    what: "the API token was refused",
+  },
+  "not-yours": {
+    submit: "fatal",
+    api: "fatal",
+    tokenless: "fatal",
+    what: "the request belongs to another API token",
+  },
+  "client-error": { submit: "fatal", api: "fatal", tokenless: "fatal", what: "the request was refused" },
+  "unexpected-status": {
+    submit: "unknown",
+    api: "fatal",
+    tokenless: "fatal",
+    what: "the answer was not one the API gives",
+  },
+};
+
+/** Errors raised while connecting: the request never left this machine. */
+const CONNECT_PHASE_CODES: ReadonlySet<string> = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "UND_ERR_CONNECT_TIMEOUT",
+]);
+
+/** Certificate problems: found during the handshake, and no retry will fix them. */
+const TLS_CODES: ReadonlySet<string> = new Set([
+  "CERT_HAS_EXPIRED",
+  "CERT_NOT_YET_VALID",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+]);
+
+export const ErrorCodes = {
+  /** RunComfy: the request belongs to another token. */
+  notYours: 403001,
+  /** RunComfy: bad or expired token (whatever the HTTP status). */
+  badToken: 400004,
+} as const;
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/**
+ * The code of a transport error as deep as it is buried. Node's fetch throws
+ * `TypeError("fetch failed")` with the undici or socket error in `.cause` (sometimes
+ * `.cause.cause`, or an AggregateError's `.errors` when several addresses were tried);
+ * an abort surfaces as a DOMException named `AbortError` or `TimeoutError`.
+ */
+export function transportErrorCode(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 6 && isRecord(current); depth++) {
+    if (typeof current.code === "string" && current.code !== "") return current.code;
+    if (current.name === "TimeoutError" || current.name === "AbortError") return current.name;
+    const errors = current.errors;
+    if (Array.isArray(errors)) {
+      const inner = errors.map(transportErrorCode).find((code) => code !== undefined);
+      if (inner !== undefined) return inner;
+    }
+    current = current.cause;
+  }
+  return undefined;
+}
+
+/**
+ * `Retry-After` in milliseconds: delay-seconds or an HTTP-date (RFC 9110 §10.2.3). An
+ * HTTP-date needs `now`; a date in the past means "now" (0).
+ */
+export function parseRetryAfter(value: string | null | undefined, now?: number): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  if (now === undefined || !/[a-z]/i.test(text)) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+function kindOfTransportError(error: unknown): { kind: FailureKind; code: string | undefined } {
+  const code = transportErrorCode(error);
+  if (code !== undefined && CONNECT_PHASE_CODES.has(code)) return { kind: "not-sent", code };
+  if (code !== undefined && TLS_CODES.has(code)) return { kind: "tls-refused", code };
+  // Anything else (reset, closed socket, header/body timeout, our own timeout, an error we
+  // cannot place) may have happened after the request reached the server.
+  return { kind: "maybe-sent", code };
+}
+
+function kindOfStatus(status: number, errorCode: number | undefined): FailureKind {
+  if (errorCode === ErrorCodes.notYours) return "not-yours";
+  if (errorCode === ErrorCodes.badToken || status === 401 || status === 403) return "token-refused";
+  if (status === 429) return "rate-limited";
+  if (status >= 500 && status <= 599) return "server-error";
+  if (status >= 400 && status <= 499) return "client-error";
+  return "unexpected-status";
+}
+
+const CONSEQUENCE: Record<RetryAction, string> = {
+  retry: "retrying",
+  fatal: "not retried",
+  "stop-run": "stopping the run",
+  unknown: "the submission may have been created, so it is not sent again",
+};
+
+/** Decides what to do about one failed call (DESIGN.md practice 6). */
+export function classify(input: ClassifyInput): Classification {
+  const column = COLUMN_OF[input.phase];
+  let kind: FailureKind;
+  let what: string;
+  if (input.status !== undefined) {
+    kind = kindOfStatus(input.status, input.errorCode);
+    const code = input.errorCode === undefined ? "" : `, error ${input.errorCode}`;
+    what = `HTTP ${input.status}${code}: ${RETRY_TABLE[kind].what}`;
+  } else {
+    const transport = kindOfTransportError(input.error);
+    kind = transport.kind;
+    what = `${transport.code ?? "network error"}: ${RETRY_TABLE[kind].what}`;
+  }
+  const action = RETRY_TABLE[kind][column];
+  const classification: Classification = {
+    action,
+    reason: `${input.phase}: ${what}; ${CONSEQUENCE[action]}`,
+  };
+  if (action === "retry" && input.status !== undefined) {
+    const retryAfterMs = parseRetryAfter(input.headers?.get("retry-after"), input.now);
+    if (retryAfterMs !== undefined) classification.retryAfterMs = retryAfterMs;
+  }
+  return classification;
+}
+
+export interface BackoffPolicy {
+  /** The ceiling of the first wait. */
+  baseMs: number;
+  /** No exponential wait is longer than this. */
+  maxMs: number;
+  /** Growth per retry (default 2). */
+  factor?: number;
+  /** The most of a server's `Retry-After` that is honoured (default 5 minutes). */
+  maxRetryAfterMs?: number;
+}
+
+export const DEFAULT_MAX_RETRY_AFTER_MS = 5 * 60_000;
+
+/**
+ * How long to wait before retry number `attempt` (1-based): capped exponential with *equal
+ * jitter* — half of the step is always waited, the other half is random. Equal rather than
+ * full jitter because a failing API then always gets a real breather (full jitter may retry
+ * at once), while the random half still spreads a herd of concurrent pollers that failed
+ * together. A `Retry-After` from the server wins, capped at `maxRetryAfterMs`.
+ */
+export function backoff(
+  attempt: number,
+  policy: BackoffPolicy,
+  random: Random,
+  retryAfterMs?: number,
+): number {
+  if (retryAfterMs !== undefined) {
+    return Math.max(0, Math.min(retryAfterMs, policy.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS));
+  }
+  const step = Math.min(policy.maxMs, policy.baseMs * (policy.factor ?? 2) ** Math.max(0, attempt - 1));
+  return Math.round(step / 2 + (random() * step) / 2);
+}
+
+export interface PollPolicy {
+  /** First wait when nothing is known about how long the model takes. */
+  initialMs: number;
+  /** Growth of successive waits when nothing is known. */
+  factor: number;
+  /** The longest wait between two polls once a request is overdue or its duration unknown. */
+  maxMs: number;
+  /** The shortest wait between two polls: never hammer. */
+  minMs: number;
+  /** Polled this long after the typical duration, so the first look usually finds it done. */
+  marginMs: number;
+  /** Once overdue, wait this fraction of the time elapsed since submission. */
+  overdueFraction: number;
+  /** The longest single wait before the typical duration is reached. */
+  maxHintedWaitMs: number;
+}
+
+/**
+ * Without a hint: 1 s, 1.5 s, 2.25 s … up to 5 s, so a 2 s job costs two status polls and a
+ * result. With the model's typical duration: one wait until just after it (most requests
+ * are done: one status, one result), then waits of a fifth of the elapsed time.
+ */
+export const DEFAULT_POLL_POLICY: Readonly<PollPolicy> = Object.freeze({
+  initialMs: 1_000,
+  factor: 1.5,
+  maxMs: 5_000,
+  minMs: 100,
+  marginMs: 50,
+  overdueFraction: 0.2,
+  maxHintedWaitMs: 30_000,
+});
+
+export interface PollHint {
+  /** How long this model's requests typically take from submission to the end, learned by the caller. */
+  typicalMs?: number | undefined;
+  /** Time since the request was submitted. */
+  elapsedMs: number;
+}
+
+function clamp(value: number, low: number, high: number): number {
+  return Math.min(high, Math.max(low, value));
+}
+
+/** How long to wait before the next status poll, `pollCount` polls having been made. */
+export function nextPollDelay(
+  pollCount: number,
+  policy: Readonly<PollPolicy> = DEFAULT_POLL_POLICY,
+  hint?: PollHint,
+): number {
+  const typicalMs = hint?.typicalMs;
+  if (hint === undefined || typicalMs === undefined || !(typicalMs > 0)) {
+    return Math.round(clamp(policy.initialMs * policy.factor ** pollCount, policy.minMs, policy.maxMs));
+  }
+  const untilDue = typicalMs + policy.marginMs - hint.elapsedMs;
+  if (untilDue > 0) return Math.round(clamp(untilDue, policy.minMs, policy.maxHintedWaitMs));
+  // Overdue before the first look (a re-attach, or a slow submission): look now.
+  if (pollCount === 0) return policy.minMs;
+  return Math.round(clamp(policy.overdueFraction * hint.elapsedMs, policy.minMs, policy.maxMs));
+}
