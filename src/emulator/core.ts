@@ -1,0 +1,110 @@
+/**
+ * The emulator's state and the parts every handler shares: the live config, the requests,
+ * the log, submission counts, the rate limiter, and the injected clock and random source.
+ */
+import type { ModelRegistry } from "../models/index.js";
+import { applyConfigPatch, type EmulatorConfig } from "./config.js";
+import { RateLimiter } from "./rate-limiter.js";
+import { requestIdSource } from "./request-ids.js";
+import { PHASES, RequestBook, type EmulatedRequest, type Phase, type RequestState } from "./request-book.js";
+import { RequestLog, type LogCounters } from "./request-log.js";
+import { SubmissionTracker } from "./submissions.js";
+
+export interface EmulatorState {
+  /** Requests per lifecycle phase right now; `expired` ones are counted apart. */
+  requests: Record<Phase | "expired", number> & { total: number };
+  submissions: number;
+  calls: LogCounters;
+}
+
+export interface CoreOptions {
+  registry: ModelRegistry;
+  random: () => number;
+  now: () => number;
+  deterministicIds: boolean;
+  logBodies: boolean;
+  startConfig: EmulatorConfig;
+}
+
+export class EmulatorCore {
+  config: EmulatorConfig;
+  /** Set once the server listens: the API base URL and the file host. */
+  baseUrl = "";
+  readonly registry: ModelRegistry;
+  readonly random: () => number;
+  readonly now: () => number;
+  readonly book: RequestBook;
+  readonly log: RequestLog;
+  readonly submissions = new SubmissionTracker();
+  readonly limiter = new RateLimiter();
+  readonly newRequestId: () => string;
+  private readonly startConfig: EmulatorConfig;
+  /** Token → small owner index, so requests remember their creator without keeping the token each. */
+  private readonly owners = new Map<string, number>();
+
+  constructor(options: CoreOptions) {
+    this.registry = options.registry;
+    this.random = options.random;
+    this.now = options.now;
+    this.startConfig = options.startConfig;
+    this.config = applyConfigPatch(options.startConfig, {});
+    this.book = new RequestBook(this.config.capacity);
+    this.log = new RequestLog(options.logBodies);
+    this.newRequestId = requestIdSource(options.deterministicIds);
+  }
+
+  /** Same checks as the control endpoint; throws UsageError on a bad setting and changes nothing then. */
+  configure(patch: unknown): void {
+    const next = applyConfigPatch(this.config, patch);
+    this.book.setCapacity(next.capacity, this.now());
+    this.config = next;
+  }
+
+  /** Forgets requests, the log and the counters, and restores the start config. */
+  reset(): void {
+    this.book.clear();
+    this.log.clear();
+    this.submissions.clear();
+    this.limiter.reset();
+    this.owners.clear();
+    this.config = applyConfigPatch(this.startConfig, {});
+    this.book.setCapacity(this.config.capacity, this.now());
+  }
+
+  ownerOf(token: string): number {
+    let owner = this.owners.get(token);
+    if (owner === undefined) {
+      owner = this.owners.size;
+      this.owners.set(token, owner);
+    }
+    return owner;
+  }
+
+  /** The request's state, or "gone" when it was expired or outlived the retention. */
+  stateOf(request: EmulatedRequest): RequestState | "gone" {
+    if (request.expired) return "gone";
+    const now = this.now();
+    const state = this.book.stateOf(request, now);
+    const retention = this.config.retention;
+    if (retention !== null && state.finishedAt !== undefined && now - state.finishedAt >= retention)
+      return "gone";
+    return state;
+  }
+
+  expire(requestId: string): boolean {
+    const request = this.book.get(requestId);
+    if (!request) return false;
+    this.book.expire(request, this.now());
+    return true;
+  }
+
+  state(): EmulatorState {
+    const requests = { total: this.book.size, expired: 0 } as EmulatorState["requests"];
+    for (const phase of PHASES) requests[phase] = 0;
+    for (const request of this.book.all()) {
+      const state = this.stateOf(request);
+      requests[state === "gone" ? "expired" : state.phase] += 1;
+    }
+    return { requests, submissions: this.submissions.count, calls: this.log.stats() };
+  }
+}

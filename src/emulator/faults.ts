@@ -1,0 +1,69 @@
+/** Which fault, if any, a call meets: scripted faults first, then the random error rate. */
+import { sampleDuration, type EmulatorConfig, type Endpoint, type Fault, type FaultKind } from "./config.js";
+
+export interface ChosenFault {
+  kind: Exclude<FaultKind, "drop-after-create">;
+  /** Do the call's work before answering with the fault. */
+  afterCreate: boolean;
+  retryAfter?: number;
+  delayMs?: number;
+  /** How the request log names it. */
+  label: string;
+}
+
+export const DEFAULT_SLOW_MS = 2_000;
+const RANDOM_ERRORS = ["500", "502", "503", "504"] as const;
+
+function applies(fault: Fault, endpoint: Endpoint): boolean {
+  if (fault.endpoint !== "*" && fault.endpoint !== endpoint) return false;
+  // A truncated body only exists where bodies are files.
+  if (fault.kind === "truncate") return endpoint === "files" || endpoint === "media";
+  return true;
+}
+
+/**
+ * The first scripted fault that fires for this call. A fault with `times` counts down and
+ * leaves `faults` (mutated in place) when spent.
+ */
+export function takeScriptedFault(
+  faults: Fault[],
+  endpoint: Endpoint,
+  random: () => number,
+): ChosenFault | undefined {
+  for (let index = 0; index < faults.length; index++) {
+    const fault = faults[index] as Fault;
+    if (!applies(fault, endpoint)) continue;
+    if (fault.rate !== undefined && random() >= fault.rate) continue;
+    if (fault.times !== undefined) {
+      fault.times -= 1;
+      if (fault.times <= 0) faults.splice(index, 1);
+    }
+    const kind = fault.kind === "drop-after-create" ? "drop" : fault.kind;
+    const chosen: ChosenFault = {
+      kind,
+      afterCreate: fault.kind === "drop-after-create" || fault.afterCreate === true,
+      label: fault.kind,
+    };
+    if (fault.retryAfter !== undefined) chosen.retryAfter = fault.retryAfter;
+    if (fault.kind === "slow") chosen.delayMs = fault.delayMs ?? DEFAULT_SLOW_MS;
+    return chosen;
+  }
+  return undefined;
+}
+
+/** A 5xx drawn by `errorRate` (which never creates anything), or undefined. */
+export function randomServerError(errorRate: number, random: () => number): ChosenFault | undefined {
+  if (errorRate <= 0 || random() >= errorRate) return undefined;
+  const kind = RANDOM_ERRORS[Math.min(Math.floor(random() * RANDOM_ERRORS.length), RANDOM_ERRORS.length - 1)];
+  return { kind: kind ?? "500", afterCreate: false, label: `error-rate:${kind ?? "500"}` };
+}
+
+/** The extra latency for one call to `endpoint`. */
+export function latencyFor(
+  latency: EmulatorConfig["latency"],
+  endpoint: Endpoint,
+  random: () => number,
+): number {
+  const setting = latency[endpoint] ?? latency["*"];
+  return setting === undefined ? 0 : sampleDuration(setting, random);
+}

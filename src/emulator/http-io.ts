@@ -1,0 +1,143 @@
+/** The wire side: reading bodies, writing replies and byte ranges, dropping connections. */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { Reply } from "./replies.js";
+import { readRange, type VirtualFile } from "./virtual-file.js";
+
+export class BodyTooLargeError extends Error {}
+
+export async function readBody(request: IncomingMessage, limitBytes: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limitBytes) throw new BodyTooLargeError(`the body is larger than ${limitBytes} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+export type ByteRange = { start: number; end: number } | "unsatisfiable" | undefined;
+
+/**
+ * A single `bytes=` range of a file of `size` bytes (RFC 9110 §14.1.2). Several ranges, or a
+ * header that is not a byte range, are ignored (the whole file is sent), as servers may.
+ */
+export function parseRange(header: string | undefined, size: number): ByteRange {
+  const match = header === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) return undefined;
+  const [, first, last] = match as unknown as [string, string, string];
+  if (first === "" && last === "") return undefined;
+  if (first === "") {
+    const suffix = Number(last);
+    if (suffix === 0 || size === 0) return "unsatisfiable";
+    return { start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(first);
+  const end = last === "" ? size - 1 : Math.min(Number(last), size - 1);
+  if (start >= size || end < start) return "unsatisfiable";
+  return { start, end };
+}
+
+export function dropConnection(request: IncomingMessage): void {
+  request.socket.destroy();
+}
+
+function writeBuffered(
+  response: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: Buffer,
+  head: boolean,
+): void {
+  response.writeHead(status, { ...headers, "content-length": String(body.length) });
+  response.end(head ? undefined : body);
+}
+
+export interface WriteOptions {
+  /** Send the headers and half of the body, then drop the connection (a failing download). */
+  truncate?: boolean;
+  /** Called with the status just before the headers go out. */
+  onStatus?: (status: number) => void;
+}
+
+/** Writes `reply`; resolves when it has been handed to the socket (or the socket is gone). */
+export async function writeReply(
+  request: IncomingMessage,
+  response: ServerResponse,
+  reply: Reply,
+  options: WriteOptions = {},
+): Promise<number> {
+  const head = request.method === "HEAD";
+  if (reply.type !== "file") options.onStatus?.(reply.status);
+  switch (reply.type) {
+    case "json": {
+      const body = Buffer.from(JSON.stringify(reply.body));
+      writeBuffered(
+        response,
+        reply.status,
+        { "content-type": "application/json", ...reply.headers },
+        body,
+        head,
+      );
+      return reply.status;
+    }
+    case "text":
+      writeBuffered(
+        response,
+        reply.status,
+        { "content-type": reply.contentType, ...reply.headers },
+        Buffer.from(reply.body),
+        head,
+      );
+      return reply.status;
+    case "file":
+      return writeFile(request, response, reply.file, head, options);
+  }
+}
+
+async function writeFile(
+  request: IncomingMessage,
+  response: ServerResponse,
+  file: VirtualFile,
+  head: boolean,
+  { truncate = false, onStatus }: WriteOptions,
+): Promise<number> {
+  const range = parseRange(request.headers.range, file.size);
+  const common = { "content-type": file.contentType, "accept-ranges": "bytes", "cache-control": "no-store" };
+  if (range === "unsatisfiable") {
+    onStatus?.(416);
+    response.writeHead(416, { ...common, "content-range": `bytes */${file.size}`, "content-length": "0" });
+    response.end();
+    return 416;
+  }
+  const { start, end } = range ?? { start: 0, end: file.size - 1 };
+  const status = range ? 206 : 200;
+  const length = end - start + 1;
+  const headers: Record<string, string> = { ...common, "content-length": String(Math.max(length, 0)) };
+  if (range) headers["content-range"] = `bytes ${start}-${end}/${file.size}`;
+  onStatus?.(status);
+  response.writeHead(status, headers);
+  if (head || length <= 0) {
+    response.end();
+    return status;
+  }
+  if (truncate) {
+    const sent = Math.floor(length / 2);
+    try {
+      if (sent > 0)
+        await pipeline(Readable.from(readRange(file, start, start + sent - 1)), response, { end: false });
+    } finally {
+      // Flush what was sent, then close: the client sees fewer bytes than Content-Length promised.
+      request.socket.end();
+    }
+    return status;
+  }
+  try {
+    await pipeline(Readable.from(readRange(file, start, end)), response);
+  } catch {
+    // The client went away mid-download: nothing to answer any more.
+  }
+  return status;
+}
