@@ -1,7 +1,7 @@
-/** Durations as SPEC §4 writes them: `500ms`, `10s`, `5m`, `1h`, or a number of seconds. */
+/** Durations as SPEC §4 writes them: `500ms`, `10s`, `5m`, `1h`, `6d`, or a number of seconds. */
 
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 
 /** Parses a duration to milliseconds; returns undefined when the text is not a duration. */
 export function parseDuration(value: string | number): number | undefined {

@@ -1,0 +1,14 @@
+/** Planning a run (SPEC §5): decisions, request bodies and fingerprints, before anything runs. */
+export type {
+  Plan,
+  PlanCounts,
+  PlannedStep,
+  PlanOptions,
+  PriorState,
+  ReusableStep,
+  StepDecision,
+} from "./types.js";
+export { fingerprintModelStep, fingerprintRunStep } from "./fingerprint.js";
+export { countDecisions, planRun, runDate, selectSteps } from "./plan.js";
+export { emptyPriorState, priorStateOf } from "./prior-state.js";
+export { planHeadline, planSummaryLines, planToJson } from "./render.js";
