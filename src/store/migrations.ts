@@ -1,0 +1,148 @@
+import type { Database } from "better-sqlite3";
+import { newerSchemaError } from "./errors.js";
+
+/**
+ * The SQLite schema, as numbered migrations. Append only: a released migration is never
+ * edited, a change is a new entry. The version applied last is kept in `PRAGMA user_version`.
+ * The SQL lives in code so the built package needs no copied .sql files.
+ */
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "runs, steps, attempts, outputs, locks",
+    sql: `
+      CREATE TABLE runs (
+        id                  TEXT PRIMARY KEY,
+        workflow_name       TEXT NOT NULL,
+        workflow_file       TEXT NOT NULL,
+        kind                TEXT NOT NULL CHECK (kind IN ('apply', 'retry')),
+        parent_run_id       TEXT REFERENCES runs (id),
+        status              TEXT NOT NULL DEFAULT 'running',
+        exit_code           INTEGER,
+        plan_json           TEXT NOT NULL,
+        options_json        TEXT NOT NULL,
+        counts_json         TEXT,
+        pid                 INTEGER NOT NULL,
+        hostname            TEXT NOT NULL,
+        started_at          INTEGER NOT NULL,
+        finished_at         INTEGER,
+        cancel_requested_at INTEGER
+      );
+      CREATE INDEX runs_by_workflow ON runs (workflow_name, started_at);
+      CREATE INDEX runs_by_start ON runs (started_at);
+
+      -- One row per step of a run, in plan order (rowid). attempt and request_id mirror the
+      -- newest attempt so status needs no join.
+      CREATE TABLE steps (
+        run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        address         TEXT NOT NULL,
+        job_id          TEXT NOT NULL,
+        instance_key    TEXT NOT NULL,
+        step_id         TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('model', 'run')),
+        model           TEXT,
+        state           TEXT NOT NULL,
+        attempt         INTEGER NOT NULL DEFAULT 0,
+        fingerprint     TEXT,
+        input_json      TEXT,
+        output_json     TEXT,
+        files_json      TEXT,
+        stdout          TEXT,
+        error           TEXT,
+        request_id      TEXT,
+        reused_from_run TEXT,
+        queue_position  INTEGER,
+        created_at      INTEGER NOT NULL,
+        started_at      INTEGER,
+        finished_at     INTEGER,
+        updated_at      INTEGER NOT NULL,
+        PRIMARY KEY (run_id, address)
+      );
+      CREATE INDEX steps_by_state ON steps (run_id, state);
+      -- Reuse looks up succeeded steps by fingerprint; only those rows are indexed.
+      CREATE INDEX steps_succeeded_by_fingerprint ON steps (fingerprint, finished_at)
+        WHERE state = 'succeeded';
+
+      -- One row per remote submission. seq orders attempts across runs.
+      CREATE TABLE attempts (
+        seq                 INTEGER PRIMARY KEY,
+        run_id              TEXT NOT NULL,
+        address             TEXT NOT NULL,
+        attempt             INTEGER NOT NULL,
+        workflow_name       TEXT NOT NULL,
+        fingerprint         TEXT NOT NULL,
+        request_id          TEXT,
+        state               TEXT NOT NULL,
+        queue_position      INTEGER,
+        error               TEXT,
+        reattached_from_run TEXT,
+        started_at          INTEGER NOT NULL,
+        submitted_at        INTEGER,
+        finished_at         INTEGER,
+        UNIQUE (run_id, address, attempt),
+        FOREIGN KEY (run_id, address) REFERENCES steps (run_id, address) ON DELETE CASCADE
+      );
+      CREATE INDEX attempts_by_fingerprint ON attempts (workflow_name, fingerprint, address);
+      -- Resume scans only the attempts whose request may still exist.
+      CREATE INDEX attempts_open ON attempts (workflow_name)
+        WHERE state IN ('submitting', 'submitted', 'in_queue', 'in_progress', 'unknown');
+
+      CREATE TABLE outputs (
+        run_id     TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        idx        INTEGER,
+        url        TEXT NOT NULL,
+        path       TEXT,
+        bytes      INTEGER,
+        sha256     TEXT,
+        created_at INTEGER NOT NULL,
+        FOREIGN KEY (run_id, address) REFERENCES steps (run_id, address) ON DELETE CASCADE
+      );
+      -- A single output has no index; -1 stands for it so the pair stays unique.
+      CREATE UNIQUE INDEX outputs_by_step ON outputs (run_id, address, name, coalesce(idx, -1));
+
+      -- At most one live apply per workflow. No foreign key: the lock is taken before the run exists.
+      CREATE TABLE locks (
+        workflow_name TEXT PRIMARY KEY,
+        run_id        TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        hostname      TEXT NOT NULL,
+        acquired_at   INTEGER NOT NULL,
+        heartbeat_at  INTEGER NOT NULL
+      );
+    `,
+  },
+];
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);
+
+export function schemaVersion(db: Database): number {
+  return db.pragma("user_version", { simple: true }) as number;
+}
+
+/**
+ * Brings the database to the latest schema, one transaction per migration. Each runs under
+ * `BEGIN IMMEDIATE` and re-reads the version inside it, so two processes opening a fresh
+ * database at once apply every migration exactly once.
+ */
+export function migrate(db: Database, path: string, migrations: readonly Migration[] = MIGRATIONS): void {
+  const known = migrations.reduce((latest, m) => Math.max(latest, m.version), 0);
+  const found = schemaVersion(db);
+  if (found > known) throw newerSchemaError(path, found, known);
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= found) continue;
+    db.transaction(() => {
+      if (schemaVersion(db) >= migration.version) return;
+      db.exec(migration.sql);
+      // user_version is written in the database header, inside this transaction.
+      db.pragma(`user_version = ${migration.version}`);
+    }).immediate();
+  }
+}

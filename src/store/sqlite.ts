@@ -1,0 +1,950 @@
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { isRunflowError } from "../errors.js";
+import { cannotOpenError, missingStateError, newerSchemaError, notADatabaseError } from "./errors.js";
+import { decideLock, isProcessAlive } from "./lock.js";
+import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.js";
+import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
+import { OPEN_ATTEMPT_STATES } from "./types.js";
+import type {
+  AttemptKey,
+  AttemptPatch,
+  AttemptRecord,
+  AttemptState,
+  InFlightAttempt,
+  LockHolder,
+  LockOptions,
+  LockRequest,
+  LockResult,
+  NewAttempt,
+  NewOutput,
+  NewRun,
+  NewStep,
+  OutputRecord,
+  ReusableStep,
+  RunKind,
+  RunRecord,
+  RunResult,
+  RunStatus,
+  StateStore,
+  StepFiles,
+  StepFilter,
+  StepKind,
+  StepPatch,
+  StepRecord,
+  StoredStepState,
+} from "./types.js";
+
+export interface SqliteStoreOptions {
+  /** Open for reading only (status, runs, report); the file must exist. Default false. */
+  readonly?: boolean | undefined;
+  /** How long a write waits for another process's transaction before failing. Default 10 s. */
+  busyTimeoutMs?: number | undefined;
+  /**
+   * Values never written to the file: any occurrence in stored text becomes `[redacted]`.
+   * Default: the API token from RUNCOMFY_API_TOKEN / YOUR_API_TOKEN.
+   */
+  secrets?: readonly string[] | undefined;
+}
+
+const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens (creating when needed) the state database at `path`: WAL journal, `synchronous =
+ * NORMAL` (a commit survives a crash of the process; only an OS crash or power loss can
+ * lose the last ones), foreign keys, a busy timeout so concurrent processes wait their
+ * turn, and every pending migration.
+ */
+export function openSqliteStore(path: string, options: SqliteStoreOptions = {}): SqliteStore {
+  const readonly = options.readonly ?? false;
+  const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  const inMemory = path === ":memory:";
+  if (readonly && !inMemory && !existsSync(path)) throw missingStateError(path);
+  if (!readonly && !inMemory) mkdirSync(dirname(path), { recursive: true });
+
+  if (readonly) upgradeBeforeReading(path, busyTimeoutMs);
+  const db = connect(path, { readonly, busyTimeoutMs });
+  try {
+    if (!readonly) prepareForWriting(db, path);
+    const redact = makeRedactor(options.secrets ?? tokensFromEnvironment(process.env));
+    return new SqliteStore(db, path, redact);
+  } catch (error) {
+    db.close();
+    throw explainOpenError(path, error);
+  }
+}
+
+/** A read-only connection cannot migrate: an older database is brought up to date first. */
+function upgradeBeforeReading(path: string, busyTimeoutMs: number): void {
+  const version = withDatabase(path, { readonly: true, busyTimeoutMs }, schemaVersion);
+  if (version > LATEST_SCHEMA_VERSION) throw newerSchemaError(path, version, LATEST_SCHEMA_VERSION);
+  if (version < LATEST_SCHEMA_VERSION) {
+    withDatabase(path, { readonly: false, busyTimeoutMs }, (db) => prepareForWriting(db, path));
+  }
+}
+
+interface ConnectOptions {
+  readonly: boolean;
+  busyTimeoutMs: number;
+}
+
+function connect(path: string, { readonly, busyTimeoutMs }: ConnectOptions): Database.Database {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly, fileMustExist: readonly });
+  } catch (error) {
+    throw explainOpenError(path, error);
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    // The first read of the header is where a file that is not a database shows itself.
+    schemaVersion(db);
+    db.pragma("foreign_keys = ON");
+    return db;
+  } catch (error) {
+    db.close();
+    throw explainOpenError(path, error);
+  }
+}
+
+function withDatabase<T>(path: string, options: ConnectOptions, use: (db: Database.Database) => T): T {
+  const db = connect(path, options);
+  try {
+    return use(db);
+  } catch (error) {
+    throw explainOpenError(path, error);
+  } finally {
+    db.close();
+  }
+}
+
+function prepareForWriting(db: Database.Database, path: string): void {
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  migrate(db, path);
+}
+
+function explainOpenError(path: string, error: unknown): Error {
+  if (isRunflowError(error)) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") return notADatabaseError(path, error);
+  return cannotOpenError(path, error);
+}
+
+// ---------------------------------------------------------------------------------------
+// Rows as SQLite returns them, and their conversion to records.
+
+interface RunRow {
+  id: string;
+  workflow_name: string;
+  workflow_file: string;
+  kind: string;
+  parent_run_id: string | null;
+  status: string;
+  exit_code: number | null;
+  options_json: string;
+  counts_json: string | null;
+  pid: number;
+  hostname: string;
+  started_at: number;
+  finished_at: number | null;
+  cancel_requested_at: number | null;
+}
+
+interface StepRow {
+  run_id: string;
+  address: string;
+  job_id: string;
+  instance_key: string;
+  step_id: string;
+  kind: string;
+  model: string | null;
+  state: string;
+  attempt: number;
+  fingerprint: string | null;
+  input_json: string | null;
+  output_json: string | null;
+  files_json: string | null;
+  stdout: string | null;
+  error: string | null;
+  request_id: string | null;
+  reused_from_run: string | null;
+  queue_position: number | null;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  updated_at: number;
+}
+
+interface AttemptRow {
+  run_id: string;
+  address: string;
+  attempt: number;
+  workflow_name: string;
+  fingerprint: string;
+  request_id: string | null;
+  state: string;
+  queue_position: number | null;
+  error: string | null;
+  reattached_from_run: string | null;
+  started_at: number;
+  submitted_at: number | null;
+  finished_at: number | null;
+}
+
+interface OutputRow {
+  run_id: string;
+  address: string;
+  name: string;
+  idx: number | null;
+  url: string;
+  path: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  created_at: number;
+}
+
+interface ReusableRow {
+  run_id: string;
+  address: string;
+  finished_at: number;
+  request_id: string | null;
+  output_json: string | null;
+  files_json: string | null;
+  stdout: string | null;
+}
+
+interface LockRow {
+  workflow_name: string;
+  run_id: string;
+  pid: number;
+  hostname: string;
+  acquired_at: number;
+  heartbeat_at: number;
+}
+
+function orUndefined<T>(value: T | null): T | undefined {
+  return value === null ? undefined : value;
+}
+
+function parseJson<T>(text: string | null): T | undefined {
+  return text === null ? undefined : (JSON.parse(text) as T);
+}
+
+function toRunRecord(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    workflowName: row.workflow_name,
+    workflowFile: row.workflow_file,
+    kind: row.kind as RunKind,
+    parentRunId: orUndefined(row.parent_run_id),
+    status: row.status as RunStatus,
+    exitCode: orUndefined(row.exit_code),
+    options: parseJson<unknown>(row.options_json),
+    counts: parseJson<Record<string, number>>(row.counts_json),
+    pid: row.pid,
+    hostname: row.hostname,
+    startedAt: row.started_at,
+    finishedAt: orUndefined(row.finished_at),
+    cancelRequestedAt: orUndefined(row.cancel_requested_at),
+  };
+}
+
+function toStepRecord(row: StepRow): StepRecord {
+  return {
+    runId: row.run_id,
+    address: row.address,
+    jobId: row.job_id,
+    instanceKey: row.instance_key,
+    stepId: row.step_id,
+    kind: row.kind as StepKind,
+    model: orUndefined(row.model),
+    state: row.state as StoredStepState,
+    attempt: row.attempt,
+    fingerprint: orUndefined(row.fingerprint),
+    input: parseJson<unknown>(row.input_json),
+    output: parseJson<Record<string, unknown>>(row.output_json),
+    files: parseJson<StepFiles>(row.files_json),
+    stdout: orUndefined(row.stdout),
+    error: orUndefined(row.error),
+    requestId: orUndefined(row.request_id),
+    reusedFromRun: orUndefined(row.reused_from_run),
+    queuePosition: orUndefined(row.queue_position),
+    createdAt: row.created_at,
+    startedAt: orUndefined(row.started_at),
+    finishedAt: orUndefined(row.finished_at),
+    updatedAt: row.updated_at,
+  };
+}
+
+function toAttemptRecord(row: AttemptRow): AttemptRecord {
+  return {
+    runId: row.run_id,
+    address: row.address,
+    attempt: row.attempt,
+    workflowName: row.workflow_name,
+    fingerprint: row.fingerprint,
+    requestId: orUndefined(row.request_id),
+    state: row.state as AttemptState,
+    queuePosition: orUndefined(row.queue_position),
+    error: orUndefined(row.error),
+    reattachedFromRun: orUndefined(row.reattached_from_run),
+    startedAt: row.started_at,
+    submittedAt: orUndefined(row.submitted_at),
+    finishedAt: orUndefined(row.finished_at),
+  };
+}
+
+function toInFlight(row: AttemptRow): InFlightAttempt {
+  return {
+    runId: row.run_id,
+    address: row.address,
+    attempt: row.attempt,
+    fingerprint: row.fingerprint,
+    state: row.state as AttemptState,
+    requestId: orUndefined(row.request_id),
+    disposition: row.request_id === null ? "maybe_billed" : "reattach",
+    startedAt: row.started_at,
+    submittedAt: orUndefined(row.submitted_at),
+  };
+}
+
+function toOutputRecord(row: OutputRow): OutputRecord {
+  return {
+    runId: row.run_id,
+    address: row.address,
+    name: row.name,
+    index: orUndefined(row.idx),
+    url: row.url,
+    path: orUndefined(row.path),
+    bytes: orUndefined(row.bytes),
+    sha256: orUndefined(row.sha256),
+    createdAt: row.created_at,
+  };
+}
+
+function toReusableStep(row: ReusableRow): ReusableStep {
+  const reusable: ReusableStep = { runId: row.run_id, address: row.address, finishedAt: row.finished_at };
+  if (row.request_id !== null) reusable.requestId = row.request_id;
+  const output = parseJson<Record<string, unknown>>(row.output_json);
+  if (output !== undefined) reusable.output = output;
+  const files = parseJson<StepFiles>(row.files_json);
+  if (files !== undefined) reusable.files = files;
+  if (row.stdout !== null) reusable.stdout = row.stdout;
+  return reusable;
+}
+
+function toLockHolder(row: LockRow): LockHolder {
+  return {
+    workflowName: row.workflow_name,
+    runId: row.run_id,
+    pid: row.pid,
+    hostname: row.hostname,
+    acquiredAt: row.acquired_at,
+    heartbeatAt: row.heartbeat_at,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Every query, prepared once.
+
+/** SQLite binds no booleans: a patch column is written when its flag is 1. */
+type Flag = 0 | 1;
+
+interface StepPatchParams {
+  run_id: string;
+  address: string;
+  updated_at: number;
+  state: string | null;
+  attempt: number | null;
+  set_fingerprint: Flag;
+  fingerprint: string | null;
+  set_input: Flag;
+  input_json: string | null;
+  set_output: Flag;
+  output_json: string | null;
+  set_files: Flag;
+  files_json: string | null;
+  set_stdout: Flag;
+  stdout: string | null;
+  set_error: Flag;
+  error: string | null;
+  set_request_id: Flag;
+  request_id: string | null;
+  set_reused_from_run: Flag;
+  reused_from_run: string | null;
+  set_queue_position: Flag;
+  queue_position: number | null;
+  set_started_at: Flag;
+  started_at: number | null;
+  set_finished_at: Flag;
+  finished_at: number | null;
+}
+
+interface AttemptPatchParams {
+  run_id: string;
+  address: string;
+  attempt: number;
+  state: string | null;
+  set_error: Flag;
+  error: string | null;
+  set_queue_position: Flag;
+  queue_position: number | null;
+  set_finished_at: Flag;
+  finished_at: number | null;
+}
+
+// Written exactly as in the attempts_open partial index, so that SQLite uses it.
+const OPEN_STATES_SQL = `(${OPEN_ATTEMPT_STATES.map((state) => `'${state}'`).join(", ")})`;
+
+// The newest attempt of a (workflow, address, fingerprint) speaks for it: a later attempt
+// re-attached to this one's request, or deliberately resubmitted it.
+const IN_FLIGHT_WHERE = `
+  a.state IN ${OPEN_STATES_SQL}
+  AND NOT EXISTS (
+    SELECT 1 FROM attempts later
+    WHERE later.workflow_name = a.workflow_name AND later.fingerprint = a.fingerprint
+      AND later.address = a.address AND later.seq > a.seq)`;
+
+const ATTEMPT_COLUMNS = `a.run_id, a.address, a.attempt, a.workflow_name, a.fingerprint, a.request_id, a.state,
+  a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at`;
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertRun: db.prepare<{
+      id: string;
+      workflow_name: string;
+      workflow_file: string;
+      kind: string;
+      parent_run_id: string | null;
+      plan_json: string;
+      options_json: string;
+      pid: number;
+      hostname: string;
+      started_at: number;
+    }>(
+      `INSERT INTO runs (id, workflow_name, workflow_file, kind, parent_run_id, plan_json, options_json, pid,
+         hostname, started_at)
+       VALUES (@id, @workflow_name, @workflow_file, @kind, @parent_run_id, @plan_json, @options_json, @pid,
+         @hostname, @started_at)`,
+    ),
+    finishRun: db.prepare<[string, number, number, string, string]>(
+      `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, counts_json = ? WHERE id = ?`,
+    ),
+    requestCancel: db.prepare<[number, string]>(
+      `UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, ?) WHERE id = ?`,
+    ),
+    getRun: db.prepare<[string], RunRow>(`SELECT * FROM runs WHERE id = ?`),
+    getRunPlan: db.prepare<[string], { plan_json: string }>(`SELECT plan_json FROM runs WHERE id = ?`),
+    latestRun: db.prepare<[], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`),
+    latestRunOfWorkflow: db.prepare<[string], RunRow>(
+      `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT 1`,
+    ),
+    listRuns: db.prepare<[number], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
+    listRunsOfWorkflow: db.prepare<[string, number], RunRow>(
+      `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`,
+    ),
+
+    insertStep: db.prepare<Omit<StepRow, "error" | "queue_position" | "started_at">>(
+      `INSERT INTO steps (run_id, address, job_id, instance_key, step_id, kind, model, state, attempt, fingerprint,
+         input_json, output_json, files_json, stdout, request_id, reused_from_run, created_at, finished_at, updated_at)
+       VALUES (@run_id, @address, @job_id, @instance_key, @step_id, @kind, @model, @state, @attempt, @fingerprint,
+         @input_json, @output_json, @files_json, @stdout, @request_id, @reused_from_run, @created_at, @finished_at,
+         @updated_at)`,
+    ),
+    updateStep: db.prepare<StepPatchParams>(
+      `UPDATE steps SET
+         updated_at      = @updated_at,
+         state           = coalesce(@state, state),
+         attempt         = coalesce(@attempt, attempt),
+         fingerprint     = CASE WHEN @set_fingerprint THEN @fingerprint ELSE fingerprint END,
+         input_json      = CASE WHEN @set_input THEN @input_json ELSE input_json END,
+         output_json     = CASE WHEN @set_output THEN @output_json ELSE output_json END,
+         files_json      = CASE WHEN @set_files THEN @files_json ELSE files_json END,
+         stdout          = CASE WHEN @set_stdout THEN @stdout ELSE stdout END,
+         error           = CASE WHEN @set_error THEN @error ELSE error END,
+         request_id      = CASE WHEN @set_request_id THEN @request_id ELSE request_id END,
+         reused_from_run = CASE WHEN @set_reused_from_run THEN @reused_from_run ELSE reused_from_run END,
+         queue_position  = CASE WHEN @set_queue_position THEN @queue_position ELSE queue_position END,
+         started_at      = CASE WHEN @set_started_at THEN @started_at ELSE started_at END,
+         finished_at     = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END
+       WHERE run_id = @run_id AND address = @address`,
+    ),
+    getStep: db.prepare<[string, string], StepRow>(`SELECT * FROM steps WHERE run_id = ? AND address = ?`),
+    getSteps: db.prepare<[string], StepRow>(`SELECT * FROM steps WHERE run_id = ? ORDER BY rowid`),
+    getStepsInStates: db.prepare<[string, string], StepRow>(
+      `SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
+    ),
+    countStepsByState: db.prepare<[string], { state: string; count: number }>(
+      `SELECT state, count(*) AS count FROM steps WHERE run_id = ? GROUP BY state`,
+    ),
+    mirrorAttemptOnStep: db.prepare<[number, string | null, number, string, string]>(
+      `UPDATE steps SET attempt = ?, request_id = ?, updated_at = ? WHERE run_id = ? AND address = ?`,
+    ),
+    mirrorRequestIdOnStep: db.prepare<[string, number, string, string, number]>(
+      `UPDATE steps SET request_id = ?, updated_at = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+
+    insertAttempt: db.prepare<{
+      run_id: string;
+      address: string;
+      attempt: number;
+      workflow_name: string;
+      fingerprint: string;
+      request_id: string | null;
+      state: string;
+      reattached_from_run: string | null;
+      started_at: number;
+      submitted_at: number | null;
+    }>(
+      `INSERT INTO attempts (run_id, address, attempt, workflow_name, fingerprint, request_id, state,
+         reattached_from_run, started_at, submitted_at)
+       VALUES (@run_id, @address, @attempt, @workflow_name, @fingerprint, @request_id, @state,
+         @reattached_from_run, @started_at, @submitted_at)`,
+    ),
+    recordRequestId: db.prepare<[string, number, string, string, number]>(
+      `UPDATE attempts
+       SET request_id = ?, submitted_at = ?, state = CASE WHEN state = 'submitting' THEN 'submitted' ELSE state END
+       WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    updateAttempt: db.prepare<AttemptPatchParams>(
+      `UPDATE attempts SET
+         state          = coalesce(@state, state),
+         error          = CASE WHEN @set_error THEN @error ELSE error END,
+         queue_position = CASE WHEN @set_queue_position THEN @queue_position ELSE queue_position END,
+         finished_at    = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END
+       WHERE run_id = @run_id AND address = @address AND attempt = @attempt`,
+    ),
+    getAttemptsOfRun: db.prepare<[string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? ORDER BY a.seq`,
+    ),
+    getAttemptsOfStep: db.prepare<[string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? AND a.address = ? ORDER BY a.seq`,
+    ),
+    findInFlight: db.prepare<[string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+       WHERE a.workflow_name = ? AND a.fingerprint = ? AND ${IN_FLIGHT_WHERE}
+       ORDER BY a.seq DESC LIMIT 1`,
+    ),
+    findInFlightAt: db.prepare<[string, string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+       WHERE a.workflow_name = ? AND a.fingerprint = ? AND a.address = ? AND ${IN_FLIGHT_WHERE}
+       ORDER BY a.seq DESC LIMIT 1`,
+    ),
+    listInFlight: db.prepare<[string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.workflow_name = ? AND ${IN_FLIGHT_WHERE} ORDER BY a.seq`,
+    ),
+
+    upsertOutput: db.prepare<OutputRow>(
+      `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, created_at)
+       VALUES (@run_id, @address, @name, @idx, @url, @path, @bytes, @sha256, @created_at)
+       ON CONFLICT (run_id, address, name, coalesce(idx, -1)) DO UPDATE SET
+         url = excluded.url, path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256,
+         created_at = excluded.created_at`,
+    ),
+    getOutputsOfRun: db.prepare<[string], OutputRow>(`SELECT * FROM outputs WHERE run_id = ? ORDER BY rowid`),
+    getOutputsOfStep: db.prepare<[string, string], OutputRow>(
+      `SELECT * FROM outputs WHERE run_id = ? AND address = ? ORDER BY rowid`,
+    ),
+
+    // Only originals are reuse sources: a reused copy would restart the retention clock
+    // of remote URLs that are as old as the original. CROSS JOIN keeps the (selective)
+    // fingerprint index as the outer loop however many runs there are.
+    findSucceeded: db.prepare<[string, string, number], ReusableRow>(
+      `SELECT s.run_id, s.address, coalesce(s.finished_at, s.updated_at) AS finished_at, s.request_id,
+         s.output_json, s.files_json, s.stdout
+       FROM steps s CROSS JOIN runs r ON r.id = s.run_id
+       WHERE s.state = 'succeeded' AND s.fingerprint = ? AND r.workflow_name = ?
+         AND coalesce(s.finished_at, s.updated_at) >= ?
+       ORDER BY coalesce(s.finished_at, s.updated_at) DESC, s.rowid DESC LIMIT 1`,
+    ),
+
+    getLock: db.prepare<[string], LockRow>(`SELECT * FROM locks WHERE workflow_name = ?`),
+    upsertLock: db.prepare<LockRow>(
+      `INSERT INTO locks (workflow_name, run_id, pid, hostname, acquired_at, heartbeat_at)
+       VALUES (@workflow_name, @run_id, @pid, @hostname, @acquired_at, @heartbeat_at)
+       ON CONFLICT (workflow_name) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid,
+         hostname = excluded.hostname, acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at`,
+    ),
+    heartbeat: db.prepare<[number, string, string]>(
+      `UPDATE locks SET heartbeat_at = ? WHERE workflow_name = ? AND run_id = ?`,
+    ),
+    releaseLock: db.prepare<[string, string]>(`DELETE FROM locks WHERE workflow_name = ? AND run_id = ?`),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
+
+/** Splits a patch value into "write it?" and the value to write (`null` clears). */
+function patchColumn<T, R>(value: T | null | undefined, encode: (v: T) => R): [Flag, R | null] {
+  if (value === undefined) return [0, null];
+  return [1, value === null ? null : encode(value)];
+}
+
+const asIs = <T>(value: T): T => value;
+
+function isThenable(value: unknown): boolean {
+  return typeof (value as { then?: unknown } | null)?.then === "function";
+}
+
+/** The StateStore on one SQLite connection. Each method is one prepared query (or one transaction of them). */
+export class SqliteStore implements StateStore {
+  readonly path: string;
+  readonly readonly: boolean;
+  readonly #db: Database.Database;
+  readonly #sql: Statements;
+  readonly #redact: Redactor;
+
+  constructor(db: Database.Database, path: string, redact: Redactor) {
+    this.#db = db;
+    this.path = path;
+    this.readonly = db.readonly;
+    this.#sql = prepareStatements(db);
+    this.#redact = redact;
+  }
+
+  // Runs
+
+  createRun(run: NewRun): void {
+    this.#sql.insertRun.run({
+      id: run.id,
+      workflow_name: run.workflowName,
+      workflow_file: run.workflowFile,
+      kind: run.kind,
+      parent_run_id: run.parentRunId ?? null,
+      plan_json: this.#json(run.plan) ?? "null",
+      options_json: this.#json(run.options) ?? "null",
+      pid: run.pid,
+      hostname: run.hostname,
+      started_at: run.startedAt,
+    });
+  }
+
+  finishRun(runId: string, result: RunResult): void {
+    const { changes } = this.#sql.finishRun.run(
+      result.status,
+      result.exitCode,
+      result.finishedAt,
+      JSON.stringify(result.counts),
+      runId,
+    );
+    if (changes === 0) throw new Error(`finishRun: no run ${runId}`);
+  }
+
+  getRun(runId: string): RunRecord | undefined {
+    const row = this.#sql.getRun.get(runId);
+    return row && toRunRecord(row);
+  }
+
+  latestRun(workflowName?: string): RunRecord | undefined {
+    const row =
+      workflowName === undefined
+        ? this.#sql.latestRun.get()
+        : this.#sql.latestRunOfWorkflow.get(workflowName);
+    return row && toRunRecord(row);
+  }
+
+  listRuns({ limit, workflowName }: { limit: number; workflowName?: string | undefined }): RunRecord[] {
+    const rows =
+      workflowName === undefined
+        ? this.#sql.listRuns.all(limit)
+        : this.#sql.listRunsOfWorkflow.all(workflowName, limit);
+    return rows.map(toRunRecord);
+  }
+
+  getRunPlan(runId: string): unknown {
+    return parseJson<unknown>(this.#sql.getRunPlan.get(runId)?.plan_json ?? null);
+  }
+
+  requestCancel(runId: string, at: number): void {
+    const { changes } = this.#sql.requestCancel.run(at, runId);
+    if (changes === 0) throw new Error(`requestCancel: no run ${runId}`);
+  }
+
+  // Steps
+
+  insertSteps(runId: string, steps: readonly NewStep[], createdAt: number): void {
+    const insert = this.#sql.insertStep;
+    this.#db
+      .transaction(() => {
+        for (const step of steps) {
+          insert.run({
+            run_id: runId,
+            address: step.address,
+            job_id: step.jobId,
+            instance_key: step.instanceKey,
+            step_id: step.stepId,
+            kind: step.kind,
+            model: step.model ?? null,
+            state: step.state,
+            attempt: 0,
+            fingerprint: step.fingerprint ?? null,
+            input_json: this.#json(step.input),
+            output_json: this.#json(step.output),
+            files_json: this.#json(step.files),
+            stdout: this.#text(step.stdout),
+            request_id: step.requestId ?? null,
+            reused_from_run: step.reusedFromRun ?? null,
+            created_at: createdAt,
+            finished_at: step.finishedAt ?? null,
+            updated_at: createdAt,
+          });
+        }
+      })
+      .immediate();
+  }
+
+  updateStep(runId: string, address: string, patch: StepPatch): void {
+    const json = (value: unknown) => this.#json(value);
+    const text = (value: string) => this.#redact(value);
+    const [setFingerprint, fingerprint] = patchColumn(patch.fingerprint, asIs);
+    const [setInput, input] = patchColumn(patch.input, json);
+    const [setOutput, output] = patchColumn(patch.output, json);
+    const [setFiles, files] = patchColumn(patch.files, json);
+    const [setStdout, stdout] = patchColumn(patch.stdout, text);
+    const [setError, error] = patchColumn(patch.error, text);
+    const [setRequestId, requestId] = patchColumn(patch.requestId, asIs);
+    const [setReusedFromRun, reusedFromRun] = patchColumn(patch.reusedFromRun, asIs);
+    const [setQueuePosition, queuePosition] = patchColumn(patch.queuePosition, asIs);
+    const [setStartedAt, startedAt] = patchColumn(patch.startedAt, asIs);
+    const [setFinishedAt, finishedAt] = patchColumn(patch.finishedAt, asIs);
+    const { changes } = this.#sql.updateStep.run({
+      run_id: runId,
+      address,
+      updated_at: patch.updatedAt,
+      state: patch.state ?? null,
+      attempt: patch.attempt ?? null,
+      set_fingerprint: setFingerprint,
+      fingerprint,
+      set_input: setInput,
+      input_json: input ?? null,
+      set_output: setOutput,
+      output_json: output ?? null,
+      set_files: setFiles,
+      files_json: files ?? null,
+      set_stdout: setStdout,
+      stdout,
+      set_error: setError,
+      error,
+      set_request_id: setRequestId,
+      request_id: requestId,
+      set_reused_from_run: setReusedFromRun,
+      reused_from_run: reusedFromRun,
+      set_queue_position: setQueuePosition,
+      queue_position: queuePosition,
+      set_started_at: setStartedAt,
+      started_at: startedAt,
+      set_finished_at: setFinishedAt,
+      finished_at: finishedAt,
+    });
+    if (changes === 0) throw new Error(`updateStep: no step ${address} in run ${runId}`);
+  }
+
+  getStep(runId: string, address: string): StepRecord | undefined {
+    const row = this.#sql.getStep.get(runId, address);
+    return row && toStepRecord(row);
+  }
+
+  getSteps(runId: string, filter: StepFilter = {}): StepRecord[] {
+    const rows =
+      filter.states === undefined
+        ? this.#sql.getSteps.all(runId)
+        : this.#sql.getStepsInStates.all(runId, JSON.stringify(filter.states));
+    return rows.map(toStepRecord);
+  }
+
+  countStepsByState(runId: string): Partial<Record<StoredStepState, number>> {
+    const counts: Partial<Record<StoredStepState, number>> = {};
+    for (const { state, count } of this.#sql.countStepsByState.all(runId)) {
+      counts[state as StoredStepState] = count;
+    }
+    return counts;
+  }
+
+  // Attempts
+
+  startAttempt(attempt: NewAttempt): void {
+    const reattach = attempt.reattach;
+    this.#db
+      .transaction(() => {
+        this.#sql.insertAttempt.run({
+          run_id: attempt.runId,
+          address: attempt.address,
+          attempt: attempt.attempt,
+          workflow_name: attempt.workflowName,
+          fingerprint: attempt.fingerprint,
+          request_id: reattach?.requestId ?? null,
+          state: reattach ? "submitted" : "submitting",
+          reattached_from_run: reattach?.fromRunId ?? null,
+          started_at: attempt.startedAt,
+          submitted_at: reattach ? attempt.startedAt : null,
+        });
+        this.#sql.mirrorAttemptOnStep.run(
+          attempt.attempt,
+          reattach?.requestId ?? null,
+          attempt.startedAt,
+          attempt.runId,
+          attempt.address,
+        );
+      })
+      .immediate();
+  }
+
+  recordRequestId(key: AttemptKey, requestId: string, at: number): void {
+    if (this.#db.inTransaction) {
+      throw new Error("recordRequestId must commit on its own: call it outside store.transaction()");
+    }
+    this.#db
+      .transaction(() => {
+        const { changes } = this.#sql.recordRequestId.run(requestId, at, key.runId, key.address, key.attempt);
+        if (changes === 0)
+          throw new Error(`recordRequestId: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
+        this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
+      })
+      .immediate();
+  }
+
+  updateAttempt(key: AttemptKey, patch: AttemptPatch): void {
+    const [setError, error] = patchColumn(patch.error, (value: string) => this.#redact(value));
+    const [setQueuePosition, queuePosition] = patchColumn(patch.queuePosition, asIs);
+    const [setFinishedAt, finishedAt] = patchColumn(patch.finishedAt, asIs);
+    const { changes } = this.#sql.updateAttempt.run({
+      run_id: key.runId,
+      address: key.address,
+      attempt: key.attempt,
+      state: patch.state ?? null,
+      set_error: setError,
+      error,
+      set_queue_position: setQueuePosition,
+      queue_position: queuePosition,
+      set_finished_at: setFinishedAt,
+      finished_at: finishedAt,
+    });
+    if (changes === 0)
+      throw new Error(`updateAttempt: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
+  }
+
+  getAttempts(runId: string, address?: string): AttemptRecord[] {
+    const rows =
+      address === undefined
+        ? this.#sql.getAttemptsOfRun.all(runId)
+        : this.#sql.getAttemptsOfStep.all(runId, address);
+    return rows.map(toAttemptRecord);
+  }
+
+  findInFlight(workflowName: string, fingerprint: string, address?: string): InFlightAttempt | undefined {
+    const row =
+      address === undefined
+        ? this.#sql.findInFlight.get(workflowName, fingerprint)
+        : this.#sql.findInFlightAt.get(workflowName, fingerprint, address);
+    return row && toInFlight(row);
+  }
+
+  listInFlight(workflowName: string): InFlightAttempt[] {
+    return this.#sql.listInFlight.all(workflowName).map(toInFlight);
+  }
+
+  // Outputs
+
+  recordOutput(output: NewOutput): void {
+    this.#sql.upsertOutput.run({
+      run_id: output.runId,
+      address: output.address,
+      name: output.name,
+      idx: output.index ?? null,
+      url: output.url,
+      path: output.path ?? null,
+      bytes: output.bytes ?? null,
+      sha256: output.sha256 ?? null,
+      created_at: output.createdAt,
+    });
+  }
+
+  getOutputs(runId: string, address?: string): OutputRecord[] {
+    const rows =
+      address === undefined
+        ? this.#sql.getOutputsOfRun.all(runId)
+        : this.#sql.getOutputsOfStep.all(runId, address);
+    return rows.map(toOutputRecord);
+  }
+
+  // Reuse
+
+  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined {
+    const row = this.#sql.findSucceeded.get(fingerprint, workflowName, notBefore ?? Number.MIN_SAFE_INTEGER);
+    return row && toReusableStep(row);
+  }
+
+  // Lock
+
+  acquireLock(workflowName: string, holder: LockRequest, options: LockOptions): LockResult {
+    const { now } = options;
+    return this.#db
+      .transaction((): LockResult => {
+        const row = this.#sql.getLock.get(workflowName);
+        const decision = decideLock(row && toLockHolder(row), holder, {
+          now,
+          staleAfterMs: options.staleAfterMs,
+          isProcessAlive: options.isProcessAlive ?? isProcessAlive,
+        });
+        if (decision.action === "refuse") return { acquired: false, holder: decision.holder };
+        if (decision.action === "refresh") {
+          this.#sql.heartbeat.run(now, workflowName, holder.runId);
+          return { acquired: true };
+        }
+        this.#sql.upsertLock.run({
+          workflow_name: workflowName,
+          run_id: holder.runId,
+          pid: holder.pid,
+          hostname: holder.hostname,
+          acquired_at: now,
+          heartbeat_at: now,
+        });
+        return decision.action === "take_over"
+          ? { acquired: true, tookOverFrom: decision.from }
+          : { acquired: true };
+      })
+      .immediate();
+  }
+
+  heartbeat(workflowName: string, runId: string, now: number): boolean {
+    return this.#sql.heartbeat.run(now, workflowName, runId).changes > 0;
+  }
+
+  releaseLock(workflowName: string, runId: string): void {
+    this.#sql.releaseLock.run(workflowName, runId);
+  }
+
+  getLock(workflowName: string): LockHolder | undefined {
+    const row = this.#sql.getLock.get(workflowName);
+    return row && toLockHolder(row);
+  }
+
+  // Plumbing
+
+  transaction<T>(fn: () => T): T {
+    const run = this.#db.transaction(() => {
+      const result = fn();
+      // An await inside would let other writes join this transaction and commit it early.
+      if (isThenable(result)) throw new TypeError("store.transaction() needs a synchronous function");
+      return result;
+    });
+    // IMMEDIATE takes the write lock up front, so a read-then-write cannot fail on a stale snapshot.
+    return this.readonly ? run.deferred() : run.immediate();
+  }
+
+  close(): void {
+    if (!this.#db.open) return;
+    if (!this.readonly) this.#db.pragma("optimize");
+    this.#db.close();
+  }
+
+  #json(value: unknown): string | null {
+    return value === undefined ? null : this.#redact(JSON.stringify(value));
+  }
+
+  #text(value: string | undefined): string | null {
+    return value === undefined ? null : this.#redact(value);
+  }
+}

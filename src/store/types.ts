@@ -1,0 +1,365 @@
+/**
+ * The state store port (SPEC §5): runs, their steps, every remote attempt, downloaded outputs
+ * and the per-workflow lock. The engine sees only this interface, so another backend can sit
+ * beside SQLite. Timestamps are milliseconds since the epoch, always passed in by the caller
+ * (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
+ * plain values. There is no field for the API token anywhere.
+ */
+
+/** The step states as stored; must stay equal to the engine's `StepState` (checked in a test). */
+export const STORED_STEP_STATES = [
+  "pending",
+  "waiting",
+  "submitting",
+  "in_queue",
+  "in_progress",
+  "downloading",
+  "running",
+  "succeeded",
+  "reused",
+  "failed",
+  "timed_out",
+  "cancelled",
+  "unknown",
+  "blocked",
+] as const;
+export type StoredStepState = (typeof STORED_STEP_STATES)[number];
+
+/** The life of one remote submission. `submitted` = the API answered with a request id. */
+export const AttemptState = {
+  submitting: "submitting",
+  submitted: "submitted",
+  in_queue: "in_queue",
+  in_progress: "in_progress",
+  succeeded: "succeeded",
+  failed: "failed",
+  timed_out: "timed_out",
+  cancelled: "cancelled",
+  /** The submission's answer was lost: the request may exist and be billed. */
+  unknown: "unknown",
+} as const;
+export type AttemptState = (typeof AttemptState)[keyof typeof AttemptState];
+
+/** Attempt states in which the remote request may still exist and run (or be billed). */
+export const OPEN_ATTEMPT_STATES: readonly AttemptState[] = [
+  AttemptState.submitting,
+  AttemptState.submitted,
+  AttemptState.in_queue,
+  AttemptState.in_progress,
+  AttemptState.unknown,
+];
+
+export type RunKind = "apply" | "retry";
+
+/** How a finished run ended; equal to the engine's `RunStatus` (checked in a test). */
+export type RunOutcome = "succeeded" | "failed" | "interrupted" | "cancelled" | "auth_failed";
+
+/** `running` until `finishRun`; a run left `running` by a dead process was interrupted. */
+export type RunStatus = "running" | RunOutcome;
+
+export type StepKind = "model" | "run";
+
+/** Local files of a step by output name: one path, or a list for `videos` / `images`. */
+export type StepFiles = Record<string, string | string[]>;
+
+export interface NewRun {
+  id: string;
+  workflowName: string;
+  /** The workflow file as the user named it. */
+  workflowFile: string;
+  kind: RunKind;
+  /** For a retry: the run whose failed steps it re-runs. */
+  parentRunId?: string | undefined;
+  /** The resolved plan (`retry` runs it again from here). */
+  plan: unknown;
+  /** The effective options of the command (never the token). */
+  options: unknown;
+  startedAt: number;
+  pid: number;
+  hostname: string;
+}
+
+export interface RunResult {
+  status: RunOutcome;
+  exitCode: number;
+  finishedAt: number;
+  /** Steps per state at the end. */
+  counts: Record<string, number>;
+}
+
+export interface RunRecord {
+  id: string;
+  workflowName: string;
+  workflowFile: string;
+  kind: RunKind;
+  parentRunId: string | undefined;
+  status: RunStatus;
+  exitCode: number | undefined;
+  options: unknown;
+  counts: Record<string, number> | undefined;
+  pid: number;
+  hostname: string;
+  startedAt: number;
+  finishedAt: number | undefined;
+  /** Set by `cancel`; the live apply of this run notices it and stops. */
+  cancelRequestedAt: number | undefined;
+}
+
+/** The columns of a step a transition may change. `undefined` leaves a column as it is, `null` clears it. */
+export interface StepPatch {
+  /** Always set: every write is a change at a known time. */
+  updatedAt: number;
+  state?: StoredStepState | undefined;
+  attempt?: number | undefined;
+  fingerprint?: string | null | undefined;
+  input?: unknown;
+  output?: Record<string, unknown> | null | undefined;
+  files?: StepFiles | null | undefined;
+  stdout?: string | null | undefined;
+  error?: string | null | undefined;
+  requestId?: string | null | undefined;
+  reusedFromRun?: string | null | undefined;
+  queuePosition?: number | null | undefined;
+  startedAt?: number | null | undefined;
+  finishedAt?: number | null | undefined;
+}
+
+/** A step as the plan creates it; a step reused at planning time arrives already `reused`. */
+export interface NewStep {
+  /** `JOB/KEY/STEP`, unique within a run. */
+  address: string;
+  jobId: string;
+  instanceKey: string;
+  stepId: string;
+  kind: StepKind;
+  model?: string | undefined;
+  state: StoredStepState;
+  fingerprint?: string | undefined;
+  /** The resolved request body (model step) or argument vector (run step), when known. */
+  input?: unknown;
+  output?: Record<string, unknown> | undefined;
+  files?: StepFiles | undefined;
+  stdout?: string | undefined;
+  requestId?: string | undefined;
+  reusedFromRun?: string | undefined;
+  finishedAt?: number | undefined;
+}
+
+export interface StepRecord {
+  runId: string;
+  address: string;
+  jobId: string;
+  instanceKey: string;
+  stepId: string;
+  kind: StepKind;
+  model: string | undefined;
+  state: StoredStepState;
+  /** Attempts started so far. */
+  attempt: number;
+  fingerprint: string | undefined;
+  input: unknown;
+  output: Record<string, unknown> | undefined;
+  files: StepFiles | undefined;
+  stdout: string | undefined;
+  error: string | undefined;
+  /** The request id of the newest attempt (or of the reused step). */
+  requestId: string | undefined;
+  reusedFromRun: string | undefined;
+  queuePosition: number | undefined;
+  createdAt: number;
+  startedAt: number | undefined;
+  finishedAt: number | undefined;
+  updatedAt: number;
+}
+
+export interface StepFilter {
+  /** Only steps in one of these states. */
+  states?: readonly StoredStepState[] | undefined;
+}
+
+export interface AttemptKey {
+  runId: string;
+  address: string;
+  /** 1-based. */
+  attempt: number;
+}
+
+export interface NewAttempt extends AttemptKey {
+  /** Denormalised so resume and reuse find attempts across runs without a join. */
+  workflowName: string;
+  fingerprint: string;
+  startedAt: number;
+  /**
+   * Set when this attempt re-attaches to a request an earlier run submitted: the attempt
+   * starts `submitted` with that id instead of `submitting`, and nothing is sent.
+   */
+  reattach?: { requestId: string; fromRunId: string } | undefined;
+}
+
+export interface AttemptPatch {
+  state?: AttemptState | undefined;
+  error?: string | null | undefined;
+  queuePosition?: number | null | undefined;
+  finishedAt?: number | null | undefined;
+}
+
+export interface AttemptRecord extends AttemptKey {
+  workflowName: string;
+  fingerprint: string;
+  requestId: string | undefined;
+  state: AttemptState;
+  queuePosition: number | undefined;
+  error: string | undefined;
+  /** The run this attempt re-attached from, when it did. */
+  reattachedFromRun: string | undefined;
+  startedAt: number;
+  submittedAt: number | undefined;
+  finishedAt: number | undefined;
+}
+
+/**
+ * An attempt whose remote request may still exist, and that no later attempt of the same
+ * workflow, address and fingerprint has taken over.
+ * - `reattach`: it has a request id: poll and collect it, never submit again.
+ * - `maybe_billed`: it died between sending the POST and recording an id (or its answer
+ *   was lost): report it `unknown`; resubmit only when the user says so.
+ */
+export interface InFlightAttempt {
+  runId: string;
+  address: string;
+  attempt: number;
+  fingerprint: string;
+  state: AttemptState;
+  requestId: string | undefined;
+  disposition: "reattach" | "maybe_billed";
+  startedAt: number;
+  submittedAt: number | undefined;
+}
+
+export interface NewOutput {
+  runId: string;
+  address: string;
+  /** The output key: `video`, `image`, `videos`, … */
+  name: string;
+  /** Position in a list output (0-based); undefined for a single value. */
+  index?: number | undefined;
+  url: string;
+  /** Local path of the downloaded file; undefined with --no-download. */
+  path?: string | undefined;
+  bytes?: number | undefined;
+  sha256?: string | undefined;
+  createdAt: number;
+}
+
+export interface OutputRecord {
+  runId: string;
+  address: string;
+  name: string;
+  index: number | undefined;
+  url: string;
+  path: string | undefined;
+  bytes: number | undefined;
+  sha256: string | undefined;
+  createdAt: number;
+}
+
+/** A succeeded step an identical step can take over instead of submitting (SPEC §5). */
+export interface ReusableStep {
+  runId: string;
+  address: string;
+  finishedAt: number;
+  requestId?: string;
+  output?: Record<string, unknown>;
+  files?: Record<string, string | string[]>;
+  stdout?: string;
+}
+
+/** What the planner needs from earlier runs to decide reuse; the store is one. */
+export interface PriorState {
+  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined;
+}
+
+export interface LockHolder {
+  workflowName: string;
+  runId: string;
+  pid: number;
+  hostname: string;
+  acquiredAt: number;
+  heartbeatAt: number;
+}
+
+export interface LockRequest {
+  runId: string;
+  pid: number;
+  hostname: string;
+}
+
+export interface LockOptions {
+  now: number;
+  /** A holder whose heartbeat is older than this is presumed dead. */
+  staleAfterMs: number;
+  /** Whether a process on this host exists; defaults to `process.kill(pid, 0)`. */
+  isProcessAlive?: ((pid: number) => boolean) | undefined;
+}
+
+export type LockResult =
+  { acquired: true; tookOverFrom?: LockHolder | undefined } | { acquired: false; holder: LockHolder };
+
+export interface StateStore extends PriorState {
+  // Runs
+  createRun(run: NewRun): void;
+  finishRun(runId: string, result: RunResult): void;
+  getRun(runId: string): RunRecord | undefined;
+  /** The newest run (of one workflow, or of any). */
+  latestRun(workflowName?: string): RunRecord | undefined;
+  /** Newest first. */
+  listRuns(options: { limit: number; workflowName?: string | undefined }): RunRecord[];
+  /** The resolved plan stored with the run; undefined when the run does not exist. */
+  getRunPlan(runId: string): unknown;
+  requestCancel(runId: string, at: number): void;
+
+  // Steps
+  /** All in one transaction: a 100,000-step plan costs one commit. */
+  insertSteps(runId: string, steps: readonly NewStep[], createdAt: number): void;
+  updateStep(runId: string, address: string, patch: StepPatch): void;
+  getStep(runId: string, address: string): StepRecord | undefined;
+  /** In plan order. */
+  getSteps(runId: string, filter?: StepFilter): StepRecord[];
+  countStepsByState(runId: string): Partial<Record<StoredStepState, number>>;
+
+  // Attempts
+  /** Inserts the attempt and makes the step's `attempt` and `requestId` mirror it, atomically. */
+  startAttempt(attempt: NewAttempt): void;
+  /**
+   * Records the request id the API just returned, in its own committed transaction, before
+   * returning: from then on a crash leads to re-attachment, never to a second submission.
+   * Refuses to run inside `transaction()`, whose commit would come too late.
+   */
+  recordRequestId(key: AttemptKey, requestId: string, at: number): void;
+  updateAttempt(key: AttemptKey, patch: AttemptPatch): void;
+  getAttempts(runId: string, address?: string): AttemptRecord[];
+  /** The in-flight attempt of this workflow and fingerprint (at `address`, when given); newest first. */
+  findInFlight(workflowName: string, fingerprint: string, address?: string): InFlightAttempt | undefined;
+  /** Every in-flight attempt of the workflow, oldest first. */
+  listInFlight(workflowName: string): InFlightAttempt[];
+
+  // Outputs
+  /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */
+  recordOutput(output: NewOutput): void;
+  getOutputs(runId: string, address?: string): OutputRecord[];
+
+  // Reuse (PriorState): the newest step of this workflow that succeeded with this
+  // fingerprint and finished at or after `notBefore` (the cache TTL), with its outputs.
+
+  // Lock: one live apply per workflow
+  /** Atomic across processes; takes over a holder that is stale or (same host) dead. */
+  acquireLock(workflowName: string, holder: LockRequest, options: LockOptions): LockResult;
+  /** Refreshes the heartbeat; false when this run no longer holds the lock. */
+  heartbeat(workflowName: string, runId: string, now: number): boolean;
+  releaseLock(workflowName: string, runId: string): void;
+  getLock(workflowName: string): LockHolder | undefined;
+
+  /** Runs `fn` in one transaction (nested calls become savepoints). `fn` must be synchronous. */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}

@@ -1,0 +1,284 @@
+import { describe, expect, test } from "vitest";
+import type { AttemptKey, SqliteStore } from "../src/store/index.js";
+import { open, seedRun, spawnStoreChild, tempDbPath } from "./store-helpers.js";
+
+const CAT = "teaser/cat/animate";
+const DOG = "teaser/dog/animate";
+
+function start(
+  store: SqliteStore,
+  runId: string,
+  address: string,
+  attempt: number,
+  startedAt = 2_000,
+): AttemptKey {
+  store.startAttempt({
+    runId,
+    address,
+    attempt,
+    workflowName: "teasers",
+    fingerprint: `fp-${address}`,
+    startedAt,
+  });
+  return { runId, address, attempt };
+}
+
+describe("attempts", () => {
+  test("starting an attempt records it as submitting and makes the step mirror it", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    start(store, "run-1", CAT, 1);
+
+    expect(store.getAttempts("run-1", CAT)).toEqual([
+      {
+        runId: "run-1",
+        address: CAT,
+        attempt: 1,
+        workflowName: "teasers",
+        fingerprint: `fp-${CAT}`,
+        requestId: undefined,
+        state: "submitting",
+        queuePosition: undefined,
+        error: undefined,
+        reattachedFromRun: undefined,
+        startedAt: 2_000,
+        submittedAt: undefined,
+        finishedAt: undefined,
+      },
+    ]);
+    expect(store.getStep("run-1", CAT)).toMatchObject({ attempt: 1, requestId: undefined });
+  });
+
+  test("a request id is recorded on the attempt and on its step", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    const key = start(store, "run-1", CAT, 1);
+    store.recordRequestId(key, "req-cat-1", 2_100);
+
+    expect(store.getAttempts("run-1", CAT)[0]).toMatchObject({
+      state: "submitted",
+      requestId: "req-cat-1",
+      submittedAt: 2_100,
+    });
+    expect(store.getStep("run-1", CAT)?.requestId).toBe("req-cat-1");
+  });
+
+  test("a new attempt clears the previous attempt's request id from the step", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    store.recordRequestId(start(store, "run-1", CAT, 1), "req-1", 2_100);
+    store.updateAttempt(
+      { runId: "run-1", address: CAT, attempt: 1 },
+      { state: "failed", error: "boom", finishedAt: 3 },
+    );
+    start(store, "run-1", CAT, 2, 4_000);
+
+    expect(store.getStep("run-1", CAT)).toMatchObject({ attempt: 2, requestId: undefined });
+    expect(store.getAttempts("run-1", CAT).map((a) => [a.attempt, a.state, a.requestId])).toEqual([
+      [1, "failed", "req-1"],
+      [2, "submitting", undefined],
+    ]);
+  });
+
+  test("recordRequestId refuses to run inside a transaction, where its commit would come too late", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    const key = start(store, "run-1", CAT, 1);
+    expect(() => store.transaction(() => store.recordRequestId(key, "req-1", 2_100))).toThrow(/on its own/);
+    expect(() => store.recordRequestId({ ...key, attempt: 7 }, "req-1", 2_100)).toThrow(/no attempt 7/);
+  });
+
+  test("an attempt update changes only what it names", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    const key = start(store, "run-1", CAT, 1);
+    store.recordRequestId(key, "req-1", 2_100);
+    store.updateAttempt(key, { state: "in_queue", queuePosition: 3 });
+    store.updateAttempt(key, { state: "in_progress", queuePosition: null });
+    store.updateAttempt(key, { state: "succeeded", finishedAt: 9_000 });
+
+    expect(store.getAttempts("run-1")[0]).toMatchObject({
+      state: "succeeded",
+      requestId: "req-1",
+      queuePosition: undefined,
+      submittedAt: 2_100,
+      finishedAt: 9_000,
+    });
+    expect(() => store.updateAttempt({ ...key, attempt: 2 }, { state: "failed" })).toThrow(/no attempt 2/);
+  });
+
+  test("a recorded request id is visible at once to a second connection on the same file", () => {
+    const dbPath = tempDbPath();
+    const writer = open(dbPath);
+    const reader = open(dbPath);
+    seedRun(writer, {}, [CAT]);
+    const key = start(writer, "run-1", CAT, 1);
+    writer.recordRequestId(key, "req-seen", 2_100);
+
+    expect(reader.getAttempts("run-1", CAT)[0]?.requestId).toBe("req-seen");
+  });
+
+  test("a request id survives the process being killed right after recording it", async () => {
+    const dbPath = tempDbPath();
+    const store = open(dbPath);
+    seedRun(store, {}, [CAT]);
+    start(store, "run-1", CAT, 1);
+
+    const child = spawnStoreChild(
+      dbPath,
+      `store.recordRequestId({ runId: "run-1", address: ${JSON.stringify(CAT)}, attempt: 1 }, "req-before-crash", 2_100);
+       process.kill(process.pid, "SIGKILL");`,
+    );
+    const result = await child.exited;
+
+    expect(result).toMatchObject({ signal: "SIGKILL", stderr: "" });
+    const after = open(dbPath);
+    expect(after.getAttempts("run-1", CAT)[0]).toMatchObject({
+      state: "submitted",
+      requestId: "req-before-crash",
+    });
+    expect(after.findInFlight("teasers", `fp-${CAT}`)?.disposition).toBe("reattach");
+  });
+});
+
+describe("in-flight attempts (resume)", () => {
+  test("an unfinished attempt with a request id is re-attached; one without is maybe billed", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT, DOG]);
+    store.recordRequestId(start(store, "run-1", CAT, 1), "req-cat", 2_100);
+    store.updateAttempt(
+      { runId: "run-1", address: CAT, attempt: 1 },
+      { state: "in_queue", queuePosition: 2 },
+    );
+    start(store, "run-1", DOG, 1);
+
+    expect(store.listInFlight("teasers")).toEqual([
+      {
+        runId: "run-1",
+        address: CAT,
+        attempt: 1,
+        fingerprint: `fp-${CAT}`,
+        state: "in_queue",
+        requestId: "req-cat",
+        disposition: "reattach",
+        startedAt: 2_000,
+        submittedAt: 2_100,
+      },
+      {
+        runId: "run-1",
+        address: DOG,
+        attempt: 1,
+        fingerprint: `fp-${DOG}`,
+        state: "submitting",
+        requestId: undefined,
+        disposition: "maybe_billed",
+        startedAt: 2_000,
+        submittedAt: undefined,
+      },
+    ]);
+    expect(store.findInFlight("teasers", `fp-${CAT}`)?.requestId).toBe("req-cat");
+    expect(store.findInFlight("teasers", `fp-${DOG}`)?.disposition).toBe("maybe_billed");
+    expect(store.listInFlight("other-workflow")).toEqual([]);
+    expect(store.findInFlight("other-workflow", `fp-${CAT}`)).toBeUndefined();
+  });
+
+  test("an attempt whose answer was lost stays maybe billed in every later apply", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    const key = start(store, "run-1", CAT, 1);
+    store.updateAttempt(key, {
+      state: "unknown",
+      error: "connection reset after sending",
+      finishedAt: 2_500,
+    });
+    seedRun(store, { id: "run-2", startedAt: 5_000 }, [CAT]);
+
+    expect(store.findInFlight("teasers", `fp-${CAT}`)).toMatchObject({
+      runId: "run-1",
+      state: "unknown",
+      disposition: "maybe_billed",
+    });
+  });
+
+  test("finished attempts are not in flight", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT, DOG]);
+    const cat = start(store, "run-1", CAT, 1);
+    store.recordRequestId(cat, "req-cat", 2_100);
+    store.updateAttempt(cat, { state: "succeeded", finishedAt: 3_000 });
+    const dog = start(store, "run-1", DOG, 1);
+    store.recordRequestId(dog, "req-dog", 2_100);
+    store.updateAttempt(dog, { state: "cancelled", finishedAt: 3_000 });
+
+    expect(store.listInFlight("teasers")).toEqual([]);
+  });
+
+  test("a later run that re-attaches takes the attempt over, so it is found once, in the newest run", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    store.recordRequestId(start(store, "run-1", CAT, 1), "req-cat", 2_100);
+    seedRun(store, { id: "run-2", startedAt: 5_000 }, [CAT]);
+    store.startAttempt({
+      runId: "run-2",
+      address: CAT,
+      attempt: 1,
+      workflowName: "teasers",
+      fingerprint: `fp-${CAT}`,
+      startedAt: 5_100,
+      reattach: { requestId: "req-cat", fromRunId: "run-1" },
+    });
+
+    expect(store.getAttempts("run-2", CAT)[0]).toMatchObject({
+      state: "submitted",
+      requestId: "req-cat",
+      reattachedFromRun: "run-1",
+      submittedAt: 5_100,
+    });
+    expect(store.getStep("run-2", CAT)?.requestId).toBe("req-cat");
+    expect(store.listInFlight("teasers").map((a) => [a.runId, a.requestId])).toEqual([["run-2", "req-cat"]]);
+
+    store.updateAttempt(
+      { runId: "run-2", address: CAT, attempt: 1 },
+      { state: "succeeded", finishedAt: 6_000 },
+    );
+    expect(store.listInFlight("teasers")).toEqual([]);
+  });
+
+  test("a deliberate resubmission of a maybe-billed attempt replaces it", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT]);
+    start(store, "run-1", CAT, 1);
+    const second = start(store, "run-1", CAT, 2, 3_000);
+    store.recordRequestId(second, "req-2", 3_100);
+
+    expect(store.listInFlight("teasers").map((a) => [a.attempt, a.disposition])).toEqual([[2, "reattach"]]);
+  });
+
+  test("findInFlight narrowed to an address ignores the same fingerprint elsewhere", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT, DOG]);
+    store.startAttempt({
+      runId: "run-1",
+      address: CAT,
+      attempt: 1,
+      workflowName: "teasers",
+      fingerprint: "same",
+      startedAt: 1,
+    });
+    store.startAttempt({
+      runId: "run-1",
+      address: DOG,
+      attempt: 1,
+      workflowName: "teasers",
+      fingerprint: "same",
+      startedAt: 2,
+    });
+    store.recordRequestId({ runId: "run-1", address: CAT, attempt: 1 }, "req-cat", 3);
+    store.recordRequestId({ runId: "run-1", address: DOG, attempt: 1 }, "req-dog", 4);
+
+    expect(store.findInFlight("teasers", "same", CAT)?.requestId).toBe("req-cat");
+    expect(store.findInFlight("teasers", "same", DOG)?.requestId).toBe("req-dog");
+    expect(store.findInFlight("teasers", "same")?.requestId).toBe("req-dog");
+    expect(store.findInFlight("teasers", "same", "teaser/cow/animate")).toBeUndefined();
+  });
+});
