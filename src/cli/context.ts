@@ -33,3 +33,22 @@ export const processOutput: Output = {
   stdout: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
   stderr: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
 };
+
+/**
+ * The Output a command writes through: the one runCli configured on the root program, so
+ * in-process runs (tests) capture everything a command prints.
+ */
+export function commandOutput(command: Command): Output {
+  let root = command;
+  while (root.parent) root = root.parent;
+  const configured = root.configureOutput();
+  return {
+    stdout: (text) => (configured.writeOut ? configured.writeOut(text) : processOutput.stdout(text)),
+    stderr: (text) => (configured.writeErr ? configured.writeErr(text) : processOutput.stderr(text)),
+  };
+}
+
+/** Commander option parser for repeatable options (`--var A=1 --var B=2`). */
+export function collectRepeatable(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}

@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, isRunflowError } from "../errors.js";
-import { globalOptions, processOutput, type Output } from "./context.js";
+import { collectRepeatable, globalOptions, processOutput, type Output } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
 function packageVersion(): string {
@@ -9,11 +9,7 @@ function packageVersion(): string {
   return (JSON.parse(readFileSync(url, "utf8")) as { version: string }).version;
 }
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-export function buildProgram(): Command {
+export function buildProgram(output: Output = processOutput): Command {
   const program = new Command("runflow")
     .description("Run batches of generative-media jobs on the RunComfy Model API from YAML workflows.")
     .version(packageVersion(), "-V, --version", "print the version")
@@ -23,9 +19,15 @@ export function buildProgram(): Command {
     .option("--json", "machine-readable output (NDJSON events for apply, one JSON document otherwise)")
     .option("-q, --quiet", "print only the summary and errors")
     .option("--verbose", "more detail, and stack traces on errors")
-    .option("--models <dir>", "extra folder of model schemas (repeatable)", collect)
+    .option("--models <dir>", "extra folder of model schemas (repeatable)", collectRepeatable)
     .showHelpAfterError("(run with --help for usage)")
-    .exitOverride();
+    .exitOverride()
+    // Configured before the commands are added: subcommands inherit it, so in-process runs
+    // capture commander's own messages too.
+    .configureOutput({
+      writeOut: (text) => output.stdout(text),
+      writeErr: (text) => output.stderr(text),
+    });
   registerCommands(program);
   for (const command of program.commands) command.exitOverride();
   return program;
@@ -33,16 +35,18 @@ export function buildProgram(): Command {
 
 /** Runs the CLI with `argv` (without node and script) and returns the exit code; never exits. */
 export async function runCli(argv: readonly string[], output: Output = processOutput): Promise<number> {
-  const program = buildProgram();
-  program.configureOutput({
-    writeOut: (text) => output.stdout(text),
-    writeErr: (text) => output.stderr(text),
-  });
+  const program = buildProgram(output);
+  // Commands report a non-zero outcome through process.exitCode; start each run clean so one
+  // in-process run cannot leak its code into the next.
+  const previous = process.exitCode;
+  process.exitCode = undefined;
   try {
     await program.parseAsync([...argv], { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : ExitCode.ok;
   } catch (error) {
     return reportError(error, program, output);
+  } finally {
+    process.exitCode = previous;
   }
 }
 

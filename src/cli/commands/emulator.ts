@@ -4,7 +4,7 @@ import { UsageError } from "../../errors.js";
 import { startEmulator, type DurationSetting, type EmulatorOptions } from "../../emulator/index.js";
 import { loadModelRegistry } from "../../models/index.js";
 import { formatDuration, parseDuration } from "../../util/duration.js";
-import { globalOptions, processOutput, type Output } from "../context.js";
+import { commandOutput, globalOptions, type Output } from "../context.js";
 
 export const DEFAULT_EMULATOR_PORT = 8787;
 export const DEFAULT_EMULATOR_DURATION_MS = 3_000;
@@ -132,17 +132,6 @@ export async function runEmulator(options: EmulatorOptions, context: RunEmulator
   if (!context.json && !context.quiet) output.stderr("emulator stopped");
 }
 
-/** The Output runCli configured on the root program, so in-process runs capture what is printed. */
-function outputOf(command: Command): Output {
-  let root = command;
-  while (root.parent) root = root.parent;
-  const configured = root.configureOutput();
-  return {
-    stdout: (text) => (configured.writeOut ? configured.writeOut(text) : processOutput.stdout(text)),
-    stderr: (text) => (configured.writeErr ? configured.writeErr(text) : processOutput.stderr(text)),
-  };
-}
-
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
     const stop = (signal: NodeJS.Signals) => {
@@ -187,7 +176,7 @@ export function register(program: Command): void {
       const options = emulatorOptionsFromFlags(flags);
       options.registry = loadModelRegistry({ dirs: globals.models });
       await runEmulator(options, {
-        output: outputOf(command),
+        output: commandOutput(command),
         json: globals.json,
         quiet: globals.quiet,
         stopped: untilSignal(),

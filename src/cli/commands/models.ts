@@ -19,18 +19,7 @@ import {
   type ModelInputProperty,
   type ModelRegistry,
 } from "../../models/index.js";
-import { globalOptions, processOutput, type Output } from "../context.js";
-
-/** The Output runCli configured on the root program (subcommands keep commander's default). */
-function outputOf(command: Command): Output {
-  let root = command;
-  while (root.parent) root = root.parent;
-  const configured = root.configureOutput();
-  return {
-    stdout: (text) => (configured.writeOut ? configured.writeOut(text) : processOutput.stdout(text)),
-    stderr: (text) => (configured.writeErr ? configured.writeErr(text) : processOutput.stderr(text)),
-  };
-}
+import { commandOutput, globalOptions } from "../context.js";
 
 function registryFor(command: Command): ModelRegistry {
   return loadModelRegistry({ dirs: globalOptions(command).models });
@@ -90,7 +79,7 @@ function inputsAsJson(entry: ModelEntry): object[] {
 }
 
 function listModels(command: Command): void {
-  const output = outputOf(command);
+  const output = commandOutput(command);
   const entries = registryFor(command).list();
   if (globalOptions(command).json) {
     const models = entries.map((entry) => ({
@@ -117,7 +106,7 @@ function outputNamesOf(entry: ModelEntry): string[] {
 }
 
 function showModel(modelId: string, command: Command): void {
-  const output = outputOf(command);
+  const output = commandOutput(command);
   const entry = requireModel(registryFor(command), modelId);
   if (globalOptions(command).json) {
     output.stdout(`${JSON.stringify({ ...catalogShapeOf(entry), source: entry.source }, null, 2)}\n`);
@@ -150,7 +139,7 @@ interface PullOptions {
 }
 
 async function pullModels(options: PullOptions, command: Command): Promise<void> {
-  const output = outputOf(command);
+  const output = commandOutput(command);
   const dir = path.resolve(options.dir ?? path.join("schemas", "models"));
   const client = createClientFromEnv();
   const catalog = await client.listModels(options.search === undefined ? {} : { search: options.search });

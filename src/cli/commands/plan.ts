@@ -14,14 +14,8 @@ import {
 } from "../../plan/index.js";
 import { checkWorkflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
-import { globalOptions, processOutput, type Output } from "../context.js";
-import {
-  collectRepeatable,
-  commandOutput,
-  diagnosticLines,
-  diagnosticToJson,
-  WorkflowRejectedError,
-} from "./validate.js";
+import { collectRepeatable, commandOutput, globalOptions, processOutput, type Output } from "../context.js";
+import { diagnosticLines, diagnosticToJson, WorkflowRejectedError } from "./validate.js";
 
 export interface PlanCommandOptions {
   /** `--var NAME=VALUE`, as given. */

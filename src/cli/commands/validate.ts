@@ -7,22 +7,10 @@ import { ExitCode, RunflowError, type Diagnostic } from "../../errors.js";
 import { loadModelRegistry } from "../../models/registry.js";
 import { checkWorkflow, preflightMedia, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
-import { globalOptions, processOutput, type Output } from "../context.js";
+import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
 
-/** The Output runCli configured on the root program: subcommands write through it. */
-export function commandOutput(command: Command): Output {
-  let root = command;
-  while (root.parent) root = root.parent;
-  const configured = root.configureOutput();
-  return {
-    stdout: (text) => (configured.writeOut ? configured.writeOut(text) : processOutput.stdout(text)),
-    stderr: (text) => (configured.writeErr ? configured.writeErr(text) : processOutput.stderr(text)),
-  };
-}
-
-export function collectRepeatable(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
+// Kept for modules that imported them from here before they moved to ../context.js.
+export { collectRepeatable, commandOutput };
 
 export interface ValidateCommandOptions {
   preflight?: boolean;
