@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { noPriorState, type PriorState, type SqliteStore } from "../src/store/index.js";
+import { emptyPriorState } from "../src/plan/index.js";
+import type { PriorState, SqliteStore } from "../src/store/index.js";
 import { modelStep, newRun, open, tempDbPath } from "./store-helpers.js";
 
 const CAT = "teaser/cat/animate";
@@ -111,6 +112,6 @@ describe("finding a succeeded step to reuse", () => {
     finishedStep(store, "run-1", 1_000);
     const prior: PriorState = store;
     expect(prior.findSucceeded("teasers", "fp-cat")?.runId).toBe("run-1");
-    expect(noPriorState.findSucceeded("teasers", "fp-cat")).toBeUndefined();
+    expect(emptyPriorState.findSucceeded("teasers", "fp-cat")).toBeUndefined();
   });
 });

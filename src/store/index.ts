@@ -5,4 +5,3 @@ export { LATEST_SCHEMA_VERSION, MIGRATIONS, type Migration } from "./migrations.
 export { StateStoreError } from "./errors.js";
 export { decideLock, isProcessAlive, type LockDecision } from "./lock.js";
 export { REDACTED, tokensFromEnvironment } from "./redact.js";
-export { noPriorState } from "./prior-state.js";

@@ -5,6 +5,10 @@
  * (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
  * plain values. There is no field for the API token anywhere.
  */
+import type { PriorState, ReusableStep } from "../plan/types.js";
+
+// The planner owns these shapes; the store is one implementation of its PriorState port.
+export type { PriorState, ReusableStep };
 
 /** The step states as stored; must stay equal to the engine's `StepState` (checked in a test). */
 export const STORED_STEP_STATES = [
@@ -263,22 +267,6 @@ export interface OutputRecord {
   createdAt: number;
 }
 
-/** A succeeded step an identical step can take over instead of submitting (SPEC §5). */
-export interface ReusableStep {
-  runId: string;
-  address: string;
-  finishedAt: number;
-  requestId?: string;
-  output?: Record<string, unknown>;
-  files?: Record<string, string | string[]>;
-  stdout?: string;
-}
-
-/** What the planner needs from earlier runs to decide reuse; the store is one. */
-export interface PriorState {
-  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined;
-}
-
 export interface LockHolder {
   workflowName: string;
   runId: string;
@@ -348,8 +336,9 @@ export interface StateStore extends PriorState {
   recordOutput(output: NewOutput): void;
   getOutputs(runId: string, address?: string): OutputRecord[];
 
-  // Reuse (PriorState): the newest step of this workflow that succeeded with this
-  // fingerprint and finished at or after `notBefore` (the cache TTL), with its outputs.
+  // Reuse (the planner's PriorState): the newest step of this workflow that succeeded with
+  // this fingerprint and finished at or after `notBefore` (the cache TTL), with its outputs.
+  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined;
 
   // Lock: one live apply per workflow
   /** Atomic across processes; takes over a holder that is stale or (same host) dead. */
