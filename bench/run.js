@@ -1,0 +1,281 @@
+// runflow's benchmarks, in one invocation (`npm run bench`, which builds first):
+//   1. makespan ÷ ideal for 200 steps of 2 s at concurrency 20, runflow beside the baseline
+//      (bench/baseline.js), and status/result requests per completed step for both;
+//   2. throughput with zero-duration jobs at concurrency 64: steps/s and CPU ms per step;
+//   3. peak RSS of a 100,000-step apply with zero-duration jobs, and the time from a
+//      restart after SIGKILL to the first new request;
+//   4. bench/validate-plan.js (validate + plan of a 100,000-row workflow).
+// The emulator always runs in a process of its own, so its CPU and memory are not counted.
+// Options: --quick (smaller sizes, for a smoke run), --steps N (size of benchmark 3).
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { applyWorkflow } from "../dist/engine/apply.js";
+import { EventBus } from "../dist/engine/events.js";
+import { runBaseline } from "./baseline.js";
+import {
+  batchBodies,
+  CLI,
+  HAILUO,
+  pollCalls,
+  removeDir,
+  ROOT,
+  startEmulatorProcess,
+  tempDir,
+  TOKEN,
+  writeBatch,
+} from "./lib.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const stepsArg = args.indexOf("--steps");
+const SIZES = {
+  makespanSteps: quick ? 40 : 200,
+  makespanConcurrency: 20,
+  jobMs: 2_000,
+  throughputSteps: quick ? 1_000 : 5_000,
+  bigSteps: stepsArg >= 0 ? Number(args[stepsArg + 1]) : quick ? 5_000 : 100_000,
+};
+const rows = [];
+const row = (name, value, target, ok) => rows.push({ name, value, target, ok });
+const log = (text) => process.stderr.write(`${text}\n`);
+
+async function applyInProcess(file, dir, baseUrl, extra = {}) {
+  return applyWorkflow(
+    { file, cwd: dir, env: {}, api: { baseUrl, token: TOKEN }, ...extra },
+    { events: new EventBus() },
+  );
+}
+
+async function makespan() {
+  const { makespanSteps: steps, makespanConcurrency: concurrency, jobMs } = SIZES;
+  const ideal = Math.ceil(steps / concurrency) * jobMs;
+  const emulator = await startEmulatorProcess(["--duration", `${jobMs}ms`]);
+  const dir = tempDir("makespan");
+  try {
+    log(`makespan: runflow, ${steps} steps of ${jobMs} ms at concurrency ${concurrency} …`);
+    const file = writeBatch(dir, { name: "makespan", count: steps, concurrency, mediaBase: emulator.url });
+    let started = performance.now();
+    const outcome = await applyInProcess(file, dir, emulator.url);
+    const runflowMs = performance.now() - started;
+    if (outcome.exitCode !== 0)
+      throw new Error(`runflow's makespan run failed: ${JSON.stringify(outcome.counts)}`);
+    const runflowPolls = pollCalls(await emulator.control("state")) / steps;
+
+    await emulator.control("reset", {});
+    log("makespan: baseline …");
+    started = performance.now();
+    const baseline = await runBaseline({
+      baseUrl: emulator.url,
+      token: TOKEN,
+      model: HAILUO,
+      bodies: batchBodies(steps, emulator.url),
+      concurrency,
+      outDir: path.join(dir, "baseline"),
+    });
+    const baselineMs = performance.now() - started;
+    if (baseline.succeeded !== steps) throw new Error("the baseline did not complete every step");
+    const baselinePolls = pollCalls(await emulator.control("state")) / steps;
+
+    const ratio = runflowMs / ideal;
+    row(
+      "makespan ÷ ideal, runflow",
+      `${ratio.toFixed(3)} (${(runflowMs / 1000).toFixed(2)} s / ${ideal / 1000} s)`,
+      "≤ 1.05",
+      ratio <= 1.05,
+    );
+    row(
+      "makespan ÷ ideal, baseline",
+      `${(baselineMs / ideal).toFixed(3)} (${(baselineMs / 1000).toFixed(2)} s)`,
+      "",
+      undefined,
+    );
+    row("status+result requests per step, runflow", runflowPolls.toFixed(2), "≤ 3", runflowPolls <= 3);
+    row("status+result requests per step, baseline", baselinePolls.toFixed(2), "", undefined);
+  } finally {
+    await emulator.stop();
+    removeDir(dir);
+  }
+}
+
+async function throughput() {
+  const steps = SIZES.throughputSteps;
+  const emulator = await startEmulatorProcess(["--duration", "0"]);
+  const dir = tempDir("throughput");
+  try {
+    log(`throughput: ${steps} zero-duration steps at concurrency 64 …`);
+    const file = writeBatch(dir, {
+      name: "throughput",
+      count: steps,
+      concurrency: 64,
+      mediaBase: emulator.url,
+      poll: "{ interval: 10ms, max_interval: 100ms }",
+    });
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    const outcome = await applyInProcess(file, dir, emulator.url);
+    const ms = performance.now() - started;
+    const used = process.cpuUsage(cpu);
+    if (outcome.exitCode !== 0)
+      throw new Error(`the throughput run failed: ${JSON.stringify(outcome.counts)}`);
+    const perSecond = (steps / ms) * 1000;
+    row(
+      "throughput, zero-duration jobs, concurrency 64",
+      `${Math.round(perSecond)} steps/s`,
+      "≥ 1,000",
+      perSecond >= 1_000,
+    );
+    row(
+      "CPU per step (runflow's process)",
+      `${((used.user + used.system) / 1000 / steps).toFixed(2)} ms`,
+      "",
+      undefined,
+    );
+  } finally {
+    await emulator.stop();
+    removeDir(dir);
+  }
+}
+
+/** Peak resident memory (VmHWM) of a live process, in MB; undefined where /proc is not there. */
+function peakRssOf(pid) {
+  try {
+    const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return match ? Number(match[1]) / 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function startApply(dir, file, baseUrl) {
+  const child = spawn(
+    process.execPath,
+    [path.join(ROOT, "bench", "apply-child.js"), "apply", file, "--quiet", "--no-download"],
+    {
+      cwd: dir,
+      env: { ...process.env, RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: baseUrl, RUNFLOW_STATE: "" },
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal, stderr })),
+  );
+  return { child, exited };
+}
+
+async function remoteCalls(emulator) {
+  const by = (await emulator.control("state")).calls.byEndpoint;
+  return (by.submit ?? 0) + (by.status ?? 0) + (by.result ?? 0);
+}
+
+async function bigApplyAndResume() {
+  const steps = SIZES.bigSteps;
+  const emulator = await startEmulatorProcess(["--duration", "0"]);
+  const dir = tempDir("big");
+  try {
+    const file = writeBatch(dir, {
+      name: "big",
+      count: steps,
+      concurrency: 64,
+      mediaBase: emulator.url,
+      poll: "{ interval: 10ms, max_interval: 100ms }",
+    });
+    log(`big apply: ${steps} zero-duration steps (--no-download), killed half way, then resumed …`);
+    const first = startApply(dir, "big.yaml", emulator.url);
+    let firstPeak = 0;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      firstPeak = Math.max(firstPeak, peakRssOf(first.child.pid) ?? 0);
+      const state = await emulator.control("state");
+      if (state.requests.succeeded >= steps / 2) break;
+    }
+    first.child.kill("SIGKILL");
+    await first.exited;
+    const before = await remoteCalls(emulator);
+
+    const restartedAt = performance.now();
+    const second = startApply(dir, "big.yaml", emulator.url);
+    let firstRequestMs;
+    let secondPeak = 0;
+    const exited = second.exited.then((result) => ({ ...result, done: true }));
+    for (;;) {
+      const done = await Promise.race([
+        exited,
+        new Promise((resolve) => setTimeout(() => resolve(undefined), 10)),
+      ]);
+      secondPeak = Math.max(secondPeak, peakRssOf(second.child.pid) ?? 0);
+      if (firstRequestMs === undefined && (await remoteCalls(emulator)) > before) {
+        firstRequestMs = performance.now() - restartedAt;
+      }
+      if (done) {
+        const reported = /\{"maxRssMb":([\d.]+)\}/.exec(done.stderr);
+        if (reported) secondPeak = Math.max(secondPeak, Number(reported[1]));
+        if (done.code !== 0)
+          throw new Error(`the resumed apply exited ${done.code}: ${done.stderr.slice(-2000)}`);
+        break;
+      }
+    }
+    const peak = Math.max(firstPeak, secondPeak);
+    row(
+      `peak RSS, ${steps.toLocaleString("en")}-step apply`,
+      `${Math.round(peak)} MB`,
+      "< 300 MB",
+      peak < 300,
+    );
+    row(
+      "restart after SIGKILL → first new request",
+      `${((firstRequestMs ?? NaN) / 1000).toFixed(2)} s`,
+      "< 2 s",
+      firstRequestMs < 2_000,
+    );
+  } finally {
+    await emulator.stop();
+    removeDir(dir);
+  }
+}
+
+function validatePlan() {
+  log("validate + plan of a 100,000-row workflow (bench/validate-plan.js) …");
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [path.join(ROOT, "bench", "validate-plan.js"), String(quick ? 10_000 : 100_000)],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.once("exit", () => {
+      try {
+        const result = JSON.parse(out);
+        row(
+          `validate + plan, ${result.rows.toLocaleString("en")} rows (${result.steps.toLocaleString("en")} steps)`,
+          `${(result.totalMs / 1000).toFixed(2)} s, ${result.peakRssMb} MB`,
+          "< 5 s, < 500 MB",
+          result.totalMs < 5_000 && result.peakRssMb < 500,
+        );
+        resolve();
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
+void CLI;
+await makespan();
+await throughput();
+await bigApplyAndResume();
+await validatePlan();
+
+const width = Math.max(...rows.map((r) => r.name.length));
+const valueWidth = Math.max(...rows.map((r) => r.value.length));
+console.log(`\n${"benchmark".padEnd(width)}  ${"result".padEnd(valueWidth)}  target`);
+for (const r of rows) {
+  const verdict = r.ok === undefined ? "" : r.ok ? "  ok" : "  MISSED";
+  console.log(`${r.name.padEnd(width)}  ${r.value.padEnd(valueWidth)}  ${r.target}${verdict}`);
+}

@@ -1,0 +1,266 @@
+/**
+ * `runflow apply <file>` (SPEC §2): validate, plan and run a workflow to completion; resume
+ * what an earlier apply left unfinished; reuse what already succeeded. Progress goes to
+ * stdout as plain lines (or NDJSON with --json), then the summary.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { Option, type Command } from "commander";
+import { parse } from "yaml";
+import { startEmulator, type RunningEmulator } from "../../emulator/index.js";
+import { applyWorkflow, DEFAULT_STATE_PATH, type ApplyOutcome } from "../../engine/apply.js";
+import { EventBus, type RunEvent } from "../../engine/events.js";
+import { RunControl } from "../../engine/run-control.js";
+import { handleShutdownSignals } from "../../engine/shutdown.js";
+import { UsageError } from "../../errors.js";
+import type { PriorState } from "../../plan/types.js";
+import { emptyPriorState } from "../../plan/prior-state.js";
+import { ndjsonRenderer } from "../../render/ndjson.js";
+import { plainRenderer } from "../../render/plain.js";
+import { SummaryCollector, summaryLines } from "../../render/summary.js";
+import { openSqliteStore } from "../../store/sqlite.js";
+import { parseVarOverrides } from "../../workflow/var-overrides.js";
+import {
+  collectRepeatable,
+  commandOutput,
+  globalOptions,
+  type GlobalOptions,
+  type Output,
+} from "../context.js";
+import { DEFAULT_EMULATOR_PORT } from "./emulator.js";
+import { runPlanCommand } from "./plan.js";
+
+/** How long each request takes on the embedded emulator: long enough to watch, short enough to wait for. */
+export const EMBEDDED_EMULATOR_DURATION_MS = 1_000;
+/** The var an example workflow reads its stills' host from; `--emulator` points it at the emulator. */
+export const MEDIA_HOST_VAR = "image_host";
+
+interface ApplyFlags {
+  concurrency?: string;
+  fresh?: boolean;
+  dryRun?: boolean;
+  var?: string[];
+  only?: string[];
+  download?: boolean;
+  emulator?: boolean;
+  wait?: boolean;
+}
+
+function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(number) || number < 1) {
+    throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${value}\``);
+  }
+  return number;
+}
+
+/** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `--state PATH` when it is not the default, so printed commands work as they are. */
+export function stateArgument(globals: GlobalOptions): string {
+  return globals.state === DEFAULT_STATE_PATH || globals.state === "state/runflow.db"
+    ? ""
+    : ` --state ${shellWord(globals.state)}`;
+}
+
+/** Where a path is, as the user reads it: relative to their folder when inside it. */
+export function displayPath(absolute: string, cwd: string = process.cwd()): string {
+  const relative = path.relative(cwd, absolute);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute;
+}
+
+/**
+ * The embedded emulator listens on the emulator's usual port when it is free, so media URLs —
+ * and with them fingerprints — stay the same from one `apply --emulator` to the next, and a
+ * second apply reuses what the first did. Any free port otherwise.
+ */
+async function startEmbeddedEmulator(): Promise<RunningEmulator> {
+  try {
+    return await startEmulator({ duration: EMBEDDED_EMULATOR_DURATION_MS, port: DEFAULT_EMULATOR_PORT });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    return startEmulator({ duration: EMBEDDED_EMULATOR_DURATION_MS });
+  }
+}
+
+/** Whether the workflow file declares `vars.NAME` (a cheap look: the full load comes later and reports problems). */
+function declaresVar(file: string, name: string): boolean {
+  try {
+    const data = parse(readFileSync(file, "utf8")) as { vars?: unknown } | null;
+    const vars = data?.vars;
+    return typeof vars === "object" && vars !== null && Object.hasOwn(vars, name);
+  } catch {
+    return false;
+  }
+}
+
+/** Subscribes the views `--json` / `--quiet` choose, and the summary collector. */
+export function subscribeViews(events: EventBus, globals: GlobalOptions, output: Output): SummaryCollector {
+  const summary = new SummaryCollector();
+  events.subscribe(summary.listener);
+  // On a TTY too, for now: the live view subscribes here once it exists.
+  if (globals.json) events.subscribe(ndjsonRenderer((line) => output.stdout(line)));
+  else if (!globals.quiet) events.subscribe(plainRenderer((line) => output.stdout(line)));
+  else
+    events.subscribe((event: RunEvent) => {
+      if (event.event === "notice" && event.level === "warn") output.stderr(`warning: ${event.message}`);
+    });
+  return summary;
+}
+
+/** Prints the end-of-run summary (not with --json: stdout holds only events then). */
+export function printSummary(
+  summary: SummaryCollector,
+  outcome: Pick<ApplyOutcome, "outputsRoot" | "runId">,
+  globals: GlobalOptions,
+  output: Output,
+  context: { resumeCommand: string; downloads: boolean },
+): void {
+  if (globals.json) return;
+  const lines = summaryLines(summary, {
+    outputs: outcome.outputsRoot === undefined ? undefined : displayPath(outcome.outputsRoot),
+    retryCommand: `runflow retry ${outcome.runId}${stateArgument(globals)}`,
+    resumeCommand: context.resumeCommand,
+    downloads: context.downloads,
+  });
+  if (lines.length > 0) output.stdout(lines.join("\n"));
+}
+
+/** Runs `fn` with SIGINT/SIGTERM handled in two stages; the handlers go when it ends. */
+export async function withShutdownSignals<T>(
+  control: RunControl,
+  output: Output,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const release = handleShutdownSignals(control, {
+    onFirstSignal: (signal) =>
+      output.stderr(
+        `${signal}: stopping — no new submissions, queued requests cancelled, running ones kept for the next apply (again to exit at once)`,
+      ),
+  });
+  try {
+    return await fn();
+  } finally {
+    release();
+  }
+}
+
+async function dryRun(
+  file: string,
+  flags: ApplyFlags,
+  globals: GlobalOptions,
+  output: Output,
+): Promise<void> {
+  const statePath = path.resolve(globals.state);
+  let prior: PriorState = emptyPriorState;
+  let close = () => {};
+  if (!flags.fresh && existsSync(statePath)) {
+    const store = openSqliteStore(statePath, { readonly: true });
+    prior = store;
+    close = () => store.close();
+  }
+  try {
+    await runPlanCommand(
+      file,
+      { var: flags.var, only: flags.only, fresh: flags.fresh, json: globals.json, models: globals.models },
+      prior,
+      output,
+    );
+  } finally {
+    close();
+  }
+}
+
+export async function runApplyCommand(
+  file: string,
+  flags: ApplyFlags,
+  globals: GlobalOptions,
+  output: Output,
+): Promise<number> {
+  if (flags.dryRun) {
+    await dryRun(file, flags, globals, output);
+    return 0;
+  }
+  const vars = parseVarOverrides(flags.var);
+  const concurrency = parseConcurrency(flags.concurrency);
+  let emulator: RunningEmulator | undefined;
+  if (flags.emulator) {
+    emulator = await startEmbeddedEmulator();
+    const notes = [`using the local emulator at ${emulator.url}: no token needed, nothing is billed`];
+    if (!Object.hasOwn(vars, MEDIA_HOST_VAR) && declaresVar(file, MEDIA_HOST_VAR)) {
+      vars[MEDIA_HOST_VAR] = emulator.url;
+      notes.push(`vars.${MEDIA_HOST_VAR} = ${emulator.url} (the emulator serves test images under /media)`);
+    }
+    if (!globals.quiet) for (const note of notes) output.stderr(note);
+  }
+  const events = new EventBus();
+  const summary = subscribeViews(events, globals, output);
+  const control = new RunControl();
+  try {
+    const outcome = await withShutdownSignals(control, output, () =>
+      applyWorkflow(
+        {
+          file,
+          statePath: globals.state,
+          vars,
+          only: flags.only,
+          fresh: flags.fresh,
+          concurrency,
+          download: flags.download,
+          wait: flags.wait,
+          models: globals.models,
+          api: emulator ? { baseUrl: emulator.url, token: "emulator" } : undefined,
+        },
+        { events, control },
+      ),
+    );
+    const resume = [
+      `runflow apply ${shellWord(file)}`,
+      stateArgument(globals).trim(),
+      flags.emulator ? "--emulator" : "",
+    ];
+    for (const [name, value] of Object.entries(vars)) {
+      if (!(emulator && name === MEDIA_HOST_VAR && value === emulator.url))
+        resume.push(`--var ${shellWord(`${name}=${value}`)}`);
+    }
+    for (const only of flags.only ?? []) resume.push(`--only ${shellWord(only)}`);
+    printSummary(summary, outcome, globals, output, {
+      resumeCommand: resume.filter((part) => part !== "").join(" "),
+      downloads: flags.download !== false,
+    });
+    return outcome.exitCode;
+  } finally {
+    await emulator?.close();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command("apply")
+    .description(
+      "validate, plan and run a workflow to completion; resume what is unfinished, reuse what already succeeded",
+    )
+    .argument("<file>", "the workflow YAML file")
+    .option("--concurrency <n>", "requests in flight at once (overrides the file)")
+    .option("--fresh", "reuse nothing from earlier runs")
+    .option("--dry-run", "print the plan and submit nothing (same as `runflow plan`)")
+    .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)
+    .option(
+      "--only <job[/step]>",
+      "only this job or step, and what it depends on (repeatable)",
+      collectRepeatable,
+    )
+    .addOption(new Option("--no-download", "record output URLs without downloading the files"))
+    .option(
+      "--emulator",
+      "run against a local, in-process emulator of the API: no token needed, nothing billed",
+    )
+    .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .action(async function (this: Command, file: string, flags: ApplyFlags) {
+      process.exitCode = await runApplyCommand(file, flags, globalOptions(this), commandOutput(this));
+    });
+}

@@ -1,0 +1,47 @@
+/**
+ * `runflow cancel [run]` (SPEC §2): stop a run. A live apply of it stops submitting and
+ * cancels its queued requests; with no live process, its queued requests are cancelled here.
+ */
+import type { Command } from "commander";
+import { cancelRun } from "../../engine/cancel.js";
+import { commandOutput, globalOptions } from "../context.js";
+
+export function register(program: Command): void {
+  program
+    .command("cancel")
+    .description("stop a run (default: the latest): no new submissions, its queued requests cancelled")
+    .argument("[run]", "the run id (default: the latest run)")
+    .action(async function (this: Command, run: string | undefined) {
+      const globals = globalOptions(this);
+      const output = commandOutput(this);
+      const outcome = await cancelRun({ run, statePath: globals.state });
+      if (globals.json) {
+        output.stdout(JSON.stringify(outcome, null, 2));
+        return;
+      }
+      if (outcome.alreadyFinished) {
+        output.stdout(
+          `run ${outcome.runId} already finished (${outcome.finalStatus ?? "unknown"}): nothing to cancel`,
+        );
+        return;
+      }
+      if (outcome.live) {
+        output.stdout(
+          outcome.finalStatus === undefined
+            ? `run ${outcome.runId}: asked its live apply to stop; it is cancelling its queued requests`
+            : `run ${outcome.runId}: its live apply stopped (${outcome.finalStatus})`,
+        );
+        return;
+      }
+      const lines = [
+        `run ${outcome.runId} cancelled: ${outcome.cancelled.length} queued request${outcome.cancelled.length === 1 ? "" : "s"} cancelled`,
+      ];
+      if (outcome.running.length > 0) {
+        lines.push(
+          `${outcome.running.length} already running (the API cannot cancel them): kept for the next apply to collect`,
+        );
+      }
+      for (const { address, error } of outcome.errors) lines.push(`  ${address}: ${error}`);
+      output.stdout(lines.join("\n"));
+    });
+}

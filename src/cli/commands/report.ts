@@ -1,0 +1,144 @@
+/**
+ * `runflow report [run]`: writes a report of a run (SPEC §2, §6) — a self-contained HTML
+ * gallery (default), Markdown or JSON — and prints where it went.
+ */
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { Option, type Command } from "commander";
+import {
+  buildRunReport,
+  defaultReportPath,
+  formatFromFileName,
+  renderReportHtml,
+  renderReportJson,
+  renderReportMarkdown,
+  REPORT_FORMATS,
+  type ReportFormat,
+  type RunReport,
+} from "../../report/index.js";
+import { findRun } from "../../engine/retry.js";
+import { openSqliteStore } from "../../store/index.js";
+import { makeRedactor, tokensFromEnvironment } from "../../store/redact.js";
+import { commandOutput, globalOptions, processOutput, type Output } from "../context.js";
+import { displayPath, stateArgument } from "./apply.js";
+
+export interface ReportCommandOptions {
+  /** The state database (`--state`). */
+  statePath: string;
+  /** Default: from the `out` file's extension, else html. */
+  format?: ReportFormat | undefined;
+  /** The file to write; `-` writes to stdout. Default: defaultReportPath. */
+  out?: string | undefined;
+  /** Print one JSON document saying what was written. */
+  json?: boolean | undefined;
+  quiet?: boolean | undefined;
+  /** Where the API token may be (it is scrubbed from the report even if the database held it). */
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Now, in ms since the epoch (default: the clock). */
+  now?: number | undefined;
+  /** Resolves relative paths (default: process.cwd()). */
+  cwd?: string | undefined;
+  /** The command that re-runs the failed steps, shown in the report (default `runflow retry RUN`). */
+  retryCommand?: ((runId: string) => string) | undefined;
+}
+
+export interface WrittenReport {
+  runId: string;
+  format: ReportFormat;
+  /** Absolute path of the report; undefined when it went to stdout. */
+  path: string | undefined;
+  report: RunReport;
+}
+
+const RENDERERS: Record<ReportFormat, (report: RunReport) => string> = {
+  html: renderReportHtml,
+  md: renderReportMarkdown,
+  json: renderReportJson,
+};
+
+/** Written to a temporary file and renamed: a reader never sees half a report. */
+function writeAtomically(file: string, text: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, file);
+}
+
+export function runReportCommand(
+  runId: string | undefined,
+  options: ReportCommandOptions,
+  output: Output = processOutput,
+): WrittenReport {
+  const cwd = options.cwd ?? process.cwd();
+  const format = options.format ?? (options.out ? formatFromFileName(options.out) : undefined) ?? "html";
+  const toStdout = options.out === "-";
+  const statePath = path.resolve(cwd, options.statePath);
+  const store = openSqliteStore(statePath, { readonly: true });
+  let report: RunReport;
+  let file: string | undefined;
+  try {
+    const run = findRun(store, runId, statePath);
+    file = toStdout
+      ? undefined
+      : path.resolve(cwd, options.out ?? defaultReportPath(statePath, run.id, format));
+    report = buildRunReport(run, store.getSteps(run.id), store.getOutputs(run.id), {
+      reportDir: file ? path.dirname(file) : cwd,
+      now: options.now ?? Date.now(),
+      plan: store.getRunPlan(run.id),
+      attempts: store.getAttempts(run.id),
+      retryCommand: options.retryCommand?.(run.id),
+      fileExists: existsSync,
+    });
+  } finally {
+    store.close();
+  }
+  // The database never holds the token (the store redacts on write); scrubbing again costs
+  // nothing and covers a database written before the token was set or changed.
+  const redact = makeRedactor(tokensFromEnvironment(options.env ?? process.env));
+  const text = redact(RENDERERS[format](report));
+
+  if (file === undefined) {
+    output.stdout(text);
+  } else {
+    writeAtomically(file, text);
+    if (options.json) {
+      output.stdout(`${JSON.stringify({ run: report.run.id, format, path: file })}\n`);
+    } else if (!options.quiet) {
+      output.stdout(`report of run ${report.run.id} written to ${displayPath(file, cwd)}\n`);
+    }
+  }
+  return { runId: report.run.id, format, path: file, report };
+}
+
+export function register(program: Command): void {
+  program
+    .command("report")
+    .description("write a report of a run: an HTML gallery of inputs and outputs (default), Markdown or JSON")
+    .argument("[run]", "the run id (default: the latest run)")
+    .addOption(
+      new Option(
+        "--format <format>",
+        "html, md or json (default: from --out's extension, else html)",
+      ).choices(REPORT_FORMATS),
+    )
+    .option("--out <file>", "where to write it; - for stdout (default: reports/RUN.FORMAT beside the state)")
+    .action(function (
+      this: Command,
+      runId: string | undefined,
+      local: { format?: ReportFormat; out?: string },
+    ) {
+      const globals = globalOptions(this);
+      runReportCommand(
+        runId,
+        {
+          statePath: globals.state,
+          format: local.format,
+          out: local.out,
+          json: globals.json,
+          quiet: globals.quiet,
+          retryCommand: (id) => `runflow retry ${id}${stateArgument(globals)}`,
+        },
+        commandOutput(this),
+      );
+    });
+}

@@ -1,0 +1,82 @@
+/**
+ * `runflow retry [run]` (SPEC §2): re-run the failed, timed-out, cancelled and blocked steps
+ * of a run (default: the latest) and the steps that depend on them, from the plan stored
+ * with the run. `--step` narrows; `unknown` steps only with `--resubmit-unknown`.
+ */
+import type { Command } from "commander";
+import { EventBus } from "../../engine/events.js";
+import { retryRun } from "../../engine/retry.js";
+import { RunControl } from "../../engine/run-control.js";
+import { UsageError } from "../../errors.js";
+import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
+import { printSummary, stateArgument, subscribeViews, withShutdownSignals } from "./apply.js";
+
+interface RetryFlags {
+  step?: string[];
+  resubmitUnknown?: boolean;
+  concurrency?: string;
+  wait?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command("retry")
+    .description(
+      "re-run the failed, timed-out and cancelled steps of a run (default: the latest) and the steps that depend on them",
+    )
+    .argument("[run]", "the run id (default: the latest run)")
+    .option(
+      "--step <id>",
+      "only this step: JOB/KEY/STEP, JOB/KEY, JOB or a step id (repeatable)",
+      collectRepeatable,
+    )
+    .option(
+      "--resubmit-unknown",
+      "also submit `unknown` steps again (their first submission may have been billed)",
+    )
+    .option("--concurrency <n>", "requests in flight at once (overrides the workflow)")
+    .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .action(async function (this: Command, run: string | undefined, flags: RetryFlags) {
+      const globals = globalOptions(this);
+      const output = commandOutput(this);
+      let concurrency: number | undefined;
+      if (flags.concurrency !== undefined) {
+        concurrency = Number(flags.concurrency);
+        if (!Number.isInteger(concurrency) || concurrency < 1) {
+          throw new UsageError(
+            `Expected \`--concurrency\` to be an integer ≥ 1, got \`${flags.concurrency}\``,
+          );
+        }
+      }
+      const events = new EventBus();
+      const summary = subscribeViews(events, globals, output);
+      const control = new RunControl();
+      const outcome = await withShutdownSignals(control, output, () =>
+        retryRun(
+          {
+            run,
+            steps: flags.step,
+            resubmitUnknown: flags.resubmitUnknown,
+            concurrency,
+            wait: flags.wait,
+            statePath: globals.state,
+            models: globals.models,
+          },
+          { events, control },
+        ),
+      );
+      if (outcome.nothingToRetry) {
+        const message = `run ${outcome.parentRunId} has nothing to retry${flags.step ? " among the steps named" : ""}`;
+        if (globals.json)
+          output.stdout(JSON.stringify({ event: "nothing_to_retry", runId: outcome.parentRunId }));
+        else output.stdout(message);
+        process.exitCode = 0;
+        return;
+      }
+      printSummary(summary, outcome, globals, output, {
+        resumeCommand: `runflow retry ${outcome.parentRunId}${stateArgument(globals)}`,
+        downloads: true,
+      });
+      process.exitCode = outcome.exitCode;
+    });
+}

@@ -1,0 +1,92 @@
+/**
+ * `runflow status [run]` (SPEC §2): the state of a run (default: the latest) — counts per
+ * state, each step that did not succeed with its error, and where the outputs are.
+ */
+import path from "node:path";
+import type { Command } from "commander";
+import { findRun } from "../../engine/retry.js";
+import { openSqliteStore } from "../../store/sqlite.js";
+import type { RunRecord, StepRecord } from "../../store/types.js";
+import { formatDuration } from "../../util/duration.js";
+import { commandOutput, globalOptions } from "../context.js";
+import { displayPath } from "./apply.js";
+
+const PROBLEM_STATES = ["failed", "timed_out", "cancelled", "unknown", "blocked"] as const;
+
+export interface RunStatusReport {
+  run: RunRecord;
+  counts: Record<string, number>;
+  problems: Pick<StepRecord, "address" | "state" | "error" | "requestId">[];
+  outputs: {
+    address: string;
+    name: string;
+    index: number | undefined;
+    path: string | undefined;
+    url: string;
+    bytes: number | undefined;
+  }[];
+}
+
+export function register(program: Command): void {
+  program
+    .command("status")
+    .description(
+      "state of a run (default: the latest): counts per state, failed steps with their errors, outputs",
+    )
+    .argument("[run]", "the run id (default: the latest run)")
+    .action(function (this: Command, runId: string | undefined) {
+      const globals = globalOptions(this);
+      const output = commandOutput(this);
+      const statePath = path.resolve(globals.state);
+      const store = openSqliteStore(statePath, { readonly: true });
+      try {
+        const run = findRun(store, runId, statePath);
+        const report: RunStatusReport = {
+          run,
+          counts: store.countStepsByState(run.id),
+          problems: store
+            .getSteps(run.id, { states: PROBLEM_STATES })
+            .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
+          outputs: store.getOutputs(run.id).map(({ address, name, index, path: file, url, bytes }) => ({
+            address,
+            name,
+            index,
+            path: file,
+            url,
+            bytes,
+          })),
+        };
+        if (globals.json) {
+          output.stdout(JSON.stringify(report, null, 2));
+          return;
+        }
+        const finished =
+          run.finishedAt === undefined ? "" : ` in ${formatDuration(run.finishedAt - run.startedAt)}`;
+        const lines = [
+          `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${run.status}${finished}`,
+          `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
+          `steps: ${
+            Object.entries(report.counts)
+              .map(([state, count]) => `${count} ${state}`)
+              .join(", ") || "none"
+          }`,
+        ];
+        if (report.problems.length > 0) {
+          lines.push("not succeeded:");
+          for (const problem of report.problems) {
+            lines.push(`  ${problem.address} ${problem.state}${problem.error ? `: ${problem.error}` : ""}`);
+          }
+        }
+        const files = report.outputs.filter((o) => o.path !== undefined);
+        if (files.length > 0) {
+          lines.push(`outputs (${files.length}):`);
+          for (const file of files.slice(0, 50))
+            lines.push(`  ${file.address} ${file.name}: ${displayPath(file.path!)}`);
+          if (files.length > 50) lines.push(`  … and ${files.length - 50} more (--json lists them all)`);
+        }
+        output.stdout(lines.join("\n"));
+      } finally {
+        store.close();
+      }
+    });
+}

@@ -1,0 +1,321 @@
+/**
+ * The `apply` use case (SPEC §2, §4–§5): validate the workflow and preflight its static
+ * media (exit 2 before anything is submitted), take the workflow's lock (exit 3), plan with
+ * what earlier runs left (reuse), record the run, execute it, record how it ended.
+ *
+ * `retry` shares everything from the lock on (runLocked).
+ */
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { RunComfyClient, type RetryOptions } from "../api/client.js";
+import { downloadFile } from "../api/download.js";
+import { readApiToken } from "../api/env.js";
+import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
+import { UsageError, WorkflowInvalidError } from "../errors.js";
+import { loadModelRegistry, type ModelRegistry } from "../models/registry.js";
+import { planRun } from "../plan/plan.js";
+import type { Plan } from "../plan/types.js";
+import { emptyPriorState } from "../plan/prior-state.js";
+import { tokensFromEnvironment } from "../store/redact.js";
+import { openSqliteStore } from "../store/sqlite.js";
+import type { RunKind, StateStore } from "../store/types.js";
+import { systemClock, type Clock, type Random } from "../util/clock.js";
+import { checkWorkflow, preflightMedia, type PollPolicy } from "../workflow/index.js";
+import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
+import type { EventBus } from "./events.js";
+import { executePlan, type ExecutionResult } from "./executor.js";
+import { retryingFetch } from "./probe-fetch.js";
+import { runProcess as defaultRunProcess } from "./process-runner.js";
+import { RunControl } from "./run-control.js";
+import { beginRun, endRun } from "./run-lifecycle.js";
+import { acquireWorkflowLock, DEFAULT_LOCK_TIMING, keepLockAlive, type LockTiming } from "./workflow-lock.js";
+
+/** Where the API is: from the environment (RUNCOMFY_API_TOKEN, RUNCOMFY_BASE_URL), or given (the emulator). */
+export interface ApiTarget {
+  baseUrl: string;
+  token: string;
+}
+
+export interface ApplyRequest {
+  /** The workflow file as the user named it. */
+  file: string;
+  /** Relative paths (the file, the state database) start here. Default process.cwd(). */
+  cwd?: string | undefined;
+  /** The state database (`--state`); default state/runflow.db. */
+  statePath?: string | undefined;
+  vars?: Readonly<Record<string, string>> | undefined;
+  only?: readonly string[] | undefined;
+  fresh?: boolean | undefined;
+  concurrency?: number | undefined;
+  download?: boolean | undefined;
+  wait?: boolean | undefined;
+  /** Extra model schema folders (`--models`). */
+  models?: readonly string[] | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+  /** Run against this API instead of the environment's (`--emulator`). */
+  api?: ApiTarget | undefined;
+}
+
+/** The effects an apply uses, injectable so tests drive them. */
+export interface ApplyServices {
+  events: EventBus;
+  /** Signals and `cancel` stop the run through it. */
+  control?: RunControl | undefined;
+  clock?: Clock | undefined;
+  random?: Random | undefined;
+  fetch?: typeof fetch | undefined;
+  runProcess?: ProcessRunner | undefined;
+  lockTiming?: Partial<LockTiming> | undefined;
+  /** Retries of single API calls (tests make them quick). */
+  apiRetry?: RetryOptions | undefined;
+  /** Replaces the RunComfy client altogether (engine tests). */
+  api?: EngineApi | undefined;
+  /** Default: a new id from the time and a random suffix. */
+  runId?: string | undefined;
+}
+
+export interface ApplyOutcome extends Pick<ExecutionResult, "status" | "exitCode" | "counts"> {
+  runId: string;
+  workflowName: string;
+  /** Absolute path of the state database. */
+  statePath: string;
+  /** The folder holding every output folder of the run (their common parent). */
+  outputsRoot: string | undefined;
+}
+
+export const DEFAULT_STATE_PATH = path.join("state", "runflow.db");
+
+/** `20250601-120003-a1b2`: sortable by time, unique enough to never collide in one database. */
+export function newRunId(now: number, random: () => string = () => randomBytes(2).toString("hex")): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return `${stamp}-${random()}`;
+}
+
+/** The workflow's `poll` settings as the client's poll schedule: `interval` is the first and shortest wait. */
+export function clientPollPolicy(poll: PollPolicy | undefined): Partial<ClientPollPolicy> {
+  const policy: Partial<ClientPollPolicy> = {};
+  if (poll?.intervalMs !== undefined) {
+    policy.initialMs = poll.intervalMs;
+    policy.minMs = Math.min(DEFAULT_POLL_POLICY.minMs, poll.intervalMs);
+  }
+  if (poll?.maxIntervalMs !== undefined) policy.maxMs = poll.maxIntervalMs;
+  return policy;
+}
+
+/** The common parent folder of `folders`. */
+export function commonFolder(folders: Iterable<string>): string | undefined {
+  let common: string[] | undefined;
+  for (const folder of folders) {
+    const parts = folder.split(path.sep);
+    if (!common) {
+      common = parts;
+      continue;
+    }
+    let same = 0;
+    while (same < common.length && same < parts.length && common[same] === parts[same]) same++;
+    common = common.slice(0, same);
+  }
+  if (!common) return undefined;
+  return common.join(path.sep) || path.sep;
+}
+
+function apiFor(
+  plan: Plan,
+  request: Pick<ApplyRequest, "api" | "env">,
+  services: ApplyServices,
+  clock: Clock,
+  random: Random,
+): EngineApi {
+  if (services.api) return services.api;
+  const env = request.env ?? process.env;
+  const target = request.api ?? {
+    token: readApiToken(env) ?? "",
+    baseUrl: env.RUNCOMFY_BASE_URL?.trim() || undefined,
+  };
+  if (target.token === "") {
+    throw new UsageError("no RunComfy API token: RUNCOMFY_API_TOKEN is not set", {
+      hint: "export RUNCOMFY_API_TOKEN=<your API key>, or try runflow without an account: `runflow apply FILE --emulator`",
+    });
+  }
+  return new RunComfyClient({
+    token: target.token,
+    ...(target.baseUrl ? { baseUrl: target.baseUrl } : {}),
+    poll: clientPollPolicy(plan.workflow.poll),
+    clock,
+    random,
+    ...(services.fetch ? { fetch: services.fetch } : {}),
+    ...(services.apiRetry ? { retry: services.apiRetry } : {}),
+  });
+}
+
+export interface LockedRun {
+  kind: RunKind;
+  workflowName: string;
+  file: string;
+  parentRunId?: string | undefined;
+  /** Stored with the run (never the token). */
+  options: Record<string, unknown>;
+  wait: boolean;
+  /** Makes the plan once the lock is held, so it sees every earlier run's final state. */
+  plan: (store: StateStore, runId: string, now: number) => Plan;
+  execute: ExecuteOptions;
+  registry: ModelRegistry;
+  request: Pick<ApplyRequest, "api" | "env">;
+}
+
+/**
+ * Everything from the lock on, for apply and retry: lock, plan, record, execute, finish,
+ * release. The store is opened and closed by the caller.
+ */
+export async function runLocked(
+  store: StateStore,
+  run: LockedRun,
+  services: ApplyServices,
+): Promise<Omit<ApplyOutcome, "statePath">> {
+  const clock = services.clock ?? systemClock;
+  const random = services.random ?? Math.random;
+  const control = services.control ?? new RunControl();
+  const timing = { ...DEFAULT_LOCK_TIMING, ...services.lockTiming };
+  const runId = services.runId ?? newRunId(clock.now());
+  const notice = (level: "info" | "warn") => (message: string) =>
+    services.events.emit({ event: "notice", at: clock.now(), runId, level, message });
+
+  const workflowName = run.workflowName;
+  const lockOptions = {
+    workflowName,
+    runId,
+    wait: run.wait,
+    timing,
+    store,
+    clock,
+    control,
+    notice: notice("info"),
+  };
+  await acquireWorkflowLock(lockOptions);
+  let keeper: { stop(): void } | undefined;
+  try {
+    // Planned under the lock: the run that held it may have finished steps since.
+    const plan = run.plan(store, runId, clock.now());
+    const api = apiFor(plan, run.request, services, clock, random);
+    const concurrency = run.execute.concurrency ?? plan.workflow.concurrency;
+    const startedAt = beginRun({ store, events: services.events, clock }, plan, {
+      kind: run.kind,
+      file: run.file,
+      parentRunId: run.parentRunId,
+      options: run.options,
+      concurrency,
+    });
+    keeper = keepLockAlive({
+      ...lockOptions,
+      onLost: () => {
+        notice("warn")(`lost the lock of workflow ${workflowName} (another apply took it over); stopping`);
+        control.stop("interrupted");
+      },
+    });
+    const result = await executePlan(
+      plan,
+      {
+        api,
+        store,
+        registry: run.registry,
+        clock,
+        random,
+        events: services.events,
+        download: downloadFile,
+        runProcess: services.runProcess ?? defaultRunProcess,
+        fetch: retryingFetch({ fetch: services.fetch, clock, random }),
+      },
+      { ...run.execute, concurrency },
+      control,
+    );
+    keeper.stop();
+    endRun({ store, events: services.events, clock }, runId, startedAt, result);
+    if (result.internalErrors.length > 0) throw result.internalErrors[0]!.error;
+    return {
+      runId,
+      workflowName,
+      status: result.status,
+      exitCode: result.exitCode,
+      counts: result.counts,
+      outputsRoot: commonFolder(new Set(plan.steps.map((step) => step.outputsDir))),
+    };
+  } finally {
+    keeper?.stop();
+    store.releaseLock(workflowName, runId);
+  }
+}
+
+/** Opens the state database of a command (`--state`, relative to `cwd`). */
+export function openStateStore(
+  statePath: string | undefined,
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): { store: StateStore; path: string } {
+  const resolved = path.resolve(cwd, statePath ?? DEFAULT_STATE_PATH);
+  return { store: openSqliteStore(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
+}
+
+export async function applyWorkflow(request: ApplyRequest, services: ApplyServices): Promise<ApplyOutcome> {
+  const cwd = request.cwd ?? process.cwd();
+  const env = request.env ?? process.env;
+  const file = path.resolve(cwd, request.file);
+  const registry = loadModelRegistry({ dirs: [...(request.models ?? [])], cwd });
+  const check = await checkWorkflow(file, { registry, vars: request.vars, env, collectMedia: true });
+  if (!check.workflow) throw new WorkflowInvalidError(check.diagnostics);
+  const workflow = check.workflow;
+  const preflight = await preflightMedia(check.media, registry, {
+    fetch: retryingFetch({ fetch: services.fetch, clock: services.clock, random: services.random }),
+  });
+  if (preflight.length > 0) {
+    throw new WorkflowInvalidError(preflight, {
+      hint: "fix the media (or the URLs) above; nothing was submitted",
+    });
+  }
+  if (
+    request.concurrency !== undefined &&
+    !(Number.isInteger(request.concurrency) && request.concurrency >= 1)
+  ) {
+    throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${request.concurrency}\``);
+  }
+
+  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  try {
+    const outcome = await runLocked(
+      store,
+      {
+        kind: "apply",
+        workflowName: workflow.name,
+        file: request.file,
+        wait: request.wait ?? false,
+        options: {
+          concurrency: request.concurrency,
+          fresh: request.fresh ?? false,
+          only: request.only ?? [],
+          vars: request.vars ?? {},
+          download: request.download ?? true,
+          emulator: request.api !== undefined,
+          cacheTtlMs: workflow.cache.ttlMs,
+        },
+        plan: (prior, runId, now) =>
+          planRun(workflow, request.fresh ? emptyPriorState : prior, {
+            runId,
+            now,
+            fresh: request.fresh ?? false,
+            only: request.only ?? [],
+          }),
+        execute: {
+          concurrency: request.concurrency,
+          fresh: request.fresh,
+          download: request.download,
+          cacheTtlMs: workflow.cache.ttlMs,
+        },
+        registry,
+        request,
+      },
+      services,
+    );
+    return { ...outcome, statePath };
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The `cancel` use case (SPEC §2): a live apply of the run is asked to stop (it stops
+ * submitting and cancels its queued requests itself); with no live process, the run's
+ * queued requests are cancelled here, directly at the API. Running requests cannot be
+ * cancelled (the API says so): they stay recorded, and the next apply collects them.
+ */
+import os from "node:os";
+import { createClientFromEnv } from "../api/env.js";
+import { decideLock, isProcessAlive } from "../store/lock.js";
+import { OPEN_ATTEMPT_STATES, type RunRecord, type StateStore } from "../store/types.js";
+import { systemClock, type Clock } from "../util/clock.js";
+import { openStateStore } from "./apply.js";
+import type { EngineApi } from "./deps.js";
+import { findRun } from "./retry.js";
+import { DEFAULT_LOCK_TIMING } from "./workflow-lock.js";
+
+export interface CancelRequest {
+  run?: string | undefined;
+  cwd?: string | undefined;
+  statePath?: string | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+  /** How long to wait for a live apply to stop (default 30 s). */
+  waitMs?: number | undefined;
+}
+
+export interface CancelServices {
+  api?: EngineApi | undefined;
+  clock?: Clock | undefined;
+}
+
+export interface CancelOutcome {
+  runId: string;
+  /** A live apply was running the run and was asked to stop. */
+  live: boolean;
+  /** The run had finished before: nothing to do. */
+  alreadyFinished: boolean;
+  /** How the run ended, when it did (a live apply that stopped in time). */
+  finalStatus: RunRecord["status"] | undefined;
+  /** Steps whose queued request was cancelled here. */
+  cancelled: string[];
+  /** Steps whose request was already running: left recorded for the next apply. */
+  running: string[];
+  /** Steps whose request could not be cancelled for another reason, with it. */
+  errors: { address: string; error: string }[];
+}
+
+/** Whether a live process holds the run's workflow lock for this very run. */
+function isLive(store: StateStore, run: RunRecord, now: number): boolean {
+  const holder = store.getLock(run.workflowName);
+  if (!holder || holder.runId !== run.id) return false;
+  const decision = decideLock(
+    holder,
+    { runId: `${run.id}:cancel`, pid: process.pid, hostname: os.hostname() },
+    {
+      now,
+      staleAfterMs: DEFAULT_LOCK_TIMING.staleAfterMs,
+      isProcessAlive,
+    },
+  );
+  return decision.action === "refuse";
+}
+
+export async function cancelRun(
+  request: CancelRequest,
+  services: CancelServices = {},
+): Promise<CancelOutcome> {
+  const cwd = request.cwd ?? process.cwd();
+  const env = request.env ?? process.env;
+  const clock = services.clock ?? systemClock;
+  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  try {
+    const run = findRun(store, request.run, statePath);
+    const outcome: CancelOutcome = {
+      runId: run.id,
+      live: false,
+      alreadyFinished: run.finishedAt !== undefined,
+      finalStatus: run.finishedAt !== undefined ? run.status : undefined,
+      cancelled: [],
+      running: [],
+      errors: [],
+    };
+    if (outcome.alreadyFinished) return outcome;
+
+    store.requestCancel(run.id, clock.now());
+    if (isLive(store, run, clock.now())) {
+      outcome.live = true;
+      const deadline = clock.now() + (request.waitMs ?? 30_000);
+      while (clock.now() < deadline) {
+        const now = store.getRun(run.id);
+        if (now?.finishedAt !== undefined) {
+          outcome.finalStatus = now.status;
+          break;
+        }
+        await clock.sleep(200);
+      }
+      return outcome;
+    }
+
+    const api = services.api ?? createClientFromEnv({ env });
+    for (const attempt of store.getAttempts(run.id)) {
+      if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;
+      try {
+        const answer = await api.cancel(attempt.requestId);
+        if (answer.outcome !== "cancelled") {
+          outcome.running.push(attempt.address);
+          continue;
+        }
+        const at = clock.now();
+        store.transaction(() => {
+          store.updateAttempt(attempt, {
+            state: "cancelled",
+            error: "cancelled by `runflow cancel`",
+            finishedAt: at,
+          });
+          store.updateStep(run.id, attempt.address, {
+            updatedAt: at,
+            state: "cancelled",
+            error: "cancelled while queued (`runflow cancel`)",
+            queuePosition: null,
+            finishedAt: at,
+          });
+        });
+        outcome.cancelled.push(attempt.address);
+      } catch (error) {
+        outcome.errors.push({
+          address: attempt.address,
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
+    }
+    if (run.status === "running") {
+      const counts = store.countStepsByState(run.id);
+      store.finishRun(run.id, { status: "cancelled", exitCode: 1, finishedAt: clock.now(), counts });
+      outcome.finalStatus = "cancelled";
+    }
+    return outcome;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,41 @@
+/** What every step execution shares within one run. Built once by the executor. */
+import type PQueue from "p-queue";
+import type { MediaFacts } from "../models/types.js";
+import type { Plan } from "../plan/types.js";
+import type { EngineDeps } from "./deps.js";
+import type { RunControl } from "./run-control.js";
+import type { RequestScheduler } from "./scheduler.js";
+import type { StepResults } from "./step-results.js";
+import type { StepTracker } from "./transitions.js";
+import type { TypicalDurations } from "./typical-durations.js";
+
+export interface ResolvedExecuteOptions {
+  fresh: boolean;
+  download: boolean;
+  resubmitUnknown: boolean;
+  cacheTtlMs: number;
+}
+
+export interface ExecutionContext {
+  plan: Plan;
+  runId: string;
+  workflowName: string;
+  deps: EngineDeps;
+  options: ResolvedExecuteOptions;
+  tracker: StepTracker;
+  control: RunControl;
+  scheduler: RequestScheduler;
+  /** Local processes of run steps: they use CPUs, not API slots. */
+  processes: PQueue;
+  typical: TypicalDurations;
+  results: StepResults;
+  /** Media probes shared by every run-time check of this run. */
+  mediaCache: Map<string, Promise<MediaFacts>>;
+  notice(level: "info" | "warn", message: string): void;
+}
+
+/**
+ * How a step's execution ended, for the run graph: `succeeded` releases its dependents,
+ * `failed` blocks them, `left` means it stopped unfinished (interrupted) and stays recorded.
+ */
+export type StepEnding = "succeeded" | "failed" | "left";

@@ -1,0 +1,180 @@
+/**
+ * Executes a Plan (DESIGN practice 1: the pure planner decided, this does): starts each step
+ * once everything it depends on has succeeded, blocks the dependents of a step that did not,
+ * and ends when nothing more can start. Every effect goes through the injected deps.
+ *
+ * The run and its steps must already be in the store (beginRun); the executor changes step
+ * states only, each through StepTracker.transition (written, then announced).
+ */
+import os from "node:os";
+import PQueue from "p-queue";
+import { ExitCode } from "../errors.js";
+import type { MediaFacts } from "../models/types.js";
+import type { Plan, PlannedStep } from "../plan/types.js";
+import type { RunOutcome } from "../store/types.js";
+import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./context.js";
+import type { EngineDeps, ExecuteOptions } from "./deps.js";
+import { executeModelStep } from "./model-step.js";
+import { ReadyLanes } from "./ready-lanes.js";
+import { RunControl } from "./run-control.js";
+import { RunGraph } from "./run-graph.js";
+import { executeRunStep } from "./run-step.js";
+import { RequestScheduler } from "./scheduler.js";
+import { isSuccess, StepState } from "./states.js";
+import { StepResults } from "./step-results.js";
+import { StepTracker } from "./transitions.js";
+import { TypicalDurations } from "./typical-durations.js";
+
+export interface ExecutionResult {
+  status: RunOutcome;
+  exitCode: ExitCode;
+  /** Steps per state at the end. */
+  counts: Record<string, number>;
+  /** Steps whose execution crashed on a bug or an unusable database (each also recorded as failed when possible). */
+  internalErrors: { address: string; error: unknown }[];
+}
+
+/** The retention of remote output URLs (SPEC §5): reuse ends after it unless `cache.ttl` says otherwise. */
+export const DEFAULT_CACHE_TTL_MS = 6 * 24 * 60 * 60 * 1000;
+const RUN_STEP_LANE = "\u0000run";
+
+function resolveOptions(options: ExecuteOptions): ResolvedExecuteOptions {
+  return {
+    fresh: options.fresh ?? false,
+    download: options.download ?? true,
+    resubmitUnknown: options.resubmitUnknown ?? false,
+    cacheTtlMs: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS,
+  };
+}
+
+/** How the run ended, from why it stopped (if it did) and the steps' final states. */
+export function judgeRun(
+  counts: Record<string, number>,
+  stopped: RunControl["reason"],
+): Pick<ExecutionResult, "status" | "exitCode"> {
+  if (stopped === "auth_failed") return { status: "auth_failed", exitCode: ExitCode.auth };
+  if (stopped === "interrupted") return { status: "interrupted", exitCode: ExitCode.interrupted };
+  if (stopped === "cancelled") return { status: "cancelled", exitCode: ExitCode.stepsFailed };
+  const allSucceeded = Object.entries(counts).every(
+    ([state, count]) => count === 0 || isSuccess(state as StepState),
+  );
+  return allSucceeded
+    ? { status: "succeeded", exitCode: ExitCode.ok }
+    : { status: "failed", exitCode: ExitCode.stepsFailed };
+}
+
+export async function executePlan(
+  plan: Plan,
+  deps: EngineDeps,
+  options: ExecuteOptions = {},
+  control: RunControl = new RunControl(),
+): Promise<ExecutionResult> {
+  const concurrency = options.concurrency ?? plan.workflow.concurrency;
+  const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
+  const tracker = new StepTracker(plan.runId, plan.steps, deps);
+  const graph = new RunGraph(plan.steps);
+  const byAddress = new Map<string, PlannedStep>(plan.steps.map((step) => [step.address, step]));
+  const notices = (level: "info" | "warn", message: string) =>
+    deps.events.emit({ event: "notice", at: deps.clock.now(), runId: plan.runId, level, message });
+  const context: ExecutionContext = {
+    plan,
+    runId: plan.runId,
+    workflowName: plan.workflow.name,
+    deps,
+    options: resolveOptions(options),
+    tracker,
+    control,
+    scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
+    processes: new PQueue({ concurrency: processConcurrency }),
+    typical: new TypicalDurations(),
+    results: new StepResults(plan),
+    mediaCache: new Map<string, Promise<MediaFacts>>(),
+    notice: notices,
+  };
+
+  // Twice the slots: steps downloading or backing off must not leave request slots idle.
+  const lanes = new ReadyLanes(concurrency * 2, (lane) => {
+    if (lane === RUN_STEP_LANE) return { capacity: processConcurrency * 2, remote: false };
+    const limit = plan.workflow.limits[lane];
+    return { capacity: (limit ?? concurrency) * 2, remote: true };
+  });
+  const laneOf = (step: PlannedStep) => (step.kind === "run" ? RUN_STEP_LANE : (step.model ?? ""));
+  const internalErrors: ExecutionResult["internalErrors"] = [];
+  let active = 0;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+
+  const block = (address: string) => {
+    for (const blocked of graph.failed(address)) {
+      tracker.transition(blocked, StepState.blocked, {
+        error: `not run: ${address} ${tracker.state(address)}`,
+      });
+    }
+  };
+
+  const ended = (address: string, ending: StepEnding) => {
+    if (ending === "succeeded") {
+      for (const next of graph.succeeded(address)) lanes.add(laneOf(byAddress.get(next)!), next);
+    } else if (ending === "failed") {
+      block(address);
+    }
+  };
+
+  const crashed = (address: string, error: unknown) => {
+    internalErrors.push({ address, error });
+    try {
+      const message = `internal error: ${error instanceof Error ? error.message : String(error)}`;
+      if (tracker.state(address) !== StepState.failed)
+        tracker.transition(address, StepState.failed, { error: message });
+      block(address);
+    } catch {
+      // The database itself may be what failed; the error is reported by the caller.
+    }
+  };
+
+  /** Steps that will never start because the run stopped: cancelled (or left pending on an interrupt). */
+  const abandonWaiting = () => {
+    const waiting = lanes.drain();
+    if (control.reason === "interrupted") return;
+    const message = control.notSubmittedMessage();
+    for (const address of waiting) {
+      if (tracker.state(address) !== StepState.pending) continue;
+      tracker.transition(address, StepState.cancelled, { error: message });
+      block(address);
+    }
+  };
+
+  const pump = () => {
+    if (control.stopped) abandonWaiting();
+    for (let next = lanes.take(); next !== undefined; next = lanes.take()) {
+      const { lane, address } = next;
+      const step = byAddress.get(address)!;
+      active++;
+      const execution =
+        step.kind === "model" ? executeModelStep(context, step) : executeRunStep(context, step);
+      execution
+        .then(
+          (ending) => ended(address, ending),
+          (error: unknown) => crashed(address, error),
+        )
+        .finally(() => {
+          active--;
+          lanes.finished(lane);
+          pump();
+          if (active === 0 && (lanes.waiting === 0 || control.reason === "interrupted")) finish();
+        })
+        .catch((error: unknown) => internalErrors.push({ address, error }));
+      if (control.stopped) abandonWaiting();
+    }
+  };
+
+  for (const address of graph.initiallyReady()) lanes.add(laneOf(byAddress.get(address)!), address);
+  control.onStop(() => pump());
+  pump();
+  if (active === 0) finish();
+  await finished;
+  await context.processes.onIdle();
+
+  const counts = tracker.counts();
+  return { ...judgeRun(counts, control.reason), counts, internalErrors };
+}

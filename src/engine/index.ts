@@ -1,0 +1,46 @@
+/** The engine (SPEC §4–§5): executes plans durably; apply, retry and cancel as use cases. */
+export {
+  applyWorkflow,
+  clientPollPolicy,
+  commonFolder,
+  DEFAULT_STATE_PATH,
+  newRunId,
+  openStateStore,
+} from "./apply.js";
+export type { ApiTarget, ApplyOutcome, ApplyRequest, ApplyServices } from "./apply.js";
+export { cancelRun, type CancelOutcome, type CancelRequest, type CancelServices } from "./cancel.js";
+export type {
+  DownloadFunction,
+  EngineApi,
+  EngineDeps,
+  ExecuteOptions,
+  ProcessOutcome,
+  ProcessRequest,
+  ProcessRunner,
+} from "./deps.js";
+export { EventBus } from "./events.js";
+export type {
+  RunEvent,
+  RunEventListener,
+  RunFinishedEvent,
+  RunNoticeEvent,
+  RunStartedEvent,
+  RunStatus,
+  StepEvent,
+} from "./events.js";
+export { DEFAULT_CACHE_TTL_MS, executePlan, judgeRun, type ExecutionResult } from "./executor.js";
+export { runProcess } from "./process-runner.js";
+export { findRun, retryPlan, retryRun, type RetryOutcome, type RetryRequest } from "./retry.js";
+export { isStopSignal, RunControl, StopSignal, type StopReason } from "./run-control.js";
+export { beginRun, endRun, type RunMeta } from "./run-lifecycle.js";
+export { handleShutdownSignals, type ShutdownOptions } from "./shutdown.js";
+export {
+  canTransition,
+  DISPLAY_GROUP,
+  isSuccess,
+  isTerminal,
+  RETRYABLE_STATES,
+  StepState,
+  TERMINAL_STATES,
+} from "./states.js";
+export { DEFAULT_LOCK_TIMING, type LockTiming } from "./workflow-lock.js";

@@ -1,0 +1,44 @@
+/** Small file helpers of the engine: hashing, sizes, and atomic copies (temporary file, then rename). */
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+
+export interface FileFacts {
+  bytes: number;
+  sha256: string;
+}
+
+/** Size and sha256 of a file, streamed (a large video is never held in memory). */
+export async function hashFile(file: string): Promise<FileFacts> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    bytes += chunk.byteLength;
+    hash.update(chunk);
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+/** The size of a regular file, or undefined when there is none at `file`. */
+export async function regularFileSize(file: string): Promise<number | undefined> {
+  try {
+    const info = await stat(file);
+    return info.isFile() ? info.size : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Copies `from` to `to` through a temporary file beside `to`: `to` is absent or complete, never half written. */
+export async function copyFileAtomic(from: string, to: string): Promise<void> {
+  await mkdir(path.dirname(to), { recursive: true });
+  const temporary = `${to}.part-${randomBytes(6).toString("hex")}`;
+  try {
+    await copyFile(from, temporary);
+    await rename(temporary, to);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,571 @@
+/**
+ * One model step, from ready to done (SPEC §4–§5): the request body (resolved and validated
+ * now when it reads earlier steps) → reuse of an earlier success → re-attachment to a request
+ * an earlier run left running → submissions, each an attempt, under the retry policy →
+ * download of every output.
+ *
+ * The invariant that protects the user's money: a request id is committed to the database
+ * before anything else happens with it, and a submission whose answer was lost is never
+ * sent again unless the user says so.
+ */
+import path from "node:path";
+import { ApiAuthError, InputRejectedError, ModelNotFoundError, NoBalanceError } from "../api/errors.js";
+import { ApiError, ForbiddenRequestError, RequestNotFoundError } from "../api/errors.js";
+import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
+import { backoff } from "../api/retry-policy.js";
+import { formatInputIssue } from "../models/format-issue.js";
+import { checkMediaInput } from "../models/media-probe.js";
+import { validateModelInput } from "../models/validate-input.js";
+import { fingerprintModelStep } from "../plan/fingerprint.js";
+import type { PlannedStep } from "../plan/types.js";
+import type { AttemptKey, NewOutput } from "../store/types.js";
+import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
+import { formatDuration } from "../util/duration.js";
+import type { ExecutionContext, StepEnding } from "./context.js";
+import { filesByName, outputFilesOf } from "./output-files.js";
+import { findReusable, takeOverModelStep } from "./reuse.js";
+import { isStopSignal } from "./run-control.js";
+import { StepState } from "./states.js";
+import { resultView } from "./step-results.js";
+
+/** How one attempt ended. */
+type AttemptOutcome =
+  | { kind: "succeeded"; result: RequestResult; key: AttemptKey; requestId: string }
+  /** Worth another attempt under the retry policy; `state` is what the step ends in when none is left. */
+  | { kind: "retryable"; state: "failed" | "timed_out" | "unknown"; error: string }
+  /** The step ends here, in `state`. */
+  | {
+      kind: "final";
+      state: "failed" | "unknown" | "cancelled";
+      error: string;
+      keepDependentsWaiting?: boolean;
+    }
+  /** Stopped before it was submitted. */
+  | { kind: "not_submitted" }
+  /** Stopped while remote: the request stays recorded for the next apply to re-attach. */
+  | { kind: "left" };
+
+interface Reattachment {
+  requestId: string;
+  fromRunId: string;
+  submittedAt: number;
+}
+
+/** Where a submitted request was last seen. */
+type RemoteState = "submitted" | "in_queue" | "in_progress";
+
+class AttemptTimeout extends Error {
+  constructor(readonly timeoutMs: number) {
+    super(`timed out after ${formatDuration(timeoutMs)}`);
+  }
+}
+
+class CancelledWhileQueued extends Error {}
+
+/** A re-attached request gets at least this long before its timeout counts, so a finished one is collected, not cancelled. */
+const MIN_REATTACH_WINDOW_MS = 10_000;
+/** Waits between polls that failed for a transient reason (the client already retried each call). */
+const POLL_ERROR_BACKOFF = { baseMs: 1_000, maxMs: 30_000 };
+const CANCEL_TIMEOUT_MS = 10_000;
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function executeModelStep(context: ExecutionContext, step: PlannedStep): Promise<StepEnding> {
+  const { tracker, deps, control } = context;
+  const address = step.address;
+  tracker.transition(address, StepState.waiting);
+
+  const prepared =
+    step.body && step.fingerprint !== undefined
+      ? preparedFromPlan(step)
+      : await prepareDeferredBody(context, step);
+  if ("error" in prepared) {
+    tracker.transition(address, StepState.failed, { error: prepared.error });
+    return "failed";
+  }
+  const { body, fingerprint } = prepared;
+  if (!step.body) {
+    deps.store.updateStep(context.runId, address, { updatedAt: deps.clock.now(), fingerprint, input: body });
+  }
+
+  const found = step.reuse ?? findReusable(context, fingerprint);
+  if (found) {
+    const taken = await takeOverModelStep(context, step, found, control.watchSignal).catch(
+      (error: unknown) => {
+        if (isStopSignal(error) || control.watchSignal.aborted) return "stopped" as const;
+        throw error;
+      },
+    );
+    if (taken === "stopped") return "left";
+    if (taken) {
+      context.results.record(address, resultView(taken));
+      tracker.transition(address, StepState.reused, {
+        reusedFrom: found.runId,
+        requestId: taken.requestId,
+        patch: { output: taken.output ?? null, files: taken.files ?? null, fingerprint },
+      });
+      return "succeeded";
+    }
+  }
+
+  const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
+  let reattach: Reattachment | undefined;
+  const inFlight = deps.store.findInFlight(context.workflowName, fingerprint, address);
+  if (inFlight?.disposition === "reattach" && inFlight.requestId !== undefined) {
+    reattach = {
+      requestId: inFlight.requestId,
+      fromRunId: inFlight.runId,
+      submittedAt: inFlight.submittedAt ?? inFlight.startedAt,
+    };
+  } else if (inFlight?.disposition === "maybe_billed" && !resubmitUnknown) {
+    tracker.transition(address, StepState.unknown, {
+      error:
+        `an earlier submission (run ${inFlight.runId}, attempt ${inFlight.attempt}) may have been created and billed, ` +
+        "but its answer never arrived; it is not sent again (`runflow retry --resubmit-unknown` sends it)",
+    });
+    return "failed";
+  }
+
+  for (let attempt = 1; ; attempt++) {
+    const outcome = await context.scheduler.run(step.model, () =>
+      remoteAttempt(context, step, body, fingerprint, attempt, attempt === 1 ? reattach : undefined),
+    );
+    switch (outcome.kind) {
+      case "succeeded":
+        return collect(context, step, fingerprint, outcome);
+      case "left":
+        return "left";
+      case "not_submitted":
+        return stoppedBeforeSubmission(context, address);
+      case "final":
+        if (outcome.state === "cancelled" && outcome.keepDependentsWaiting) {
+          tracker.transition(address, StepState.cancelled, { error: outcome.error });
+          return "left";
+        }
+        tracker.transition(address, outcome.state, { error: outcome.error });
+        return "failed";
+      case "retryable": {
+        if (attempt >= step.retry.attempts || control.stopped) {
+          const tries = step.retry.attempts > 1 ? ` (attempt ${attempt} of ${step.retry.attempts})` : "";
+          tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
+          return "failed";
+        }
+        tracker.transition(address, StepState.waiting, { error: outcome.error });
+        const wait = backoff(
+          attempt,
+          { baseMs: step.retry.backoffMs, maxMs: step.retry.maxBackoffMs },
+          deps.random,
+        );
+        try {
+          await deps.clock.sleep(wait, control.submitSignal);
+        } catch {
+          return stoppedBeforeSubmission(context, address);
+        }
+      }
+    }
+  }
+}
+
+function preparedFromPlan(
+  step: PlannedStep,
+): { body: Record<string, unknown>; fingerprint: string } | { error: string } {
+  if (step.problems && step.problems.length > 0) return { error: step.problems.join("; ") };
+  return { body: step.body!, fingerprint: step.fingerprint! };
+}
+
+/**
+ * The body of a step that reads earlier steps: resolved with their results, then checked
+ * like any input — the schema, and the media rules on the media behind the URLs known only
+ * now (Aleph's 16 MB on a video Hailuo made). A failed check submits nothing.
+ */
+async function prepareDeferredBody(
+  context: ExecutionContext,
+  step: PlannedStep,
+): Promise<{ body: Record<string, unknown>; fingerprint: string } | { error: string }> {
+  const entry = step.model === undefined ? undefined : context.deps.registry.get(step.model);
+  if (!entry || step.model === undefined) return { error: `no schema for model ${step.model ?? "(none)"}` };
+  let input: Record<string, unknown>;
+  try {
+    input = resolveValue(step.input ?? {}, context.results.contextFor(step)) as Record<string, unknown>;
+  } catch (error) {
+    if (error instanceof TemplateResolutionError) return { error: `input: ${error.message}` };
+    throw error;
+  }
+  const { value, issues } = validateModelInput(entry, input);
+  if (issues.length > 0) return { error: issues.map(formatInputIssue).join("; ") };
+  const knownBefore = new Set(Object.keys(value).filter((field) => !step.deferredFields.includes(field)));
+  const mediaIssues = await checkMediaInput(entry, value, {
+    deferred: knownBefore,
+    cache: context.mediaCache,
+    ...(context.deps.fetch ? { fetch: context.deps.fetch } : {}),
+  });
+  if (mediaIssues.length > 0) return { error: mediaIssues.map(formatInputIssue).join("; ") };
+  return { body: value, fingerprint: fingerprintModelStep(step.model, value) };
+}
+
+/** A step that never got submitted because the run stopped: cancelled, or left waiting for the next apply. */
+function stoppedBeforeSubmission(context: ExecutionContext, address: string): StepEnding {
+  if (context.control.reason === "interrupted") return "left";
+  context.tracker.transition(address, StepState.cancelled, { error: context.control.notSubmittedMessage() });
+  return "failed";
+}
+
+/**
+ * One attempt, holding a request slot: submit (or re-attach), record the id, and watch the
+ * request until it ends, times out or the run stops.
+ */
+async function remoteAttempt(
+  context: ExecutionContext,
+  step: PlannedStep,
+  body: Record<string, unknown>,
+  fingerprint: string,
+  attempt: number,
+  reattach: Reattachment | undefined,
+): Promise<AttemptOutcome> {
+  const { deps, control, tracker } = context;
+  const model = step.model!;
+  if (control.submitSignal.aborted) return reattach ? { kind: "left" } : { kind: "not_submitted" };
+  const key: AttemptKey = { runId: context.runId, address: step.address, attempt };
+  const startedAt = deps.clock.now();
+  let requestId: string;
+  let submittedAt: number;
+
+  if (reattach) {
+    requestId = reattach.requestId;
+    submittedAt = reattach.submittedAt;
+    const fromRunId = reattach.fromRunId;
+    tracker.transition(step.address, StepState.in_queue, {
+      attempt,
+      requestId,
+      alsoWrite: () =>
+        deps.store.startAttempt({
+          ...key,
+          workflowName: context.workflowName,
+          fingerprint,
+          startedAt,
+          reattach: { requestId, fromRunId },
+        }),
+    });
+    context.notice(
+      "info",
+      `${step.address}: re-attached to request ${requestId} (submitted by run ${fromRunId})`,
+    );
+  } else {
+    tracker.transition(step.address, StepState.submitting, {
+      attempt,
+      alsoWrite: () =>
+        deps.store.startAttempt({ ...key, workflowName: context.workflowName, fingerprint, startedAt }),
+    });
+    const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
+    const submitted = await submit(context, key, model, body, resubmitUnknown);
+    if (submitted.kind !== "submitted") return submitted.outcome;
+    requestId = submitted.requestId;
+    submittedAt = deps.clock.now();
+    // Committed by submit(); the step stays `submitting` until the first status says where it is.
+    tracker.noteRequestId(step.address, requestId);
+  }
+  return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+}
+
+type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; outcome: AttemptOutcome };
+
+async function submit(
+  context: ExecutionContext,
+  key: AttemptKey,
+  model: string,
+  body: Record<string, unknown>,
+  resubmitUnknown: boolean,
+): Promise<Submitted> {
+  const { deps, control } = context;
+  const endAttempt = (state: "failed" | "unknown", error: string) =>
+    deps.store.updateAttempt(key, { state, error, finishedAt: state === "failed" ? deps.clock.now() : null });
+  let answer;
+  try {
+    // No abort signal: a POST cut off mid-flight may still create the request. A second
+    // signal ends the process anyway.
+    answer = await deps.api.submit(model, body);
+  } catch (error) {
+    // A throw means nothing was created (the client's contract).
+    const message = messageOf(error);
+    endAttempt("failed", message);
+    if (error instanceof ApiAuthError) {
+      control.stop("auth_failed");
+      return { kind: "outcome", outcome: { kind: "final", state: "failed", error: message } };
+    }
+    if (error instanceof NoBalanceError) {
+      control.stop("no_balance");
+      return { kind: "outcome", outcome: { kind: "final", state: "failed", error: message } };
+    }
+    const refused =
+      error instanceof InputRejectedError ||
+      error instanceof ModelNotFoundError ||
+      (error instanceof ApiError &&
+        error.status !== undefined &&
+        error.status >= 400 &&
+        error.status < 500 &&
+        error.status !== 429);
+    return {
+      kind: "outcome",
+      outcome: refused
+        ? { kind: "final", state: "failed", error: message }
+        : { kind: "retryable", state: "failed", error: message },
+    };
+  }
+  if (answer.kind === "unknown") {
+    const error = `${answer.reason} — the request may exist and be billed`;
+    endAttempt("unknown", error);
+    return {
+      kind: "outcome",
+      outcome: resubmitUnknown
+        ? { kind: "retryable", state: "unknown", error }
+        : {
+            kind: "final",
+            state: "unknown",
+            error: `${error}; not sent again (\`runflow retry --resubmit-unknown\` sends it)`,
+          },
+    };
+  }
+  // Durable before anything else: from here a crash means re-attachment, never a second submission.
+  deps.store.recordRequestId(key, answer.requestId, deps.clock.now());
+  return { kind: "submitted", requestId: answer.requestId };
+}
+
+/** Polls the request to its end (or timeout, or the run's stop) and judges the result. */
+async function watch(
+  context: ExecutionContext,
+  step: PlannedStep,
+  key: AttemptKey,
+  requestId: string,
+  submittedAt: number,
+  reattached: boolean,
+): Promise<AttemptOutcome> {
+  const { deps, control, tracker } = context;
+  const model = step.model!;
+  const address = step.address;
+  // `submitted`: no status seen yet, so it may still be queued.
+  let remote: RemoteState = reattached ? "in_queue" : "submitted";
+  let position: number | undefined;
+
+  const attemptAbort = new AbortController();
+  const signal = AbortSignal.any([control.watchSignal, attemptAbort.signal]);
+  const elapsed = deps.clock.now() - submittedAt;
+  const budget = reattached
+    ? Math.max(step.timeoutMs - elapsed, MIN_REATTACH_WINDOW_MS)
+    : step.timeoutMs - elapsed;
+  const timerAbort = new AbortController();
+  deps.clock.sleep(Math.max(0, budget), timerAbort.signal).then(
+    () => attemptAbort.abort(new AttemptTimeout(step.timeoutMs)),
+    () => undefined,
+  );
+  // `runflow cancel`: a request still queued is cancelled at once; a running one is collected.
+  const onStopSubmitting = () => {
+    if (control.reason !== "cancelled" || remote === "in_progress") return;
+    deps.api.cancel(requestId, { signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS) }).then(
+      (answer) => {
+        if (answer.outcome === "cancelled") attemptAbort.abort(new CancelledWhileQueued());
+      },
+      () => undefined,
+    );
+  };
+  control.submitSignal.addEventListener("abort", onStopSubmitting, { once: true });
+  if (control.submitSignal.aborted) onStopSubmitting();
+
+  const onStatus = (status: RequestStatus) => {
+    if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
+      remote = "in_queue";
+      position = status.queuePosition;
+      tracker.transition(address, StepState.in_queue, {
+        requestId,
+        queuePosition: position,
+        alsoWrite: () =>
+          deps.store.updateAttempt(key, { state: "in_queue", queuePosition: position ?? null }),
+      });
+    } else if (status.status === "in_progress" && remote !== "in_progress") {
+      remote = "in_progress";
+      tracker.transition(address, StepState.in_progress, {
+        requestId,
+        alsoWrite: () => deps.store.updateAttempt(key, { state: "in_progress", queuePosition: null }),
+      });
+    }
+  };
+
+  try {
+    let result: RequestResult | undefined;
+    for (let failures = 1; result === undefined; failures++) {
+      try {
+        result = await deps.api.waitForResult(requestId, {
+          signal,
+          onStatus,
+          typicalMs: context.typical.get(model),
+          startedAt: submittedAt,
+        });
+      } catch (error) {
+        if (signal.aborted)
+          return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
+        if (error instanceof ApiAuthError) {
+          control.stop("auth_failed");
+          return { kind: "left" };
+        }
+        if (error instanceof RequestNotFoundError || error instanceof ForbiddenRequestError) {
+          deps.store.updateAttempt(key, {
+            state: "failed",
+            error: messageOf(error),
+            finishedAt: deps.clock.now(),
+          });
+          return { kind: "final", state: "failed", error: messageOf(error) };
+        }
+        // The request still exists and may be running: keep watching it, never resubmit.
+        try {
+          await deps.clock.sleep(backoff(failures, POLL_ERROR_BACKOFF, deps.random), signal);
+        } catch {
+          return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
+        }
+      }
+    }
+    context.typical.observe(model, serverDurationMs(result));
+    const now = deps.clock.now();
+    if (result.status === "succeeded") return { kind: "succeeded", result, key, requestId };
+    if (result.status === "cancelled") {
+      deps.store.updateAttempt(key, { state: "cancelled", error: "cancelled at the API", finishedAt: now });
+      return { kind: "final", state: "cancelled", error: `request ${requestId} was cancelled at the API` };
+    }
+    const error = result.error ?? "the request failed";
+    deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
+    return { kind: "retryable", state: "failed", error };
+  } finally {
+    timerAbort.abort();
+    control.submitSignal.removeEventListener("abort", onStopSubmitting);
+  }
+}
+
+/** The watch ended early: a timeout, a cancelled queued request, or the run's stop. */
+async function stoppedWhileRemote(
+  context: ExecutionContext,
+  step: PlannedStep,
+  key: AttemptKey,
+  requestId: string,
+  remote: RemoteState,
+  reason: unknown,
+): Promise<AttemptOutcome> {
+  const { deps } = context;
+  if (reason instanceof CancelledWhileQueued) {
+    deps.store.updateAttempt(key, {
+      state: "cancelled",
+      error: "cancelled while queued",
+      finishedAt: deps.clock.now(),
+    });
+    return { kind: "final", state: "cancelled", error: `cancelled while queued (request ${requestId})` };
+  }
+  if (reason instanceof AttemptTimeout) {
+    const cancelled = await cancelRequest(context, requestId);
+    if (!cancelled) {
+      context.notice(
+        "warn",
+        `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
+      );
+    }
+    deps.store.updateAttempt(key, {
+      state: "timed_out",
+      error: reason.message,
+      finishedAt: deps.clock.now(),
+    });
+    return {
+      kind: "retryable",
+      state: "timed_out",
+      error: `${reason.message}${cancelled ? " (cancelled while queued)" : ""}`,
+    };
+  }
+  // The run stopped. A request still queued is cancelled: nobody will collect it this run.
+  if (isStopSignal(reason) && reason.reason === "interrupted" && remote !== "in_progress") {
+    if (await cancelRequest(context, requestId)) {
+      deps.store.updateAttempt(key, {
+        state: "cancelled",
+        error: "cancelled on interrupt",
+        finishedAt: deps.clock.now(),
+      });
+      return {
+        kind: "final",
+        state: "cancelled",
+        error: "cancelled while queued: the run was interrupted",
+        keepDependentsWaiting: true,
+      };
+    }
+  }
+  return { kind: "left" };
+}
+
+/** Asks the API to cancel; true when it did (the request was still queued). */
+async function cancelRequest(context: ExecutionContext, requestId: string): Promise<boolean> {
+  try {
+    const answer = await context.deps.api.cancel(requestId, {
+      signal: AbortSignal.timeout(CANCEL_TIMEOUT_MS),
+    });
+    return answer.outcome === "cancelled";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The request succeeded: download every output into the instance's folder (temporary file,
+ * rename, size and sha256 recorded), then the step succeeds. The attempt stays open until
+ * then, so a crash or a failed download leaves a request the next apply re-attaches to and
+ * collects, instead of paying for it again.
+ */
+async function collect(
+  context: ExecutionContext,
+  step: PlannedStep,
+  fingerprint: string,
+  outcome: Extract<AttemptOutcome, { kind: "succeeded" }>,
+): Promise<StepEnding> {
+  const { deps, tracker, control } = context;
+  const { result, key, requestId } = outcome;
+  const files = outputFilesOf(step.stepId, result.output);
+  const rows: NewOutput[] = [];
+  const placed: { name: string; index: number | undefined; path: string }[] = [];
+  if (context.options.download && files.length > 0) {
+    tracker.transition(step.address, StepState.downloading, { requestId });
+  }
+  for (const file of files) {
+    const row: NewOutput = {
+      runId: context.runId,
+      address: step.address,
+      name: file.name,
+      index: file.index,
+      url: file.url,
+      createdAt: deps.clock.now(),
+    };
+    rows.push(row);
+    if (!context.options.download) continue;
+    const destination = path.join(step.outputsDir, file.fileName);
+    try {
+      const downloaded = await deps.download(file.url, destination, {
+        signal: control.watchSignal,
+        clock: deps.clock,
+        random: deps.random,
+      });
+      Object.assign(row, { path: destination, bytes: downloaded.bytes, sha256: downloaded.sha256 });
+      placed.push({ name: file.name, index: file.index, path: destination });
+    } catch (error) {
+      if (control.watchSignal.aborted) return "left";
+      tracker.transition(step.address, StepState.failed, {
+        error: `${messageOf(error)} (request ${requestId} succeeded; \`runflow apply\` again collects it without paying twice)`,
+      });
+      return "failed";
+    }
+  }
+  const output = result.output ?? {};
+  const filesView = context.options.download ? filesByName(placed) : undefined;
+  context.results.record(step.address, resultView({ output, files: filesView, requestId }));
+  tracker.transition(step.address, StepState.succeeded, {
+    requestId,
+    patch: { output, files: filesView ?? null, fingerprint },
+    alsoWrite: () => {
+      for (const row of rows) deps.store.recordOutput(row);
+      deps.store.updateAttempt(key, { state: "succeeded", error: null, finishedAt: deps.clock.now() });
+    },
+  });
+  return "succeeded";
+}

@@ -1,0 +1,48 @@
+/** The real ProcessRunner: execa with an argument vector, never a shell. */
+import { execa } from "execa";
+import type { ProcessOutcome, ProcessRequest } from "./deps.js";
+
+/** A program writing more than this to stdout or stderr is stopped: runflow keeps stdout in its database. */
+const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+
+export async function runProcess(request: ProcessRequest): Promise<ProcessOutcome> {
+  const [program, ...args] = request.argv;
+  if (program === undefined || program === "") {
+    return {
+      exitCode: undefined,
+      stdout: "",
+      stderr: "",
+      timedOut: false,
+      cancelled: false,
+      failure: "run: the argument vector is empty",
+    };
+  }
+  const result = await execa(program, args, {
+    cwd: request.cwd,
+    env: request.env,
+    extendEnv: false,
+    shell: false,
+    stdin: "ignore",
+    timeout: request.timeoutMs > 0 ? request.timeoutMs : undefined,
+    cancelSignal: request.signal,
+    forceKillAfterDelay: 5_000,
+    maxBuffer: MAX_BUFFER_BYTES,
+    reject: false,
+    stripFinalNewline: true,
+  });
+  const outcome: ProcessOutcome = {
+    exitCode: result.exitCode,
+    stdout: typeof result.stdout === "string" ? result.stdout : "",
+    stderr: typeof result.stderr === "string" ? result.stderr : "",
+    timedOut: result.timedOut,
+    cancelled: result.isCanceled,
+  };
+  if (result.failed && result.exitCode === undefined && !result.timedOut && !result.isCanceled) {
+    const code = (result.cause as NodeJS.ErrnoException | undefined)?.code;
+    outcome.failure =
+      code === "ENOENT"
+        ? `${program}: command not found (is it installed and on PATH?)`
+        : `${program}: ${result.shortMessage}`;
+  }
+  return outcome;
+}

@@ -1,0 +1,182 @@
+/**
+ * The `retry` use case (SPEC §2): re-run the steps of a run that did not succeed — failed,
+ * timed out, cancelled, blocked, or left unfinished — and the steps that depend on them,
+ * from the plan stored with the run. What they depend on and what succeeded is reused, not
+ * run again. `unknown` steps (maybe already billed) only with `resubmitUnknown`.
+ */
+import { UsageError } from "../errors.js";
+import { loadModelRegistry } from "../models/registry.js";
+import { countDecisions } from "../plan/plan.js";
+import type { Plan, PlannedStep, ReusableStep } from "../plan/types.js";
+import type { RunRecord, StateStore, StepRecord } from "../store/types.js";
+import { systemClock } from "../util/clock.js";
+import { newRunId, openStateStore, runLocked, type ApplyOutcome, type ApplyServices } from "./apply.js";
+import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
+import { isSuccess } from "./states.js";
+
+export interface RetryRequest {
+  /** The run to retry; default the latest. */
+  run?: string | undefined;
+  /** `--step`: a step address (`JOB/KEY/STEP`), an instance (`JOB/KEY`), a job, or a step id. */
+  steps?: readonly string[] | undefined;
+  resubmitUnknown?: boolean | undefined;
+  concurrency?: number | undefined;
+  wait?: boolean | undefined;
+  cwd?: string | undefined;
+  statePath?: string | undefined;
+  models?: readonly string[] | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
+}
+
+export type RetryOutcome =
+  | (ApplyOutcome & { parentRunId: string; nothingToRetry?: false })
+  | { nothingToRetry: true; parentRunId: string; statePath: string };
+
+/** The run a `[run]` argument names, or the latest; a clear error when there is none. */
+export function findRun(store: StateStore, runId: string | undefined, statePath: string): RunRecord {
+  const run = runId === undefined ? store.latestRun() : store.getRun(runId);
+  if (run) return run;
+  if (runId === undefined) {
+    throw new UsageError(`no runs in ${statePath} yet`, { hint: "run `runflow apply FILE` first" });
+  }
+  const recent = store.listRuns({ limit: 3 }).map((r) => r.id);
+  throw new UsageError(`no run ${runId} in ${statePath}`, {
+    hint:
+      recent.length > 0
+        ? `recent runs: ${recent.join(", ")} (\`runflow runs\` lists them)`
+        : "`runflow runs` lists the runs",
+  });
+}
+
+function matches(address: string, pattern: string): boolean {
+  return address === pattern || address.startsWith(`${pattern}/`) || address.endsWith(`/${pattern}`);
+}
+
+function reusableOf(record: StepRecord): ReusableStep {
+  const reusable: ReusableStep = {
+    runId: record.runId,
+    address: record.address,
+    finishedAt: record.finishedAt ?? record.updatedAt,
+  };
+  if (record.requestId !== undefined) reusable.requestId = record.requestId;
+  if (record.output !== undefined) reusable.output = record.output;
+  if (record.files !== undefined) reusable.files = record.files;
+  if (record.stdout !== undefined) reusable.stdout = record.stdout;
+  return reusable;
+}
+
+/**
+ * The retry's plan: the steps to run again (closed over their dependents), and, as `reuse`,
+ * the succeeded steps they read. A step whose dependency neither succeeded nor runs again
+ * (an `unknown` one, without resubmitting) cannot run and is left out.
+ */
+export function retryPlan(
+  stored: Plan,
+  records: ReadonlyMap<string, StepRecord>,
+  options: { runId: string; now: number; steps?: readonly string[] | undefined; resubmitUnknown: boolean },
+): Plan {
+  const wanted = (step: PlannedStep): boolean => {
+    const state = records.get(step.address)?.state;
+    if (state === undefined || isSuccess(state)) return false;
+    if (state === "unknown" && !options.resubmitUnknown) return false;
+    return (
+      !options.steps || options.steps.length === 0 || options.steps.some((p) => matches(step.address, p))
+    );
+  };
+  const selected = new Set<string>();
+  const succeeded = (address: string) => {
+    const state = records.get(address)?.state;
+    return state !== undefined && isSuccess(state);
+  };
+  // Plan order is dependency order: each step is judged after everything it depends on.
+  for (const step of stored.steps) {
+    const dependsOnSelected = step.dependsOn.some((d) => selected.has(d));
+    if (!wanted(step) && !(dependsOnSelected && !succeeded(step.address))) continue;
+    if (step.dependsOn.every((d) => selected.has(d) || succeeded(d))) selected.add(step.address);
+  }
+  const needed = new Set<string>();
+  for (const step of stored.steps) {
+    if (!selected.has(step.address)) continue;
+    for (const dependency of step.dependsOn) if (!selected.has(dependency)) needed.add(dependency);
+  }
+  const steps: PlannedStep[] = [];
+  for (const step of stored.steps) {
+    if (needed.has(step.address)) {
+      steps.push({ ...step, decision: "reuse", reuse: reusableOf(records.get(step.address)!) });
+    } else if (selected.has(step.address)) {
+      const again: PlannedStep = { ...step };
+      delete again.reuse;
+      again.decision = step.kind === "run" ? "run" : step.body ? "submit" : "deferred";
+      steps.push(again);
+    }
+  }
+  return { ...stored, runId: options.runId, createdAt: options.now, steps, counts: countDecisions(steps) };
+}
+
+interface StoredOptions {
+  download?: boolean;
+  cacheTtlMs?: number;
+}
+
+export async function retryRun(request: RetryRequest, services: ApplyServices): Promise<RetryOutcome> {
+  const cwd = request.cwd ?? process.cwd();
+  const env = request.env ?? process.env;
+  const clock = services.clock ?? systemClock;
+  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  try {
+    const parent = findRun(store, request.run, statePath);
+    const stored = store.getRunPlan(parent.id) as Plan | undefined;
+    if (!stored || !Array.isArray(stored.steps)) {
+      throw new UsageError(`run ${parent.id} has no stored plan to retry from`);
+    }
+    const records = new Map(store.getSteps(parent.id).map((record) => [record.address, record]));
+    const runId = services.runId ?? newRunId(clock.now());
+    const probe = retryPlan(stored, records, {
+      runId,
+      now: clock.now(),
+      steps: request.steps,
+      resubmitUnknown: request.resubmitUnknown ?? false,
+    });
+    if (probe.counts.total === probe.counts.reuse)
+      return { nothingToRetry: true, parentRunId: parent.id, statePath };
+    const parentOptions = (parent.options ?? {}) as StoredOptions;
+    const cacheTtlMs = parentOptions.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+    const outcome = await runLocked(
+      store,
+      {
+        kind: "retry",
+        workflowName: parent.workflowName,
+        file: parent.workflowFile,
+        parentRunId: parent.id,
+        wait: request.wait ?? false,
+        options: {
+          steps: request.steps ?? [],
+          resubmitUnknown: request.resubmitUnknown ?? false,
+          concurrency: request.concurrency,
+          download: parentOptions.download ?? true,
+          cacheTtlMs,
+        },
+        // Made again under the lock: the parent's steps may have changed while waiting for it.
+        plan: (lockedStore, id, now) =>
+          retryPlan(stored, new Map(lockedStore.getSteps(parent.id).map((r) => [r.address, r])), {
+            runId: id,
+            now,
+            steps: request.steps,
+            resubmitUnknown: request.resubmitUnknown ?? false,
+          }),
+        execute: {
+          concurrency: request.concurrency,
+          download: parentOptions.download ?? true,
+          resubmitUnknown: request.resubmitUnknown ?? false,
+          cacheTtlMs,
+        },
+        registry: loadModelRegistry({ dirs: [...(request.models ?? [])], cwd }),
+        request: { env },
+      },
+      { ...services, runId },
+    );
+    return { ...outcome, statePath, parentRunId: parent.id };
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Reuse (SPEC §5): a step whose fingerprint matches a success of an earlier run of the same
+ * workflow takes that result over instead of running. Its files are put where this run
+ * expects them: kept when already there, copied from the earlier run's folder, or downloaded
+ * again from the output URL (still within `cache.ttl`). When none of that works the result
+ * cannot be taken over and the step runs again.
+ */
+import { pathToFileURL } from "node:url";
+import path from "node:path";
+import type { PlannedStep, ReusableStep } from "../plan/types.js";
+import type { OutputRecord } from "../store/types.js";
+import type { ExecutionContext } from "./context.js";
+import { copyFileAtomic, hashFile, regularFileSize, type FileFacts } from "./local-files.js";
+import { filesByName, outputFilesOf } from "./output-files.js";
+
+export interface TakenOver {
+  output?: Record<string, unknown> | undefined;
+  files?: Record<string, string | string[]> | undefined;
+  stdout?: string | undefined;
+  requestId?: string | undefined;
+}
+
+/** The earlier success of the same fingerprint still within `cache.ttl`, unless `--fresh`. */
+export function findReusable(context: ExecutionContext, fingerprint: string): ReusableStep | undefined {
+  if (context.options.fresh) return undefined;
+  const notBefore = context.deps.clock.now() - context.options.cacheTtlMs;
+  return context.deps.store.findSucceeded(context.workflowName, fingerprint, notBefore);
+}
+
+function outputKey(name: string, index: number | undefined): string {
+  return index === undefined ? name : `${name}\u0000${index}`;
+}
+
+/**
+ * Puts the file `wanted` in place: it is there already (same size as recorded), or is
+ * copied from `earlier`. Returns its facts, or undefined when neither works.
+ */
+async function placeFromEarlier(
+  wanted: string,
+  earlier: { path?: string | undefined; bytes?: number | undefined; sha256?: string | undefined } | undefined,
+): Promise<FileFacts | undefined> {
+  const size = await regularFileSize(wanted);
+  if (size !== undefined && (earlier?.bytes === undefined || earlier.bytes === size)) {
+    return earlier?.sha256 !== undefined && earlier.bytes === size
+      ? { bytes: size, sha256: earlier.sha256 }
+      : hashFile(wanted);
+  }
+  if (earlier?.path === undefined || earlier.path === wanted) return undefined;
+  const earlierSize = await regularFileSize(earlier.path);
+  if (earlierSize === undefined || (earlier.bytes !== undefined && earlierSize !== earlier.bytes))
+    return undefined;
+  await copyFileAtomic(earlier.path, wanted);
+  return earlier.sha256 !== undefined ? { bytes: earlierSize, sha256: earlier.sha256 } : hashFile(wanted);
+}
+
+/** Takes over a model step's result; undefined when its files can be neither found nor downloaded. */
+export async function takeOverModelStep(
+  context: ExecutionContext,
+  step: PlannedStep,
+  found: ReusableStep,
+  signal: AbortSignal,
+): Promise<TakenOver | undefined> {
+  const { store, clock, download } = context.deps;
+  const now = clock.now();
+  const earlierRows = new Map<string, OutputRecord>();
+  for (const row of store.getOutputs(found.runId, found.address)) {
+    earlierRows.set(outputKey(row.name, row.index), row);
+  }
+  const placed: { name: string; index: number | undefined; path: string }[] = [];
+  const rows: Parameters<typeof store.recordOutput>[0][] = [];
+  for (const file of outputFilesOf(step.stepId, found.output)) {
+    if (!context.options.download) {
+      rows.push({
+        runId: context.runId,
+        address: step.address,
+        name: file.name,
+        index: file.index,
+        url: file.url,
+        createdAt: now,
+      });
+      continue;
+    }
+    const wanted = path.join(step.outputsDir, file.fileName);
+    let facts: FileFacts | undefined;
+    try {
+      facts = await placeFromEarlier(wanted, earlierRows.get(outputKey(file.name, file.index)));
+      if (!facts) {
+        const downloaded = await download(file.url, wanted, { signal, clock, random: context.deps.random });
+        facts = { bytes: downloaded.bytes, sha256: downloaded.sha256 };
+      }
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      context.notice(
+        "warn",
+        `${step.address}: cannot take over the result of run ${found.runId} (${reason}); running the step again`,
+      );
+      return undefined;
+    }
+    placed.push({ name: file.name, index: file.index, path: wanted });
+    rows.push({
+      runId: context.runId,
+      address: step.address,
+      name: file.name,
+      index: file.index,
+      url: file.url,
+      path: wanted,
+      bytes: facts.bytes,
+      sha256: facts.sha256,
+      createdAt: now,
+    });
+  }
+  store.transaction(() => {
+    for (const row of rows) store.recordOutput(row);
+  });
+  return {
+    output: found.output,
+    files: context.options.download ? filesByName(placed) : undefined,
+    requestId: found.requestId,
+  };
+}
+
+/** Takes over a run step's named output files and stdout; undefined when a file is gone. */
+export async function takeOverRunStep(
+  context: ExecutionContext,
+  outputNames: Readonly<Record<string, string>>,
+  address: string,
+  found: ReusableStep,
+): Promise<TakenOver | undefined> {
+  const { store, clock } = context.deps;
+  const earlierRows = new Map(store.getOutputs(found.runId, found.address).map((row) => [row.name, row]));
+  const rows: Parameters<typeof store.recordOutput>[0][] = [];
+  for (const [name, wanted] of Object.entries(outputNames)) {
+    const earlierPath = found.files?.[name];
+    const earlier =
+      earlierRows.get(name) ?? (typeof earlierPath === "string" ? { path: earlierPath } : undefined);
+    const facts = await placeFromEarlier(wanted, earlier).catch(() => undefined);
+    if (!facts) return undefined;
+    rows.push({
+      runId: context.runId,
+      address,
+      name,
+      url: pathToFileURL(wanted).href,
+      path: wanted,
+      bytes: facts.bytes,
+      sha256: facts.sha256,
+      createdAt: clock.now(),
+    });
+  }
+  store.transaction(() => {
+    for (const row of rows) store.recordOutput(row);
+  });
+  return { files: { ...outputNames }, stdout: found.stdout };
+}

@@ -1,0 +1,60 @@
+/**
+ * Which steps may start: a step starts when every step it depends on has succeeded (or was
+ * reused); when one of them ends otherwise, the step and everything downstream of it is
+ * blocked. Pure bookkeeping over addresses; the executor decides what starting means.
+ */
+export class RunGraph {
+  readonly #remaining = new Map<string, number>();
+  readonly #dependents = new Map<string, string[]>();
+  readonly #settled = new Set<string>();
+
+  constructor(steps: Iterable<{ address: string; dependsOn: readonly string[] }>) {
+    const all = [...steps];
+    const known = new Set(all.map((s) => s.address));
+    for (const step of all) {
+      // A dependency outside this run (narrowed by --only or retry) counts as satisfied:
+      // the planner only leaves one out when it already succeeded.
+      const inRun = step.dependsOn.filter((d) => known.has(d));
+      this.#remaining.set(step.address, inRun.length);
+      for (const dependency of inRun) {
+        const list = this.#dependents.get(dependency);
+        if (list) list.push(step.address);
+        else this.#dependents.set(dependency, [step.address]);
+      }
+    }
+  }
+
+  /** Steps with nothing left to wait for, in plan order. */
+  initiallyReady(): string[] {
+    const ready: string[] = [];
+    for (const [address, remaining] of this.#remaining) if (remaining === 0) ready.push(address);
+    return ready;
+  }
+
+  /** Records that `address` succeeded; returns the steps that became ready because of it. */
+  succeeded(address: string): string[] {
+    this.#settled.add(address);
+    const ready: string[] = [];
+    for (const dependent of this.#dependents.get(address) ?? []) {
+      const left = (this.#remaining.get(dependent) ?? 0) - 1;
+      this.#remaining.set(dependent, left);
+      if (left === 0 && !this.#settled.has(dependent)) ready.push(dependent);
+    }
+    return ready;
+  }
+
+  /** Records that `address` ended without success; returns every step downstream, now blocked. */
+  failed(address: string): string[] {
+    this.#settled.add(address);
+    const blocked: string[] = [];
+    const stack = [...(this.#dependents.get(address) ?? [])];
+    while (stack.length > 0) {
+      const next = stack.pop() as string;
+      if (this.#settled.has(next)) continue;
+      this.#settled.add(next);
+      blocked.push(next);
+      stack.push(...(this.#dependents.get(next) ?? []));
+    }
+    return blocked;
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The one way a step changes state (DESIGN practice 7): check the edge, write it to the
+ * state database, then announce it. A view can never show a state the database does not
+ * hold, and a crash right after an announcement loses nothing.
+ */
+import type { PlannedStep } from "../plan/types.js";
+import type { StateStore, StepPatch } from "../store/types.js";
+import type { Clock } from "../util/clock.js";
+import type { EventBus } from "./events.js";
+import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
+
+/** What a transition records besides the new state. */
+export interface TransitionDetails {
+  attempt?: number | undefined;
+  requestId?: string | undefined;
+  queuePosition?: number | undefined;
+  /** Set on failures, and on a `waiting` that follows a failed attempt; cleared on success. */
+  error?: string | undefined;
+  reusedFrom?: string | undefined;
+  /** Further step columns written with the state (output, files, fingerprint …). */
+  patch?: Omit<StepPatch, "updatedAt" | "state"> | undefined;
+  /** Further writes (an attempt's start or end, outputs) committed in the same transaction, before the state. */
+  alsoWrite?: (() => void) | undefined;
+}
+
+interface LiveStep {
+  state: StepState;
+  attempt: number;
+  requestId: string | undefined;
+}
+
+export class StepTracker {
+  readonly #runId: string;
+  readonly #store: StateStore;
+  readonly #events: EventBus;
+  readonly #clock: Clock;
+  readonly #steps = new Map<string, PlannedStep>();
+  readonly #live = new Map<string, LiveStep>();
+  readonly #counts = new Map<StepState, number>();
+
+  constructor(
+    runId: string,
+    steps: readonly PlannedStep[],
+    deps: { store: StateStore; events: EventBus; clock: Clock },
+  ) {
+    this.#runId = runId;
+    this.#store = deps.store;
+    this.#events = deps.events;
+    this.#clock = deps.clock;
+    for (const step of steps) {
+      this.#steps.set(step.address, step);
+      this.#live.set(step.address, { state: StepState.pending, attempt: 0, requestId: undefined });
+    }
+    this.#counts.set(StepState.pending, steps.length);
+  }
+
+  get runId(): string {
+    return this.#runId;
+  }
+
+  state(address: string): StepState {
+    return this.#get(address).state;
+  }
+
+  #get(address: string): LiveStep {
+    const live = this.#live.get(address);
+    if (live === undefined) throw new Error(`no step ${address} in run ${this.#runId}`);
+    return live;
+  }
+
+  /** Steps per state right now (only states that hold a step). */
+  counts(): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const [state, count] of this.#counts) if (count > 0) counts[state] = count;
+    return counts;
+  }
+
+  /**
+   * Remembers a request id already committed to the database (recordRequestId), so the
+   * step's next events carry it. Not a state change: nothing is written or announced.
+   */
+  noteRequestId(address: string, requestId: string): void {
+    this.#get(address).requestId = requestId;
+  }
+
+  /** Writes the new state (and whatever `details` carries), then emits the step event. */
+  transition(address: string, to: StepState, details: TransitionDetails = {}): void {
+    const live = this.#get(address);
+    const from = live.state;
+    if (!canTransition(from, to)) throw new IllegalTransitionError(address, from, to);
+    const now = this.#clock.now();
+    const patch: StepPatch = { ...details.patch, updatedAt: now, state: to };
+    if (details.attempt !== undefined) patch.attempt = details.attempt;
+    if (details.requestId !== undefined) patch.requestId = details.requestId;
+    if (to === StepState.in_queue) patch.queuePosition = details.queuePosition ?? null;
+    else if (from === StepState.in_queue) patch.queuePosition = null;
+    if (details.error !== undefined) patch.error = details.error;
+    else if (to === StepState.succeeded || to === StepState.reused) patch.error = null;
+    if (details.reusedFrom !== undefined) patch.reusedFromRun = details.reusedFrom;
+    if (isTerminal(to)) patch.finishedAt = now;
+
+    const write = () => {
+      details.alsoWrite?.();
+      this.#store.updateStep(this.#runId, address, patch);
+    };
+    if (details.alsoWrite) this.#store.transaction(write);
+    else write();
+
+    live.state = to;
+    if (details.attempt !== undefined) live.attempt = details.attempt;
+    if (details.requestId !== undefined) live.requestId = details.requestId;
+    // A new attempt has no request until it is submitted.
+    else if (to === StepState.waiting || to === StepState.submitting) live.requestId = undefined;
+    this.#counts.set(from, (this.#counts.get(from) ?? 0) - 1);
+    this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
+
+    const step = this.#steps.get(address);
+    this.#events.emit({
+      event: "step",
+      at: now,
+      runId: this.#runId,
+      job: step ? `${step.jobId}/${step.instanceKey}` : address.slice(0, address.lastIndexOf("/")),
+      step: step?.stepId ?? address.slice(address.lastIndexOf("/") + 1),
+      address,
+      state: to,
+      previous: from,
+      attempt: live.attempt,
+      requestId: live.requestId,
+      queuePosition: to === StepState.in_queue ? details.queuePosition : undefined,
+      model: step?.model,
+      error: details.error,
+      reusedFrom: details.reusedFrom,
+    });
+  }
+}

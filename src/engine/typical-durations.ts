@@ -1,0 +1,29 @@
+/**
+ * How long each model's requests take, learned as the run goes: an exponentially weighted
+ * moving average of the server-measured durations (`finished_at − created_at`). The poll
+ * schedule waits until just after it, so most requests cost one status poll and one result.
+ */
+export class TypicalDurations {
+  readonly #byModel = new Map<string, number>();
+  /** Weight of the newest observation: recent requests matter more, one outlier does not dominate. */
+  readonly #alpha: number;
+
+  constructor(alpha = 0.3) {
+    this.#alpha = alpha;
+  }
+
+  observe(model: string, durationMs: number | undefined): void {
+    if (durationMs === undefined || !Number.isFinite(durationMs) || durationMs < 0) return;
+    const previous = this.#byModel.get(model);
+    this.#byModel.set(
+      model,
+      previous === undefined ? durationMs : previous + this.#alpha * (durationMs - previous),
+    );
+  }
+
+  /** undefined until one request of the model has finished. */
+  get(model: string): number | undefined {
+    const value = this.#byModel.get(model);
+    return value === undefined ? undefined : Math.round(value);
+  }
+}

@@ -1,0 +1,54 @@
+/** How one step reads in the live view: `in_queue #3`, `in_progress 0:42`, `done`, `failed: …`. */
+import type { StepView } from "./progress-model.js";
+import { formatClock } from "./clock-format.js";
+import { firstLine, printable, type Segment, type Style } from "./text.js";
+
+const STYLE: Partial<Record<StepView["state"], Style>> = {
+  submitting: "magenta",
+  in_queue: "cyan",
+  in_progress: "yellow",
+  running: "yellow",
+  downloading: "yellow",
+  succeeded: "green",
+  reused: "blue",
+  failed: "red",
+  timed_out: "red",
+  cancelled: "red",
+  unknown: "red",
+  blocked: "dim",
+  waiting: "dim",
+  pending: "dim",
+};
+
+export function stepLabel(step: StepView, now: number): Segment {
+  const style = STYLE[step.state];
+  const text = labelText(step, now);
+  // A later attempt says so while it is under way; the first is the normal case.
+  const retry = step.attempt > 1 && !isEnded(step.state) ? ` (attempt ${step.attempt})` : "";
+  return { text: `${text}${retry}`, style };
+}
+
+function isEnded(state: StepView["state"]): boolean {
+  return ["succeeded", "reused", "failed", "timed_out", "cancelled", "unknown", "blocked"].includes(state);
+}
+
+function labelText(step: StepView, now: number): string {
+  const error = step.error === undefined ? "" : printable(firstLine(step.error));
+  switch (step.state) {
+    case "in_queue":
+      return step.queuePosition === undefined ? "in_queue" : `in_queue #${step.queuePosition}`;
+    case "in_progress":
+    case "running":
+      return `${step.state} ${formatClock(now - step.since)}`;
+    case "succeeded":
+      return "done";
+    case "failed":
+      return error === "" ? "failed" : `failed: ${error}`;
+    case "timed_out":
+    case "unknown":
+    case "cancelled":
+      return error === "" ? step.state : `${step.state}: ${error}`;
+    default:
+      return step.state;
+  }
+}

@@ -1,0 +1,20 @@
+export {
+  buildRunReport,
+  DISPLAY_GROUPS,
+  REPORT_FORMAT_VERSION,
+  type BuildReportOptions,
+  type DisplayGroup,
+  type FailedStep,
+  type JobReport,
+  type JobStatus,
+  type MediaRef,
+  type ReportCounts,
+  type RunReport,
+  type StepReport,
+} from "./model.js";
+export { renderReportJson } from "./render-json.js";
+export { renderReportMarkdown } from "./render-markdown.js";
+export { renderReportHtml, EAGER_VIDEO_LIMIT } from "./render-html.js";
+export { escapeHtml, escapeMarkdown } from "./escape.js";
+export { mediaKindOf, relativeHref, type MediaKind } from "./media.js";
+export { defaultReportPath, formatFromFileName, REPORT_FORMATS, type ReportFormat } from "./report-path.js";

@@ -1,0 +1,76 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, test } from "vitest";
+import { chainYaml, filesUnder, itemsCsv, project, TOKEN, waitForOutput } from "./apply-harness.js";
+
+describe("one live apply per workflow", () => {
+  test("a second apply of the same workflow exits 3; with --wait it waits, then reuses what the first did", async () => {
+    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(2) }, { duration: 700 });
+    const first = p.start(["apply", "chain.yaml"]);
+    await waitForOutput(first, "in_progress");
+
+    const second = await p.run(["apply", "chain.yaml"]);
+    expect(second.exitCode).toBe(3);
+    expect(second.stderr).toMatch(/error: another apply of workflow chain is running: run \S+ \(pid \d+ on /);
+    expect(second.stderr).toContain("--wait");
+
+    const waiting = p.start(["apply", "chain.yaml", "--wait"]);
+    await waitForOutput(waiting, "waiting for the apply of run");
+    expect((await first).exitCode).toBe(0);
+    const waited = await waiting;
+    expect(waited.exitCode).toBe(0);
+    expect(waited.all).toMatch(/4 steps: 4 reused/);
+    expect(p.api.submissions().total).toBe(4);
+  });
+});
+
+describe("the API token", () => {
+  test("appears nowhere: not in the database files, the outputs, stdout, stderr or errors", async () => {
+    const WRONG = "rf-wrong-token-31d9e0a7c5b4";
+    const workflow = `${chainYaml()}      - id: listing
+        run: [env]
+        needs: [restyle]
+`;
+    const p = await project(
+      { "chain.yaml": workflow, "items.csv": itemsCsv(3, (i) => (i === 3 ? " [emulator:fail=boom]" : "")) },
+      { token: TOKEN },
+    );
+    const outputs: string[] = [];
+    const record = (result: { stdout: string; stderr: string }) => outputs.push(result.stdout, result.stderr);
+
+    const applied = await p.run(["apply", "chain.yaml"]);
+    record(applied);
+    expect(applied.exitCode).toBe(1);
+    const json = await p.run(["apply", "chain.yaml", "--json", "--verbose"]);
+    record(json);
+    record(await p.run(["retry", "--verbose"]));
+    record(await p.run(["status", "--json"]));
+    record(await p.run(["runs"]));
+
+    const refused = await p.run(["apply", "chain.yaml", "--fresh", "--verbose"], {
+      env: { RUNCOMFY_API_TOKEN: WRONG },
+    });
+    record(refused);
+    expect(refused.exitCode).toBe(4);
+    expect(refused.stdout).toContain("stopped: the API refused the token");
+
+    // The run step saw an environment without the token, and its stdout was kept.
+    const store = p.store();
+    const listing = store
+      .getSteps(store.listRuns({ limit: 10 }).at(-1)!.id)
+      .find((s) => s.stepId === "listing");
+    expect(listing?.stdout).toContain("PATH=");
+
+    for (const text of outputs) {
+      expect(text).not.toContain(TOKEN);
+      expect(text).not.toContain(WRONG);
+    }
+    const files = filesUnder(p.dir);
+    expect(files.some((file) => file.endsWith("runflow.db"))).toBe(true);
+    expect(files.some((file) => file.endsWith(".mp4"))).toBe(true);
+    for (const file of files) {
+      const bytes = readFileSync(file);
+      expect(bytes.includes(TOKEN), file).toBe(false);
+      expect(bytes.includes(WRONG), file).toBe(false);
+    }
+  });
+});

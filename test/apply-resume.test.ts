@@ -1,0 +1,79 @@
+import { describe, expect, test } from "vitest";
+import { chainYaml, itemsCsv, project, submissionCounts, waitForOutput } from "./apply-harness.js";
+
+/** Deterministic "random" kill moments: a small linear congruential sequence. */
+function moments(seed: number, count: number, low: number, high: number): number[] {
+  let state = seed;
+  return Array.from({ length: count }, () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return low + (state % (high - low));
+  });
+}
+
+describe("resume after a crash", () => {
+  test("killed with SIGKILL at several moments, then resumed: everything completes and no recorded request is submitted twice", async () => {
+    const p = await project(
+      { "chain.yaml": chainYaml({ concurrency: 6 }), "items.csv": itemsCsv(16) },
+      { duration: { min: 100, max: 400 }, capacity: 4 },
+    );
+    for (const delay of moments(7, 4, 50, 700)) {
+      const child = p.start(["apply", "chain.yaml"]);
+      await waitForOutput(child, " apply ");
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      child.kill("SIGKILL");
+      await child;
+    }
+
+    let final = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    // A kill between a POST and the commit of its request id leaves the step `unknown`
+    // (maybe billed); only an explicit --resubmit-unknown sends it again.
+    if (final.exitCode !== 0) {
+      expect(final.stdout).toContain("unknown");
+      final = await p.run(["retry", "--resubmit-unknown"], { timeoutMs: 30_000 });
+    }
+    expect(final.exitCode).toBe(0);
+
+    const store = p.store();
+    const recorded = new Set<string>();
+    const runs = store.listRuns({ limit: 100 });
+    let reattached = 0;
+    for (const run of runs) {
+      for (const attempt of store.getAttempts(run.id)) {
+        if (attempt.requestId) recorded.add(attempt.requestId);
+        if (attempt.reattachedFromRun) reattached++;
+      }
+    }
+    // The kills did leave requests running, and later applies collected them.
+    expect(reattached).toBeGreaterThan(0);
+    // Every body that reached the API more than once had all but one of its submissions
+    // lost before their ids were recorded: no recorded request was ever sent again.
+    for (const group of p.api.submissions().byBody) {
+      const recordedIds = group.requestIds.filter((id) => recorded.has(id));
+      expect(recordedIds.length).toBeLessThanOrEqual(1);
+    }
+    // Every one of the 32 steps has a success on record, in this run or an earlier one.
+    const latest = store.latestRun()!;
+    const states = store.getSteps(latest.id).map((step) => step.state);
+    expect(states.every((state) => state === "succeeded" || state === "reused")).toBe(true);
+    expect(runs.length).toBeGreaterThanOrEqual(5);
+    expect(submissionCounts(p.api).length).toBe(32);
+  }, 120_000);
+
+  test("a request that was running when the process died is re-attached and collected, not submitted again", async () => {
+    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) }, { duration: 600 });
+    const child = p.start(["apply", "chain.yaml"]);
+    await waitForOutput(child, "clip/item-1/animate in_progress");
+    child.kill("SIGKILL");
+    await child;
+    expect(p.api.submissions().total).toBe(1);
+
+    const resumed = await p.run(["apply", "chain.yaml"]);
+    expect(resumed.exitCode).toBe(0);
+    expect(resumed.stdout).toMatch(
+      /clip\/item-1\/animate: re-attached to request \S+ \(submitted by run \S+\)/,
+    );
+    expect(resumed.stdout).toMatch(/took over the lock of workflow chain/);
+    expect(p.api.submissions().total).toBe(2);
+    expect(submissionCounts(p.api)).toEqual([1, 1]);
+  });
+});
