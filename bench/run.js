@@ -148,13 +148,19 @@ function peakRssOf(pid) {
   }
 }
 
+/** The default state database (in the run's folder), whatever this shell's RUNFLOW_STATE says. */
+function withoutStateVariable(env) {
+  delete env.RUNFLOW_STATE;
+  return env;
+}
+
 function startApply(dir, file, baseUrl) {
   const child = spawn(
     process.execPath,
     [path.join(ROOT, "bench", "apply-child.js"), "apply", file, "--quiet", "--no-download"],
     {
       cwd: dir,
-      env: { ...process.env, RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: baseUrl, RUNFLOW_STATE: "" },
+      env: withoutStateVariable({ ...process.env, RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: baseUrl }),
       stdio: ["ignore", "ignore", "pipe"],
     },
   );
@@ -185,9 +191,12 @@ async function bigApplyAndResume() {
     });
     log(`big apply: ${steps} zero-duration steps (--no-download), killed half way, then resumed …`);
     const first = startApply(dir, "big.yaml", emulator.url);
+    let firstEnded;
+    first.exited.then((result) => (firstEnded = result));
     let firstPeak = 0;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 100));
+      if (firstEnded) throw new Error(`the apply ended before it was killed: ${firstEnded.stderr.slice(-2000)}`);
       firstPeak = Math.max(firstPeak, peakRssOf(first.child.pid) ?? 0);
       const state = await emulator.control("state");
       if (state.requests.succeeded >= steps / 2) break;
