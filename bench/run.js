@@ -196,7 +196,8 @@ async function bigApplyAndResume() {
     let firstPeak = 0;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 100));
-      if (firstEnded) throw new Error(`the apply ended before it was killed: ${firstEnded.stderr.slice(-2000)}`);
+      if (firstEnded)
+        throw new Error(`the apply ended before it was killed: ${firstEnded.stderr.slice(-2000)}`);
       firstPeak = Math.max(firstPeak, peakRssOf(first.child.pid) ?? 0);
       const state = await emulator.control("state");
       if (state.requests.succeeded >= steps / 2) break;
