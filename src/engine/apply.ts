@@ -20,11 +20,12 @@ import { tokensFromEnvironment } from "../store/redact.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { RunKind, StateStore } from "../store/types.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
-import { checkWorkflow, preflightMedia, type PollPolicy } from "../workflow/index.js";
+import { checkWorkflow, preflightMedia, type PollPolicy, type Workflow } from "../workflow/index.js";
 import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
 import type { EventBus } from "./events.js";
 import { executePlan, type ExecutionResult } from "./executor.js";
 import { retryingFetch } from "./probe-fetch.js";
+import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
 import { RunControl } from "./run-control.js";
 import { beginRun, endRun } from "./run-lifecycle.js";
@@ -100,23 +101,6 @@ export function clientPollPolicy(poll: PollPolicy | undefined): Partial<ClientPo
   }
   if (poll?.maxIntervalMs !== undefined) policy.maxMs = poll.maxIntervalMs;
   return policy;
-}
-
-/** The common parent folder of `folders`. */
-export function commonFolder(folders: Iterable<string>): string | undefined {
-  let common: string[] | undefined;
-  for (const folder of folders) {
-    const parts = folder.split(path.sep);
-    if (!common) {
-      common = parts;
-      continue;
-    }
-    let same = 0;
-    while (same < common.length && same < parts.length && common[same] === parts[same]) same++;
-    common = common.slice(0, same);
-  }
-  if (!common) return undefined;
-  return common.join(path.sep) || path.sep;
 }
 
 function apiFor(
@@ -198,6 +182,7 @@ export async function runLocked(
     const plan = run.plan(store, runId, clock.now());
     const api = apiFor(plan, run.request, services, clock, random);
     const concurrency = run.execute.concurrency ?? plan.workflow.concurrency;
+    const outputsRoot = commonFolder(new Set(plan.steps.map((step) => step.outputsDir)));
     const startedAt = beginRun({ store, events: services.events, clock }, plan, {
       kind: run.kind,
       file: run.file,
@@ -237,7 +222,7 @@ export async function runLocked(
       status: result.status,
       exitCode: result.exitCode,
       counts: result.counts,
-      outputsRoot: commonFolder(new Set(plan.steps.map((step) => step.outputsDir))),
+      outputsRoot,
     };
   } finally {
     keeper?.stop();
@@ -255,14 +240,20 @@ export function openStateStore(
   return { store: openSqliteStore(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
 }
 
-export async function applyWorkflow(request: ApplyRequest, services: ApplyServices): Promise<ApplyOutcome> {
-  const cwd = request.cwd ?? process.cwd();
-  const env = request.env ?? process.env;
-  const file = path.resolve(cwd, request.file);
-  const registry = loadModelRegistry({ dirs: [...(request.models ?? [])], cwd });
-  const check = await checkWorkflow(file, { registry, vars: request.vars, env, collectMedia: true });
+/** Loads and validates the workflow, then preflights its static media: exit 2 before anything runs. */
+async function loadChecked(
+  file: string,
+  request: ApplyRequest,
+  registry: ModelRegistry,
+  services: ApplyServices,
+): Promise<Workflow> {
+  const check = await checkWorkflow(file, {
+    registry,
+    vars: request.vars,
+    env: request.env ?? process.env,
+    collectMedia: true,
+  });
   if (!check.workflow) throw new WorkflowInvalidError(check.diagnostics);
-  const workflow = check.workflow;
   const preflight = await preflightMedia(check.media, registry, {
     fetch: retryingFetch({ fetch: services.fetch, clock: services.clock, random: services.random }),
   });
@@ -271,12 +262,28 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
       hint: "fix the media (or the URLs) above; nothing was submitted",
     });
   }
+  return check.workflow;
+}
+
+export async function applyWorkflow(request: ApplyRequest, services: ApplyServices): Promise<ApplyOutcome> {
+  const cwd = request.cwd ?? process.cwd();
+  const env = request.env ?? process.env;
   if (
     request.concurrency !== undefined &&
     !(Number.isInteger(request.concurrency) && request.concurrency >= 1)
   ) {
     throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${request.concurrency}\``);
   }
+  const registry = loadModelRegistry({ dirs: [...(request.models ?? [])], cwd });
+  // Held only until it is planned: with 100,000 items, the run should not keep them all.
+  let toPlan: Workflow | undefined = await loadChecked(
+    path.resolve(cwd, request.file),
+    request,
+    registry,
+    services,
+  );
+  const workflowName = toPlan.name;
+  const cacheTtlMs = toPlan.cache.ttlMs;
 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
@@ -284,7 +291,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
       store,
       {
         kind: "apply",
-        workflowName: workflow.name,
+        workflowName,
         file: request.file,
         wait: request.wait ?? false,
         options: {
@@ -294,20 +301,23 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
           vars: request.vars ?? {},
           download: request.download ?? true,
           emulator: request.api !== undefined,
-          cacheTtlMs: workflow.cache.ttlMs,
+          cacheTtlMs,
         },
-        plan: (prior, runId, now) =>
-          planRun(workflow, request.fresh ? emptyPriorState : prior, {
+        plan: (prior, runId, now) => {
+          const workflow = toPlan!;
+          toPlan = undefined;
+          return planRun(workflow, request.fresh ? emptyPriorState : prior, {
             runId,
             now,
             fresh: request.fresh ?? false,
             only: request.only ?? [],
-          }),
+          });
+        },
         execute: {
           concurrency: request.concurrency,
           fresh: request.fresh,
           download: request.download,
-          cacheTtlMs: workflow.cache.ttlMs,
+          cacheTtlMs,
         },
         registry,
         request,

@@ -13,6 +13,7 @@ import { systemClock } from "../util/clock.js";
 import { newRunId, openStateStore, runLocked, type ApplyOutcome, type ApplyServices } from "./apply.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { isSuccess } from "./states.js";
+import { decodePlan, isStoredPlan } from "./stored-plan.js";
 
 export interface RetryRequest {
   /** The run to retry; default the latest. */
@@ -125,11 +126,16 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
     const parent = findRun(store, request.run, statePath);
-    const stored = store.getRunPlan(parent.id) as Plan | undefined;
-    if (!stored || !Array.isArray(stored.steps)) {
-      throw new UsageError(`run ${parent.id} has no stored plan to retry from`);
+    const saved = store.getRunPlan(parent.id);
+    if (!isStoredPlan(saved)) {
+      throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {
+        hint: "run `runflow apply FILE` again instead: it finishes what is missing",
+      });
     }
-    const records = new Map(store.getSteps(parent.id).map((record) => [record.address, record]));
+    const recordsOf = (from: StateStore) =>
+      new Map(from.getSteps(parent.id).map((record) => [record.address, record]));
+    const records = recordsOf(store);
+    const stored = decodePlan(saved, records);
     const runId = services.runId ?? newRunId(clock.now());
     const probe = retryPlan(stored, records, {
       runId,
@@ -158,7 +164,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
         },
         // Made again under the lock: the parent's steps may have changed while waiting for it.
         plan: (lockedStore, id, now) =>
-          retryPlan(stored, new Map(lockedStore.getSteps(parent.id).map((r) => [r.address, r])), {
+          retryPlan(stored, recordsOf(lockedStore), {
             runId: id,
             now,
             steps: request.steps,

@@ -8,6 +8,9 @@ import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { EventBus } from "./events.js";
 import type { ExecutionResult } from "./executor.js";
+import { encodePlan } from "./stored-plan.js";
+
+const INSERT_SLICE = 5_000;
 
 export interface RunMeta {
   kind: RunKind;
@@ -53,13 +56,16 @@ export function beginRun(
     workflowFile: meta.file,
     kind: meta.kind,
     parentRunId: meta.parentRunId,
-    plan,
+    plan: encodePlan(plan),
     options: meta.options,
     startedAt,
     pid: process.pid,
     hostname: os.hostname(),
   });
-  deps.store.insertSteps(plan.runId, plan.steps.map(newStepOf), startedAt);
+  // In slices, so a 100,000-step plan never holds all its rows at once.
+  for (let from = 0; from < plan.steps.length; from += INSERT_SLICE) {
+    deps.store.insertSteps(plan.runId, plan.steps.slice(from, from + INSERT_SLICE).map(newStepOf), startedAt);
+  }
   const jobs = new Set<string>();
   for (const step of plan.steps) jobs.add(`${step.jobId}/${step.instanceKey}`);
   deps.events.emit({

@@ -1,0 +1,175 @@
+/**
+ * The plan as it is stored with its run (for `retry`), normalized: what the steps of one job
+ * share is written once, each step adds only what is its own, and request bodies are not
+ * repeated — the steps table holds them. A 100,000-step plan is a few MB instead of tens,
+ * and storing it costs no memory spike.
+ */
+import path from "node:path";
+import type { Plan, PlannedStep, ReusableStep, StepDecision } from "../plan/types.js";
+import type { StepRecord } from "../store/types.js";
+import { commonFolder } from "./paths.js";
+
+export const STORED_PLAN_FORMAT = "runflow-plan/1";
+
+/** What every instance of one step of one job has in common. */
+interface StepShape {
+  jobId: string;
+  stepId: string;
+  kind: "model" | "run";
+  model?: string;
+  /** Step ids (within the instance) this one waits for. */
+  dependsOn: string[];
+  deferredFields: string[];
+  retry: PlannedStep["retry"];
+  timeoutMs: number;
+}
+
+/** A step's own part: `[shape, instance key, outputs folder (relative to outputsRoot), decision, rest]`. */
+type StoredStep = [number, string, string, StepDecision, StoredRest?];
+
+/** The rest of a step that is not in its shape nor in the steps table. */
+interface StoredRest {
+  /** Deferred model steps: the input with its templates (the steps table holds what it resolved to). */
+  input?: Record<string, unknown>;
+  argv?: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  outputNames?: Record<string, string>;
+  problems?: string[];
+  /** A step planned as reused: where its result came from. */
+  reuse?: ReusableStep;
+}
+
+export interface StoredPlan {
+  format: typeof STORED_PLAN_FORMAT;
+  workflow: Plan["workflow"];
+  runId: string;
+  createdAt: number;
+  counts: Plan["counts"];
+  outputsRoot: string;
+  shapes: StepShape[];
+  steps: StoredStep[];
+}
+
+function shapeKey(step: PlannedStep): string {
+  return JSON.stringify([
+    step.jobId,
+    step.stepId,
+    step.kind,
+    step.model,
+    step.deferredFields,
+    step.retry,
+    step.timeoutMs,
+  ]);
+}
+
+export function encodePlan(plan: Plan): StoredPlan {
+  const shapes: StepShape[] = [];
+  const shapeIndex = new Map<string, number>();
+  const outputsRoot =
+    commonFolder(plan.steps.map((step) => step.outputsDir)) ?? path.dirname(plan.workflow.file);
+  const steps: StoredStep[] = [];
+  for (const step of plan.steps) {
+    const key = shapeKey(step);
+    let index = shapeIndex.get(key);
+    if (index === undefined) {
+      const prefix = `${step.jobId}/${step.instanceKey}/`;
+      const shape: StepShape = {
+        jobId: step.jobId,
+        stepId: step.stepId,
+        kind: step.kind,
+        dependsOn: step.dependsOn.map((address) => address.slice(prefix.length)),
+        deferredFields: step.deferredFields,
+        retry: step.retry,
+        timeoutMs: step.timeoutMs,
+      };
+      if (step.model !== undefined) shape.model = step.model;
+      index = shapes.push(shape) - 1;
+      shapeIndex.set(key, index);
+    }
+    const rest: StoredRest = {};
+    if (step.decision === "deferred" && step.input) rest.input = step.input;
+    if (step.kind === "run") {
+      rest.argv = step.argv;
+      rest.cwd = step.cwd;
+      rest.env = step.env;
+      rest.outputNames = step.outputNames;
+    }
+    if (step.problems) rest.problems = step.problems;
+    if (step.reuse) rest.reuse = step.reuse;
+    const stored: StoredStep = [
+      index,
+      step.instanceKey,
+      path.relative(outputsRoot, step.outputsDir),
+      step.decision,
+    ];
+    if (Object.keys(rest).length > 0) stored.push(rest);
+    steps.push(stored);
+  }
+  return {
+    format: STORED_PLAN_FORMAT,
+    workflow: plan.workflow,
+    runId: plan.runId,
+    createdAt: plan.createdAt,
+    counts: plan.counts,
+    outputsRoot,
+    shapes,
+    steps,
+  };
+}
+
+export function isStoredPlan(value: unknown): value is StoredPlan {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    (value as { format?: unknown }).format === STORED_PLAN_FORMAT
+  );
+}
+
+/**
+ * The Plan again, from its stored form and the run's step records (which hold each model
+ * step's request body and fingerprint as planned).
+ */
+export function decodePlan(stored: StoredPlan, records: ReadonlyMap<string, StepRecord>): Plan {
+  const steps: PlannedStep[] = stored.steps.map(
+    ([shapeIndex, instanceKey, outputsDir, decision, rest = {}]) => {
+      const shape = stored.shapes[shapeIndex]!;
+      const prefix = `${shape.jobId}/${instanceKey}/`;
+      const address = prefix + shape.stepId;
+      const step: PlannedStep = {
+        address,
+        jobId: shape.jobId,
+        instanceKey,
+        stepId: shape.stepId,
+        kind: shape.kind,
+        dependsOn: shape.dependsOn.map((id) => prefix + id),
+        deferredFields: shape.deferredFields,
+        decision,
+        retry: shape.retry,
+        timeoutMs: shape.timeoutMs,
+        outputsDir: path.resolve(stored.outputsRoot, outputsDir),
+      };
+      if (shape.model !== undefined) step.model = shape.model;
+      const record = records.get(address);
+      if (shape.kind === "model" && decision !== "deferred" && record) {
+        step.body = record.input as Record<string, unknown>;
+        if (record.fingerprint !== undefined) step.fingerprint = record.fingerprint;
+      }
+      if (rest.input) step.input = rest.input;
+      if (rest.argv) step.argv = rest.argv;
+      if (rest.cwd !== undefined) step.cwd = rest.cwd;
+      if (rest.env) step.env = rest.env;
+      if (rest.outputNames) step.outputNames = rest.outputNames;
+      if (rest.problems) step.problems = rest.problems;
+      if (rest.reuse) step.reuse = rest.reuse;
+      return step;
+    },
+  );
+  return {
+    workflow: stored.workflow,
+    runId: stored.runId,
+    createdAt: stored.createdAt,
+    steps,
+    counts: stored.counts,
+  };
+}

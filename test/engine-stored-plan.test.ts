@@ -1,0 +1,73 @@
+import { describe, expect, test } from "vitest";
+import { decodePlan, encodePlan, isStoredPlan } from "../src/engine/index.js";
+import { EventBus } from "../src/engine/events.js";
+import { beginRun } from "../src/engine/run-lifecycle.js";
+import { emptyPriorState, fingerprintModelStep, planRun, priorStateOf } from "../src/plan/index.js";
+import { systemClock } from "../src/util/clock.js";
+import { open, tempDbPath } from "./store-helpers.js";
+import { CHAIN, HAILUO, load } from "./workflow-testdir.js";
+
+const NOW = Date.parse("2025-03-04T05:06:07Z");
+
+/** CHAIN with a run step, and an earlier success for the cat's first step: every kind of decision. */
+async function mixedPlan(options: { withPrior?: boolean } = {}) {
+  const workflow = await load(`${CHAIN}      - id: poster
+        run: [ffmpeg, -y, -i, "\${{ steps.restyle.files.video }}", -frames:v, 1, poster.jpg]
+        cwd: stills
+        env: { RUN: "\${{ run.id }}" }
+        outputs: { poster: poster.jpg }
+`);
+  const catBody = { prompt: "a cat", image_url: "https://example.com/cat.png", prompt_optimizer: true };
+  const prior = priorStateOf([
+    {
+      workflowName: "chain",
+      fingerprint: fingerprintModelStep(HAILUO, catBody),
+      runId: "run-old",
+      address: "teaser/cat/animate",
+      finishedAt: NOW - 1000,
+      requestId: "req-1",
+      output: { video: "https://cdn.example.com/cat.mp4" },
+      files: { video: "/outputs/chain/cat/animate.mp4" },
+    },
+  ]);
+  return planRun(workflow, options.withPrior === false ? emptyPriorState : prior, {
+    runId: "run-new",
+    now: NOW,
+  });
+}
+
+describe("the plan stored with a run (for retry)", () => {
+  test("comes back from the database identical to the plan that was run", async () => {
+    const plan = await mixedPlan();
+    expect(new Set(plan.steps.map((step) => step.decision))).toEqual(
+      new Set(["reuse", "submit", "deferred", "run"]),
+    );
+    const store = open(tempDbPath());
+    beginRun({ store, events: new EventBus(), clock: { ...systemClock, now: () => NOW } }, plan, {
+      kind: "apply",
+      file: "flow.yaml",
+      options: {},
+      concurrency: 2,
+    });
+
+    const saved = store.getRunPlan(plan.runId);
+    const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
+    if (!isStoredPlan(saved)) throw new Error("not a stored plan");
+    expect(decodePlan(saved, records)).toEqual(plan);
+  });
+
+  test("writes what the steps of one job share once, not once per item", async () => {
+    const plan = await mixedPlan({ withPrior: false });
+    const stored = encodePlan(plan);
+    expect(stored.steps).toHaveLength(plan.steps.length);
+    // Three steps per job (animate, restyle, poster), whatever the number of items.
+    expect(stored.shapes).toHaveLength(3);
+    // Request bodies of fully known steps live in the steps table, not in the stored plan.
+    expect(JSON.stringify(stored)).not.toContain("prompt_optimizer");
+  });
+
+  test("is recognised only in its own format", () => {
+    expect(isStoredPlan({ steps: [] })).toBe(false);
+    expect(isStoredPlan(undefined)).toBe(false);
+  });
+});
