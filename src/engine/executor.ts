@@ -7,6 +7,7 @@
  * states only, each through StepTracker.transition (written, then announced).
  */
 import os from "node:os";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import PQueue from "p-queue";
 import { ExitCode } from "../errors.js";
 import type { MediaFacts } from "../models/types.js";
@@ -16,7 +17,7 @@ import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./con
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
-import { RunControl } from "./run-control.js";
+import { RunControl, type StopReason } from "./run-control.js";
 import { RunGraph } from "./run-graph.js";
 import { executeRunStep } from "./run-step.js";
 import { RequestScheduler } from "./scheduler.js";
@@ -37,6 +38,13 @@ export interface ExecutionResult {
 /** The retention of remote output URLs (SPEC §5): reuse ends after it unless `cache.ttl` says otherwise. */
 export const DEFAULT_CACHE_TTL_MS = 6 * 24 * 60 * 60 * 1000;
 const RUN_STEP_LANE = "\u0000run";
+/**
+ * Model steps planned as reused need no request slot: they get a lane of their own, so a
+ * resumed run with 50,000 steps to take over starts its first request at once instead of
+ * after all of them.
+ */
+const REUSE_LANE = "\u0000reuse";
+const REUSE_LANE_CAPACITY = 16;
 
 function resolveOptions(options: ExecuteOptions): ResolvedExecuteOptions {
   return {
@@ -62,6 +70,15 @@ export function judgeRun(
     ? { status: "succeeded", exitCode: ExitCode.ok }
     : { status: "failed", exitCode: ExitCode.stepsFailed };
 }
+
+/** What every view says when the run is told to stop early (SPEC §4, signals and cancel). */
+const STOP_NOTICES: Record<StopReason, string> = {
+  interrupted:
+    "stopping: no new submissions; queued requests are cancelled, running ones stay recorded for the next apply",
+  cancelled: "cancelled: no new submissions; queued requests are cancelled, running ones are collected",
+  auth_failed: "stopping: the API refused the token; nothing more is submitted",
+  no_balance: "stopping: the RunComfy account has no balance left; nothing more is submitted",
+};
 
 export async function executePlan(
   plan: Plan,
@@ -95,10 +112,12 @@ export async function executePlan(
   // Twice the slots: steps downloading or backing off must not leave request slots idle.
   const lanes = new ReadyLanes(concurrency * 2, (lane) => {
     if (lane === RUN_STEP_LANE) return { capacity: processConcurrency * 2, remote: false };
+    if (lane === REUSE_LANE) return { capacity: REUSE_LANE_CAPACITY, remote: false };
     const limit = plan.workflow.limits[lane];
     return { capacity: (limit ?? concurrency) * 2, remote: true };
   });
-  const laneOf = (step: PlannedStep) => (step.kind === "run" ? RUN_STEP_LANE : (step.model ?? ""));
+  const laneOf = (step: PlannedStep) =>
+    step.kind === "run" ? RUN_STEP_LANE : step.decision === "reuse" ? REUSE_LANE : (step.model ?? "");
   const internalErrors: ExecutionResult["internalErrors"] = [];
   let active = 0;
   let finish!: () => void;
@@ -151,7 +170,13 @@ export async function executePlan(
       const step = byAddress.get(address)!;
       active++;
       const execution =
-        step.kind === "model" ? executeModelStep(context, step) : executeRunStep(context, step);
+        step.kind === "run"
+          ? executeRunStep(context, step)
+          : lane === REUSE_LANE
+            ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
+              // them would keep the event loop (and every request's answer) waiting for seconds.
+              setImmediatePromise().then(() => executeModelStep(context, step))
+            : executeModelStep(context, step);
       execution
         .then(
           (ending) => ended(address, ending),
@@ -169,7 +194,10 @@ export async function executePlan(
   };
 
   for (const address of graph.initiallyReady()) lanes.add(laneOf(byAddress.get(address)!), address);
-  control.onStop(() => pump());
+  control.onStop((reason) => {
+    notices("warn", STOP_NOTICES[reason]);
+    pump();
+  });
   pump();
   if (active === 0) finish();
   await finished;
