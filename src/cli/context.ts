@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { DEFAULT_STATE_PATH } from "../engine/apply.js";
 
 /** Options every command accepts (SPEC §2, "Common options"). */
 export interface GlobalOptions {
@@ -10,7 +11,7 @@ export interface GlobalOptions {
   models: string[];
 }
 
-export const DEFAULT_STATE_PATH = "state/runflow.db";
+export { DEFAULT_STATE_PATH } from "../engine/apply.js";
 
 export function globalOptions(command: Command): GlobalOptions {
   const all = command.optsWithGlobals<Partial<GlobalOptions>>();
@@ -27,25 +28,36 @@ export function globalOptions(command: Command): GlobalOptions {
 export interface Output {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /**
+   * The terminal stdout is, if it is one: `apply` and `retry` draw their live view there.
+   * Undefined for pipes, files and in-process runs, which get plain lines.
+   */
+  terminal?: NodeJS.WriteStream | undefined;
 }
 
 export const processOutput: Output = {
   stdout: (text) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`),
   stderr: (text) => process.stderr.write(text.endsWith("\n") ? text : `${text}\n`),
+  get terminal() {
+    return process.stdout.isTTY ? process.stdout : undefined;
+  },
 };
 
+const programOutputs = new WeakMap<Command, Output>();
+
+/** Remembers where `program` (the root command) writes; see commandOutput. */
+export function setProgramOutput(program: Command, output: Output): void {
+  programOutputs.set(program, output);
+}
+
 /**
- * The Output a command writes through: the one runCli configured on the root program, so
+ * The Output a command writes through: the one runCli was given for the root program, so
  * in-process runs (tests) capture everything a command prints.
  */
 export function commandOutput(command: Command): Output {
   let root = command;
   while (root.parent) root = root.parent;
-  const configured = root.configureOutput();
-  return {
-    stdout: (text) => (configured.writeOut ? configured.writeOut(text) : processOutput.stdout(text)),
-    stderr: (text) => (configured.writeErr ? configured.writeErr(text) : processOutput.stderr(text)),
-  };
+  return programOutputs.get(root) ?? processOutput;
 }
 
 /** Commander option parser for repeatable options (`--var A=1 --var B=2`). */

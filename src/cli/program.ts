@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, isRunflowError } from "../errors.js";
-import { collectRepeatable, globalOptions, processOutput, type Output } from "./context.js";
+import { collectRepeatable, globalOptions, processOutput, setProgramOutput, type Output } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
 function packageVersion(): string {
@@ -28,6 +28,7 @@ export function buildProgram(output: Output = processOutput): Command {
       writeOut: (text) => output.stdout(text),
       writeErr: (text) => output.stderr(text),
     });
+  setProgramOutput(program, output);
   registerCommands(program);
   for (const command of program.commands) command.exitOverride();
   return program;

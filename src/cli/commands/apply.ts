@@ -8,16 +8,11 @@ import path from "node:path";
 import { Option, type Command } from "commander";
 import { parse } from "yaml";
 import { startEmulator, type RunningEmulator } from "../../emulator/index.js";
-import { applyWorkflow, DEFAULT_STATE_PATH, type ApplyOutcome } from "../../engine/apply.js";
-import { EventBus, type RunEvent } from "../../engine/events.js";
+import { applyWorkflow } from "../../engine/apply.js";
+import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
-import { handleShutdownSignals } from "../../engine/shutdown.js";
-import { UsageError } from "../../errors.js";
 import type { PriorState } from "../../plan/types.js";
 import { emptyPriorState } from "../../plan/prior-state.js";
-import { ndjsonRenderer } from "../../render/ndjson.js";
-import { plainRenderer } from "../../render/plain.js";
-import { SummaryCollector, summaryLines } from "../../render/summary.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
@@ -27,6 +22,14 @@ import {
   type GlobalOptions,
   type Output,
 } from "../context.js";
+import {
+  parseConcurrency,
+  printSummary,
+  runWithViews,
+  shellWord,
+  stateArgument,
+  subscribeViews,
+} from "../run-views.js";
 import { DEFAULT_EMULATOR_PORT } from "./emulator.js";
 import { runPlanCommand } from "./plan.js";
 
@@ -44,33 +47,6 @@ interface ApplyFlags {
   download?: boolean;
   emulator?: boolean;
   wait?: boolean;
-}
-
-function parseConcurrency(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const number = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(number) || number < 1) {
-    throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${value}\``);
-  }
-  return number;
-}
-
-/** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
-export function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** `--state PATH` when it is not the default, so printed commands work as they are. */
-export function stateArgument(globals: GlobalOptions): string {
-  return globals.state === DEFAULT_STATE_PATH || globals.state === "state/runflow.db"
-    ? ""
-    : ` --state ${shellWord(globals.state)}`;
-}
-
-/** Where a path is, as the user reads it: relative to their folder when inside it. */
-export function displayPath(absolute: string, cwd: string = process.cwd()): string {
-  const relative = path.relative(cwd, absolute);
-  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute;
 }
 
 /**
@@ -95,57 +71,6 @@ function declaresVar(file: string, name: string): boolean {
     return typeof vars === "object" && vars !== null && Object.hasOwn(vars, name);
   } catch {
     return false;
-  }
-}
-
-/** Subscribes the views `--json` / `--quiet` choose, and the summary collector. */
-export function subscribeViews(events: EventBus, globals: GlobalOptions, output: Output): SummaryCollector {
-  const summary = new SummaryCollector();
-  events.subscribe(summary.listener);
-  // On a TTY too, for now: the live view subscribes here once it exists.
-  if (globals.json) events.subscribe(ndjsonRenderer((line) => output.stdout(line)));
-  else if (!globals.quiet) events.subscribe(plainRenderer((line) => output.stdout(line)));
-  else
-    events.subscribe((event: RunEvent) => {
-      if (event.event === "notice" && event.level === "warn") output.stderr(`warning: ${event.message}`);
-    });
-  return summary;
-}
-
-/** Prints the end-of-run summary (not with --json: stdout holds only events then). */
-export function printSummary(
-  summary: SummaryCollector,
-  outcome: Pick<ApplyOutcome, "outputsRoot" | "runId">,
-  globals: GlobalOptions,
-  output: Output,
-  context: { resumeCommand: string; downloads: boolean },
-): void {
-  if (globals.json) return;
-  const lines = summaryLines(summary, {
-    outputs: outcome.outputsRoot === undefined ? undefined : displayPath(outcome.outputsRoot),
-    retryCommand: `runflow retry ${outcome.runId}${stateArgument(globals)}`,
-    resumeCommand: context.resumeCommand,
-    downloads: context.downloads,
-  });
-  if (lines.length > 0) output.stdout(lines.join("\n"));
-}
-
-/** Runs `fn` with SIGINT/SIGTERM handled in two stages; the handlers go when it ends. */
-export async function withShutdownSignals<T>(
-  control: RunControl,
-  output: Output,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const release = handleShutdownSignals(control, {
-    onFirstSignal: (signal) =>
-      output.stderr(
-        `${signal}: stopping — no new submissions, queued requests cancelled, running ones kept for the next apply (again to exit at once)`,
-      ),
-  });
-  try {
-    return await fn();
-  } finally {
-    release();
   }
 }
 
@@ -198,10 +123,10 @@ export async function runApplyCommand(
     if (!globals.quiet) for (const note of notes) output.stderr(note);
   }
   const events = new EventBus();
-  const summary = subscribeViews(events, globals, output);
+  const views = subscribeViews(events, globals, output);
   const control = new RunControl();
   try {
-    const outcome = await withShutdownSignals(control, output, () =>
+    const outcome = await runWithViews(views, control, output, () =>
       applyWorkflow(
         {
           file,
@@ -228,7 +153,7 @@ export async function runApplyCommand(
         resume.push(`--var ${shellWord(`${name}=${value}`)}`);
     }
     for (const only of flags.only ?? []) resume.push(`--only ${shellWord(only)}`);
-    printSummary(summary, outcome, globals, output, {
+    printSummary(views.summary, outcome, globals, output, {
       resumeCommand: resume.filter((part) => part !== "").join(" "),
       downloads: flags.download !== false,
     });

@@ -20,7 +20,7 @@ import { findRun } from "../../engine/retry.js";
 import { openSqliteStore } from "../../store/index.js";
 import { makeRedactor, tokensFromEnvironment } from "../../store/redact.js";
 import { commandOutput, globalOptions, processOutput, type Output } from "../context.js";
-import { displayPath, stateArgument } from "./apply.js";
+import { displayPath, stateArgument } from "../run-views.js";
 
 export interface ReportCommandOptions {
   /** The state database (`--state`). */

@@ -7,9 +7,8 @@ import type { Command } from "commander";
 import { EventBus } from "../../engine/events.js";
 import { retryRun } from "../../engine/retry.js";
 import { RunControl } from "../../engine/run-control.js";
-import { UsageError } from "../../errors.js";
 import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
-import { printSummary, stateArgument, subscribeViews, withShutdownSignals } from "./apply.js";
+import { parseConcurrency, printSummary, runWithViews, stateArgument, subscribeViews } from "../run-views.js";
 
 interface RetryFlags {
   step?: string[];
@@ -39,19 +38,11 @@ export function register(program: Command): void {
     .action(async function (this: Command, run: string | undefined, flags: RetryFlags) {
       const globals = globalOptions(this);
       const output = commandOutput(this);
-      let concurrency: number | undefined;
-      if (flags.concurrency !== undefined) {
-        concurrency = Number(flags.concurrency);
-        if (!Number.isInteger(concurrency) || concurrency < 1) {
-          throw new UsageError(
-            `Expected \`--concurrency\` to be an integer ≥ 1, got \`${flags.concurrency}\``,
-          );
-        }
-      }
+      const concurrency = parseConcurrency(flags.concurrency);
       const events = new EventBus();
-      const summary = subscribeViews(events, globals, output);
+      const views = subscribeViews(events, globals, output);
       const control = new RunControl();
-      const outcome = await withShutdownSignals(control, output, () =>
+      const outcome = await runWithViews(views, control, output, () =>
         retryRun(
           {
             run,
@@ -73,7 +64,7 @@ export function register(program: Command): void {
         process.exitCode = 0;
         return;
       }
-      printSummary(summary, outcome, globals, output, {
+      printSummary(views.summary, outcome, globals, output, {
         resumeCommand: `runflow retry ${outcome.parentRunId}${stateArgument(globals)}`,
         downloads: true,
       });

@@ -1,0 +1,116 @@
+/**
+ * What `apply` and `retry` share around a run: the views that subscribe to its event stream
+ * (live view on a terminal, plain lines otherwise, NDJSON with --json, errors only with
+ * --quiet), the summary at the end, and the two-stage signal handling.
+ */
+import path from "node:path";
+import type { ApplyOutcome } from "../engine/apply.js";
+import type { EventBus, RunEvent } from "../engine/events.js";
+import type { RunControl } from "../engine/run-control.js";
+import { handleShutdownSignals } from "../engine/shutdown.js";
+import { UsageError } from "../errors.js";
+import { ndjsonRenderer } from "../render/ndjson.js";
+import { plainRenderer } from "../render/plain.js";
+import { SummaryCollector, summaryLines } from "../render/summary.js";
+import { createTtyRenderer, type TtyRenderer } from "../render/tty/index.js";
+import { DEFAULT_STATE_PATH, type GlobalOptions, type Output } from "./context.js";
+
+/** `--concurrency` as a number; a usage error for anything but an integer ≥ 1. */
+export function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isInteger(number) || number < 1) {
+    throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${value}\``);
+  }
+  return number;
+}
+
+/** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `--state PATH` when it is not the default, so printed commands work as they are. */
+export function stateArgument(globals: GlobalOptions): string {
+  return globals.state === DEFAULT_STATE_PATH ? "" : ` --state ${shellWord(globals.state)}`;
+}
+
+/** Where a path is, as the user reads it: relative to their folder when inside it. */
+export function displayPath(absolute: string, cwd: string = process.cwd()): string {
+  const relative = path.relative(cwd, absolute);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute;
+}
+
+/** The views of one run, as subscribed to its event stream. */
+export interface RunViews {
+  summary: SummaryCollector;
+  /** The live view, when stdout is a terminal and neither --json nor --quiet was given. */
+  live: TtyRenderer | undefined;
+  /** Ends the live view (if any) and gives the terminal back; call before printing the summary. */
+  end(): Promise<void>;
+}
+
+/**
+ * Subscribes the views the output and the options call for, and the summary collector:
+ * `--json` NDJSON, `--quiet` only warnings (on stderr), a terminal the live view, anything
+ * else (a pipe, a file, cron's mail) plain timestamped lines.
+ */
+export function subscribeViews(events: EventBus, globals: GlobalOptions, output: Output): RunViews {
+  const summary = new SummaryCollector();
+  events.subscribe(summary.listener);
+  let live: TtyRenderer | undefined;
+  if (globals.json) events.subscribe(ndjsonRenderer((line) => output.stdout(line)));
+  else if (globals.quiet)
+    events.subscribe((event: RunEvent) => {
+      if (event.event === "notice" && event.level === "warn") output.stderr(`warning: ${event.message}`);
+    });
+  else if (output.terminal) live = createTtyRenderer(events, { stream: output.terminal });
+  else events.subscribe(plainRenderer((line) => output.stdout(line)));
+  return { summary, live, end: async () => live?.stop() };
+}
+
+/** Prints the end-of-run summary (not with --json: stdout holds only events then). */
+export function printSummary(
+  summary: SummaryCollector,
+  outcome: Pick<ApplyOutcome, "outputsRoot" | "runId">,
+  globals: GlobalOptions,
+  output: Output,
+  context: { resumeCommand: string; downloads: boolean },
+): void {
+  if (globals.json) return;
+  const lines = summaryLines(summary, {
+    outputs: outcome.outputsRoot === undefined ? undefined : displayPath(outcome.outputsRoot),
+    retryCommand: `runflow retry ${outcome.runId}${stateArgument(globals)}`,
+    resumeCommand: context.resumeCommand,
+    downloads: context.downloads,
+  });
+  if (lines.length > 0) output.stdout(lines.join("\n"));
+}
+
+/**
+ * Runs a run under its views and the two-stage signal handling (first SIGINT/SIGTERM stops
+ * submitting, a second exits at once); the live view is ended, and the handlers removed,
+ * when it settles, whether it succeeded or threw.
+ */
+export async function runWithViews<T>(
+  views: RunViews,
+  control: RunControl,
+  output: Output,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const release = handleShutdownSignals(control, {
+    // The live view shows the engine's own notice of the stop; anywhere else, say it on stderr.
+    onFirstSignal: (signal) => {
+      if (!views.live)
+        output.stderr(
+          `${signal}: stopping — no new submissions, queued requests cancelled, running ones kept for the next apply (again to exit at once)`,
+        );
+    },
+  });
+  try {
+    return await fn();
+  } finally {
+    release();
+    await views.end();
+  }
+}
