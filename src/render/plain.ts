@@ -9,6 +9,11 @@ export function timestamp(at: number): string {
   return `${new Date(at).toISOString().slice(0, 19)}Z`;
 }
 
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
+/** What follows `ADDRESS STATE`: ` #3`, ` attempt 2`, ` request ID`, ` from run R`, then `: error`. */
 function stepDetail(event: StepEvent): string {
   const parts: string[] = [];
   if (event.state === "in_queue" && event.queuePosition !== undefined) parts.push(`#${event.queuePosition}`);
@@ -19,8 +24,9 @@ function stepDetail(event: StepEvent): string {
     event.previous === "submitting" || event.previous === "waiting" || event.previous === "pending";
   if (event.requestId && firstRemote && event.state !== "reused") parts.push(`request ${event.requestId}`);
   if (event.reusedFrom) parts.push(`from run ${event.reusedFrom}`);
-  if (event.error) parts.push(event.state === "waiting" ? `retrying after: ${event.error}` : event.error);
-  return parts.length > 0 ? ` ${parts.join(" ")}` : "";
+  const detail = parts.length > 0 ? ` ${parts.join(" ")}` : "";
+  if (!event.error) return detail;
+  return `${detail}: ${event.state === "waiting" ? `retrying after ${event.error}` : event.error}`;
 }
 
 /** The line for one event, or undefined for events this view does not show (the summary covers the end). */
@@ -28,7 +34,7 @@ export function plainLine(event: RunEvent): string | undefined {
   const time = timestamp(event.at);
   switch (event.event) {
     case "run_started":
-      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${event.steps} steps in ${event.jobs} jobs, concurrency ${event.concurrency}`;
+      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${plural(event.steps, "step")} in ${plural(event.jobs, "job")}, concurrency ${event.concurrency}`;
     case "step":
       // A step leaving `pending` for `waiting` is not news; a retry's `waiting` is.
       if (event.state === "waiting" && !event.error) return undefined;
