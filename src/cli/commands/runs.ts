@@ -3,8 +3,17 @@ import path from "node:path";
 import type { Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { openSqliteStore } from "../../store/sqlite.js";
+import { formatTable } from "../../render/table.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
+import { shownStatus } from "../run-liveness.js";
+
+/** `2026-11-23 01:30` in the machine's time zone: what a person compares with their crontab. */
+function localTime(at: number): string {
+  const date = new Date(at);
+  const two = (n: number) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}`;
+}
 
 export function register(program: Command): void {
   program
@@ -30,15 +39,18 @@ export function register(program: Command): void {
           output.stdout("no runs yet");
           return;
         }
-        const lines = runs.map((run) => {
-          const took =
-            run.finishedAt === undefined ? "" : ` ${formatDuration(run.finishedAt - run.startedAt)}`;
-          const counts = Object.entries(run.counts ?? {})
+        const rows = runs.map((run) => [
+          run.id,
+          run.kind,
+          run.workflowName,
+          shownStatus(run),
+          localTime(run.startedAt),
+          run.finishedAt === undefined ? "" : formatDuration(run.finishedAt - run.startedAt),
+          Object.entries(run.counts ?? {})
             .map(([state, count]) => `${count} ${state}`)
-            .join(", ");
-          return `${run.id}  ${run.kind.padEnd(5)}  ${run.workflowName}  ${run.status}${took}${counts ? `  (${counts})` : ""}`;
-        });
-        output.stdout(lines.join("\n"));
+            .join(", "),
+        ]);
+        output.stdout(formatTable(["RUN", "KIND", "WORKFLOW", "STATUS", "STARTED", "TOOK", "STEPS"], rows));
       } finally {
         store.close();
       }

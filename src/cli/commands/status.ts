@@ -9,7 +9,11 @@ import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
-import { displayPath } from "./apply.js";
+import { shownStatus } from "../run-liveness.js";
+import { displayPath, stateArgument } from "../run-views.js";
+
+/** Steps and outputs listed in full up to this many; `--json` has them all. */
+const LISTED = 50;
 
 const PROBLEM_STATES = ["failed", "timed_out", "cancelled", "unknown", "blocked"] as const;
 
@@ -63,7 +67,7 @@ export function register(program: Command): void {
         const finished =
           run.finishedAt === undefined ? "" : ` in ${formatDuration(run.finishedAt - run.startedAt)}`;
         const lines = [
-          `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${run.status}${finished}`,
+          `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${shownStatus(run)}${finished}`,
           `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
           `steps: ${
             Object.entries(report.counts)
@@ -73,17 +77,27 @@ export function register(program: Command): void {
         ];
         if (report.problems.length > 0) {
           lines.push("not succeeded:");
-          for (const problem of report.problems) {
+          for (const problem of report.problems.slice(0, LISTED)) {
             lines.push(`  ${problem.address} ${problem.state}${problem.error ? `: ${problem.error}` : ""}`);
           }
+          if (report.problems.length > LISTED)
+            lines.push(`  … and ${report.problems.length - LISTED} more (--json lists them all)`);
         }
         const files = report.outputs.filter((o) => o.path !== undefined);
         if (files.length > 0) {
           lines.push(`outputs (${files.length}):`);
-          for (const file of files.slice(0, 50))
+          for (const file of files.slice(0, LISTED))
             lines.push(`  ${file.address} ${file.name}: ${displayPath(file.path!)}`);
-          if (files.length > 50) lines.push(`  … and ${files.length - 50} more (--json lists them all)`);
+          if (files.length > LISTED)
+            lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
         }
+        const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
+        if (retryable > 0 && run.status !== "running")
+          lines.push(`to retry: runflow retry ${run.id}${stateArgument(globals)}`);
+        if (report.problems.some((problem) => problem.state === "unknown"))
+          lines.push(
+            `unknown steps may already be billed; to submit them again: runflow retry ${run.id}${stateArgument(globals)} --resubmit-unknown`,
+          );
         output.stdout(lines.join("\n"));
       } finally {
         store.close();

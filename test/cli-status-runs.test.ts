@@ -1,0 +1,95 @@
+/**
+ * The morning after: `runflow runs` and `runflow status` on the state a real apply left,
+ * the CLI spawned as a user runs it.
+ */
+import { describe, expect, test } from "vitest";
+import { chainYaml, itemsCsv, project, waitForOutput } from "./apply-harness.js";
+
+const FAILING = {
+  "flow.yaml": chainYaml({ name: "night" }),
+  "items.csv": itemsCsv(3, (i) => (i === 2 ? " [emulator:fail=GPU out of memory]" : "")),
+};
+
+describe("runflow runs", () => {
+  test("lists the runs newest first as a table with a header, and as JSON", async () => {
+    const flow = await project(FAILING);
+    expect((await flow.run(["apply", "flow.yaml", "--quiet"])).exitCode).toBe(1);
+    expect((await flow.run(["retry", "--quiet"])).exitCode).toBe(1);
+
+    const table = await flow.run(["runs"]);
+    expect(table.exitCode).toBe(0);
+    const [header, retry, apply, ...rest] = table.stdout.trimEnd().split("\n");
+    expect(rest).toEqual([]);
+    expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
+    expect(retry).toMatch(
+      /^\S+\s+retry\s+night\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+1 failed, 1 blocked$/,
+    );
+    expect(apply).toMatch(/^\S+\s+apply\s+night\s+failed\s+.*4 succeeded, 1 failed, 1 blocked$/);
+    // Columns line up: every row's STATUS starts where the header's does.
+    const statusColumn = header!.indexOf("STATUS");
+    expect(retry!.slice(statusColumn)).toMatch(/^failed/);
+    expect(apply!.slice(statusColumn)).toMatch(/^failed/);
+
+    const json = JSON.parse((await flow.run(["runs", "--json"])).stdout) as {
+      kind: string;
+      status: string;
+    }[];
+    expect(json.map((run) => [run.kind, run.status])).toEqual([
+      ["retry", "failed"],
+      ["apply", "failed"],
+    ]);
+  });
+
+  test("shows a run whose process was killed as died, not running", async () => {
+    const flow = await project(
+      { "flow.yaml": chainYaml({ name: "night" }), "items.csv": itemsCsv(2) },
+      { duration: 60_000 },
+    );
+    const child = flow.start(["apply", "flow.yaml"]);
+    await waitForOutput(child, /in_progress|in_queue/);
+    child.kill("SIGKILL");
+    await child.catch(() => undefined);
+
+    const table = await flow.run(["runs"]);
+    expect(table.stdout).toContain("died (apply again to resume)");
+    expect((await flow.run(["status"])).stdout).toMatch(/: died \(apply again to resume\)/);
+  });
+});
+
+describe("runflow status", () => {
+  test("says what failed and why, where the outputs are, and the command that retries it", async () => {
+    const flow = await project(FAILING);
+    await flow.run(["apply", "flow.yaml", "--quiet"]);
+
+    const status = await flow.run(["status"]);
+    expect(status.exitCode).toBe(0);
+    const text = status.stdout;
+    expect(text).toMatch(/^run (\S+) \(apply of night, flow\.yaml\): failed in /);
+    expect(text).toContain("steps: ");
+    expect(text).toContain("clip/item-2/animate failed: GPU out of memory");
+    expect(text).toMatch(/clip\/item-2\/restyle blocked: not run: clip\/item-2\/animate failed/);
+    expect(text).toContain("clip/item-1/restyle video: outputs/night/item-1/restyle.mp4");
+    const runId = /^run (\S+)/.exec(text)![1]!;
+    expect(text).toContain(`to retry: runflow retry ${runId}`);
+
+    const json = JSON.parse((await flow.run(["status", "--json"])).stdout) as {
+      run: { id: string };
+      counts: Record<string, number>;
+      problems: { address: string; state: string; error: string }[];
+    };
+    expect(json.run.id).toBe(runId);
+    expect(json.counts).toEqual({ succeeded: 4, failed: 1, blocked: 1 });
+    expect(json.problems.map((p) => `${p.address} ${p.state}`).sort()).toEqual([
+      "clip/item-2/animate failed",
+      "clip/item-2/restyle blocked",
+    ]);
+  });
+
+  test("refuses an unknown run id with a clear message and exit 2", async () => {
+    const flow = await project(FAILING);
+    await flow.run(["apply", "flow.yaml", "--quiet"]);
+    const status = await flow.run(["status", "no-such-run"]);
+    expect(status.exitCode).toBe(2);
+    expect(status.stderr).toMatch(/^error: .*no-such-run/);
+  });
+});
