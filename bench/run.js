@@ -5,9 +5,10 @@
 //   3. peak RSS of a 100,000-step apply with zero-duration jobs, and the time from a
 //      restart after SIGKILL to the first new request;
 //   4. bench/validate-plan.js (validate + plan of a 100,000-row workflow).
+//   5. bench/tty-render.js (the live view fed 10,000 jobs of events: CPU per frame, height).
 // The emulator always runs in a process of its own, so its CPU and memory are not counted.
 // Options: --quick (smaller sizes, for a smoke run), --steps N (size of benchmark 3),
-// --only makespan|throughput|big|validate-plan (repeatable).
+// --only makespan|throughput|big|validate-plan|tty (repeatable).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -242,7 +243,7 @@ async function bigApplyAndResume() {
     const peak = Math.max(firstPeak, secondPeak);
     row(
       `peak RSS, ${steps.toLocaleString("en")}-step apply`,
-      `${Math.round(peak)} MB`,
+      `${Math.round(peak)} MB (first ${Math.round(firstPeak)}, resumed ${Math.round(secondPeak)})`,
       "< 300 MB",
       peak < 300,
     );
@@ -288,9 +289,52 @@ function validatePlan() {
   });
 }
 
+function ttyView() {
+  log("live view fed 10,000 jobs × 2 steps of events (bench/tty-render.js) …");
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(ROOT, "bench", "tty-render.js"), "10000", "--json"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk) => (out += chunk));
+    child.once("exit", () => {
+      try {
+        const result = JSON.parse(out.trim().split("\n").at(-1));
+        row(
+          "live view, 10,000 jobs: CPU per frame (10 fps)",
+          `${result.msPerFrame.toFixed(2)} ms (${(result.msPerFrame * 10).toFixed(0)} ms/s)`,
+          "",
+          undefined,
+        );
+        row(
+          "live view: CPU per 1,000 events folded",
+          `${result.msPer1000Events.toFixed(2)} ms`,
+          "",
+          undefined,
+        );
+        row(
+          "live view: tallest frame",
+          `${result.maxFrameLines} lines`,
+          `≤ ${result.rows} rows`,
+          result.maxFrameLines <= result.rows,
+        );
+        resolve();
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
 // `--only NAME` (repeatable) runs just those; a benchmark that fails is reported as MISSED
 // and the others still run, so one failure does not hide the other figures.
-const BENCHMARKS = { makespan, throughput, big: bigApplyAndResume, "validate-plan": validatePlan };
+const BENCHMARKS = {
+  makespan,
+  throughput,
+  big: bigApplyAndResume,
+  "validate-plan": validatePlan,
+  tty: ttyView,
+};
 const only = args.flatMap((arg, index) => (args[index - 1] === "--only" ? [arg] : []));
 for (const [name, benchmark] of Object.entries(BENCHMARKS)) {
   if (only.length > 0 && !only.includes(name)) continue;

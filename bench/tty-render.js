@@ -2,12 +2,15 @@
 // state changes per step, 64 steps in flight), drawn at 10 frames per simulated second into
 // a fake 40×120 terminal. Prints the CPU cost per 1,000 events and per frame, and the
 // tallest frame (it must stay within the terminal's height).
-// Run after a build: `npx tsc -p tsconfig.build.json && node bench/tty-render.js [jobs]`.
+// Run after a build: `npx tsc -p tsconfig.build.json && node bench/tty-render.js [jobs] [--json]`
+// (`npm run bench` runs it too).
 import { Writable } from "node:stream";
 import { EventBus } from "../dist/engine/events.js";
 import { createTtyRenderer } from "../dist/render/tty/index.js";
 
-const jobs = Number(process.argv[2] ?? 10_000);
+const jobs = Number(process.argv.slice(2).find((arg) => /^\d+$/.test(arg)) ?? 10_000);
+// --json: the figures as one JSON line (what bench/run.js reads) instead of the prose.
+const asJson = process.argv.includes("--json");
 const STEPS = ["animate", "restyle"];
 const IN_FLIGHT = 64;
 const ROWS = 40;
@@ -128,6 +131,20 @@ const cpuMs = (cpu.user + cpu.system) / 1_000;
 
 const frameMs = frameCpuUs / 1_000;
 const eventMs = cpuMs - frameMs;
+if (asJson) {
+  console.log(
+    JSON.stringify({
+      jobs,
+      events,
+      frames: frameCount,
+      msPerFrame: frameMs / frameCount,
+      msPer1000Events: (eventMs / events) * 1_000,
+      maxFrameLines,
+      rows: ROWS,
+    }),
+  );
+  process.exit(0);
+}
 console.log(
   `jobs: ${jobs} × ${STEPS.length} steps: ${events} events, ${frameCount} frames drawn ` +
     `(10 per simulated second over ${(now / 1_000).toFixed(0)} s, ${IN_FLIGHT} steps in flight)`,
