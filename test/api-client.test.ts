@@ -292,14 +292,14 @@ describe("status, result and cancel", () => {
 });
 
 describe("waitForResult", () => {
-  test("polls after 1 s and 1.5 s for a 2 s job, then takes the result", async () => {
+  test("polls after 1 s and 2 s for a 2 s job, then takes the result", async () => {
     const api = client();
     const requestId = await submitted(api);
     const seen: string[] = [];
     const result = await api.waitForResult(requestId, { onStatus: (status) => seen.push(status.status) });
     expect(result.status).toBe("succeeded");
     expect(seen).toEqual(["in_progress", "completed"]);
-    expect(clock.sleeps).toEqual([1_000, 1_500]);
+    expect(clock.sleeps).toEqual([1_000, 1_000]);
     expect(calls("status")).toHaveLength(2);
     expect(calls("result")).toHaveLength(1);
   });

@@ -275,13 +275,13 @@ function simulatePolling(durationMs: number, typicalMs?: number): { requests: nu
 }
 
 describe("nextPollDelay", () => {
-  test("without a hint starts at 1 s and grows by half each poll up to 5 s", () => {
+  test("without a hint waits 1 s twice, then grows by half each poll up to 5 s", () => {
     const waits = [0, 1, 2, 3, 4, 5, 6].map((polls) => nextPollDelay(polls));
-    expect(waits).toEqual([1_000, 1_500, 2_250, 3_375, 5_000, 5_000, 5_000]);
+    expect(waits).toEqual([1_000, 1_000, 1_500, 2_250, 3_375, 5_000, 5_000]);
   });
 
   test("without a hint, a 2 s job costs two status polls and one result", () => {
-    expect(simulatePolling(2_000).requests).toBe(3);
+    expect(simulatePolling(2_000)).toEqual({ requests: 3, latenessMs: 0 });
   });
 
   test("with the model's typical duration, first looks just after it", () => {
@@ -317,6 +317,6 @@ describe("nextPollDelay", () => {
   });
 
   test("ignores a typical duration that is not positive", () => {
-    expect(nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 0, elapsedMs: 5_000 })).toBe(1_500);
+    expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 0, elapsedMs: 5_000 })).toBe(1_500);
   });
 });

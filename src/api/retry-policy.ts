@@ -290,8 +290,9 @@ export interface PollPolicy {
 }
 
 /**
- * Without a hint: 1 s, 1.5 s, 2.25 s … up to 5 s, so a 2 s job costs two status polls and a
- * result. With the model's typical duration: one wait until just after it (most requests
+ * Without a hint: 1 s, 1 s, then growing by half up to 5 s (looks at 1 s, 2 s, 3.5 s, 5.75 s …),
+ * so a 2 s job costs two status polls and a result and is seen at its end, not half a second
+ * later. With the model's typical duration: one wait until just after it (most requests
  * are done: one status, one result), then waits of a fifth of the elapsed time.
  */
 export const DEFAULT_POLL_POLICY: Readonly<PollPolicy> = Object.freeze({
@@ -323,7 +324,8 @@ export function nextPollDelay(
 ): number {
   const typicalMs = hint?.typicalMs;
   if (hint === undefined || typicalMs === undefined || !(typicalMs > 0)) {
-    return Math.round(clamp(policy.initialMs * policy.factor ** pollCount, policy.minMs, policy.maxMs));
+    const growth = policy.factor ** Math.max(0, pollCount - 1);
+    return Math.round(clamp(policy.initialMs * growth, policy.minMs, policy.maxMs));
   }
   const untilDue = typicalMs + policy.marginMs - hint.elapsedMs;
   if (untilDue > 0) return Math.round(clamp(untilDue, policy.minMs, policy.maxHintedWaitMs));
