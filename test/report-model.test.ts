@@ -20,7 +20,6 @@ function reportOf(seeded: SeededRun, fileExists?: (file: string) => boolean): Ru
     return buildRunReport(run, store.getSteps(RUN_ID), store.getOutputs(RUN_ID), {
       reportDir: path.join(seeded.root, "reports"),
       now: GENERATED_AT,
-      plan: store.getRunPlan(RUN_ID),
       attempts: store.getAttempts(RUN_ID),
       fileExists,
     });

@@ -36,8 +36,11 @@ interface StoredRest {
   env?: Record<string, string>;
   outputNames?: Record<string, string>;
   problems?: string[];
-  /** A step planned as reused: where its result came from. */
-  reuse?: ReusableStep;
+  /**
+   * A step planned as reused: which earlier step it took over. Only the reference: the
+   * result is in that step's record, and a plan with 50,000 reused steps stays small.
+   */
+  reuse?: Pick<ReusableStep, "runId" | "address" | "finishedAt">;
 }
 
 export interface StoredPlan {
@@ -96,7 +99,12 @@ export function encodePlan(plan: Plan): StoredPlan {
       rest.outputNames = step.outputNames;
     }
     if (step.problems) rest.problems = step.problems;
-    if (step.reuse) rest.reuse = step.reuse;
+    if (step.reuse)
+      rest.reuse = {
+        runId: step.reuse.runId,
+        address: step.reuse.address,
+        finishedAt: step.reuse.finishedAt,
+      };
     const stored: StoredStep = [
       index,
       step.instanceKey,
@@ -128,7 +136,8 @@ export function isStoredPlan(value: unknown): value is StoredPlan {
 
 /**
  * The Plan again, from its stored form and the run's step records (which hold each model
- * step's request body and fingerprint as planned).
+ * step's request body and fingerprint as planned). A reused step's `reuse` is the reference
+ * only (run, address, when): its result is read from that step's record when needed.
  */
 export function decodePlan(stored: StoredPlan, records: ReadonlyMap<string, StepRecord>): Plan {
   const steps: PlannedStep[] = stored.steps.map(

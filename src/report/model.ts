@@ -143,8 +143,6 @@ export interface BuildReportOptions {
   reportDir: string;
   /** When the report is made (ms since the epoch). */
   now: number;
-  /** The resolved plan stored with the run: the input of a step that never ran. */
-  plan?: unknown;
   /** The command that re-runs the failed steps (default `runflow retry RUN`). */
   retryCommand?: string | undefined;
   /** The run's attempts: a step without its own start time started with its first attempt. */
@@ -163,7 +161,6 @@ export function buildRunReport(
   options: BuildReportOptions,
 ): RunReport {
   const fileExists = options.fileExists ?? (() => true);
-  const plannedInputs = plannedInputsOf(options.plan);
   const outputsByAddress = groupOutputs(outputs);
   const firstAttemptAt = new Map<string, number>();
   for (const attempt of options.attempts ?? []) {
@@ -200,7 +197,7 @@ export function buildRunReport(
 
   const jobs = new Map<string, JobReport>();
   for (const step of steps) {
-    const input: StepInput = readStepInput(step.kind, step.input ?? plannedInputs.get(step.address));
+    const input: StepInput = readStepInput(step.kind, step.input);
     const startedAt = step.startedAt ?? firstAttemptAt.get(step.address);
     const report: StepReport = {
       address: step.address,
@@ -311,23 +308,6 @@ function groupOutputs(outputs: readonly OutputRecord[]): Map<string, OutputRecor
     list.sort((a, b) => a.name.localeCompare(b.name) || (a.index ?? -1) - (b.index ?? -1));
   }
   return byAddress;
-}
-
-/**
- * The input each planned step was going to be sent with. The plan is stored as JSON by
- * whichever runflow wrote it, so it is read defensively: anything unexpected is skipped.
- */
-function plannedInputsOf(plan: unknown): Map<string, unknown> {
-  const inputs = new Map<string, unknown>();
-  const steps = (plan as { steps?: unknown } | undefined)?.steps;
-  if (!Array.isArray(steps)) return inputs;
-  for (const step of steps as unknown[]) {
-    if (typeof step !== "object" || step === null) continue;
-    const { address, kind, body, input, argv, cwd } = step as Record<string, unknown>;
-    if (typeof address !== "string") continue;
-    inputs.set(address, kind === "run" ? { argv, cwd } : (body ?? input));
-  }
-  return inputs;
 }
 
 function lastChars(text: string, max: number): string {

@@ -84,7 +84,6 @@ export function runReportCommand(
     report = buildRunReport(run, store.getSteps(run.id), store.getOutputs(run.id), {
       reportDir: file ? path.dirname(file) : cwd,
       now: options.now ?? Date.now(),
-      plan: store.getRunPlan(run.id),
       attempts: store.getAttempts(run.id),
       retryCommand: options.retryCommand?.(run.id),
       fileExists: existsSync,
