@@ -45,6 +45,34 @@ describe("signals", () => {
     }
   });
 
+  test("SIGINT just after the submissions: the requests are recorded as remote, not submitting, and the next apply re-attaches to them", async () => {
+    const p = await project(
+      { "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4) },
+      { duration: 3_000 },
+    );
+    const child = p.start(["apply", "chain.yaml"]);
+    // Every request created, well before the first status poll (1 s after submission).
+    while (p.api.submissions().total < 4) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Time for the answers to be recorded, not for a poll.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    child.kill("SIGINT");
+    expect((await child).exitCode).toBe(130);
+
+    const store = p.store();
+    const run = store.latestRun()!;
+    const animates = store.getSteps(run.id).filter((step) => step.stepId === "animate");
+    expect(animates).toHaveLength(4);
+    for (const step of animates) {
+      expect(step.requestId).toEqual(expect.any(String));
+      expect(["in_queue", "in_progress"]).toContain(step.state);
+    }
+
+    const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout.match(/re-attached to request/g)).toHaveLength(4);
+    expect(p.api.submissions().byModel["minimax/Hailuo Video 01 Live"]).toBe(4);
+  });
+
   test("a second SIGINT exits at once, even while the first is still cancelling", async () => {
     const p = await project(
       { "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4) },

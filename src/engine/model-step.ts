@@ -263,8 +263,10 @@ async function remoteAttempt(
     if (submitted.kind !== "submitted") return submitted.outcome;
     requestId = submitted.requestId;
     submittedAt = deps.clock.now();
-    // Committed by submit(); the step stays `submitting` until the first status says where it is.
-    tracker.noteRequestId(step.address, requestId);
+    // Committed by submit(). Every new request starts in the API's queue; saying so now (the
+    // first poll may be a typical duration away) keeps views and an interrupted run's counts
+    // from showing a request that exists as still `submitting`.
+    tracker.transition(step.address, StepState.in_queue, { requestId });
   }
   return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
 }

@@ -75,14 +75,6 @@ export class StepTracker {
     return counts;
   }
 
-  /**
-   * Remembers a request id already committed to the database (recordRequestId), so the
-   * step's next events carry it. Not a state change: nothing is written or announced.
-   */
-  noteRequestId(address: string, requestId: string): void {
-    this.#get(address).requestId = requestId;
-  }
-
   /** Writes the new state (and whatever `details` carries), then emits the step event. */
   transition(address: string, to: StepState, details: TransitionDetails = {}): void {
     const live = this.#get(address);
