@@ -282,3 +282,30 @@ describe("in-flight attempts (resume)", () => {
     expect(store.findInFlight("teasers", "same", "teaser/cow/animate")).toBeUndefined();
   });
 });
+
+describe("typical durations", () => {
+  test("are the median server duration of the model's latest succeeded requests, across runs", () => {
+    const store = open(tempDbPath());
+    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live")).toBeUndefined();
+    const addresses = Array.from({ length: 25 }, (_, i) => `teaser/i${i}/animate`);
+    seedRun(store, { id: "run-old" }, addresses.slice(0, 5));
+    seedRun(store, { id: "run-new", startedAt: 5_000 }, addresses.slice(5));
+    // Five old requests of 90 s, then twenty of 40–59 s: only the latest twenty count.
+    addresses.forEach((address, i) => {
+      const key = start(store, i < 5 ? "run-old" : "run-new", address, 1);
+      store.recordRequestId(key, `req-${i}`, 2_100);
+      store.updateAttempt(key, {
+        state: "succeeded",
+        finishedAt: 3_000,
+        serverMs: i < 5 ? 90_000 : 40_000 + (i - 5) * 1_000,
+      });
+    });
+    // A failed request says nothing about how long a success takes.
+    seedRun(store, { id: "run-failed", startedAt: 9_000 }, ["teaser/x/animate"]);
+    const failed = start(store, "run-failed", "teaser/x/animate", 1);
+    store.updateAttempt(failed, { state: "failed", finishedAt: 3_000 });
+
+    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live")).toBe(49_000);
+    expect(store.typicalDurationMs("runwayml/runway-aleph/video-to-video")).toBeUndefined();
+  });
+});

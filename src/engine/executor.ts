@@ -71,6 +71,14 @@ export function judgeRun(
     : { status: "failed", exitCode: ExitCode.stepsFailed };
 }
 
+/** Each model of the plan starts at the typical duration earlier runs measured, so the first round of requests is polled on time. */
+function typicalDurationsFor(plan: Plan, store: EngineDeps["store"]): TypicalDurations {
+  const typical = new TypicalDurations();
+  const models = new Set(plan.steps.flatMap((step) => (step.model === undefined ? [] : [step.model])));
+  for (const model of models) typical.seed(model, store.typicalDurationMs(model));
+  return typical;
+}
+
 /** What every view says when the run is told to stop early (SPEC §4, signals and cancel). */
 const STOP_NOTICES: Record<StopReason, string> = {
   interrupted:
@@ -103,7 +111,7 @@ export async function executePlan(
     control,
     scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
     processes: new PQueue({ concurrency: processConcurrency }),
-    typical: new TypicalDurations(),
+    typical: typicalDurationsFor(plan, deps.store),
     results: new StepResults(plan),
     mediaCache: new Map<string, Promise<MediaFacts>>(),
     notice: notices,

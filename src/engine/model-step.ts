@@ -566,7 +566,12 @@ async function collect(
     patch: { output, files: filesView ?? null, fingerprint },
     alsoWrite: () => {
       for (const row of rows) deps.store.recordOutput(row);
-      deps.store.updateAttempt(key, { state: "succeeded", error: null, finishedAt: deps.clock.now() });
+      deps.store.updateAttempt(key, {
+        state: "succeeded",
+        error: null,
+        finishedAt: deps.clock.now(),
+        serverMs: serverDurationMs(result),
+      });
     },
   });
   return "succeeded";

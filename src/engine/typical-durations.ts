@@ -21,7 +21,12 @@ export class TypicalDurations {
     );
   }
 
-  /** undefined until one request of the model has finished. */
+  /** Starts the model at what earlier runs saw (a no-op once this run has seen one finish). */
+  seed(model: string, durationMs: number | undefined): void {
+    if (!this.#byModel.has(model)) this.observe(model, durationMs);
+  }
+
+  /** undefined until one request of the model has finished (or was seeded). */
   get(model: string): number | undefined {
     const value = this.#byModel.get(model);
     return value === undefined ? undefined : Math.round(value);

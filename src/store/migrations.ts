@@ -119,6 +119,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "attempts remember how long the API took",
+    // finished_at − created_at as the API measured it, for succeeded attempts: the next run
+    // starts polling each model at its typical duration instead of guessing.
+    sql: `ALTER TABLE attempts ADD COLUMN server_ms INTEGER;`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -393,7 +393,11 @@ interface AttemptPatchParams {
   queue_position: number | null;
   set_finished_at: Flag;
   finished_at: number | null;
+  server_ms: number | null;
 }
+
+/** How many of a model's latest succeeded requests its typical duration is the median of. */
+const TYPICAL_SAMPLE = 20;
 
 // Written exactly as in the attempts_open partial index, so that SQLite uses it.
 const OPEN_STATES_SQL = `(${OPEN_ATTEMPT_STATES.map((state) => `'${state}'`).join(", ")})`;
@@ -513,8 +517,13 @@ function prepareStatements(db: Database.Database) {
          state          = coalesce(@state, state),
          error          = CASE WHEN @set_error THEN @error ELSE error END,
          queue_position = CASE WHEN @set_queue_position THEN @queue_position ELSE queue_position END,
-         finished_at    = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END
+         finished_at    = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
+         server_ms      = coalesce(@server_ms, server_ms)
        WHERE run_id = @run_id AND address = @address AND attempt = @attempt`,
+    ),
+    recentServerDurations: db.prepare<[string, number], { server_ms: number }>(
+      `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
+       WHERE s.model = ? AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT ?`,
     ),
     getAttemptsOfRun: db.prepare<[string], AttemptRow>(
       `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? ORDER BY a.seq`,
@@ -820,6 +829,7 @@ export class SqliteStore implements StateStore {
       queue_position: queuePosition,
       set_finished_at: setFinishedAt,
       finished_at: finishedAt,
+      server_ms: patch.serverMs ?? null,
     });
     if (changes === 0)
       throw new Error(`updateAttempt: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
@@ -843,6 +853,14 @@ export class SqliteStore implements StateStore {
 
   listInFlight(workflowName: string): InFlightAttempt[] {
     return this.#sql.listInFlight.all(workflowName).map(toInFlight);
+  }
+
+  typicalDurationMs(model: string): number | undefined {
+    const durations = this.#sql.recentServerDurations
+      .all(model, TYPICAL_SAMPLE)
+      .map((row) => row.server_ms)
+      .sort((a, b) => a - b);
+    return durations.length === 0 ? undefined : durations[Math.floor((durations.length - 1) / 2)];
   }
 
   // Outputs

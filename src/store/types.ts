@@ -205,6 +205,8 @@ export interface AttemptPatch {
   error?: string | null | undefined;
   queuePosition?: number | null | undefined;
   finishedAt?: number | null | undefined;
+  /** How long the API says the request took (`finished_at − created_at`), once it succeeded. */
+  serverMs?: number | undefined;
 }
 
 export interface AttemptRecord extends AttemptKey {
@@ -330,6 +332,11 @@ export interface StateStore extends PriorState {
   findInFlight(workflowName: string, fingerprint: string, address?: string): InFlightAttempt | undefined;
   /** Every in-flight attempt of the workflow, oldest first. */
   listInFlight(workflowName: string): InFlightAttempt[];
+  /**
+   * The median server-measured duration of the model's latest succeeded requests (any
+   * workflow), or undefined when none is known: where a run starts polling the model.
+   */
+  typicalDurationMs(model: string): number | undefined;
 
   // Outputs
   /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */
