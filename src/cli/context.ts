@@ -11,7 +11,7 @@ export interface GlobalOptions {
   models: string[];
 }
 
-export { DEFAULT_STATE_PATH } from "../engine/apply.js";
+export { DEFAULT_STATE_PATH };
 
 export function globalOptions(command: Command): GlobalOptions {
   const all = command.optsWithGlobals<Partial<GlobalOptions>>();
