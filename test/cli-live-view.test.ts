@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
-import { chainYaml, itemsCsv, project, TOKEN } from "./apply-harness.js";
+import { chainYaml, itemsCsv, project, TOKEN, type Project } from "./apply-harness.js";
 import { CLI_ENTRY } from "./helpers/spawn-cli.js";
 
 const ROWS = 14;
@@ -45,6 +45,23 @@ async function waitForScreen(what: string, predicate: (rows: string[]) => boolea
   return rows;
 }
 
+/** Runs `runflow apply flow.yaml` in the project, in a fresh pane; `EXIT=N` is printed after it. */
+function applyInPane(flow: Project): void {
+  const script = path.join(flow.dir, "run.sh");
+  writeFileSync(
+    script,
+    [
+      `export RUNCOMFY_API_TOKEN='${TOKEN}' RUNCOMFY_BASE_URL='${flow.api.url}'`,
+      "unset RUNFLOW_STATE NO_COLOR FORCE_COLOR CI",
+      `cd '${flow.dir}'`,
+      `'${process.execPath}' '${CLI_ENTRY}' apply flow.yaml`,
+      'echo "EXIT=$?"',
+      "sleep 600",
+    ].join("\n"),
+  );
+  tmux("new-session", "-d", "-s", "view", "-x", String(COLUMNS), "-y", String(ROWS), `sh '${script}'`);
+}
+
 describe("runflow apply on a terminal", () => {
   test("draws a live view that fits the terminal, then leaves the last frame and the summary", async () => {
     // 24 jobs at concurrency 12 on a 14-row terminal: more jobs are active than fit.
@@ -52,19 +69,7 @@ describe("runflow apply on a terminal", () => {
       { "flow.yaml": chainYaml({ name: "live", concurrency: 12 }), "items.csv": itemsCsv(24) },
       { duration: 1_500 },
     );
-    const script = path.join(flow.dir, "run.sh");
-    writeFileSync(
-      script,
-      [
-        `export RUNCOMFY_API_TOKEN='${TOKEN}' RUNCOMFY_BASE_URL='${flow.api.url}'`,
-        "unset RUNFLOW_STATE NO_COLOR FORCE_COLOR CI",
-        `cd '${flow.dir}'`,
-        `'${process.execPath}' '${CLI_ENTRY}' apply flow.yaml`,
-        'echo "EXIT=$?"',
-        "sleep 600",
-      ].join("\n"),
-    );
-    tmux("new-session", "-d", "-s", "view", "-x", String(COLUMNS), "-y", String(ROWS), `sh '${script}'`);
+    applyInPane(flow);
 
     const mid = await waitForScreen("a step in progress", (rows) =>
       rows.some((row) => /in_progress/.test(row)),
@@ -88,5 +93,20 @@ describe("runflow apply on a terminal", () => {
     expect(text).toMatch(/run \S+ succeeded in .* — 48 steps: 48 succeeded/);
     expect(text).toContain("outputs: outputs/live");
     expect(text).not.toMatch(/in_progress|in_queue/);
+  }, 60_000);
+
+  test("draws nothing for a workflow refused before it runs: the error alone, exit 2", async () => {
+    const flow = await project({
+      "flow.yaml": chainYaml({ name: "live" }).replace('ratio: "1280:720"', 'ratio: "1920:1080"'),
+      "items.csv": itemsCsv(2),
+    });
+    applyInPane(flow);
+    const text = (
+      await waitForScreen("the exit code", (rows) => rows.some((row) => row.startsWith("EXIT=")))
+    ).join("\n");
+    expect(text).toContain("EXIT=2");
+    expect(text).toMatch(/flow\.yaml:\d+:\d+: .*ratio/);
+    expect(text).not.toMatch(/starting…|queued \d+ ·/);
+    expect(flow.api.submissions().total).toBe(0);
   }, 60_000);
 });

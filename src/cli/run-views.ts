@@ -44,8 +44,8 @@ export function displayPath(absolute: string, cwd: string = process.cwd()): stri
 /** The views of one run, as subscribed to its event stream. */
 export interface RunViews {
   summary: SummaryCollector;
-  /** The live view, when stdout is a terminal and neither --json nor --quiet was given. */
-  live: TtyRenderer | undefined;
+  /** The live view, once the run has started, when stdout is a terminal and neither --json nor --quiet was given. */
+  readonly live: TtyRenderer | undefined;
   /** Ends the live view (if any) and gives the terminal back; call before printing the summary. */
   end(): Promise<void>;
 }
@@ -64,9 +64,30 @@ export function subscribeViews(events: EventBus, globals: GlobalOptions, output:
     events.subscribe((event: RunEvent) => {
       if (event.event === "notice" && event.level === "warn") output.stderr(`warning: ${event.message}`);
     });
-  else if (output.terminal) live = createTtyRenderer(events, { stream: output.terminal });
-  else events.subscribe(plainRenderer((line) => output.stdout(line)));
-  return { summary, live, end: async () => live?.stop() };
+  else if (output.terminal) {
+    const stream = output.terminal;
+    // Drawn from the run's start: a workflow refused before it (exit 2, 3) leaves no empty frame.
+    const unsubscribe = events.subscribe((event) => {
+      if (event.event !== "run_started") return;
+      unsubscribe();
+      live = createTtyRenderer(
+        {
+          subscribe: (listener) => {
+            listener(event);
+            return events.subscribe(listener);
+          },
+        },
+        { stream },
+      );
+    });
+  } else events.subscribe(plainRenderer((line) => output.stdout(line)));
+  return {
+    summary,
+    get live() {
+      return live;
+    },
+    end: async () => live?.stop(),
+  };
 }
 
 /** Prints the end-of-run summary (not with --json: stdout holds only events then). */

@@ -77,8 +77,9 @@ export class EventBus {
     };
   }
 
+  /** Calls every listener subscribed before this call; one subscribed during it gets the next event. */
   emit(event: RunEvent): void {
-    for (const listener of this.#listeners) {
+    for (const listener of [...this.#listeners]) {
       try {
         listener(event);
       } catch (error) {
