@@ -10,7 +10,7 @@ import type { RunControl } from "../engine/run-control.js";
 import { handleShutdownSignals } from "../engine/shutdown.js";
 import { UsageError } from "../errors.js";
 import { ndjsonRenderer } from "../render/ndjson.js";
-import { plainRenderer } from "../render/plain.js";
+import { plainLine, plainRenderer } from "../render/plain.js";
 import { SummaryCollector, summaryLines } from "../render/summary.js";
 import { createTtyRenderer, type TtyRenderer } from "../render/tty/index.js";
 import { DEFAULT_STATE_PATH, type GlobalOptions, type Output } from "./context.js";
@@ -68,6 +68,8 @@ export function subscribeViews(events: EventBus, globals: GlobalOptions, output:
     const stream = output.terminal;
     // Drawn from the run's start: a workflow refused before it (exit 2, 3) leaves no empty frame.
     const unsubscribe = events.subscribe((event) => {
+      // Before it (waiting for another apply's lock, taking over a dead one's): plain lines.
+      if (event.event === "notice") output.stderr(plainLine(event) ?? event.message);
       if (event.event !== "run_started") return;
       unsubscribe();
       live = createTtyRenderer(
