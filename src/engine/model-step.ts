@@ -23,7 +23,7 @@ import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
 import { filesByName, outputFilesOf } from "./output-files.js";
-import { findReusable, takeOverModelStep } from "./reuse.js";
+import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
 import { StepState } from "./states.js";
 import { resultView } from "./step-results.js";
@@ -90,7 +90,7 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
     deps.store.updateStep(context.runId, address, { updatedAt: deps.clock.now(), fingerprint, input: body });
   }
 
-  const found = step.reuse ?? findReusable(context, fingerprint);
+  const found = (step.reuse && referencedResult(context, step.reuse)) ?? findReusable(context, fingerprint);
   if (found) {
     const taken = await takeOverModelStep(context, step, found, control.watchSignal).catch(
       (error: unknown) => {

@@ -7,12 +7,13 @@
 import { UsageError } from "../errors.js";
 import { loadModelRegistry } from "../models/registry.js";
 import { countDecisions } from "../plan/plan.js";
-import type { Plan, PlannedStep, ReusableStep } from "../plan/types.js";
+import type { Plan, PlannedStep } from "../plan/types.js";
 import type { RunRecord, StateStore, StepRecord } from "../store/types.js";
 import { systemClock } from "../util/clock.js";
 import { newRunId, openStateStore, runLocked, type ApplyOutcome, type ApplyServices } from "./apply.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { isSuccess } from "./states.js";
+import { reusableOf } from "./reuse.js";
 import { decodePlan, isStoredPlan } from "./stored-plan.js";
 
 export interface RetryRequest {
@@ -51,19 +52,6 @@ export function findRun(store: StateStore, runId: string | undefined, statePath:
 
 function matches(address: string, pattern: string): boolean {
   return address === pattern || address.startsWith(`${pattern}/`) || address.endsWith(`/${pattern}`);
-}
-
-function reusableOf(record: StepRecord): ReusableStep {
-  const reusable: ReusableStep = {
-    runId: record.runId,
-    address: record.address,
-    finishedAt: record.finishedAt ?? record.updatedAt,
-  };
-  if (record.requestId !== undefined) reusable.requestId = record.requestId;
-  if (record.output !== undefined) reusable.output = record.output;
-  if (record.files !== undefined) reusable.files = record.files;
-  if (record.stdout !== undefined) reusable.stdout = record.stdout;
-  return reusable;
 }
 
 /**

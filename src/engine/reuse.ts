@@ -7,11 +7,12 @@
  */
 import { pathToFileURL } from "node:url";
 import path from "node:path";
-import type { PlannedStep, ReusableStep } from "../plan/types.js";
-import type { OutputRecord } from "../store/types.js";
+import type { PlannedStep, ReusableStep, ReuseReference } from "../plan/types.js";
+import type { OutputRecord, StepRecord } from "../store/types.js";
 import type { ExecutionContext } from "./context.js";
 import { copyFileAtomic, hashFile, regularFileSize, type FileFacts } from "./local-files.js";
 import { filesByName, outputFilesOf } from "./output-files.js";
+import { isSuccess } from "./states.js";
 
 export interface TakenOver {
   output?: Record<string, unknown> | undefined;
@@ -21,6 +22,33 @@ export interface TakenOver {
 }
 
 /** The earlier success of the same fingerprint still within `cache.ttl`, unless `--fresh`. */
+/** An earlier step's record as a result to take over. */
+export function reusableOf(record: StepRecord): ReusableStep {
+  const reusable: ReusableStep = {
+    runId: record.runId,
+    address: record.address,
+    finishedAt: record.finishedAt ?? record.updatedAt,
+  };
+  if (record.requestId !== undefined) reusable.requestId = record.requestId;
+  if (record.output !== undefined) reusable.output = record.output;
+  if (record.files !== undefined) reusable.files = record.files;
+  if (record.stdout !== undefined) reusable.stdout = record.stdout;
+  return reusable;
+}
+
+/**
+ * The result a step planned as reused takes over, read from the earlier step's record now;
+ * undefined when that record is gone or no longer a success (the step then looks again by
+ * fingerprint).
+ */
+export function referencedResult(
+  context: ExecutionContext,
+  reference: ReuseReference,
+): ReusableStep | undefined {
+  const record = context.deps.store.getStep(reference.runId, reference.address);
+  return record && isSuccess(record.state) ? reusableOf(record) : undefined;
+}
+
 export function findReusable(context: ExecutionContext, fingerprint: string): ReusableStep | undefined {
   if (context.options.fresh) return undefined;
   const notBefore = context.deps.clock.now() - context.options.cacheTtlMs;

@@ -5,7 +5,7 @@
  * and storing it costs no memory spike.
  */
 import path from "node:path";
-import type { Plan, PlannedStep, ReusableStep, StepDecision } from "../plan/types.js";
+import type { Plan, PlannedStep, ReuseReference, StepDecision } from "../plan/types.js";
 import type { StepRecord } from "../store/types.js";
 import { commonFolder } from "./paths.js";
 
@@ -36,11 +36,8 @@ interface StoredRest {
   env?: Record<string, string>;
   outputNames?: Record<string, string>;
   problems?: string[];
-  /**
-   * A step planned as reused: which earlier step it took over. Only the reference: the
-   * result is in that step's record, and a plan with 50,000 reused steps stays small.
-   */
-  reuse?: Pick<ReusableStep, "runId" | "address" | "finishedAt">;
+  /** A step planned as reused: which earlier step it took over (its result is in that step's record). */
+  reuse?: ReuseReference;
 }
 
 export interface StoredPlan {
@@ -99,12 +96,7 @@ export function encodePlan(plan: Plan): StoredPlan {
       rest.outputNames = step.outputNames;
     }
     if (step.problems) rest.problems = step.problems;
-    if (step.reuse)
-      rest.reuse = {
-        runId: step.reuse.runId,
-        address: step.reuse.address,
-        finishedAt: step.reuse.finishedAt,
-      };
+    if (step.reuse) rest.reuse = step.reuse;
     const stored: StoredStep = [
       index,
       step.instanceKey,

@@ -6,6 +6,7 @@ export type {
   PlanOptions,
   PriorState,
   ReusableStep,
+  ReuseReference,
   StepDecision,
 } from "./types.js";
 export { fingerprintModelStep, fingerprintRunStep } from "./fingerprint.js";

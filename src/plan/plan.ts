@@ -22,6 +22,7 @@ import type {
   PlanOptions,
   PriorState,
   ReusableStep,
+  ReuseReference,
   StepDecision,
 } from "./types.js";
 
@@ -86,6 +87,16 @@ function reusable(found: ReusableStep | undefined, planning: JobPlanning): Reusa
   if (!found || planning.options.fresh) return undefined;
   // Remote output URLs expire (SPEC §5): an older success is not reused.
   return planning.options.now - found.finishedAt <= planning.workflow.cache.ttlMs ? found : undefined;
+}
+
+function referenceTo(found: ReusableStep): ReuseReference {
+  const reference: ReuseReference = {
+    runId: found.runId,
+    address: found.address,
+    finishedAt: found.finishedAt,
+  };
+  if (found.requestId !== undefined) reference.requestId = found.requestId;
+  return reference;
 }
 
 function resultOf(reused: ReusableStep): StepResultView {
@@ -163,7 +174,7 @@ function planModelStep(step: ModelStep, planning: JobPlanning): PlannedStep {
   planned.fingerprint = fingerprint;
   if (issues.length > 0) planned.problems = issues.map((issue) => issue.message);
   if (reuse) {
-    planned.reuse = reuse;
+    planned.reuse = referenceTo(reuse);
     // Steps after it can now be resolved, and perhaps reused too.
     planning.context.steps[step.id] = resultOf(reuse);
   }

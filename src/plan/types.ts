@@ -19,6 +19,13 @@ export interface ReusableStep {
 }
 
 /**
+ * Which earlier step a planned step takes over: its result stays in that step's record and
+ * is read when the takeover happens, so a plan of 50,000 reused steps does not hold 50,000
+ * earlier results.
+ */
+export type ReuseReference = Pick<ReusableStep, "runId" | "address" | "finishedAt" | "requestId">;
+
+/**
  * What earlier runs left behind, as far as planning needs it. The SQLite store implements
  * it; a required argument of planRun, so nobody forgets reuse.
  */
@@ -71,7 +78,7 @@ export interface PlannedStep {
   /** SPEC §5 fingerprint, when the input is fully known (model steps). */
   fingerprint?: string;
   decision: StepDecision;
-  reuse?: ReusableStep;
+  reuse?: ReuseReference;
   /** Problems of a fully known body found while planning (a reused step's output read by this one). */
   problems?: string[];
   retry: RetryPolicy;
