@@ -189,6 +189,7 @@ export async function runLocked(
       parentRunId: run.parentRunId,
       options: run.options,
       concurrency,
+      outputsRoot,
     });
     keeper = keepLockAlive({
       ...lockOptions,

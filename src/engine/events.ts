@@ -62,7 +62,9 @@ export type RunEventListener = (event: RunEvent) => void;
 
 /** Fans events out to listeners; a listener that throws cannot break the run (graphile-worker's safeEmit). */
 export class EventBus {
-  readonly #listeners: RunEventListener[] = [];
+  // Replaced, never changed in place (copy on write): an emit iterates the list as it was when
+  // it began, without copying it for each of a run's hundreds of thousands of events.
+  #listeners: readonly RunEventListener[] = [];
   readonly #onListenerError: (error: unknown) => void;
 
   constructor(onListenerError: (error: unknown) => void = () => {}) {
@@ -70,16 +72,15 @@ export class EventBus {
   }
 
   subscribe(listener: RunEventListener): () => void {
-    this.#listeners.push(listener);
+    this.#listeners = [...this.#listeners, listener];
     return () => {
-      const index = this.#listeners.indexOf(listener);
-      if (index >= 0) this.#listeners.splice(index, 1);
+      this.#listeners = this.#listeners.filter((known) => known !== listener);
     };
   }
 
   /** Calls every listener subscribed before this call; one subscribed during it gets the next event. */
   emit(event: RunEvent): void {
-    for (const listener of [...this.#listeners]) {
+    for (const listener of this.#listeners) {
       try {
         listener(event);
       } catch (error) {

@@ -97,15 +97,16 @@ export async function takeOverModelStep(
   const placed: { name: string; index: number | undefined; path: string }[] = [];
   const rows: Parameters<typeof store.recordOutput>[0][] = [];
   for (const file of outputFilesOf(step.stepId, found.output)) {
+    const row = {
+      runId: context.runId,
+      address: step.address,
+      name: file.name,
+      index: file.index,
+      url: file.url,
+      createdAt: now,
+    };
     if (!context.options.download) {
-      rows.push({
-        runId: context.runId,
-        address: step.address,
-        name: file.name,
-        index: file.index,
-        url: file.url,
-        createdAt: now,
-      });
+      rows.push(row);
       continue;
     }
     const wanted = path.join(step.outputsDir, file.fileName);
@@ -126,17 +127,7 @@ export async function takeOverModelStep(
       return undefined;
     }
     placed.push({ name: file.name, index: file.index, path: wanted });
-    rows.push({
-      runId: context.runId,
-      address: step.address,
-      name: file.name,
-      index: file.index,
-      url: file.url,
-      path: wanted,
-      bytes: facts.bytes,
-      sha256: facts.sha256,
-      createdAt: now,
-    });
+    rows.push({ ...row, path: wanted, bytes: facts.bytes, sha256: facts.sha256 });
   }
   store.transaction(() => {
     for (const row of rows) store.recordOutput(row);

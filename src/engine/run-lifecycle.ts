@@ -21,6 +21,8 @@ export interface RunMeta {
   options: unknown;
   /** Requests in flight at once, as this run uses it. */
   concurrency: number;
+  /** The common folder of the steps' outputs, when the caller has computed it. */
+  outputsRoot?: string | undefined;
 }
 
 /** What the store keeps as a step's input before it runs: the body, the input with its templates, or the command. */
@@ -56,7 +58,7 @@ export function beginRun(
     workflowFile: meta.file,
     kind: meta.kind,
     parentRunId: meta.parentRunId,
-    plan: encodePlan(plan),
+    plan: encodePlan(plan, meta.outputsRoot),
     options: meta.options,
     startedAt,
     pid: process.pid,

@@ -63,11 +63,14 @@ function shapeKey(step: PlannedStep): string {
   ]);
 }
 
-export function encodePlan(plan: Plan): StoredPlan {
+/** `outputsRoot`: the common folder of the steps' outputs, when the caller has it already. */
+export function encodePlan(
+  plan: Plan,
+  outputsRoot: string = commonFolder(new Set(plan.steps.map((step) => step.outputsDir))) ??
+    path.dirname(plan.workflow.file),
+): StoredPlan {
   const shapes: StepShape[] = [];
   const shapeIndex = new Map<string, number>();
-  const outputsRoot =
-    commonFolder(plan.steps.map((step) => step.outputsDir)) ?? path.dirname(plan.workflow.file);
   const steps: StoredStep[] = [];
   for (const step of plan.steps) {
     const key = shapeKey(step);
