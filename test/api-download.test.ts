@@ -195,4 +195,26 @@ describe("downloadFile", () => {
       await server.close();
     }
   });
+
+  test("follows a redirect of a signed output URL to the file itself", async () => {
+    const server = await startTestServer((request, response) => {
+      if (request.url === "/signed/out.txt?sig=1") {
+        response.writeHead(302, { location: "/store/out.txt" });
+        response.end();
+        return;
+      }
+      response.writeHead(200, { "content-length": "5", "content-type": "text/plain" });
+      response.end("hello");
+    });
+    try {
+      const file = await downloadFile(`${server.url}/signed/out.txt?sig=1`, path.join(dir, "out.txt"), {
+        clock,
+      });
+      expect(readFileSync(path.join(dir, "out.txt"), "utf8")).toBe("hello");
+      expect(file).toMatchObject({ bytes: 5, contentType: "text/plain" });
+      expect(server.received.map((entry) => entry.path)).toEqual(["/signed/out.txt?sig=1", "/store/out.txt"]);
+    } finally {
+      await server.close();
+    }
+  });
 });

@@ -26,6 +26,7 @@ import {
   type RequestStatus,
   type SubmitOutcome,
 } from "./answers.js";
+import { fetchTransport, undiciTransport, type HeaderReader, type HttpTransport } from "./http.js";
 import { ApiError, errorFromAnswer, parseErrorBody, TransportError, type ApiErrorContext } from "./errors.js";
 import {
   backoff,
@@ -62,14 +63,14 @@ export interface RunComfyClientOptions {
   /** Default https://model-api.runcomfy.net; plain http only on loopback. */
   baseUrl?: string;
   token: string;
-  /** Injected for tests; default the global fetch. */
+  /** Injected for tests (faults in front of the network); default undici's `request` (http.ts). */
   fetch?: typeof fetch;
   /** Backoff and poll waits sleep through it (default: real time). */
   clock?: Clock;
   /** Jitter source (default Math.random). */
   random?: Random;
   retry?: RetryOptions;
-  /** Bound on each HTTP exchange, answer body included (default 60 s). Real time, not `clock`. */
+  /** The longest wait for an answer, and for each pause in its body (default 60 s). Real time, not `clock`. */
   requestTimeoutMs?: number;
   userAgent?: string;
   /** Overrides of the poll schedule (retry-policy.ts DEFAULT_POLL_POLICY). */
@@ -94,7 +95,7 @@ export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 const MAX_CATALOG_PAGES = 10_000;
 
 type Exchange =
-  | { kind: "answer"; status: number; headers: Headers; text: string }
+  | { kind: "answer"; status: number; headers: HeaderReader; text: string }
   | { kind: "transport"; error: unknown }
   /** The caller's signal aborted while the call was in flight. */
   | { kind: "aborted"; reason: unknown };
@@ -120,7 +121,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 export class RunComfyClient {
   readonly baseUrl: string;
   readonly #token: string;
-  readonly #fetch: typeof fetch;
+  readonly #transport: HttpTransport;
   readonly #clock: Clock;
   readonly #random: Random;
   readonly #attempts: number;
@@ -137,7 +138,7 @@ export class RunComfyClient {
     }
     this.baseUrl = checkBaseUrl(options.baseUrl ?? DEFAULT_BASE_URL);
     this.#token = options.token.trim();
-    this.#fetch = options.fetch ?? globalThis.fetch;
+    this.#transport = options.fetch ? fetchTransport(options.fetch) : undiciTransport;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
     const retry = options.retry ?? {};
@@ -351,40 +352,26 @@ export class RunComfyClient {
     return { verdict, failure };
   }
 
-  /** One HTTP exchange, answer body included, bounded by the request timeout. */
+  /** One HTTP exchange, answer body included. */
   async #exchange(
     method: string,
     url: string,
     body: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Exchange> {
-    const controller = new AbortController();
-    const timer = setTimeout(() => {
-      controller.abort(new DOMException(`no answer within ${this.#requestTimeoutMs} ms`, "TimeoutError"));
-    }, this.#requestTimeoutMs);
-    const forwardAbort = () => controller.abort(signal?.reason);
-    signal?.addEventListener("abort", forwardAbort, { once: true });
     try {
-      const response = await this.#fetch(url, {
+      const answer = await this.#transport({
         method,
+        url,
         headers: this.#headers(url, body !== undefined),
         body,
-        signal: controller.signal,
-        // A redirect is never followed: it could carry the token elsewhere, or replay a POST.
-        redirect: "manual",
+        signal,
+        timeoutMs: this.#requestTimeoutMs,
       });
-      return {
-        kind: "answer",
-        status: response.status,
-        headers: response.headers,
-        text: await response.text(),
-      };
+      return { kind: "answer", status: answer.status, headers: answer.headers, text: await answer.text() };
     } catch (error) {
       if (signal?.aborted) return { kind: "aborted", reason: signal.reason };
       return { kind: "transport", error };
-    } finally {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", forwardAbort);
     }
   }
 

@@ -11,6 +11,7 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 import { DownloadError } from "./errors.js";
+import { undiciTransport, type HeaderReader, type HttpAnswer, type HttpTransport } from "./http.js";
 import {
   backoff,
   classify,
@@ -20,7 +21,8 @@ import {
 } from "./retry-policy.js";
 
 export interface DownloadOptions {
-  fetch?: typeof fetch;
+  /** Default undici's `request` (http.ts). */
+  transport?: HttpTransport;
   clock?: Clock;
   random?: Random;
   signal?: AbortSignal;
@@ -39,6 +41,8 @@ export interface DownloadedFile {
 }
 
 const DEFAULT_ATTEMPTS = 5;
+/** The longest wait for the answer, and for each pause in a file's bytes (undici's default). */
+const DOWNLOAD_TIMEOUT_MS = 300_000;
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 };
 
 /** The URL as messages show it: signed query strings are credentials of their own. */
@@ -104,19 +108,22 @@ async function attemptDownload(
     );
   };
 
-  let response: Response;
+  let response: HttpAnswer;
   try {
-    // `identity`, so Content-Length is the file's own size and can be checked.
-    response = await (opts.fetch ?? globalThis.fetch)(url, {
+    response = await (opts.transport ?? undiciTransport)({
+      method: "GET",
+      url,
+      // `identity`, so Content-Length is the file's own size and can be checked.
       headers: { "accept-encoding": "identity" },
-      redirect: "follow",
-      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      signal: opts.signal,
+      timeoutMs: DOWNLOAD_TIMEOUT_MS,
+      followRedirects: true,
     });
   } catch (error) {
     throw transportFailure(error);
   }
-  if (!response.ok) {
-    await response.body?.cancel().catch(() => undefined);
+  if (response.status < 200 || response.status > 299) {
+    await response.discard();
     const verdict = classify({
       phase: "download",
       status: response.status,
@@ -129,9 +136,9 @@ async function attemptDownload(
     );
   }
 
-  const declared = declaredLength(response);
+  const declared = declaredLength(response.headers);
   if (opts.maxBytes !== undefined && declared !== undefined && declared > opts.maxBytes) {
-    await response.body?.cancel().catch(() => undefined);
+    await response.discard();
     throw tooLarge(shown, declared, opts.maxBytes);
   }
 
@@ -142,14 +149,11 @@ async function attemptDownload(
     const hash = createHash("sha256");
     let bytes = 0;
     try {
-      if (response.body) {
-        for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-          bytes += chunk.byteLength;
-          if (opts.maxBytes !== undefined && bytes > opts.maxBytes)
-            throw tooLarge(shown, bytes, opts.maxBytes);
-          hash.update(chunk);
-          await file.write(chunk);
-        }
+      for await (const chunk of response.body) {
+        bytes += chunk.byteLength;
+        if (opts.maxBytes !== undefined && bytes > opts.maxBytes) throw tooLarge(shown, bytes, opts.maxBytes);
+        hash.update(chunk);
+        await file.write(chunk);
       }
     } catch (error) {
       if (error instanceof DownloadError) throw error;
@@ -180,10 +184,10 @@ async function attemptDownload(
 }
 
 /** Content-Length, when it states the size of the file itself (no content encoding). */
-function declaredLength(response: Response): number | undefined {
-  const encoding = response.headers.get("content-encoding");
+function declaredLength(headers: HeaderReader): number | undefined {
+  const encoding = headers.get("content-encoding");
   if (encoding !== null && encoding.toLowerCase() !== "identity") return undefined;
-  const value = response.headers.get("content-length");
+  const value = headers.get("content-length");
   return value !== null && /^\d+$/.test(value) ? Number(value) : undefined;
 }
 

@@ -7,6 +7,7 @@
  * a POST is sent again only when it surely created nothing (a 429, or a connection that
  * failed before the request left). Anything that may have created a request is `unknown`.
  */
+import type { HeaderReader } from "./http.js";
 import type { Random } from "../util/clock.js";
 
 export const PHASES = ["submit", "status", "result", "cancel", "download", "probe", "catalog"] as const;
@@ -35,7 +36,7 @@ export interface ClassifyInput {
   status?: number;
   /** The transport error, when no answer arrived. */
   error?: unknown;
-  headers?: Headers;
+  headers?: HeaderReader;
   /** `error_code` from an API error body, when there was one (403001 "not yours", 400004 "bad token"). */
   errorCode?: number;
   /** Milliseconds since the epoch; needed only to read a `Retry-After` given as an HTTP-date. */
