@@ -1,7 +1,13 @@
 // Runs the runflow CLI in this process exactly as `runflow ARGS` (dist/cli/main.js) and, at
-// exit, writes the peak resident memory to stderr as one JSON line: what the RSS benchmark
-// measures.
+// exit, writes to stderr as one JSON line the peak resident memory and the CPU time used
+// (user and system, in ms, every thread of the process): what the benchmarks measure.
 process.on("exit", () => {
-  process.stderr.write(`\n${JSON.stringify({ maxRssMb: process.resourceUsage().maxRSS / 1024 })}\n`);
+  const usage = process.resourceUsage();
+  const figures = {
+    maxRssMb: usage.maxRSS / 1024,
+    userMs: usage.userCPUTime / 1000,
+    systemMs: usage.systemCPUTime / 1000,
+  };
+  process.stderr.write(`\n${JSON.stringify(figures)}\n`);
 });
 await import("../dist/cli/main.js");

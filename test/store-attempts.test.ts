@@ -63,6 +63,29 @@ describe("attempts", () => {
     expect(store.getStep("run-1", CAT)?.requestId).toBe("req-cat-1");
   });
 
+  test("a request id and the step's new state are written in one commit, or neither is", () => {
+    const store = open(tempDbPath());
+    seedRun(store, {}, [CAT, DOG]);
+    const key = start(store, "run-1", CAT, 1);
+    store.recordRequestId(key, "req-cat-1", 2_100, { state: "in_queue", updatedAt: 2_100, queuePosition: 4 });
+    expect(store.getStep("run-1", CAT)).toMatchObject({
+      state: "in_queue",
+      requestId: "req-cat-1",
+      queuePosition: 4,
+    });
+    expect(store.getAttempts("run-1", CAT)[0]).toMatchObject({ state: "submitted", requestId: "req-cat-1" });
+
+    // No attempt 7: the step's state is not written either.
+    const before = store.getStep("run-1", DOG);
+    expect(() =>
+      store.recordRequestId({ runId: "run-1", address: DOG, attempt: 7 }, "req-x", 2_200, {
+        state: "in_queue",
+        updatedAt: 2_200,
+      }),
+    ).toThrow(/no attempt 7/);
+    expect(store.getStep("run-1", DOG)).toEqual(before);
+  });
+
   test("a new attempt clears the previous attempt's request id from the step", () => {
     const store = open(tempDbPath());
     seedRun(store, {}, [CAT]);

@@ -72,7 +72,6 @@ export async function downloadFile(
 ): Promise<DownloadedFile> {
   const clock = opts.clock ?? systemClock;
   const attempts = opts.attempts ?? DEFAULT_ATTEMPTS;
-  await mkdir(path.dirname(destination), { recursive: true });
   for (let attempt = 1; ; attempt++) {
     opts.signal?.throwIfAborted();
     try {
@@ -143,7 +142,7 @@ async function attemptDownload(
   }
 
   const temporary = `${destination}.part-${randomBytes(6).toString("hex")}`;
-  const file = await open(temporary, "w");
+  const file = await openInFolder(temporary);
   let closed = false;
   try {
     const hash = createHash("sha256");
@@ -181,6 +180,26 @@ async function attemptDownload(
     await rm(temporary, { force: true });
     throw error;
   }
+}
+
+// Folders this process has made (or found): the steps of a job write into one folder, so
+// a chain needs one mkdir per job instead of one per output file.
+const madeFolders = new Set<string>();
+
+/** Opens a new file for writing, making its folder first unless it was made before (and still exists). */
+async function openInFolder(file: string) {
+  const folder = path.dirname(file);
+  if (madeFolders.has(folder)) {
+    try {
+      return await open(file, "w");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      madeFolders.delete(folder);
+    }
+  }
+  await mkdir(folder, { recursive: true });
+  madeFolders.add(folder);
+  return open(file, "w");
 }
 
 /** Content-Length, when it states the size of the file itself (no content encoding). */

@@ -263,10 +263,15 @@ async function remoteAttempt(
     if (submitted.kind !== "submitted") return submitted.outcome;
     requestId = submitted.requestId;
     submittedAt = deps.clock.now();
-    // Committed by submit(). Every new request starts in the API's queue; saying so now (the
-    // first poll may be a typical duration away) keeps views and an interrupted run's counts
-    // from showing a request that exists as still `submitting`.
-    tracker.transition(step.address, StepState.in_queue, { requestId });
+    // Durable before anything else: from here a crash means re-attachment, never a second
+    // submission. Every new request starts in the API's queue; saying so now, in the same
+    // commit as its id (the first poll may be a typical duration away), keeps views and an
+    // interrupted run's counts from showing a request that exists as still `submitting`.
+    const id = requestId;
+    tracker.transition(step.address, StepState.in_queue, {
+      requestId,
+      commitWith: (patch) => deps.store.recordRequestId(key, id, submittedAt, patch),
+    });
   }
   return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
 }
@@ -329,8 +334,7 @@ async function submit(
           },
     };
   }
-  // Durable before anything else: from here a crash means re-attachment, never a second submission.
-  deps.store.recordRequestId(key, answer.requestId, deps.clock.now());
+  // The caller commits the id before anything else (remoteAttempt).
   return { kind: "submitted", requestId: answer.requestId };
 }
 

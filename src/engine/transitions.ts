@@ -21,6 +21,8 @@ export interface TransitionDetails {
   patch?: Omit<StepPatch, "updatedAt" | "state"> | undefined;
   /** Further writes (an attempt's start or end, outputs) committed in the same transaction, before the state. */
   alsoWrite?: (() => void) | undefined;
+  /** Writes the state itself, in a commit of its own with what must share it (a request's id). */
+  commitWith?: ((patch: StepPatch) => void) | undefined;
 }
 
 interface LiveStep {
@@ -95,7 +97,8 @@ export class StepTracker {
       details.alsoWrite?.();
       this.#store.updateStep(this.#runId, address, patch);
     };
-    if (details.alsoWrite) this.#store.transaction(write);
+    if (details.commitWith) details.commitWith(patch);
+    else if (details.alsoWrite) this.#store.transaction(write);
     else write();
 
     live.state = to;

@@ -800,7 +800,7 @@ export class SqliteStore implements StateStore {
       .immediate();
   }
 
-  recordRequestId(key: AttemptKey, requestId: string, at: number): void {
+  recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void {
     if (this.#db.inTransaction) {
       throw new Error("recordRequestId must commit on its own: call it outside store.transaction()");
     }
@@ -810,6 +810,7 @@ export class SqliteStore implements StateStore {
         if (changes === 0)
           throw new Error(`recordRequestId: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
         this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
+        if (step) this.updateStep(key.runId, key.address, step);
       })
       .immediate();
   }

@@ -323,9 +323,10 @@ export interface StateStore extends PriorState {
   /**
    * Records the request id the API just returned, in its own committed transaction, before
    * returning: from then on a crash leads to re-attachment, never to a second submission.
+   * `step`, when given, is the step's new state, written in the same commit.
    * Refuses to run inside `transaction()`, whose commit would come too late.
    */
-  recordRequestId(key: AttemptKey, requestId: string, at: number): void;
+  recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void;
   updateAttempt(key: AttemptKey, patch: AttemptPatch): void;
   getAttempts(runId: string, address?: string): AttemptRecord[];
   /** The in-flight attempt of this workflow and fingerprint (at `address`, when given); newest first. */
