@@ -144,7 +144,8 @@ async function throughput() {
         });
         const run = startApply(dir, "throughput.yaml", emulator.url, download ? [] : ["--no-download"]);
         const done = await run.exited;
-        if (done.code !== 0) throw new Error(`the throughput run exited ${done.code}:\n${done.stderr.slice(-2000)}`);
+        if (done.code !== 0)
+          throw new Error(`the throughput run exited ${done.code}:\n${done.stderr.slice(-2000)}`);
         const perSecond = (steps / recordedRunMs(dir)) * 1000;
         const figures = childFigures(done.stderr);
         const cpuPerStep = (milliseconds) => `${(milliseconds / steps).toFixed(2)} ms`;
