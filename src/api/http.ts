@@ -70,7 +70,7 @@ export const undiciTransport: HttpTransport = async (http) => {
   let answer: Dispatcher.ResponseData;
   try {
     answer = await request(http.url, {
-      method: http.method as Dispatcher.HttpMethod,
+      method: http.method,
       headers: http.headers,
       body: http.body,
       signal: http.signal,
