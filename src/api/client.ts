@@ -367,6 +367,7 @@ export class RunComfyClient {
         body,
         signal,
         timeoutMs: this.#requestTimeoutMs,
+        // No followRedirects: a redirect could carry the token elsewhere, or replay a POST.
       });
       return { kind: "answer", status: answer.status, headers: answer.headers, text: await answer.text() };
     } catch (error) {
