@@ -119,8 +119,15 @@ describe("runflow validate --preflight", () => {
   const requests: string[] = [];
 
   beforeAll(async () => {
+    const failedOnce = new Set<string>();
     server = createServer((request, response) => {
       requests.push(request.url ?? "");
+      // `flaky-…`: a media host's hiccup, a 503 on the first request for that URL only.
+      if (request.url?.includes("flaky") && !failedOnce.has(request.url)) {
+        failedOnce.add(request.url);
+        response.writeHead(503).end();
+        return;
+      }
       const size = /(\d+)x(\d+)/.exec(request.url ?? "");
       if (!size) {
         response.writeHead(404).end();
@@ -155,6 +162,18 @@ describe("runflow validate --preflight", () => {
     expect(stderr).toContain(
       `${file}:9:9: jobs.teaser.steps[0] (animate), instance teaser/dog (item 2): input.image_url: The uploaded image width and height must both exceed 300 pixels. (measured: 200×200 px)`,
     );
+  });
+
+  test("tries a media host again after a 503, as apply's preflight does", async () => {
+    requests.length = 0;
+    const { code, stdout } = await run(
+      "validate",
+      flow(withImages("flaky-1280x720", "flaky-1280x720")),
+      "--preflight",
+    );
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/OK — 1 job, 2 instances, 4 steps; 1 media URL probed\n$/);
+    expect(requests).toEqual(["/flaky-1280x720.png", "/flaky-1280x720.png"]);
   });
 
   test("reports a medium that cannot be fetched", async () => {

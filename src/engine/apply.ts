@@ -24,7 +24,7 @@ import { checkWorkflow, preflightMedia, type PollPolicy, type Workflow } from ".
 import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
 import type { EventBus } from "./events.js";
 import { executePlan, type ExecutionResult } from "./executor.js";
-import { retryingFetch } from "./probe-fetch.js";
+import { retryingTransport } from "./probe-transport.js";
 import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
 import { RunControl } from "./run-control.js";
@@ -209,7 +209,7 @@ export async function runLocked(
         events: services.events,
         download: downloadFile,
         runProcess: services.runProcess ?? defaultRunProcess,
-        fetch: retryingFetch({ fetch: services.fetch, clock, random }),
+        probe: retryingTransport({ fetch: services.fetch, clock, random }),
       },
       { ...run.execute, concurrency },
       control,
@@ -256,7 +256,7 @@ async function loadChecked(
   });
   if (!check.workflow) throw new WorkflowInvalidError(check.diagnostics);
   const preflight = await preflightMedia(check.media, registry, {
-    fetch: retryingFetch({ fetch: services.fetch, clock: services.clock, random: services.random }),
+    transport: retryingTransport({ fetch: services.fetch, clock: services.clock, random: services.random }),
   });
   if (preflight.length > 0) {
     throw new WorkflowInvalidError(preflight, {

@@ -6,6 +6,7 @@
  */
 import type { RunComfyClient } from "../api/client.js";
 import type { DownloadedFile, DownloadOptions } from "../api/download.js";
+import type { HttpTransport } from "../api/http.js";
 import type { ModelRegistry } from "../models/registry.js";
 import type { StateStore } from "../store/types.js";
 import type { Clock, Random } from "../util/clock.js";
@@ -54,8 +55,8 @@ export interface EngineDeps {
   events: EventBus;
   download: DownloadFunction;
   runProcess: ProcessRunner;
-  /** Used to probe media produced at run time (media rules of deferred inputs); default global fetch. */
-  fetch?: typeof fetch | undefined;
+  /** Probes media produced at run time (media rules of deferred inputs); default undici (api/http.ts). */
+  probe?: HttpTransport | undefined;
 }
 
 export interface ExecuteOptions {

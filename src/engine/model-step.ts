@@ -199,7 +199,7 @@ async function prepareDeferredBody(
   const mediaIssues = await checkMediaInput(entry, value, {
     deferred: knownBefore,
     cache: context.mediaCache,
-    ...(context.deps.fetch ? { fetch: context.deps.fetch } : {}),
+    ...(context.deps.probe ? { transport: context.deps.probe } : {}),
   });
   if (mediaIssues.length > 0) return { error: mediaIssues.map(formatInputIssue).join("; ") };
   return { body: value, fingerprint: fingerprintModelStep(step.model, value) };

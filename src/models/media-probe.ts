@@ -3,7 +3,10 @@
  * the file size and the pixel dimensions — from as few bytes as possible, then evaluates
  * the rules. The API token is never sent here: media hosts are not the API.
  */
+import { STATUS_CODES } from "node:http";
 import { imageSize } from "image-size";
+import { undiciTransport, type HttpAnswer, type HttpTransport } from "../api/http.js";
+import { transportErrorCode } from "../api/retry-policy.js";
 import { MediaUnreachableError } from "./errors.js";
 import {
   checkMediaUrl,
@@ -20,8 +23,8 @@ export interface MediaNeeds {
 }
 
 export interface ProbeMediaOptions {
-  /** Injected for tests; only its `fetch(url, init)` call shape is used. */
-  fetch?: typeof fetch;
+  /** How the probes reach the network (default undici, api/http.ts); apply adds retries. */
+  transport?: HttpTransport;
   signal?: AbortSignal;
   /** Bound on the whole probe of one URL (default 15 s). */
   timeoutMs?: number;
@@ -35,7 +38,7 @@ const DEFAULT_TIMEOUT_MS = 15_000;
 
 interface Probe {
   url: string;
-  fetch: typeof fetch;
+  transport: HttpTransport;
   signal: AbortSignal;
   timeoutMs: number;
 }
@@ -48,17 +51,23 @@ function probeHeaders(range?: string): Record<string, string> {
   return range ? { "accept-encoding": "identity", range } : { "accept-encoding": "identity" };
 }
 
-async function send(probe: Probe, method: "GET" | "HEAD", range?: string): Promise<Response> {
+async function send(probe: Probe, method: "GET" | "HEAD", range?: string): Promise<HttpAnswer> {
   try {
-    return await probe.fetch(probe.url, {
+    return await probe.transport({
       method,
+      url: probe.url,
       headers: probeHeaders(range),
-      redirect: "follow",
+      followRedirects: true,
       signal: probe.signal,
+      timeoutMs: probe.timeoutMs,
     });
   } catch (error) {
     throw unreachable(probe, error);
   }
+}
+
+function isOk(answer: HttpAnswer): boolean {
+  return answer.status >= 200 && answer.status <= 299;
 }
 
 function unreachable(probe: Probe, error: unknown): Error {
@@ -69,15 +78,13 @@ function unreachable(probe: Probe, error: unknown): Error {
   }
   // The caller's own abort is not a problem of the medium: let it through unchanged.
   if (error instanceof Error && error.name === "AbortError") return error;
-  const cause =
-    error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
-  const reason = cause?.code ?? cause?.message ?? (error instanceof Error ? error.message : String(error));
+  const reason = transportErrorCode(error) ?? (error instanceof Error ? error.message : String(error));
   return new MediaUnreachableError(probe.url, reason, { cause: error });
 }
 
-function failure(probe: Probe, response: Response): MediaUnreachableError {
-  const text = response.statusText ? ` ${response.statusText}` : "";
-  return new MediaUnreachableError(probe.url, `HTTP ${response.status}${text}`);
+function failure(probe: Probe, answer: HttpAnswer): MediaUnreachableError {
+  const phrase = STATUS_CODES[answer.status];
+  return new MediaUnreachableError(probe.url, `HTTP ${answer.status}${phrase ? ` ${phrase}` : ""}`);
 }
 
 function parseLength(value: string | null): number | undefined {
@@ -92,7 +99,7 @@ function totalFromContentRange(value: string | null): number | undefined {
 }
 
 /** The size of the whole file as this answer to a GET tells it, if it does. */
-function sizeFromGet(response: Response): number | undefined {
+function sizeFromGet(response: HttpAnswer): number | undefined {
   if (response.status === 206 || response.status === 416) {
     return totalFromContentRange(response.headers.get("content-range"));
   }
@@ -100,26 +107,15 @@ function sizeFromGet(response: Response): number | undefined {
   return parseLength(response.headers.get("content-length"));
 }
 
-async function discardBody(response: Response): Promise<void> {
-  await response.body?.cancel().catch(() => undefined);
-}
-
 /** Reads at most `limit` bytes of the body and drops the rest unread. */
-async function readUpTo(response: Response, limit: number): Promise<Uint8Array> {
-  if (!response.body) return new Uint8Array();
-  // Node's typings leave the chunk type open; fetch bodies are byte streams.
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+async function readUpTo(response: HttpAnswer, limit: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let received = 0;
-  try {
-    while (received < limit) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      received += value.byteLength;
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
+  // Leaving the loop early closes the body: the rest is never read.
+  for await (const chunk of response.body) {
+    chunks.push(chunk);
+    received += chunk.byteLength;
+    if (received >= limit) break;
   }
   return Buffer.concat(chunks).subarray(0, limit);
 }
@@ -138,11 +134,11 @@ async function firstBytes(probe: Probe, limit: number): Promise<FirstBytes> {
   const contentType = response.headers.get("content-type") ?? undefined;
   // 416: the file is shorter than the range asked for, i.e. empty.
   if (response.status === 416) {
-    await discardBody(response);
+    await response.discard();
     return { bytes: new Uint8Array(), truncated: false, sizeBytes, contentType };
   }
-  if (!response.ok) {
-    await discardBody(response);
+  if (!isOk(response)) {
+    await response.discard();
     throw failure(probe, response);
   }
   const bytes = await readUpTo(response, limit);
@@ -165,12 +161,12 @@ function dimensionsOf(bytes: Uint8Array): { width: number; height: number } | un
 /** Size from a HEAD; when HEAD is refused or says nothing, from a one-byte ranged GET. */
 async function sizeOf(probe: Probe): Promise<number | undefined> {
   const head = await send(probe, "HEAD");
-  await discardBody(head);
-  const fromHead = head.ok ? parseLength(head.headers.get("content-length")) : undefined;
+  await head.discard();
+  const fromHead = isOk(head) ? parseLength(head.headers.get("content-length")) : undefined;
   if (fromHead !== undefined) return fromHead;
   const get = await send(probe, "GET", "bytes=0-0");
-  await discardBody(get);
-  if (!get.ok && get.status !== 416) throw failure(probe, get);
+  await get.discard();
+  if (!isOk(get) && get.status !== 416) throw failure(probe, get);
   return sizeFromGet(get);
 }
 
@@ -188,7 +184,7 @@ export async function probeMedia(
   const timeout = AbortSignal.timeout(timeoutMs);
   const probe: Probe = {
     url,
-    fetch: options.fetch ?? fetch,
+    transport: options.transport ?? undiciTransport,
     signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
     timeoutMs,
   };

@@ -3,6 +3,7 @@
  * and `apply`): each static media URL probed once, a few at a time, every failure located at
  * the input field (or item) that names it. The only stage that touches the network.
  */
+import type { HttpTransport } from "../api/http.js";
 import type { Diagnostic } from "../errors.js";
 import { checkMediaInput } from "../models/media-probe.js";
 import type { ModelRegistry } from "../models/registry.js";
@@ -13,7 +14,7 @@ import type { StaticMediaInput } from "./instance-checks.js";
 export async function preflightMedia(
   media: readonly StaticMediaInput[],
   registry: ModelRegistry,
-  options: { fetch?: typeof fetch | undefined; parallel?: number } = {},
+  options: { transport?: HttpTransport | undefined; parallel?: number } = {},
 ): Promise<Diagnostic[]> {
   const diagnostics: Diagnostic[] = [];
   const cache = new Map<string, Promise<MediaFacts>>();
@@ -23,7 +24,7 @@ export async function preflightMedia(
       const found = media[next++]!;
       const entry = registry.get(found.model);
       if (!entry) continue;
-      const probeOptions = options.fetch ? { cache, fetch: options.fetch } : { cache };
+      const probeOptions = options.transport ? { cache, transport: options.transport } : { cache };
       const issues = await checkMediaInput(entry, { [found.field]: found.url }, probeOptions);
       for (const issue of issues) {
         const measured = issue.detail ? ` (measured: ${issue.detail})` : "";

@@ -8,6 +8,7 @@ import { loadModelRegistry } from "../../models/registry.js";
 import { checkWorkflow, preflightMedia, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
+import { retryingTransport } from "../../engine/probe-transport.js";
 
 // Kept for modules that imported them from here before they moved to ../context.js.
 export { collectRepeatable, commandOutput };
@@ -92,7 +93,10 @@ export async function runValidateCommand(
   });
   let diagnostics = check.diagnostics;
   if (check.workflow && options.preflight) {
-    diagnostics = await preflightMedia(check.media, registry, { fetch: options.fetch });
+    // The same probes as apply's, retried on a media host's 429, 5xx or dropped connection.
+    diagnostics = await preflightMedia(check.media, registry, {
+      transport: retryingTransport({ fetch: options.fetch }),
+    });
   }
 
   if (options.json) {

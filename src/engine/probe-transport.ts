@@ -1,12 +1,14 @@
 /**
- * The fetch media probes go through (preflight and run-time checks): a media host answering
+ * The HTTP media probes go through (preflight and run-time checks): a media host answering
  * 429 or 5xx, or a connection that fails, is tried again a few times with backoff, as SPEC
  * §4 asks of every idempotent call — one hiccup of an image host must not reject a batch.
  */
+import { fetchTransport, undiciTransport, type HttpTransport } from "../api/http.js";
 import { backoff, classify } from "../api/retry-policy.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 
-export interface RetryingFetchOptions {
+export interface RetryingTransportOptions {
+  /** Tests put faults in front of the network with a `fetch`; default undici (api/http.ts). */
   fetch?: typeof fetch | undefined;
   clock?: Clock | undefined;
   random?: Random | undefined;
@@ -14,33 +16,33 @@ export interface RetryingFetchOptions {
   attempts?: number | undefined;
 }
 
-export function retryingFetch(options: RetryingFetchOptions = {}): typeof fetch {
-  const inner = options.fetch ?? globalThis.fetch;
+export function retryingTransport(options: RetryingTransportOptions = {}): HttpTransport {
+  const inner = options.fetch ? fetchTransport(options.fetch) : undiciTransport;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
   const attempts = options.attempts ?? 4;
   const policy = { baseMs: 250, maxMs: 5_000 };
-  return async (input, init) => {
-    const signal = init?.signal ?? undefined;
+  return async (request) => {
     for (let attempt = 1; ; attempt++) {
       let verdict;
       try {
-        const response = await inner(input, init);
-        if (response.ok || attempt >= attempts) return response;
+        const answer = await inner(request);
+        const ok = answer.status >= 200 && answer.status <= 299;
+        if (ok || attempt >= attempts) return answer;
         verdict = classify({
           phase: "probe",
-          status: response.status,
-          headers: response.headers,
+          status: answer.status,
+          headers: answer.headers,
           now: clock.now(),
         });
-        if (verdict.action !== "retry") return response;
-        await response.body?.cancel().catch(() => undefined);
+        if (verdict.action !== "retry") return answer;
+        await answer.discard();
       } catch (error) {
-        if (signal?.aborted || attempt >= attempts) throw error;
+        if (request.signal?.aborted || attempt >= attempts) throw error;
         verdict = classify({ phase: "probe", error });
         if (verdict.action !== "retry") throw error;
       }
-      await clock.sleep(backoff(attempt, policy, random, verdict.retryAfterMs), signal);
+      await clock.sleep(backoff(attempt, policy, random, verdict.retryAfterMs), request.signal);
     }
   };
 }
