@@ -98,7 +98,6 @@ export async function executePlan(
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
   const tracker = new StepTracker(plan.runId, plan.steps, deps);
   const graph = new RunGraph(plan.steps);
-  const byAddress = new Map<string, PlannedStep>(plan.steps.map((step) => [step.address, step]));
   const notices = (level: "info" | "warn", message: string) =>
     deps.events.emit({ event: "notice", at: deps.clock.now(), runId: plan.runId, level, message });
   const context: ExecutionContext = {
@@ -141,7 +140,7 @@ export async function executePlan(
 
   const ended = (address: string, ending: StepEnding) => {
     if (ending === "succeeded") {
-      for (const next of graph.succeeded(address)) lanes.add(laneOf(byAddress.get(next)!), next);
+      for (const next of graph.succeeded(address)) lanes.add(laneOf(tracker.step(next)), next);
     } else if (ending === "failed") {
       block(address);
     }
@@ -175,7 +174,7 @@ export async function executePlan(
     if (control.stopped) abandonWaiting();
     for (let next = lanes.take(); next !== undefined; next = lanes.take()) {
       const { lane, address } = next;
-      const step = byAddress.get(address)!;
+      const step = tracker.step(address);
       active++;
       const execution =
         step.kind === "run"
@@ -201,7 +200,7 @@ export async function executePlan(
     }
   };
 
-  for (const address of graph.initiallyReady()) lanes.add(laneOf(byAddress.get(address)!), address);
+  for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
   control.onStop((reason) => {
     notices("warn", STOP_NOTICES[reason]);
     pump();

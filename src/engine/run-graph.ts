@@ -4,9 +4,12 @@
  * blocked. Pure bookkeeping over addresses; the executor decides what starting means.
  */
 export class RunGraph {
+  /** Steps waiting for others: how many of their dependencies have not succeeded yet. */
   readonly #remaining = new Map<string, number>();
   readonly #dependents = new Map<string, string[]>();
+  /** Settled steps that other steps depend on or wait for; independent steps need no record. */
   readonly #settled = new Set<string>();
+  #initiallyReady: string[] = [];
 
   constructor(steps: Iterable<{ address: string; dependsOn: readonly string[] }>) {
     const all = [...steps];
@@ -15,6 +18,10 @@ export class RunGraph {
       // A dependency outside this run (narrowed by --only or retry) counts as satisfied:
       // the planner only leaves one out when it already succeeded.
       const inRun = step.dependsOn.filter((d) => known.has(d));
+      if (inRun.length === 0) {
+        this.#initiallyReady.push(step.address);
+        continue;
+      }
       this.#remaining.set(step.address, inRun.length);
       for (const dependency of inRun) {
         const list = this.#dependents.get(dependency);
@@ -24,16 +31,16 @@ export class RunGraph {
     }
   }
 
-  /** Steps with nothing left to wait for, in plan order. */
-  initiallyReady(): string[] {
-    const ready: string[] = [];
-    for (const [address, remaining] of this.#remaining) if (remaining === 0) ready.push(address);
+  /** Steps with nothing to wait for, in plan order. Handed over once: the graph keeps no copy. */
+  takeInitiallyReady(): string[] {
+    const ready = this.#initiallyReady;
+    this.#initiallyReady = [];
     return ready;
   }
 
   /** Records that `address` succeeded; returns the steps that became ready because of it. */
   succeeded(address: string): string[] {
-    this.#settled.add(address);
+    this.#settle(address);
     const ready: string[] = [];
     for (const dependent of this.#dependents.get(address) ?? []) {
       const left = (this.#remaining.get(dependent) ?? 0) - 1;
@@ -45,7 +52,7 @@ export class RunGraph {
 
   /** Records that `address` ended without success; returns every step downstream, now blocked. */
   failed(address: string): string[] {
-    this.#settled.add(address);
+    this.#settle(address);
     const blocked: string[] = [];
     const stack = [...(this.#dependents.get(address) ?? [])];
     while (stack.length > 0) {
@@ -56,5 +63,9 @@ export class RunGraph {
       stack.push(...(this.#dependents.get(next) ?? []));
     }
     return blocked;
+  }
+
+  #settle(address: string): void {
+    if (this.#dependents.has(address) || this.#remaining.has(address)) this.#settled.add(address);
   }
 }

@@ -60,6 +60,13 @@ export class StepTracker {
     return this.#runId;
   }
 
+  /** The planned step at `address` (the tracker is the run's one index of them). */
+  step(address: string): PlannedStep {
+    const step = this.#steps.get(address);
+    if (step === undefined) throw new Error(`no step ${address} in run ${this.#runId}`);
+    return step;
+  }
+
   state(address: string): StepState {
     return this.#get(address).state;
   }
