@@ -1,7 +1,8 @@
 import { describe, expect, test } from "vitest";
-import { decodePlan, encodePlan, isStoredPlan } from "../src/engine/index.js";
+import { decodePlan, encodePlan, isStoredPlan, readStoredPlan } from "../src/engine/index.js";
 import { EventBus } from "../src/engine/events.js";
 import { beginRun } from "../src/engine/run-lifecycle.js";
+import { encodePlanInParts } from "../src/engine/stored-plan.js";
 import { emptyPriorState, fingerprintModelStep, planRun, priorStateOf } from "../src/plan/index.js";
 import { systemClock } from "../src/util/clock.js";
 import { open, tempDbPath } from "./store-helpers.js";
@@ -50,9 +51,9 @@ describe("the plan stored with a run (for retry)", () => {
       concurrency: 2,
     });
 
-    const saved = store.getRunPlan(plan.runId);
+    const saved = readStoredPlan(store, plan.runId);
     const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
-    if (!isStoredPlan(saved)) throw new Error("not a stored plan");
+    if (!saved) throw new Error("not a stored plan");
     expect(decodePlan(saved, records)).toEqual(plan);
   });
 
@@ -64,6 +65,31 @@ describe("the plan stored with a run (for retry)", () => {
     expect(stored.shapes).toHaveLength(3);
     // Request bodies of fully known steps live in the steps table, not in the stored plan.
     expect(JSON.stringify(stored)).not.toContain("prompt_optimizer");
+  });
+
+  test("stored in parts beside the steps, it reads back as the whole plan", async () => {
+    const plan = await mixedPlan();
+    const { plan: head, parts } = encodePlanInParts(plan, 2, "/outputs");
+    expect(head.steps).toEqual([]);
+    const store = open(tempDbPath());
+    store.createRun({
+      id: plan.runId,
+      workflowName: "chain",
+      workflowFile: "flow.yaml",
+      kind: "apply",
+      plan: head,
+      options: {},
+      startedAt: NOW,
+      pid: process.pid,
+      hostname: "here",
+    });
+    let part = 0;
+    for (const steps of parts) store.addRunPlanPart(plan.runId, part++, steps);
+    // Six steps, two per part.
+    expect(part).toBe(3);
+    expect(readStoredPlan(store, plan.runId)).toEqual(
+      JSON.parse(JSON.stringify(encodePlan(plan, "/outputs"))),
+    );
   });
 
   test("is recognised only in its own format", () => {

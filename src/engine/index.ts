@@ -1,7 +1,7 @@
 /** The engine (SPEC §4–§5): executes plans durably; apply, retry and cancel as use cases. */
 export { applyWorkflow, clientPollPolicy, DEFAULT_STATE_PATH, newRunId, openStateStore } from "./apply.js";
 export { commonFolder } from "./paths.js";
-export { decodePlan, encodePlan, isStoredPlan, type StoredPlan } from "./stored-plan.js";
+export { decodePlan, encodePlan, isStoredPlan, readStoredPlan, type StoredPlan } from "./stored-plan.js";
 export type { ApiTarget, ApplyOutcome, ApplyRequest, ApplyServices } from "./apply.js";
 export { cancelRun, type CancelOutcome, type CancelRequest, type CancelServices } from "./cancel.js";
 export type {

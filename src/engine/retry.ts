@@ -14,7 +14,7 @@ import { newRunId, openStateStore, runLocked, type ApplyOutcome, type ApplyServi
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { isSuccess } from "./states.js";
 import { reusableOf } from "./reuse.js";
-import { decodePlan, isStoredPlan } from "./stored-plan.js";
+import { decodePlan, readStoredPlan } from "./stored-plan.js";
 
 export interface RetryRequest {
   /** The run to retry; default the latest. */
@@ -114,8 +114,8 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
     const parent = findRun(store, request.run, statePath);
-    const saved = store.getRunPlan(parent.id);
-    if (!isStoredPlan(saved)) {
+    const saved = readStoredPlan(store, parent.id);
+    if (!saved) {
       throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {
         hint: "run `runflow apply FILE` again instead: it finishes what is missing",
       });

@@ -8,7 +8,7 @@ import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { EventBus } from "./events.js";
 import type { ExecutionResult } from "./executor.js";
-import { encodePlan } from "./stored-plan.js";
+import { encodePlanInParts } from "./stored-plan.js";
 
 const INSERT_SLICE = 5_000;
 
@@ -52,21 +52,25 @@ export function beginRun(
   meta: RunMeta,
 ): number {
   const startedAt = deps.clock.now();
+  const stored = encodePlanInParts(plan, INSERT_SLICE, meta.outputsRoot);
   deps.store.createRun({
     id: plan.runId,
     workflowName: plan.workflow.name,
     workflowFile: meta.file,
     kind: meta.kind,
     parentRunId: meta.parentRunId,
-    plan: encodePlan(plan, meta.outputsRoot),
+    plan: stored.plan,
     options: meta.options,
     startedAt,
     pid: process.pid,
     hostname: os.hostname(),
   });
-  // In slices, so a 100,000-step plan never holds all its rows at once.
-  for (let from = 0; from < plan.steps.length; from += INSERT_SLICE) {
+  // In slices, so a 100,000-step plan never holds all its rows (nor its stored steps) at once.
+  let part = 0;
+  for (const steps of stored.parts) {
+    const from = part * INSERT_SLICE;
     deps.store.insertSteps(plan.runId, plan.steps.slice(from, from + INSERT_SLICE).map(newStepOf), startedAt);
+    deps.store.addRunPlanPart(plan.runId, part++, steps);
   }
   const jobs = new Set<string>();
   for (const step of plan.steps) jobs.add(`${step.jobId}/${step.instanceKey}`);

@@ -6,7 +6,7 @@
  */
 import path from "node:path";
 import type { Plan, PlannedStep, ReuseReference, StepDecision } from "../plan/types.js";
-import type { StepRecord } from "../store/types.js";
+import type { StateStore, StepRecord } from "../store/types.js";
 import { commonFolder } from "./paths.js";
 
 export const STORED_PLAN_FORMAT = "runflow-plan/1";
@@ -63,18 +63,20 @@ function shapeKey(step: PlannedStep): string {
   ]);
 }
 
-/** `outputsRoot`: the common folder of the steps' outputs, when the caller has it already. */
-export function encodePlan(
-  plan: Plan,
-  outputsRoot: string = commonFolder(new Set(plan.steps.map((step) => step.outputsDir))) ??
-    path.dirname(plan.workflow.file),
-): StoredPlan {
-  const shapes: StepShape[] = [];
-  const shapeIndex = new Map<string, number>();
-  const steps: StoredStep[] = [];
-  for (const step of plan.steps) {
+function defaultOutputsRoot(plan: Plan): string {
+  return commonFolder(new Set(plan.steps.map((step) => step.outputsDir))) ?? path.dirname(plan.workflow.file);
+}
+
+/** Encodes steps one at a time, collecting the shapes they share. */
+class PlanEncoder {
+  readonly shapes: StepShape[] = [];
+  readonly #shapeIndex = new Map<string, number>();
+
+  constructor(readonly outputsRoot: string) {}
+
+  shapeOf(step: PlannedStep): number {
     const key = shapeKey(step);
-    let index = shapeIndex.get(key);
+    let index = this.#shapeIndex.get(key);
     if (index === undefined) {
       const prefix = `${step.jobId}/${step.instanceKey}/`;
       const shape: StepShape = {
@@ -87,9 +89,13 @@ export function encodePlan(
         timeoutMs: step.timeoutMs,
       };
       if (step.model !== undefined) shape.model = step.model;
-      index = shapes.push(shape) - 1;
-      shapeIndex.set(key, index);
+      index = this.shapes.push(shape) - 1;
+      this.#shapeIndex.set(key, index);
     }
+    return index;
+  }
+
+  step(step: PlannedStep, shape: number = this.shapeOf(step)): StoredStep {
     const rest: StoredRest = {};
     if (step.decision === "deferred" && step.input) rest.input = step.input;
     if (step.kind === "run") {
@@ -101,24 +107,67 @@ export function encodePlan(
     if (step.problems) rest.problems = step.problems;
     if (step.reuse) rest.reuse = step.reuse;
     const stored: StoredStep = [
-      index,
+      shape,
       step.instanceKey,
-      path.relative(outputsRoot, step.outputsDir),
+      path.relative(this.outputsRoot, step.outputsDir),
       step.decision,
     ];
     if (Object.keys(rest).length > 0) stored.push(rest);
-    steps.push(stored);
+    return stored;
   }
-  return {
-    format: STORED_PLAN_FORMAT,
-    workflow: plan.workflow,
-    runId: plan.runId,
-    createdAt: plan.createdAt,
-    counts: plan.counts,
-    outputsRoot,
-    shapes,
-    steps,
-  };
+
+  whole(plan: Plan, steps: StoredStep[]): StoredPlan {
+    return {
+      format: STORED_PLAN_FORMAT,
+      workflow: plan.workflow,
+      runId: plan.runId,
+      createdAt: plan.createdAt,
+      counts: plan.counts,
+      outputsRoot: this.outputsRoot,
+      shapes: this.shapes,
+      steps,
+    };
+  }
+}
+
+/** `outputsRoot`: the common folder of the steps' outputs, when the caller has it already. */
+export function encodePlan(plan: Plan, outputsRoot: string = defaultOutputsRoot(plan)): StoredPlan {
+  const encoder = new PlanEncoder(outputsRoot);
+  return encoder.whole(
+    plan,
+    plan.steps.map((step) => encoder.step(step)),
+  );
+}
+
+/**
+ * The stored plan in parts, for a run to store beside its steps: the plan with every shape
+ * and no steps, then the steps `partSize` at a time (`parts[i]` holds steps i·partSize …).
+ * One 11 MB value for 100,000 steps made a big run's start its memory peak: the text, its
+ * UTF-8 copy and its database record, all at once.
+ */
+export function encodePlanInParts(
+  plan: Plan,
+  partSize: number,
+  outputsRoot: string = defaultOutputsRoot(plan),
+): { plan: StoredPlan; parts: Generator<StoredStep[]> } {
+  const encoder = new PlanEncoder(outputsRoot);
+  // Every shape first, so the plan written first is complete; the steps keep their index.
+  const shapeOf = Int32Array.from(plan.steps, (step) => encoder.shapeOf(step));
+  function* parts(): Generator<StoredStep[]> {
+    for (let from = 0; from < plan.steps.length; from += partSize) {
+      const slice = plan.steps.slice(from, from + partSize);
+      yield slice.map((step, offset) => encoder.step(step, shapeOf[from + offset]));
+    }
+  }
+  return { plan: encoder.whole(plan, []), parts: parts() };
+}
+
+/** A run's stored plan with every part's steps after its own, or undefined if it has none runflow can read. */
+export function readStoredPlan(store: StateStore, runId: string): StoredPlan | undefined {
+  const saved = store.getRunPlan(runId);
+  if (!isStoredPlan(saved)) return undefined;
+  const parts = store.getRunPlanParts(runId) as StoredStep[][];
+  return parts.length === 0 ? saved : { ...saved, steps: saved.steps.concat(...parts) };
 }
 
 export function isStoredPlan(value: unknown): value is StoredPlan {

@@ -126,6 +126,20 @@ export const MIGRATIONS: readonly Migration[] = [
     // starts polling each model at its typical duration instead of guessing.
     sql: `ALTER TABLE attempts ADD COLUMN server_ms INTEGER;`,
   },
+  {
+    version: 3,
+    name: "a run's stored plan may come in parts",
+    // A big run writes its plan's steps beside its step rows, a part per slice: one 11 MB
+    // value for 100,000 steps made a run's start its memory peak.
+    sql: `
+      CREATE TABLE run_plan_parts (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        part       INTEGER NOT NULL,
+        steps_json TEXT NOT NULL,
+        PRIMARY KEY (run_id, part)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -441,6 +441,12 @@ function prepareStatements(db: Database.Database) {
     ),
     getRun: db.prepare<[string], RunRow>(`SELECT * FROM runs WHERE id = ?`),
     getRunPlan: db.prepare<[string], { plan_json: string }>(`SELECT plan_json FROM runs WHERE id = ?`),
+    insertRunPlanPart: db.prepare<[string, number, string]>(
+      `INSERT INTO run_plan_parts (run_id, part, steps_json) VALUES (?, ?, ?)`,
+    ),
+    getRunPlanParts: db.prepare<[string], { steps_json: string }>(
+      `SELECT steps_json FROM run_plan_parts WHERE run_id = ? ORDER BY part`,
+    ),
     latestRun: db.prepare<[], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`),
     latestRunOfWorkflow: db.prepare<[string], RunRow>(
       `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT 1`,
@@ -664,6 +670,14 @@ export class SqliteStore implements StateStore {
 
   getRunPlan(runId: string): unknown {
     return parseJson<unknown>(this.#sql.getRunPlan.get(runId)?.plan_json ?? null);
+  }
+
+  addRunPlanPart(runId: string, part: number, steps: unknown): void {
+    this.#sql.insertRunPlanPart.run(runId, part, this.#json(steps) ?? "null");
+  }
+
+  getRunPlanParts(runId: string): unknown[] {
+    return this.#sql.getRunPlanParts.all(runId).map((row) => parseJson<unknown>(row.steps_json));
   }
 
   requestCancel(runId: string, at: number): void {

@@ -306,6 +306,10 @@ export interface StateStore extends PriorState {
   listRuns(options: { limit: number; workflowName?: string | undefined }): RunRecord[];
   /** The resolved plan stored with the run; undefined when the run does not exist. */
   getRunPlan(runId: string): unknown;
+  /** Stores part `part` of a run's plan (steps stored apart from it, in order). */
+  addRunPlanPart(runId: string, part: number, steps: unknown): void;
+  /** The parts of a run's plan, in order; none for a plan stored whole. */
+  getRunPlanParts(runId: string): unknown[];
   requestCancel(runId: string, at: number): void;
 
   // Steps
