@@ -53,6 +53,14 @@ describe("runflow runs", () => {
     const table = await flow.run(["runs"]);
     expect(table.stdout).toContain("died (apply again to resume)");
     expect((await flow.run(["status"])).stdout).toMatch(/: died \(apply again to resume\)/);
+    // Scripts read the same from --json: still `running` as recorded, its process gone.
+    const [listed] = JSON.parse((await flow.run(["runs", "--json"])).stdout) as {
+      status: string;
+      process?: string;
+    }[];
+    expect(listed).toMatchObject({ status: "running", process: "gone" });
+    const status = JSON.parse((await flow.run(["status", "--json"])).stdout) as { run: { process?: string } };
+    expect(status.run.process).toBe("gone");
   });
 });
 

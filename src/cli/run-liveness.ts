@@ -7,14 +7,32 @@ import os from "node:os";
 import { isProcessAlive } from "../store/lock.js";
 import type { RunRecord } from "../store/types.js";
 
+/** Of a `running` run: its process is `alive` or `gone` on this host, or it ran on `another-host`. */
+export type RunProcess = "alive" | "gone" | "another-host";
+
+type LivenessProbe = { hostname: string; isProcessAlive: (pid: number) => boolean };
+
+const THIS_HOST: LivenessProbe = { hostname: os.hostname(), isProcessAlive };
+
+/** undefined for a run that is not `running`. */
+export function runProcess(
+  run: Pick<RunRecord, "status" | "pid" | "hostname">,
+  probe: LivenessProbe = THIS_HOST,
+): RunProcess | undefined {
+  if (run.status !== "running") return undefined;
+  if (run.hostname !== probe.hostname) return "another-host";
+  return probe.isProcessAlive(run.pid) ? "alive" : "gone";
+}
+
 export function shownStatus(
   run: Pick<RunRecord, "status" | "pid" | "hostname">,
-  probe: { hostname: string; isProcessAlive: (pid: number) => boolean } = {
-    hostname: os.hostname(),
-    isProcessAlive,
-  },
+  probe: LivenessProbe = THIS_HOST,
 ): string {
-  if (run.status !== "running") return run.status;
-  const gone = run.hostname === probe.hostname && !probe.isProcessAlive(run.pid);
-  return gone ? "died (apply again to resume)" : "running";
+  return runProcess(run, probe) === "gone" ? "died (apply again to resume)" : run.status;
+}
+
+/** A run as `--json` writes it: with `process` when it is recorded as running. */
+export function runJson(run: RunRecord): RunRecord & { process?: RunProcess } {
+  const liveness = runProcess(run);
+  return liveness === undefined ? run : { ...run, process: liveness };
 }

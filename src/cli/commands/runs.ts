@@ -6,7 +6,7 @@ import { openSqliteStore } from "../../store/sqlite.js";
 import { formatTable } from "../../render/table.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
-import { shownStatus } from "../run-liveness.js";
+import { runJson, shownStatus } from "../run-liveness.js";
 
 /** `2026-11-23 01:30` in the machine's time zone: what a person compares with their crontab. */
 function localTime(at: number): string {
@@ -32,7 +32,7 @@ export function register(program: Command): void {
       try {
         const runs = store.listRuns({ limit, workflowName: flags.workflow });
         if (globals.json) {
-          output.stdout(JSON.stringify(runs, null, 2));
+          output.stdout(JSON.stringify(runs.map(runJson), null, 2));
           return;
         }
         if (runs.length === 0) {

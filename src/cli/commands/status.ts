@@ -9,7 +9,7 @@ import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
-import { shownStatus } from "../run-liveness.js";
+import { runJson, shownStatus } from "../run-liveness.js";
 import { displayPath, stateArgument } from "../run-views.js";
 
 /** Steps and outputs listed in full up to this many; `--json` has them all. */
@@ -61,7 +61,7 @@ export function register(program: Command): void {
           })),
         };
         if (globals.json) {
-          output.stdout(JSON.stringify(report, null, 2));
+          output.stdout(JSON.stringify({ ...report, run: runJson(run) }, null, 2));
           return;
         }
         const finished =
