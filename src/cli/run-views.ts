@@ -122,12 +122,10 @@ export async function runWithViews<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const release = handleShutdownSignals(control, {
-    // The live view shows the engine's own notice of the stop; anywhere else, say it on stderr.
+    // Every view says what stopping means (the engine's notice); stderr says only what is
+    // the user's to know: a second signal does not wait.
     onFirstSignal: (signal) => {
-      if (!views.live)
-        output.stderr(
-          `${signal}: stopping — no new submissions, queued requests cancelled, running ones kept for the next apply (again to exit at once)`,
-        );
+      if (!views.live) output.stderr(`${signal} received: stopping (a second ${signal} exits at once)`);
     },
   });
   try {
