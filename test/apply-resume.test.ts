@@ -1,5 +1,7 @@
+import path from "node:path";
+import Database from "better-sqlite3";
 import { describe, expect, test } from "vitest";
-import { chainYaml, itemsCsv, project, submissionCounts, waitForOutput } from "./apply-harness.js";
+import { chainYaml, itemsCsv, ndjson, project, submissionCounts, waitForOutput } from "./apply-harness.js";
 
 /** Deterministic "random" kill moments: a small linear congruential sequence. */
 function moments(seed: number, count: number, low: number, high: number): number[] {
@@ -75,5 +77,34 @@ describe("resume after a crash", () => {
     expect(resumed.stdout).toMatch(/took over the lock of workflow chain/);
     expect(p.api.submissions().total).toBe(2);
     expect(submissionCounts(p.api)).toEqual([1, 1]);
+  });
+
+  test("the next apply records and starts first what the last one left unfinished, and still lists every step in plan order", async () => {
+    const p = await project({
+      "chain.yaml": chainYaml({ retry: "{ attempts: 1 }" }),
+      "items.csv": itemsCsv(12, (index) => (index === 12 ? " [emulator:fail=GPU exploded]" : "")),
+    });
+    expect((await p.run(["apply", "chain.yaml"])).exitCode).toBe(1);
+
+    const again = await p.run(["apply", "chain.yaml", "--json"]);
+    expect(again.exitCode).toBe(1);
+    const steps = ndjson(again.stdout).filter((event) => event.event === "step");
+    expect(steps.filter((event) => event.state === "reused")).toHaveLength(22);
+
+    const store = p.store();
+    const [latest] = store.listRuns({ limit: 1 });
+    const inPlanOrder = Array.from({ length: 12 }, (_, index) => [
+      `clip/item-${index + 1}/animate`,
+      `clip/item-${index + 1}/restyle`,
+    ]).flat();
+    expect(store.getSteps(latest!.id).map((step) => step.address)).toEqual(inPlanOrder);
+    // Recorded (and so started) first: the unfinished item, then the 11 it only takes over.
+    const db = new Database(path.join(p.dir, "state", "runflow.db"), { readonly: true });
+    const recorded = db
+      .prepare<[string], { address: string }>(`SELECT address FROM steps WHERE run_id = ? ORDER BY rowid`)
+      .all(latest!.id)
+      .map((row) => row.address);
+    db.close();
+    expect(recorded).toEqual([...inPlanOrder.slice(22), ...inPlanOrder.slice(0, 22)]);
   });
 });

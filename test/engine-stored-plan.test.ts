@@ -1,8 +1,7 @@
 import { describe, expect, test } from "vitest";
 import { decodePlan, encodePlan, isStoredPlan, readStoredPlan } from "../src/engine/index.js";
 import { EventBus } from "../src/engine/events.js";
-import { beginRun } from "../src/engine/run-lifecycle.js";
-import { encodePlanInParts } from "../src/engine/stored-plan.js";
+import { beginRun, RunRecorder, streamOf } from "../src/engine/run-lifecycle.js";
 import { emptyPriorState, fingerprintModelStep, planRun, priorStateOf } from "../src/plan/index.js";
 import { systemClock } from "../src/util/clock.js";
 import { open, tempDbPath } from "./store-helpers.js";
@@ -67,29 +66,34 @@ describe("the plan stored with a run (for retry)", () => {
     expect(JSON.stringify(stored)).not.toContain("prompt_optimizer");
   });
 
-  test("stored in parts beside the steps, it reads back as the whole plan", async () => {
+  test("recorded out of plan order, in parts, it reads back as the whole plan in order", async () => {
     const plan = await mixedPlan();
-    const { plan: head, parts } = encodePlanInParts(plan, 2, "/outputs");
-    expect(head.steps).toEqual([]);
     const store = open(tempDbPath());
-    store.createRun({
-      id: plan.runId,
-      workflowName: "chain",
-      workflowFile: "flow.yaml",
-      kind: "apply",
-      plan: head,
-      options: {},
-      startedAt: NOW,
-      pid: process.pid,
-      hostname: "here",
-    });
-    let part = 0;
-    for (const steps of parts) store.addRunPlanPart(plan.runId, part++, steps);
-    // Six steps, two per part.
-    expect(part).toBe(3);
-    expect(readStoredPlan(store, plan.runId)).toEqual(
-      JSON.parse(JSON.stringify(encodePlan(plan, "/outputs"))),
+    const recorder = new RunRecorder(
+      { store, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
+      streamOf(plan),
+      {
+        kind: "apply",
+        file: "flow.yaml",
+        options: {},
+        concurrency: 2,
+      },
     );
+    // Until the recorder finishes, the run has no plan retry could read.
+    expect(readStoredPlan(store, plan.runId)).toBeUndefined();
+    // The dog's instance first, then the cat's (a resumed run plans what is left first).
+    const perInstance = plan.steps.length / 2;
+    recorder.record([{ position: perInstance, steps: plan.steps.slice(perInstance) }]);
+    recorder.record([{ position: 0, steps: plan.steps.slice(0, perInstance) }]);
+    expect(recorder.finish()).toEqual(plan.counts);
+
+    expect(store.getSteps(plan.runId).map((step) => step.address)).toEqual(
+      plan.steps.map((step) => step.address),
+    );
+    const saved = readStoredPlan(store, plan.runId);
+    if (!saved) throw new Error("not a stored plan");
+    const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
+    expect(decodePlan(saved, records)).toEqual(plan);
   });
 
   test("is recognised only in its own format", () => {

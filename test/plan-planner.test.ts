@@ -5,8 +5,10 @@ import {
   emptyPriorState,
   fingerprintModelStep,
   fingerprintRunStep,
+  planInstances,
   planRun,
   planSummaryLines,
+  planTotals,
   planToJson,
   priorStateOf,
   type ReusableStep,
@@ -38,6 +40,27 @@ function succeeded(fingerprint: string, overrides: Partial<ReusableStep> = {}) {
 async function chain(): Promise<Workflow> {
   return load(CHAIN);
 }
+
+describe("planInstances", () => {
+  test("plans the instances `later` names after the others, each at its place in the plan", async () => {
+    const workflow = await load(CHAIN);
+    const whole = planRun(workflow, emptyPriorState, { runId: "r", now: NOW });
+    const instances = [
+      ...planInstances(workflow, emptyPriorState, {
+        runId: "r",
+        now: NOW,
+        later: (instance) => instance === "teaser/cat",
+      }),
+    ];
+    expect(instances.map((instance) => instance.steps[0]!.instanceKey)).toEqual(["dog", "cat"]);
+    const perInstance = whole.steps.length / 2;
+    expect(instances.map((instance) => instance.position)).toEqual([perInstance, 0]);
+    // Put back at their places, they are the plan planRun makes.
+    const placed = instances.sort((a, b) => a.position - b.position).flatMap((instance) => instance.steps);
+    expect(placed).toEqual(whole.steps);
+    expect(planTotals(workflow)).toEqual({ steps: whole.steps.length, jobs: 2 });
+  });
+});
 
 describe("planRun decisions", () => {
   test("submits a fully known step with its exact body (defaults filled) and fingerprint", async () => {

@@ -6,6 +6,7 @@
  * `retry` shares everything from the lock on (runLocked).
  */
 import { randomBytes } from "node:crypto";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import path from "node:path";
 import { RunComfyClient, type RetryOptions } from "../api/client.js";
 import { downloadFile } from "../api/download.js";
@@ -13,8 +14,8 @@ import { readApiToken } from "../api/env.js";
 import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
 import { UsageError, WorkflowInvalidError } from "../errors.js";
 import { loadModelRegistry, type ModelRegistry } from "../models/registry.js";
-import { planRun } from "../plan/plan.js";
-import type { Plan } from "../plan/types.js";
+import { planInstances, planTotals, planWorkflow, type PlannedInstance } from "../plan/plan.js";
+import type { Plan, PlannedStep } from "../plan/types.js";
 import { emptyPriorState } from "../plan/prior-state.js";
 import { tokensFromEnvironment } from "../store/redact.js";
 import { openSqliteStore } from "../store/sqlite.js";
@@ -23,12 +24,12 @@ import { systemClock, type Clock, type Random } from "../util/clock.js";
 import { checkWorkflow, preflightMedia, type PollPolicy, type Workflow } from "../workflow/index.js";
 import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
 import type { EventBus } from "./events.js";
-import { executePlan, type ExecutionResult } from "./executor.js";
+import { executeFeed, type ExecutionResult } from "./executor.js";
 import { retryingTransport } from "./probe-transport.js";
 import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
 import { RunControl } from "./run-control.js";
-import { beginRun, endRun } from "./run-lifecycle.js";
+import { endRun, RunRecorder, type PlanStream } from "./run-lifecycle.js";
 import { acquireWorkflowLock, DEFAULT_LOCK_TIMING, keepLockAlive, type LockTiming } from "./workflow-lock.js";
 
 /** Where the API is: from the environment (RUNCOMFY_API_TOKEN, RUNCOMFY_BASE_URL), or given (the emulator). */
@@ -104,7 +105,7 @@ export function clientPollPolicy(poll: PollPolicy | undefined): Partial<ClientPo
 }
 
 function apiFor(
-  plan: Plan,
+  workflow: Plan["workflow"],
   request: Pick<ApplyRequest, "api" | "env">,
   services: ApplyServices,
   clock: Clock,
@@ -124,7 +125,7 @@ function apiFor(
   return new RunComfyClient({
     token: target.token,
     ...(target.baseUrl ? { baseUrl: target.baseUrl } : {}),
-    poll: clientPollPolicy(plan.workflow.poll),
+    poll: clientPollPolicy(workflow.poll),
     clock,
     random,
     ...(services.fetch ? { fetch: services.fetch } : {}),
@@ -141,10 +142,58 @@ export interface LockedRun {
   options: Record<string, unknown>;
   wait: boolean;
   /** Makes the plan once the lock is held, so it sees every earlier run's final state. */
-  plan: (store: StateStore, runId: string, now: number) => Plan;
+  plan: (store: StateStore, runId: string, now: number) => PlanStream;
   execute: ExecuteOptions;
   registry: ModelRegistry;
   request: Pick<ApplyRequest, "api" | "env">;
+}
+
+/** Steps are planned, recorded and handed to the executor this many at a time (whole job instances). */
+const SLICE_STEPS = 1_000;
+
+/** The common folder of every step's outputs, followed as the steps are planned. */
+class OutputsRoot {
+  folder: string | undefined;
+  #last: string | undefined;
+
+  add(outputsDir: string): void {
+    if (outputsDir === this.#last) return;
+    this.#last = outputsDir;
+    this.folder = commonFolder(this.folder === undefined ? [outputsDir] : [this.folder, outputsDir]);
+  }
+}
+
+/**
+ * The plan's instances, recorded in the store a slice at a time, then handed over: the first
+ * requests go out while later slices are still being planned. Between slices the event loop
+ * turns, so answers are read on time.
+ */
+async function* recordedSlices(
+  stream: PlanStream,
+  recorder: RunRecorder,
+  outputs: OutputsRoot,
+): AsyncGenerator<PlannedStep[]> {
+  let batch: PlannedInstance[] = [];
+  let size = 0;
+  let first = true;
+  const flush = (): PlannedStep[] => {
+    recorder.record(batch);
+    const steps = batch.flatMap((instance) => instance.steps);
+    for (const step of steps) outputs.add(step.outputsDir);
+    batch = [];
+    size = 0;
+    return steps;
+  };
+  for (const instance of stream.instances) {
+    batch.push(instance);
+    size += instance.steps.length;
+    if (size < SLICE_STEPS) continue;
+    if (!first) await setImmediatePromise();
+    first = false;
+    yield flush();
+  }
+  if (batch.length > 0) yield flush();
+  recorder.finish();
 }
 
 /**
@@ -179,18 +228,17 @@ export async function runLocked(
   let keeper: { stop(): void } | undefined;
   try {
     // Planned under the lock: the run that held it may have finished steps since.
-    const plan = run.plan(store, runId, clock.now());
-    const api = apiFor(plan, run.request, services, clock, random);
-    const concurrency = run.execute.concurrency ?? plan.workflow.concurrency;
-    const outputsRoot = commonFolder(new Set(plan.steps.map((step) => step.outputsDir)));
-    const startedAt = beginRun({ store, events: services.events, clock }, plan, {
+    const stream = run.plan(store, runId, clock.now());
+    const api = apiFor(stream.workflow, run.request, services, clock, random);
+    const concurrency = run.execute.concurrency ?? stream.workflow.concurrency;
+    const recorder = new RunRecorder({ store, events: services.events, clock }, stream, {
       kind: run.kind,
       file: run.file,
       parentRunId: run.parentRunId,
       options: run.options,
       concurrency,
-      outputsRoot,
     });
+    const startedAt = recorder.startedAt;
     keeper = keepLockAlive({
       ...lockOptions,
       onLost: () => {
@@ -198,8 +246,9 @@ export async function runLocked(
         control.stop("interrupted");
       },
     });
-    const result = await executePlan(
-      plan,
+    const outputs = new OutputsRoot();
+    const result = await executeFeed(
+      { ...stream, slices: recordedSlices(stream, recorder, outputs) },
       {
         api,
         store,
@@ -214,6 +263,7 @@ export async function runLocked(
       { ...run.execute, concurrency },
       control,
     );
+    const outputsRoot = outputs.folder;
     keeper.stop();
     endRun({ store, events: services.events, clock }, runId, startedAt, result);
     if (result.internalErrors.length > 0) throw result.internalErrors[0]!.error;
@@ -266,6 +316,18 @@ async function loadChecked(
   return check.workflow;
 }
 
+/**
+ * The job instances the workflow's latest run left unfinished (undefined when there are
+ * none): a resumed apply plans them first, so its first requests go out before the
+ * thousands of steps it only takes over are planned.
+ */
+function unfinishedBefore(store: StateStore, workflowName: string): ReadonlySet<string> | undefined {
+  const latest = store.latestRun(workflowName);
+  if (!latest) return undefined;
+  const unfinished = store.unfinishedInstances(latest.id);
+  return unfinished.size > 0 ? unfinished : undefined;
+}
+
 export async function applyWorkflow(request: ApplyRequest, services: ApplyServices): Promise<ApplyOutcome> {
   const cwd = request.cwd ?? process.cwd();
   const env = request.env ?? process.env;
@@ -306,13 +368,20 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
         },
         plan: (prior, runId, now) => {
           const workflow = toPlan!;
+          // Held by the stream only until it is planned: 100,000 items need not stay.
           toPlan = undefined;
-          return planRun(workflow, request.fresh ? emptyPriorState : prior, {
+          const options = { runId, now, fresh: request.fresh ?? false, only: request.only ?? [] };
+          const first = request.fresh ? undefined : unfinishedBefore(prior, workflow.name);
+          return {
             runId,
-            now,
-            fresh: request.fresh ?? false,
-            only: request.only ?? [],
-          });
+            createdAt: now,
+            workflow: planWorkflow(workflow),
+            totals: planTotals(workflow, options.only),
+            instances: planInstances(workflow, request.fresh ? emptyPriorState : prior, {
+              ...options,
+              later: first && ((instance: string) => !first.has(instance)),
+            }),
+          };
         },
         execute: {
           concurrency: request.concurrency,

@@ -1,7 +1,6 @@
 /** What every step execution shares within one run. Built once by the executor. */
 import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
-import type { Plan } from "../plan/types.js";
 import type { EngineDeps } from "./deps.js";
 import type { RunControl } from "./run-control.js";
 import type { RequestScheduler } from "./scheduler.js";
@@ -17,7 +16,6 @@ export interface ResolvedExecuteOptions {
 }
 
 export interface ExecutionContext {
-  plan: Plan;
   runId: string;
   workflowName: string;
   deps: EngineDeps;

@@ -71,12 +71,13 @@ export function judgeRun(
     : { status: "failed", exitCode: ExitCode.stepsFailed };
 }
 
-/** Each model of the plan starts at the typical duration earlier runs measured, so the first round of requests is polled on time. */
-function typicalDurationsFor(plan: Plan, store: EngineDeps["store"]): TypicalDurations {
-  const typical = new TypicalDurations();
-  const models = new Set(plan.steps.flatMap((step) => (step.model === undefined ? [] : [step.model])));
-  for (const model of models) typical.seed(model, store.typicalDurationMs(model));
-  return typical;
+/** What the executor runs: the plan's own part, then its steps, all at once or slice by slice. */
+export interface RunFeed extends Pick<Plan, "runId" | "createdAt" | "workflow"> {
+  /**
+   * The steps, each slice already recorded in the store; a job instance is never split
+   * between slices. The run can end only after the last.
+   */
+  slices: AsyncIterable<readonly PlannedStep[]> | Iterable<readonly PlannedStep[]>;
 }
 
 /** What every view says when the run is told to stop early (SPEC §4, signals and cancel). */
@@ -88,20 +89,34 @@ const STOP_NOTICES: Record<StopReason, string> = {
   no_balance: "stopping: the RunComfy account has no balance left; nothing more is submitted",
 };
 
-export async function executePlan(
+/** Executes a whole plan (its run and steps recorded already). */
+export function executePlan(
   plan: Plan,
+  deps: EngineDeps,
+  options: ExecuteOptions = {},
+  control: RunControl = new RunControl(),
+): Promise<ExecutionResult> {
+  return executeFeed({ ...plan, slices: [plan.steps] }, deps, options, control);
+}
+
+/**
+ * Executes a run whose steps arrive in slices as they are planned and recorded: each slice's
+ * steps start as soon as it is in, while the next are being planned.
+ */
+export async function executeFeed(
+  plan: RunFeed,
   deps: EngineDeps,
   options: ExecuteOptions = {},
   control: RunControl = new RunControl(),
 ): Promise<ExecutionResult> {
   const concurrency = options.concurrency ?? plan.workflow.concurrency;
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
-  const tracker = new StepTracker(plan.runId, plan.steps, deps);
-  const graph = new RunGraph(plan.steps);
+  const tracker = new StepTracker(plan.runId, [], deps);
+  const graph = new RunGraph();
+  const typical = new TypicalDurations();
   const notices = (level: "info" | "warn", message: string) =>
     deps.events.emit({ event: "notice", at: deps.clock.now(), runId: plan.runId, level, message });
   const context: ExecutionContext = {
-    plan,
     runId: plan.runId,
     workflowName: plan.workflow.name,
     deps,
@@ -110,7 +125,7 @@ export async function executePlan(
     control,
     scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
     processes: new PQueue({ concurrency: processConcurrency }),
-    typical: typicalDurationsFor(plan, deps.store),
+    typical,
     results: new StepResults(plan),
     mediaCache: new Map<string, Promise<MediaFacts>>(),
     notice: notices,
@@ -127,8 +142,12 @@ export async function executePlan(
     step.kind === "run" ? RUN_STEP_LANE : step.decision === "reuse" ? REUSE_LANE : (step.model ?? "");
   const internalErrors: ExecutionResult["internalErrors"] = [];
   let active = 0;
+  let feeding = true;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
+  const finishIfDone = () => {
+    if (!feeding && active === 0 && (lanes.waiting === 0 || control.reason === "interrupted")) finish();
+  };
 
   const block = (address: string) => {
     for (const blocked of graph.failed(address)) {
@@ -193,22 +212,47 @@ export async function executePlan(
           active--;
           lanes.finished(lane);
           pump();
-          if (active === 0 && (lanes.waiting === 0 || control.reason === "interrupted")) finish();
+          finishIfDone();
         })
         .catch((error: unknown) => internalErrors.push({ address, error }));
       if (control.stopped) abandonWaiting();
     }
   };
 
-  for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
+  const seenModels = new Set<string>();
+  const add = (steps: readonly PlannedStep[]) => {
+    tracker.add(steps);
+    context.results.add(steps);
+    graph.add(steps);
+    for (const step of steps) {
+      if (step.model === undefined || seenModels.has(step.model)) continue;
+      seenModels.add(step.model);
+      // Each model starts at the typical duration earlier runs measured, so the first round
+      // of its requests is polled on time.
+      typical.seed(step.model, deps.store.typicalDurationMs(step.model));
+    }
+    for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
+    pump();
+  };
+
   control.onStop((reason) => {
     notices("warn", STOP_NOTICES[reason]);
     pump();
   });
-  pump();
-  if (active === 0) finish();
+  let feedError: Error | undefined;
+  try {
+    // Every slice is taken in, even after a stop: its steps are recorded, and are left or
+    // cancelled like any other that did not start.
+    for await (const steps of plan.slices) add(steps);
+  } catch (error) {
+    feedError = error instanceof Error ? error : new Error(String(error));
+    control.stop("interrupted");
+  }
+  feeding = false;
+  finishIfDone();
   await finished;
   await context.processes.onIdle();
+  if (feedError !== undefined) throw feedError;
 
   const counts = tracker.counts();
   return { ...judgeRun(counts, control.reason), counts, internalErrors };

@@ -15,6 +15,7 @@ import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { isSuccess } from "./states.js";
 import { reusableOf } from "./reuse.js";
 import { decodePlan, readStoredPlan } from "./stored-plan.js";
+import { streamOf } from "./run-lifecycle.js";
 
 export interface RetryRequest {
   /** The run to retry; default the latest. */
@@ -152,12 +153,14 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
         },
         // Made again under the lock: the parent's steps may have changed while waiting for it.
         plan: (lockedStore, id, now) =>
-          retryPlan(stored, recordsOf(lockedStore), {
-            runId: id,
-            now,
-            steps: request.steps,
-            resubmitUnknown: request.resubmitUnknown ?? false,
-          }),
+          streamOf(
+            retryPlan(stored, recordsOf(lockedStore), {
+              runId: id,
+              now,
+              steps: request.steps,
+              resubmitUnknown: request.resubmitUnknown ?? false,
+            }),
+          ),
         execute: {
           concurrency: request.concurrency,
           download: parentOptions.download ?? true,

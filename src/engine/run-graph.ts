@@ -11,10 +11,14 @@ export class RunGraph {
   readonly #settled = new Set<string>();
   #initiallyReady: string[] = [];
 
-  constructor(steps: Iterable<{ address: string; dependsOn: readonly string[] }>) {
-    const all = [...steps];
-    const known = new Set(all.map((s) => s.address));
-    for (const step of all) {
+  constructor(steps: readonly { address: string; dependsOn: readonly string[] }[] = []) {
+    this.add(steps);
+  }
+
+  /** More steps of the run; a step comes with the steps it depends on (a job instance is never split). */
+  add(steps: readonly { address: string; dependsOn: readonly string[] }[]): void {
+    const known = new Set(steps.map((s) => s.address));
+    for (const step of steps) {
       // A dependency outside this run (narrowed by --only or retry) counts as satisfied:
       // the planner only leaves one out when it already succeeded.
       const inRun = step.dependsOn.filter((d) => known.has(d));
@@ -31,7 +35,7 @@ export class RunGraph {
     }
   }
 
-  /** Steps with nothing to wait for, in plan order. Handed over once: the graph keeps no copy. */
+  /** Steps added with nothing to wait for, in the order added. Each is handed over once: the graph keeps no copy. */
   takeInitiallyReady(): string[] {
     const ready = this.#initiallyReady;
     this.#initiallyReady = [];

@@ -3,12 +3,14 @@
  * submitted, finished with its outcome. Each written first, then announced.
  */
 import os from "node:os";
-import type { Plan, PlannedStep } from "../plan/types.js";
+import path from "node:path";
+import type { PlannedInstance } from "../plan/plan.js";
+import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { EventBus } from "./events.js";
 import type { ExecutionResult } from "./executor.js";
-import { encodePlanInParts } from "./stored-plan.js";
+import { PlanEncoder } from "./stored-plan.js";
 
 const INSERT_SLICE = 5_000;
 
@@ -31,8 +33,9 @@ function storedInput(step: PlannedStep): unknown {
   return step.body ?? step.input;
 }
 
-function newStepOf(step: PlannedStep): NewStep {
+function newStepOf(step: PlannedStep, position: number): NewStep {
   return {
+    position,
     address: step.address,
     jobId: step.jobId,
     instanceKey: step.instanceKey,
@@ -45,47 +48,133 @@ function newStepOf(step: PlannedStep): NewStep {
   };
 }
 
-/** Records the run with its plan and steps (all pending), then announces it. */
+/** A plan as a run receives it: what it says of itself, then its instances as they are planned. */
+export interface PlanStream {
+  runId: string;
+  createdAt: number;
+  workflow: Plan["workflow"];
+  /** Steps and jobs in all, known before the first is planned. */
+  totals: { steps: number; jobs: number };
+  instances: Iterable<PlannedInstance>;
+}
+
+/** A whole plan as a stream: its instances, in order. */
+export function streamOf(plan: Plan): PlanStream {
+  const jobs = new Set<string>();
+  for (const step of plan.steps) jobs.add(`${step.jobId}/${step.instanceKey}`);
+  return {
+    runId: plan.runId,
+    createdAt: plan.createdAt,
+    workflow: plan.workflow,
+    totals: { steps: plan.steps.length, jobs: jobs.size },
+    instances: instancesOf(plan.steps),
+  };
+}
+
+/** A plan's steps by job instance (each instance's steps are contiguous), with their places. */
+function* instancesOf(steps: readonly PlannedStep[]): Generator<PlannedInstance> {
+  let start = 0;
+  for (let index = 1; index <= steps.length; index++) {
+    const first = steps[start]!;
+    const next = steps[index];
+    if (next && next.jobId === first.jobId && next.instanceKey === first.instanceKey) continue;
+    yield { position: start, steps: steps.slice(start, index) };
+    start = index;
+  }
+}
+
+/**
+ * Records a run as its plan is made: created and announced first, then each slice of steps
+ * (all pending, at their place in the plan) with its part of the stored plan, and the
+ * stored plan's own record once every step is in.
+ */
+export class RunRecorder {
+  readonly startedAt: number;
+  readonly #deps: { store: StateStore; events: EventBus; clock: Clock };
+  readonly #stream: Omit<PlanStream, "instances">;
+  readonly #encoder: PlanEncoder;
+  readonly #counts: PlanCounts = { total: 0, reuse: 0, submit: 0, deferred: 0, run: 0 };
+  #parts = 0;
+
+  constructor(
+    deps: { store: StateStore; events: EventBus; clock: Clock },
+    stream: PlanStream,
+    meta: RunMeta,
+  ) {
+    this.#deps = deps;
+    this.#stream = stream;
+    // Outputs folders are stored relative to the workflow's folder: their common folder is
+    // known only once every step is planned.
+    this.#encoder = new PlanEncoder(path.dirname(stream.workflow.file));
+    this.startedAt = deps.clock.now();
+    deps.store.createRun({
+      id: stream.runId,
+      workflowName: stream.workflow.name,
+      workflowFile: meta.file,
+      kind: meta.kind,
+      parentRunId: meta.parentRunId,
+      // Not a plan retry can read until finish() writes it.
+      plan: null,
+      options: meta.options,
+      startedAt: this.startedAt,
+      pid: process.pid,
+      hostname: os.hostname(),
+    });
+    deps.events.emit({
+      event: "run_started",
+      at: this.startedAt,
+      runId: stream.runId,
+      workflow: stream.workflow.name,
+      file: meta.file,
+      kind: meta.kind,
+      steps: stream.totals.steps,
+      jobs: stream.totals.jobs,
+      concurrency: meta.concurrency,
+    });
+  }
+
+  /** Records these instances' steps (one commit for the rows, one for their part of the plan). */
+  record(instances: readonly PlannedInstance[]): void {
+    const rows: NewStep[] = [];
+    const stored: ReturnType<PlanEncoder["step"]>[] = [];
+    for (const instance of instances) {
+      instance.steps.forEach((step, offset) => {
+        rows.push(newStepOf(step, instance.position + offset));
+        stored.push(this.#encoder.step(step));
+        this.#counts.total++;
+        this.#counts[step.decision]++;
+      });
+    }
+    if (rows.length === 0) return;
+    this.#deps.store.insertSteps(this.#stream.runId, rows, this.startedAt);
+    this.#deps.store.addRunPlanPart(this.#stream.runId, this.#parts++, stored);
+  }
+
+  /** Writes the stored plan's own record: from now on `retry` can work from this run. */
+  finish(): PlanCounts {
+    const { runId, createdAt, workflow } = this.#stream;
+    this.#deps.store.setRunPlan(
+      runId,
+      this.#encoder.whole({ runId, createdAt, workflow, counts: this.#counts }, []),
+    );
+    return { ...this.#counts };
+  }
+}
+
+/** Records the run with its whole plan and every step (all pending), then announces it. */
 export function beginRun(
   deps: { store: StateStore; events: EventBus; clock: Clock },
   plan: Plan,
   meta: RunMeta,
 ): number {
-  const startedAt = deps.clock.now();
-  const stored = encodePlanInParts(plan, INSERT_SLICE, meta.outputsRoot);
-  deps.store.createRun({
-    id: plan.runId,
-    workflowName: plan.workflow.name,
-    workflowFile: meta.file,
-    kind: meta.kind,
-    parentRunId: meta.parentRunId,
-    plan: stored.plan,
-    options: meta.options,
-    startedAt,
-    pid: process.pid,
-    hostname: os.hostname(),
-  });
+  const recorder = new RunRecorder(deps, streamOf(plan), meta);
   // In slices, so a 100,000-step plan never holds all its rows (nor its stored steps) at once.
-  let part = 0;
-  for (const steps of stored.parts) {
-    const from = part * INSERT_SLICE;
-    deps.store.insertSteps(plan.runId, plan.steps.slice(from, from + INSERT_SLICE).map(newStepOf), startedAt);
-    deps.store.addRunPlanPart(plan.runId, part++, steps);
+  for (let from = 0; from < plan.steps.length; from += INSERT_SLICE) {
+    const steps = plan.steps.slice(from, from + INSERT_SLICE);
+    recorder.record([{ position: from, steps }]);
   }
-  const jobs = new Set<string>();
-  for (const step of plan.steps) jobs.add(`${step.jobId}/${step.instanceKey}`);
-  deps.events.emit({
-    event: "run_started",
-    at: startedAt,
-    runId: plan.runId,
-    workflow: plan.workflow.name,
-    file: meta.file,
-    kind: meta.kind,
-    steps: plan.steps.length,
-    jobs: jobs.size,
-    concurrency: meta.concurrency,
-  });
-  return startedAt;
+  recorder.finish();
+  return recorder.startedAt;
 }
 
 /** Records how the run ended, then announces it. */

@@ -10,11 +10,16 @@ import type { StepResultView, TemplateContext } from "../template/resolve.js";
 export class StepResults {
   readonly #needed = new Set<string>();
   readonly #results = new Map<string, StepResultView>();
-  readonly #plan: Plan;
+  readonly #plan: Pick<Plan, "runId" | "createdAt" | "workflow">;
 
-  constructor(plan: Plan) {
+  constructor(plan: Pick<Plan, "runId" | "createdAt" | "workflow">, steps: readonly PlannedStep[] = []) {
     this.#plan = plan;
-    for (const step of plan.steps) for (const dependency of step.dependsOn) this.#needed.add(dependency);
+    this.add(steps);
+  }
+
+  /** Notes which results these steps will read. */
+  add(steps: readonly PlannedStep[]): void {
+    for (const step of steps) for (const dependency of step.dependsOn) this.#needed.add(dependency);
   }
 
   record(address: string, result: StepResultView): void {

@@ -67,8 +67,8 @@ function defaultOutputsRoot(plan: Plan): string {
   return commonFolder(new Set(plan.steps.map((step) => step.outputsDir))) ?? path.dirname(plan.workflow.file);
 }
 
-/** Encodes steps one at a time, collecting the shapes they share. */
-class PlanEncoder {
+/** Encodes steps one at a time, collecting the shapes they share; `whole` writes the rest of the plan around them. */
+export class PlanEncoder {
   readonly shapes: StepShape[] = [];
   readonly #shapeIndex = new Map<string, number>();
 
@@ -116,7 +116,7 @@ class PlanEncoder {
     return stored;
   }
 
-  whole(plan: Plan, steps: StoredStep[]): StoredPlan {
+  whole(plan: Omit<Plan, "steps">, steps: StoredStep[]): StoredPlan {
     return {
       format: STORED_PLAN_FORMAT,
       workflow: plan.workflow,
@@ -137,29 +137,6 @@ export function encodePlan(plan: Plan, outputsRoot: string = defaultOutputsRoot(
     plan,
     plan.steps.map((step) => encoder.step(step)),
   );
-}
-
-/**
- * The stored plan in parts, for a run to store beside its steps: the plan with every shape
- * and no steps, then the steps `partSize` at a time (`parts[i]` holds steps i·partSize …).
- * One 11 MB value for 100,000 steps made a big run's start its memory peak: the text, its
- * UTF-8 copy and its database record, all at once.
- */
-export function encodePlanInParts(
-  plan: Plan,
-  partSize: number,
-  outputsRoot: string = defaultOutputsRoot(plan),
-): { plan: StoredPlan; parts: Generator<StoredStep[]> } {
-  const encoder = new PlanEncoder(outputsRoot);
-  // Every shape first, so the plan written first is complete; the steps keep their index.
-  const shapeOf = Int32Array.from(plan.steps, (step) => encoder.shapeOf(step));
-  function* parts(): Generator<StoredStep[]> {
-    for (let from = 0; from < plan.steps.length; from += partSize) {
-      const slice = plan.steps.slice(from, from + partSize);
-      yield slice.map((step, offset) => encoder.step(step, shapeOf[from + offset]));
-    }
-  }
-  return { plan: encoder.whole(plan, []), parts: parts() };
 }
 
 /** A run's stored plan with every part's steps after its own, or undefined if it has none runflow can read. */
@@ -184,7 +161,7 @@ export function isStoredPlan(value: unknown): value is StoredPlan {
  * only (run, address, when): its result is read from that step's record when needed.
  */
 export function decodePlan(stored: StoredPlan, records: ReadonlyMap<string, StepRecord>): Plan {
-  const steps: PlannedStep[] = stored.steps.map(
+  const planned: PlannedStep[] = stored.steps.map(
     ([shapeIndex, instanceKey, outputsDir, decision, rest = {}]) => {
       const shape = stored.shapes[shapeIndex]!;
       const prefix = `${shape.jobId}/${instanceKey}/`;
@@ -218,6 +195,13 @@ export function decodePlan(stored: StoredPlan, records: ReadonlyMap<string, Step
       return step;
     },
   );
+  // Parts are stored in the order the steps were planned; the records are in plan order.
+  const place = new Map<string, number>();
+  for (const address of records.keys()) place.set(address, place.size);
+  const steps = planned
+    .map((step, index) => ({ step, at: place.get(step.address) ?? place.size + index }))
+    .sort((a, b) => a.at - b.at)
+    .map(({ step }) => step);
   return {
     workflow: stored.workflow,
     runId: stored.runId,

@@ -49,11 +49,16 @@ export class StepTracker {
     this.#store = deps.store;
     this.#events = deps.events;
     this.#clock = deps.clock;
+    this.add(steps);
+  }
+
+  /** Tracks more steps of the run (recorded as pending already). */
+  add(steps: readonly PlannedStep[]): void {
     for (const step of steps) {
       this.#steps.set(step.address, step);
       this.#live.set(step.address, { state: StepState.pending, attempt: 0, requestId: undefined });
     }
-    this.#counts.set(StepState.pending, steps.length);
+    this.#counts.set(StepState.pending, (this.#counts.get(StepState.pending) ?? 0) + steps.length);
   }
 
   get runId(): string {

@@ -10,6 +10,15 @@ export type {
   StepDecision,
 } from "./types.js";
 export { fingerprintModelStep, fingerprintRunStep } from "./fingerprint.js";
-export { countDecisions, planRun, runDate, selectSteps } from "./plan.js";
+export {
+  countDecisions,
+  planInstances,
+  planRun,
+  planTotals,
+  planWorkflow,
+  runDate,
+  selectSteps,
+  type PlannedInstance,
+} from "./plan.js";
 export { emptyPriorState, priorStateOf } from "./prior-state.js";
 export { planHeadline, planSummaryLines, planToJson } from "./render.js";

@@ -220,21 +220,49 @@ export function runDate(now: number): string {
   return new Date(now).toISOString().slice(0, 10);
 }
 
+/** One job instance's planned steps, and where the first of them stands in the plan's order. */
+export interface PlannedInstance {
+  position: number;
+  steps: PlannedStep[];
+}
+
+/** The steps a run of `workflow` has, and the jobs they belong to: known before planning. */
+export function planTotals(workflow: Workflow, only?: readonly string[]): { steps: number; jobs: number } {
+  const selection = selectSteps(workflow, only);
+  let steps = 0;
+  let jobs = 0;
+  for (const job of workflow.jobs) {
+    const chosen = selection ? selection.get(job.id) : undefined;
+    if (selection && !chosen) continue;
+    const perInstance = chosen ? job.steps.filter((step) => chosen.has(step.id)).length : job.steps.length;
+    if (perInstance === 0) continue;
+    steps += perInstance * job.instances.length;
+    jobs += job.instances.length;
+  }
+  return { steps, jobs };
+}
+
 /**
- * Plans a run of `workflow`: every step of every instance (or those `only` selects, with
- * their dependencies), in dependency order, with its resolved input, request body,
- * fingerprint and decision. Reuse needs `prior` (pass emptyPriorState for none).
+ * Plans a run of `workflow` one job instance at a time, each with its resolved inputs,
+ * request bodies, fingerprints and decisions. In plan order (jobs, their instances, their
+ * steps), except that instances `options.later` names (`JOB/KEY`) come after all the others:
+ * a resumed run plans first what an earlier run did not finish, and starts on it sooner.
  */
-export function planRun(workflow: Workflow, prior: PriorState, options: PlanOptions): Plan {
+export function* planInstances(
+  workflow: Workflow,
+  prior: PriorState,
+  options: PlanOptions & { later?: ((instance: string) => boolean) | undefined },
+): Generator<PlannedInstance> {
   const selection = selectSteps(workflow, options.only);
   const run = { id: options.runId, date: runDate(options.now) };
-  const steps: PlannedStep[] = [];
+  const jobs: { planning: JobPlanning; steps: (ModelStep | RunStep)[]; position: number }[] = [];
+  let position = 0;
   for (const job of workflow.jobs) {
     const chosen = selection ? selection.get(job.id) : undefined;
     if (selection && !chosen) continue;
     const jobSteps = chosen ? job.steps.filter((step) => chosen.has(step.id)) : job.steps;
     const [first] = job.instances;
-    if (!first) continue;
+    if (!first || jobSteps.length === 0) continue;
     const context: TemplateContext = {
       item: {},
       vars: workflow.vars,
@@ -244,35 +272,66 @@ export function planRun(workflow: Workflow, prior: PriorState, options: PlanOpti
       env: workflow.env,
       steps: {},
     };
-    const planning: JobPlanning = {
-      workflow,
-      prior,
-      options,
-      job,
-      instance: first,
-      context,
-      outputsDir: "",
-      fields: new Map(),
-    };
-    for (const instance of job.instances) {
-      planning.instance = instance;
-      context.item = instance.item;
-      context.job = { id: job.id, key: instance.key };
-      context.steps = {};
-      planning.outputsDir = path.resolve(workflow.dir, asText(resolveValue(workflow.outputs, context)));
-      for (const step of jobSteps) {
-        steps.push(step.kind === "model" ? planModelStep(step, planning) : planRunStep(step, planning));
+    jobs.push({
+      planning: {
+        workflow,
+        prior,
+        options,
+        job,
+        instance: first,
+        context,
+        outputsDir: "",
+        fields: new Map(),
+      },
+      steps: jobSteps,
+      position,
+    });
+    position += jobSteps.length * job.instances.length;
+  }
+  const later = options.later;
+  for (const pass of later ? [false, true] : [false]) {
+    for (const { planning, steps: jobSteps, position: jobPosition } of jobs) {
+      const { job, context } = planning;
+      for (let index = 0; index < job.instances.length; index++) {
+        const instance = job.instances[index]!;
+        if (later && later(`${job.id}/${instance.key}`) !== pass) continue;
+        planning.instance = instance;
+        context.item = instance.item;
+        context.job = { id: job.id, key: instance.key };
+        context.steps = {};
+        planning.outputsDir = path.resolve(workflow.dir, asText(resolveValue(workflow.outputs, context)));
+        const steps = jobSteps.map((step) =>
+          step.kind === "model" ? planModelStep(step, planning) : planRunStep(step, planning),
+        );
+        yield { position: jobPosition + index * jobSteps.length, steps };
       }
     }
   }
+}
+
+/** What a plan says of its workflow. */
+export function planWorkflow(workflow: Workflow): Plan["workflow"] {
   return {
-    workflow: {
-      name: workflow.name,
-      file: workflow.file,
-      concurrency: workflow.concurrency,
-      limits: workflow.limits,
-      poll: workflow.defaults.poll,
-    },
+    name: workflow.name,
+    file: workflow.file,
+    concurrency: workflow.concurrency,
+    limits: workflow.limits,
+    poll: workflow.defaults.poll,
+  };
+}
+
+/**
+ * Plans a run of `workflow`: every step of every instance (or those `only` selects, with
+ * their dependencies), in dependency order, with its resolved input, request body,
+ * fingerprint and decision. Reuse needs `prior` (pass emptyPriorState for none).
+ */
+export function planRun(workflow: Workflow, prior: PriorState, options: PlanOptions): Plan {
+  const steps: PlannedStep[] = [];
+  for (const instance of planInstances(workflow, prior, options)) {
+    for (const step of instance.steps) steps.push(step);
+  }
+  return {
+    workflow: planWorkflow(workflow),
     runId: options.runId,
     createdAt: options.now,
     steps,

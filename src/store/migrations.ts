@@ -140,6 +140,13 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "steps keep their place in the plan",
+    // A run records its steps as they are planned, and a resumed run plans what is left to
+    // do first: the place in the plan is kept apart from the order of insertion (rowid).
+    sql: `ALTER TABLE steps ADD COLUMN position INTEGER;`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -175,6 +175,7 @@ interface StepRow {
   started_at: number | null;
   finished_at: number | null;
   updated_at: number;
+  position: number | null;
 }
 
 interface AttemptRow {
@@ -458,10 +459,16 @@ function prepareStatements(db: Database.Database) {
 
     insertStep: db.prepare<Omit<StepRow, "error" | "queue_position" | "started_at">>(
       `INSERT INTO steps (run_id, address, job_id, instance_key, step_id, kind, model, state, attempt, fingerprint,
-         input_json, output_json, files_json, stdout, request_id, reused_from_run, created_at, finished_at, updated_at)
+         input_json, output_json, files_json, stdout, request_id, reused_from_run, created_at, finished_at, updated_at,
+         position)
        VALUES (@run_id, @address, @job_id, @instance_key, @step_id, @kind, @model, @state, @attempt, @fingerprint,
          @input_json, @output_json, @files_json, @stdout, @request_id, @reused_from_run, @created_at, @finished_at,
-         @updated_at)`,
+         @updated_at, @position)`,
+    ),
+    setRunPlan: db.prepare<[string, string]>(`UPDATE runs SET plan_json = ? WHERE id = ?`),
+    unfinishedInstances: db.prepare<[string], { instance: string }>(
+      `SELECT DISTINCT job_id || '/' || instance_key AS instance FROM steps
+       WHERE run_id = ? AND state NOT IN ('succeeded', 'reused')`,
     ),
     updateStep: db.prepare<StepPatchParams>(
       `UPDATE steps SET
@@ -482,9 +489,10 @@ function prepareStatements(db: Database.Database) {
        WHERE run_id = @run_id AND address = @address`,
     ),
     getStep: db.prepare<[string, string], StepRow>(`SELECT * FROM steps WHERE run_id = ? AND address = ?`),
-    getSteps: db.prepare<[string], StepRow>(`SELECT * FROM steps WHERE run_id = ? ORDER BY rowid`),
+    getSteps: db.prepare<[string], StepRow>(`SELECT * FROM steps WHERE run_id = ? ORDER BY position, rowid`),
     getStepsInStates: db.prepare<[string, string], StepRow>(
-      `SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?)) ORDER BY rowid`,
+      `SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?))
+       ORDER BY position, rowid`,
     ),
     countStepsByState: db.prepare<[string], { state: string; count: number }>(
       `SELECT state, count(*) AS count FROM steps WHERE run_id = ? GROUP BY state`,
@@ -672,6 +680,15 @@ export class SqliteStore implements StateStore {
     return parseJson<unknown>(this.#sql.getRunPlan.get(runId)?.plan_json ?? null);
   }
 
+  setRunPlan(runId: string, plan: unknown): void {
+    const { changes } = this.#sql.setRunPlan.run(this.#json(plan) ?? "null", runId);
+    if (changes === 0) throw new Error(`setRunPlan: no run ${runId}`);
+  }
+
+  unfinishedInstances(runId: string): Set<string> {
+    return new Set(this.#sql.unfinishedInstances.all(runId).map((row) => row.instance));
+  }
+
   addRunPlanPart(runId: string, part: number, steps: unknown): void {
     this.#sql.insertRunPlanPart.run(runId, part, this.#json(steps) ?? "null");
   }
@@ -712,6 +729,7 @@ export class SqliteStore implements StateStore {
             created_at: createdAt,
             finished_at: step.finishedAt ?? null,
             updated_at: createdAt,
+            position: step.position ?? null,
           });
         }
       })

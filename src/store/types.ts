@@ -147,6 +147,8 @@ export interface NewStep {
   requestId?: string | undefined;
   reusedFromRun?: string | undefined;
   finishedAt?: number | undefined;
+  /** Its place in the plan; steps are listed in this order (default: the order they were inserted). */
+  position?: number | undefined;
 }
 
 export interface StepRecord {
@@ -306,6 +308,13 @@ export interface StateStore extends PriorState {
   listRuns(options: { limit: number; workflowName?: string | undefined }): RunRecord[];
   /** The resolved plan stored with the run; undefined when the run does not exist. */
   getRunPlan(runId: string): unknown;
+  /** Replaces the plan a run was created with (a plan recorded as it is made is complete only at the end). */
+  setRunPlan(runId: string, plan: unknown): void;
+  /**
+   * The instances (`JOB/KEY`) of a run with a step that did not succeed (nor was reused):
+   * what is left to do after it.
+   */
+  unfinishedInstances(runId: string): Set<string>;
   /** Stores part `part` of a run's plan (steps stored apart from it, in order). */
   addRunPlanPart(runId: string, part: number, steps: unknown): void;
   /** The parts of a run's plan, in order; none for a plan stored whole. */
