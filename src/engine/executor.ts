@@ -3,8 +3,9 @@
  * once everything it depends on has succeeded, blocks the dependents of a step that did not,
  * and ends when nothing more can start. Every effect goes through the injected deps.
  *
- * The run and its steps must already be in the store (beginRun); the executor changes step
- * states only, each through StepTracker.transition (written, then announced).
+ * The run and each slice of steps must already be in the store (RunRecorder); steps may
+ * arrive while others run. The executor changes step states only, each through
+ * StepTracker.transition (written, then announced).
  */
 import os from "node:os";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";

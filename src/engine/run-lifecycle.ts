@@ -1,6 +1,7 @@
 /**
- * A run's record at its two ends: created with its plan and every step before anything is
- * submitted, finished with its outcome. Each written first, then announced.
+ * A run's record at its two ends: created and announced first, its steps recorded (all
+ * pending) as they are planned, each before it can start, its plan's own record once the
+ * last is in; finished with its outcome. Each written first, then announced.
  */
 import os from "node:os";
 import path from "node:path";
@@ -23,8 +24,6 @@ export interface RunMeta {
   options: unknown;
   /** Requests in flight at once, as this run uses it. */
   concurrency: number;
-  /** The common folder of the steps' outputs, when the caller has computed it. */
-  outputsRoot?: string | undefined;
 }
 
 /** What the store keeps as a step's input before it runs: the body, the input with its templates, or the command. */

@@ -24,7 +24,10 @@ interface StepShape {
   timeoutMs: number;
 }
 
-/** A step's own part: `[shape, instance key, outputs folder (relative to outputsRoot), decision, rest]`. */
+/**
+ * A step's own part: `[shape, instance key, outputs folder (relative to outputsRoot), decision, rest]`.
+ * Stored in the order the steps were planned; decodePlan puts them back in plan order.
+ */
 type StoredStep = [number, string, string, StepDecision, StoredRest?];
 
 /** The rest of a step that is not in its shape nor in the steps table. */
