@@ -67,6 +67,8 @@ const MIN_REATTACH_WINDOW_MS = 10_000;
 /** Waits between polls that failed for a transient reason (the client already retried each call). */
 const POLL_ERROR_BACKOFF = { baseMs: 1_000, maxMs: 30_000 };
 const CANCEL_TIMEOUT_MS = 10_000;
+/** Ends an attempt's timeout timer once its watch is over; nobody reads it. */
+const WATCH_ENDED = new Error("the watch of this attempt ended");
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -441,7 +443,8 @@ async function watch(
     deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
     return { kind: "retryable", state: "failed", error };
   } finally {
-    timerAbort.abort();
+    // With a reason of our own: abort() alone builds a DOMException (and its stack) per step.
+    timerAbort.abort(WATCH_ENDED);
     control.submitSignal.removeEventListener("abort", onStopSubmitting);
   }
 }

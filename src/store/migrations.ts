@@ -147,6 +147,14 @@ export const MIGRATIONS: readonly Migration[] = [
     // do first: the place in the plan is kept apart from the order of insertion (rowid).
     sql: `ALTER TABLE steps ADD COLUMN position INTEGER;`,
   },
+  {
+    version: 5,
+    name: "no index of steps by state",
+    // Every state change of every step updated it: about a tenth of a zero-duration step's
+    // CPU (1,100 against 940 steps/s, measured side by side). What reads steps by state
+    // (status, retry) reads one run's rows through the primary key instead.
+    sql: `DROP INDEX steps_by_state;`,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);
