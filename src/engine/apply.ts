@@ -148,8 +148,13 @@ export interface LockedRun {
   request: Pick<ApplyRequest, "api" | "env">;
 }
 
-/** Steps are planned, recorded and handed to the executor this many at a time (whole job instances). */
+/**
+ * Steps are planned, recorded and handed to the executor in slices of whole job instances:
+ * small at first, so the first requests' connections open while little is being planned
+ * (each slice holds the event loop), then up to this many.
+ */
 const SLICE_STEPS = 1_000;
+const FIRST_SLICE_STEPS = 100;
 
 /** The common folder of every step's outputs, followed as the steps are planned. */
 class OutputsRoot {
@@ -176,6 +181,7 @@ async function* recordedSlices(
   let batch: PlannedInstance[] = [];
   let size = 0;
   let first = true;
+  let sliceSteps = FIRST_SLICE_STEPS;
   const flush = (): PlannedStep[] => {
     recorder.record(batch);
     const steps = batch.flatMap((instance) => instance.steps);
@@ -187,9 +193,10 @@ async function* recordedSlices(
   for (const instance of stream.instances) {
     batch.push(instance);
     size += instance.steps.length;
-    if (size < SLICE_STEPS) continue;
+    if (size < sliceSteps) continue;
     if (!first) await setImmediatePromise();
     first = false;
+    sliceSteps = Math.min(SLICE_STEPS, sliceSteps * 2);
     yield flush();
   }
   if (batch.length > 0) yield flush();
