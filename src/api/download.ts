@@ -11,7 +11,7 @@ import { mkdir, open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 import { DownloadError } from "./errors.js";
-import { undiciTransport, type HeaderReader, type HttpAnswer, type HttpTransport } from "./http.js";
+import { isOk, undiciTransport, type HeaderReader, type HttpAnswer, type HttpTransport } from "./http.js";
 import {
   backoff,
   classify,
@@ -121,7 +121,7 @@ async function attemptDownload(
   } catch (error) {
     throw transportFailure(error);
   }
-  if (response.status < 200 || response.status > 299) {
+  if (!isOk(response)) {
     await response.discard();
     const verdict = classify({
       phase: "download",

@@ -35,6 +35,11 @@ export interface HttpAnswer {
 
 export type HttpTransport = (request: HttpRequest) => Promise<HttpAnswer>;
 
+/** A 2xx answer (what `fetch` calls `ok`). */
+export function isOk(answer: Pick<HttpAnswer, "status">): boolean {
+  return answer.status >= 200 && answer.status <= 299;
+}
+
 const MAX_REDIRECTIONS = 5;
 
 let agent: Dispatcher | undefined;

@@ -3,7 +3,7 @@
  * 429 or 5xx, or a connection that fails, is tried again a few times with backoff, as SPEC
  * §4 asks of every idempotent call — one hiccup of an image host must not reject a batch.
  */
-import { fetchTransport, undiciTransport, type HttpTransport } from "../api/http.js";
+import { fetchTransport, isOk, undiciTransport, type HttpTransport } from "../api/http.js";
 import { backoff, classify } from "../api/retry-policy.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 
@@ -27,8 +27,7 @@ export function retryingTransport(options: RetryingTransportOptions = {}): HttpT
       let verdict;
       try {
         const answer = await inner(request);
-        const ok = answer.status >= 200 && answer.status <= 299;
-        if (ok || attempt >= attempts) return answer;
+        if (isOk(answer) || attempt >= attempts) return answer;
         verdict = classify({
           phase: "probe",
           status: answer.status,

@@ -77,7 +77,7 @@ export class PlanEncoder {
 
   constructor(readonly outputsRoot: string) {}
 
-  shapeOf(step: PlannedStep): number {
+  #shapeOf(step: PlannedStep): number {
     const key = shapeKey(step);
     let index = this.#shapeIndex.get(key);
     if (index === undefined) {
@@ -98,7 +98,7 @@ export class PlanEncoder {
     return index;
   }
 
-  step(step: PlannedStep, shape: number = this.shapeOf(step)): StoredStep {
+  step(step: PlannedStep): StoredStep {
     const rest: StoredRest = {};
     if (step.decision === "deferred" && step.input) rest.input = step.input;
     if (step.kind === "run") {
@@ -110,7 +110,7 @@ export class PlanEncoder {
     if (step.problems) rest.problems = step.problems;
     if (step.reuse) rest.reuse = step.reuse;
     const stored: StoredStep = [
-      shape,
+      this.#shapeOf(step),
       step.instanceKey,
       path.relative(this.outputsRoot, step.outputsDir),
       step.decision,

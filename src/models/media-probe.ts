@@ -5,7 +5,7 @@
  */
 import { STATUS_CODES } from "node:http";
 import { imageSize } from "image-size";
-import { undiciTransport, type HttpAnswer, type HttpTransport } from "../api/http.js";
+import { isOk, undiciTransport, type HttpAnswer, type HttpTransport } from "../api/http.js";
 import { transportErrorCode } from "../api/retry-policy.js";
 import { MediaUnreachableError } from "./errors.js";
 import {
@@ -64,10 +64,6 @@ async function send(probe: Probe, method: "GET" | "HEAD", range?: string): Promi
   } catch (error) {
     throw unreachable(probe, error);
   }
-}
-
-function isOk(answer: HttpAnswer): boolean {
-  return answer.status >= 200 && answer.status <= 299;
 }
 
 function unreachable(probe: Probe, error: unknown): Error {

@@ -841,8 +841,9 @@ export class SqliteStore implements StateStore {
         const { changes } = this.#sql.recordRequestId.run(requestId, at, key.runId, key.address, key.attempt);
         if (changes === 0)
           throw new Error(`recordRequestId: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
-        this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
-        if (step) this.updateStep(key.runId, key.address, step);
+        // With the step's new state, the id goes in the same row update.
+        if (step) this.updateStep(key.runId, key.address, { ...step, requestId });
+        else this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
       })
       .immediate();
   }
