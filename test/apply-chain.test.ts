@@ -57,7 +57,9 @@ describe("runflow apply (end to end)", () => {
     expect(animate).toEqual(expect.arrayContaining(["waiting", "submitting", "downloading", "succeeded"]));
     expect(animate.at(-1)).toBe("succeeded");
     // The first state after the submission carries the request id it got.
-    const submitted = events.find((e) => e.event === "step" && e.previous === "submitting");
+    const submitted = events.find(
+      (e) => e.event === "step" && e.address === "clip/item-1/animate" && e.previous === "submitting",
+    );
     expect(submitted).toMatchObject({ job: "clip/item-1", attempt: 1 });
     expect(typeof submitted?.requestId).toBe("string");
   });

@@ -10,7 +10,7 @@ import type { HttpTransport } from "../api/http.js";
 import type { ModelRegistry } from "../models/registry.js";
 import type { StateStore } from "../store/types.js";
 import type { Clock, Random } from "../util/clock.js";
-import type { EventBus } from "./events.js";
+import type { RunEventSink } from "./events.js";
 
 /** The calls the engine makes to the RunComfy API; RunComfyClient is one. */
 export type EngineApi = Pick<RunComfyClient, "submit" | "waitForResult" | "cancel">;
@@ -52,7 +52,7 @@ export interface EngineDeps {
   registry: ModelRegistry;
   clock: Clock;
   random: Random;
-  events: EventBus;
+  events: RunEventSink;
   download: DownloadFunction;
   runProcess: ProcessRunner;
   /** Probes media produced at run time (media rules of deferred inputs); default undici (api/http.ts). */

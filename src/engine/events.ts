@@ -60,8 +60,13 @@ export type RunEvent = RunStartedEvent | StepEvent | RunNoticeEvent | RunFinishe
 
 export type RunEventListener = (event: RunEvent) => void;
 
+/** Where the engine announces its events: an EventBus, or one that waits for the commit (group-commit.ts). */
+export interface RunEventSink {
+  emit(event: RunEvent): void;
+}
+
 /** Fans events out to listeners; a listener that throws cannot break the run (graphile-worker's safeEmit). */
-export class EventBus {
+export class EventBus implements RunEventSink {
   // Replaced, never changed in place (copy on write): an emit iterates the list as it was when
   // it began, without copying it for each of a run's hundreds of thousands of events.
   #listeners: readonly RunEventListener[] = [];

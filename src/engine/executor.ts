@@ -16,6 +16,7 @@ import type { Plan, PlannedStep } from "../plan/types.js";
 import type { RunOutcome } from "../store/types.js";
 import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./context.js";
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
+import { startGroupCommit } from "./group-commit.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
 import { RunControl, type StopReason } from "./run-control.js";
@@ -109,6 +110,20 @@ export async function executeFeed(
   deps: EngineDeps,
   options: ExecuteOptions = {},
   control: RunControl = new RunControl(),
+): Promise<ExecutionResult> {
+  const group = startGroupCommit(deps.store, deps.events);
+  try {
+    return await executeGrouped(plan, { ...deps, events: group.events }, options, control);
+  } finally {
+    group.end();
+  }
+}
+
+async function executeGrouped(
+  plan: RunFeed,
+  deps: EngineDeps,
+  options: ExecuteOptions,
+  control: RunControl,
 ): Promise<ExecutionResult> {
   const concurrency = options.concurrency ?? plan.workflow.concurrency;
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());

@@ -260,6 +260,8 @@ async function remoteAttempt(
       alsoWrite: () =>
         deps.store.startAttempt({ ...key, workflowName: context.workflowName, fingerprint, startedAt }),
     });
+    // Under group commit: the attempt is on disk before the POST that may create (and bill) it.
+    await deps.store.committed();
     const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
     const submitted = await submit(context, key, model, body, resubmitUnknown);
     if (submitted.kind !== "submitted") return submitted.outcome;
@@ -274,6 +276,7 @@ async function remoteAttempt(
       requestId,
       commitWith: (patch) => deps.store.recordRequestId(key, id, submittedAt, patch),
     });
+    await deps.store.committed();
   }
   return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
 }

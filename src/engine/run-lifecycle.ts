@@ -9,7 +9,7 @@ import type { PlannedInstance } from "../plan/plan.js";
 import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
-import type { EventBus } from "./events.js";
+import type { RunEventSink } from "./events.js";
 import type { ExecutionResult } from "./executor.js";
 import { PlanEncoder } from "./stored-plan.js";
 
@@ -89,14 +89,14 @@ function* instancesOf(steps: readonly PlannedStep[]): Generator<PlannedInstance>
  */
 export class RunRecorder {
   readonly startedAt: number;
-  readonly #deps: { store: StateStore; events: EventBus; clock: Clock };
+  readonly #deps: { store: StateStore; events: RunEventSink; clock: Clock };
   readonly #stream: Omit<PlanStream, "instances">;
   readonly #encoder: PlanEncoder;
   readonly #counts: PlanCounts = { total: 0, reuse: 0, submit: 0, deferred: 0, run: 0 };
   #parts = 0;
 
   constructor(
-    deps: { store: StateStore; events: EventBus; clock: Clock },
+    deps: { store: StateStore; events: RunEventSink; clock: Clock },
     stream: PlanStream,
     meta: RunMeta,
   ) {
@@ -162,7 +162,7 @@ export class RunRecorder {
 
 /** Records the run with its whole plan and every step (all pending), then announces it. */
 export function beginRun(
-  deps: { store: StateStore; events: EventBus; clock: Clock },
+  deps: { store: StateStore; events: RunEventSink; clock: Clock },
   plan: Plan,
   meta: RunMeta,
 ): number {
@@ -178,7 +178,7 @@ export function beginRun(
 
 /** Records how the run ended, then announces it. */
 export function endRun(
-  deps: { store: StateStore; events: EventBus; clock: Clock },
+  deps: { store: StateStore; events: RunEventSink; clock: Clock },
   runId: string,
   startedAt: number,
   result: Pick<ExecutionResult, "status" | "exitCode" | "counts">,

@@ -1,12 +1,13 @@
 /**
  * The one way a step changes state (DESIGN practice 7): check the edge, write it to the
- * state database, then announce it. A view can never show a state the database does not
- * hold, and a crash right after an announcement loses nothing.
+ * state database, then announce it (under group commit, once the write is committed:
+ * group-commit.ts). A view can never show a state the database does not hold, and a crash
+ * right after an announcement loses nothing.
  */
 import type { PlannedStep } from "../plan/types.js";
 import type { StateStore, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
-import type { EventBus } from "./events.js";
+import type { RunEventSink } from "./events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
 
 /** What a transition records besides the new state. */
@@ -34,7 +35,7 @@ interface LiveStep {
 export class StepTracker {
   readonly #runId: string;
   readonly #store: StateStore;
-  readonly #events: EventBus;
+  readonly #events: RunEventSink;
   readonly #clock: Clock;
   readonly #steps = new Map<string, PlannedStep>();
   readonly #live = new Map<string, LiveStep>();
@@ -43,7 +44,7 @@ export class StepTracker {
   constructor(
     runId: string,
     steps: readonly PlannedStep[],
-    deps: { store: StateStore; events: EventBus; clock: Clock },
+    deps: { store: StateStore; events: RunEventSink; clock: Clock },
   ) {
     this.#runId = runId;
     this.#store = deps.store;

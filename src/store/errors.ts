@@ -38,3 +38,17 @@ export function missingStateError(path: string): StateStoreError {
     hint: "run `runflow apply FILE` first, or point --state at an existing database",
   });
 }
+
+/** A group of writes could not be committed (disk full, I/O error): the run cannot go on safely. */
+export function commitFailedError(path: string, cause: unknown): RunflowError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new RunflowError(
+    "state_commit_failed",
+    ExitCode.stepsFailed,
+    `could not commit to the state database ${path}: ${reason}; the run stopped, and its last changes are lost`,
+    {
+      hint: "fix the disk (space, permissions), then run `runflow apply` again: it re-attaches to every request whose id was recorded",
+      cause,
+    },
+  );
+}

@@ -2,7 +2,14 @@ import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { isRunflowError } from "../errors.js";
-import { cannotOpenError, missingStateError, newerSchemaError, notADatabaseError } from "./errors.js";
+import {
+  cannotOpenError,
+  commitFailedError,
+  missingStateError,
+  newerSchemaError,
+  notADatabaseError,
+} from "./errors.js";
+import { commitOpenGroups, GroupCommit } from "./group-commit.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.js";
 import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
@@ -120,6 +127,9 @@ function withDatabase<T>(path: string, options: ConnectOptions, use: (db: Databa
 }
 
 function prepareForWriting(db: Database.Database, path: string): void {
+  // A migration waits for the write lock: a group open on another connection of this
+  // process would hold it until this thread, busy waiting here, let it commit.
+  commitOpenGroups();
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
   migrate(db, path);
@@ -618,6 +628,9 @@ export class SqliteStore implements StateStore {
   readonly #db: Database.Database;
   readonly #sql: Statements;
   readonly #redact: Redactor;
+  readonly #group: GroupCommit;
+  /** Depth of `transaction()` calls in progress. */
+  #transactionDepth = 0;
 
   constructor(db: Database.Database, path: string, redact: Redactor) {
     this.#db = db;
@@ -625,11 +638,13 @@ export class SqliteStore implements StateStore {
     this.readonly = db.readonly;
     this.#sql = prepareStatements(db);
     this.#redact = redact;
+    this.#group = new GroupCommit(db, (cause) => commitFailedError(path, cause));
   }
 
   // Runs
 
   createRun(run: NewRun): void {
+    this.#beforeWrite();
     this.#sql.insertRun.run({
       id: run.id,
       workflow_name: run.workflowName,
@@ -645,6 +660,7 @@ export class SqliteStore implements StateStore {
   }
 
   finishRun(runId: string, result: RunResult): void {
+    this.#beforeWrite();
     const { changes } = this.#sql.finishRun.run(
       result.status,
       result.exitCode,
@@ -681,6 +697,7 @@ export class SqliteStore implements StateStore {
   }
 
   setRunPlan(runId: string, plan: unknown): void {
+    this.#beforeWrite();
     const { changes } = this.#sql.setRunPlan.run(this.#json(plan) ?? "null", runId);
     if (changes === 0) throw new Error(`setRunPlan: no run ${runId}`);
   }
@@ -690,6 +707,7 @@ export class SqliteStore implements StateStore {
   }
 
   addRunPlanPart(runId: string, part: number, steps: unknown): void {
+    this.#beforeWrite();
     this.#sql.insertRunPlanPart.run(runId, part, this.#json(steps) ?? "null");
   }
 
@@ -698,6 +716,7 @@ export class SqliteStore implements StateStore {
   }
 
   requestCancel(runId: string, at: number): void {
+    this.#beforeWrite();
     const { changes } = this.#sql.requestCancel.run(at, runId);
     if (changes === 0) throw new Error(`requestCancel: no run ${runId}`);
   }
@@ -705,6 +724,7 @@ export class SqliteStore implements StateStore {
   // Steps
 
   insertSteps(runId: string, steps: readonly NewStep[], createdAt: number): void {
+    this.#beforeWrite();
     const insert = this.#sql.insertStep;
     this.#db
       .transaction(() => {
@@ -737,6 +757,7 @@ export class SqliteStore implements StateStore {
   }
 
   updateStep(runId: string, address: string, patch: StepPatch): void {
+    this.#beforeWrite();
     const json = (value: unknown) => this.#json(value);
     const text = (value: string) => this.#redact(value);
     const [setFingerprint, fingerprint] = patchColumn(patch.fingerprint, asIs);
@@ -806,6 +827,7 @@ export class SqliteStore implements StateStore {
   // Attempts
 
   startAttempt(attempt: NewAttempt): void {
+    this.#beforeWrite();
     const reattach = attempt.reattach;
     this.#db
       .transaction(() => {
@@ -833,9 +855,10 @@ export class SqliteStore implements StateStore {
   }
 
   recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void {
-    if (this.#db.inTransaction) {
+    if (this.#transactionDepth > 0) {
       throw new Error("recordRequestId must commit on its own: call it outside store.transaction()");
     }
+    this.#beforeWrite();
     this.#db
       .transaction(() => {
         const { changes } = this.#sql.recordRequestId.run(requestId, at, key.runId, key.address, key.attempt);
@@ -849,6 +872,7 @@ export class SqliteStore implements StateStore {
   }
 
   updateAttempt(key: AttemptKey, patch: AttemptPatch): void {
+    this.#beforeWrite();
     const [setError, error] = patchColumn(patch.error, (value: string) => this.#redact(value));
     const [setQueuePosition, queuePosition] = patchColumn(patch.queuePosition, asIs);
     const [setFinishedAt, finishedAt] = patchColumn(patch.finishedAt, asIs);
@@ -900,6 +924,7 @@ export class SqliteStore implements StateStore {
   // Outputs
 
   recordOutput(output: NewOutput): void {
+    this.#beforeWrite();
     this.#sql.upsertOutput.run({
       run_id: output.runId,
       address: output.address,
@@ -931,6 +956,7 @@ export class SqliteStore implements StateStore {
   // Lock
 
   acquireLock(workflowName: string, holder: LockRequest, options: LockOptions): LockResult {
+    this.#beforeWrite();
     const { now } = options;
     return this.#db
       .transaction((): LockResult => {
@@ -961,10 +987,12 @@ export class SqliteStore implements StateStore {
   }
 
   heartbeat(workflowName: string, runId: string, now: number): boolean {
+    this.#beforeWrite();
     return this.#sql.heartbeat.run(now, workflowName, runId).changes > 0;
   }
 
   releaseLock(workflowName: string, runId: string): void {
+    this.#beforeWrite();
     this.#sql.releaseLock.run(workflowName, runId);
   }
 
@@ -976,20 +1004,53 @@ export class SqliteStore implements StateStore {
   // Plumbing
 
   transaction<T>(fn: () => T): T {
+    if (!this.readonly) this.#beforeWrite();
     const run = this.#db.transaction(() => {
       const result = fn();
       // An await inside would let other writes join this transaction and commit it early.
       if (isThenable(result)) throw new TypeError("store.transaction() needs a synchronous function");
       return result;
     });
-    // IMMEDIATE takes the write lock up front, so a read-then-write cannot fail on a stale snapshot.
-    return this.readonly ? run.deferred() : run.immediate();
+    this.#transactionDepth++;
+    try {
+      // IMMEDIATE takes the write lock up front, so a read-then-write cannot fail on a stale snapshot.
+      return this.readonly ? run.deferred() : run.immediate();
+    } finally {
+      this.#transactionDepth--;
+    }
+  }
+
+  // Group commit (group-commit.ts)
+
+  setGroupCommit(on: boolean): void {
+    if (!this.readonly) this.#group.turn(on);
+  }
+
+  afterCommit(fn: () => void): void {
+    this.#group.afterCommit(fn);
+  }
+
+  committed(): Promise<void> {
+    return this.#group.committed();
+  }
+
+  commitPending(): void {
+    this.#group.commitPending();
+  }
+
+  /** Every write starts here. */
+  #beforeWrite(): void {
+    this.#group.beforeWrite();
   }
 
   close(): void {
     if (!this.#db.open) return;
-    if (!this.readonly) this.#db.pragma("optimize");
-    this.#db.close();
+    try {
+      this.#group.close();
+    } finally {
+      if (!this.readonly && !this.#group.failed) this.#db.pragma("optimize");
+      this.#db.close();
+    }
   }
 
   #json(value: unknown): string | null {

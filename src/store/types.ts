@@ -334,10 +334,11 @@ export interface StateStore extends PriorState {
   /** Inserts the attempt and makes the step's `attempt` and `requestId` mirror it, atomically. */
   startAttempt(attempt: NewAttempt): void;
   /**
-   * Records the request id the API just returned, in its own committed transaction, before
-   * returning: from then on a crash leads to re-attachment, never to a second submission.
-   * `step`, when given, is the step's new state, written in the same commit.
-   * Refuses to run inside `transaction()`, whose commit would come too late.
+   * Records the request id the API just returned, in its own transaction: once committed
+   * (before returning, or under group commit when `committed()` resolves), a crash leads to
+   * re-attachment, never to a second submission. `step`, when given, is the step's new
+   * state, written in the same commit. Refuses to run inside `transaction()`, whose commit
+   * would come too late.
    */
   recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void;
   updateAttempt(key: AttemptKey, patch: AttemptPatch): void;
@@ -371,5 +372,22 @@ export interface StateStore extends PriorState {
 
   /** Runs `fn` in one transaction (nested calls become savepoints). `fn` must be synchronous. */
   transaction<T>(fn: () => T): T;
+
+  // Group commit: a run's many small writes share commits
+  /**
+   * While on, a write opens a transaction that every later write joins until this turn of
+   * the event loop ends, when it is committed: one commit for all the steps whose answers
+   * arrived together, instead of one per write. Reads on this store see the writes at
+   * once; other processes see them once committed. Turning it off commits what is pending,
+   * and so does the end of the process (`process.exit()` included).
+   */
+  setGroupCommit(on: boolean): void;
+  /** Runs `fn` once every write made so far is committed: at once when none is pending; never if the commit fails. */
+  afterCommit(fn: () => void): void;
+  /** Resolves once every write made so far is committed; rejects if that commit fails. */
+  committed(): Promise<void>;
+  /** Commits the pending writes now (before the process exits). */
+  commitPending(): void;
+  /** Commits what is pending, then closes. */
   close(): void;
 }
