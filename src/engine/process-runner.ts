@@ -1,6 +1,9 @@
 /** The real ProcessRunner: execa with an argument vector, never a shell. */
-import { execa } from "execa";
 import type { ProcessOutcome, ProcessRequest } from "./deps.js";
+
+// Loaded on the first run step: execa takes about 70 ms to load, and most commands (and
+// workflows without run steps) never start a process.
+let execaModule: Promise<typeof import("execa")> | undefined;
 
 /** A program writing more than this to stdout or stderr is stopped: runflow keeps stdout in its database. */
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -17,6 +20,7 @@ export async function runProcess(request: ProcessRequest): Promise<ProcessOutcom
       failure: "run: the argument vector is empty",
     };
   }
+  const { execa } = await (execaModule ??= import("execa"));
   const result = await execa(program, args, {
     cwd: request.cwd,
     env: request.env,

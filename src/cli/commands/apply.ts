@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Option, type Command } from "commander";
 import { parse } from "yaml";
-import { startEmulator, type RunningEmulator } from "../../emulator/index.js";
+import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../engine/apply.js";
 import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
@@ -55,6 +55,8 @@ interface ApplyFlags {
  * second apply reuses what the first did. Any free port otherwise.
  */
 async function startEmbeddedEmulator(): Promise<RunningEmulator> {
+  // Loaded only here: a real apply (a restart above all) need not load the emulator.
+  const { startEmulator } = await import("../../emulator/index.js");
   try {
     return await startEmulator({ duration: EMBEDDED_EMULATOR_DURATION_MS, port: DEFAULT_EMULATOR_PORT });
   } catch (error) {

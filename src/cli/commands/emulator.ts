@@ -1,7 +1,7 @@
 /** `runflow emulator`: the local RunComfy-compatible API, until SIGINT/SIGTERM (SPEC §7). */
 import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
-import { startEmulator, type DurationSetting, type EmulatorOptions } from "../../emulator/index.js";
+import type { DurationSetting, EmulatorOptions } from "../../emulator/index.js";
 import { loadModelRegistry } from "../../models/index.js";
 import { formatDuration, parseDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions, type Output } from "../context.js";
@@ -100,6 +100,8 @@ export interface RunEmulatorContext {
 
 /** Starts the emulator, says where it is and how to use it, and serves until `stopped`. */
 export async function runEmulator(options: EmulatorOptions, context: RunEmulatorContext): Promise<void> {
+  // Loaded when used: every other command starts without it.
+  const { startEmulator } = await import("../../emulator/index.js");
   const emulator = await startEmulator(options);
   const { output } = context;
   if (context.json) {
