@@ -1,9 +1,10 @@
 /** The real ProcessRunner: execa with an argument vector, never a shell. */
+import type { execa as Execa } from "execa";
 import type { ProcessOutcome, ProcessRequest } from "./deps.js";
 
 // Loaded on the first run step: execa takes about 70 ms to load, and most commands (and
 // workflows without run steps) never start a process.
-let execaModule: Promise<typeof import("execa")> | undefined;
+let execaModule: Promise<{ execa: typeof Execa }> | undefined;
 
 /** A program writing more than this to stdout or stderr is stopped: runflow keeps stdout in its database. */
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;

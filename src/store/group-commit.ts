@@ -91,9 +91,9 @@ export class GroupCommit {
 
   commitPending(): void {
     if (this.#failure) throw this.#failure;
-    this.#commitNow();
+    const failure = this.#commitNow();
     this.#tell();
-    if (this.#failure) throw this.#failure;
+    if (failure) throw failure;
   }
 
   /** Commits now; those waiting are told once the other connection's write is done. */
@@ -128,15 +128,18 @@ export class GroupCommit {
     return !this.#open && !this.#telling;
   }
 
-  #commitNow(): void {
-    if (!this.#open) return;
+  /** Commits the open group, if any; returns why that failed. */
+  #commitNow(): Error | undefined {
+    if (!this.#open) return undefined;
     this.#open = false;
     openGroups.delete(this);
     try {
       this.#commit.run();
+      return undefined;
     } catch (error) {
       this.#failure = this.#commitFailed(error);
       if (this.#db.inTransaction) this.#db.exec("ROLLBACK");
+      return this.#failure;
     }
   }
 
