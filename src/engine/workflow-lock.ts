@@ -86,16 +86,28 @@ export async function acquireWorkflowLock(options: AcquireOptions): Promise<void
 export function keepLockAlive(options: AcquireOptions & { onLost: () => void }): { stop(): void } {
   const { store, clock, workflowName, runId, control } = options;
   const stopped = new AbortController();
+  const beat = (): "held" | "lost" | "failed" => {
+    try {
+      if (!store.heartbeat(workflowName, runId, clock.now())) return "lost";
+      if (store.getRun(runId)?.cancelRequestedAt !== undefined && !control.stopped) control.stop("cancelled");
+      return "held";
+    } catch {
+      // Another process kept the database busy past the busy timeout (or a write failed):
+      // the next beat tries again. Should the beats fail long enough for another apply to
+      // take the lock over, the first one that gets through finds it lost.
+      return "failed";
+    }
+  };
   const loop = async () => {
     for (;;) {
       await clock.sleep(options.timing.heartbeatMs, stopped.signal);
-      if (!store.heartbeat(workflowName, runId, clock.now())) {
+      if (beat() === "lost") {
         options.onLost();
         return;
       }
-      if (store.getRun(runId)?.cancelRequestedAt !== undefined && !control.stopped) control.stop("cancelled");
     }
   };
+  // The loop ends by throwing when stop() aborts its sleep.
   loop().catch(() => undefined);
   return { stop: () => stopped.abort() };
 }
