@@ -132,7 +132,7 @@ export class RunRecorder {
     });
   }
 
-  /** Records these instances' steps (one commit for the rows, one for their part of the plan). */
+  /** Records these instances' steps: their rows, then their part of the stored plan. */
   record(instances: readonly PlannedInstance[]): void {
     const rows: NewStep[] = [];
     const stored: ReturnType<PlanEncoder["step"]>[] = [];

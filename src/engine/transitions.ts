@@ -22,7 +22,7 @@ export interface TransitionDetails {
   patch?: Omit<StepPatch, "updatedAt" | "state"> | undefined;
   /** Further writes (an attempt's start or end, outputs) committed in the same transaction, before the state. */
   alsoWrite?: (() => void) | undefined;
-  /** Writes the state itself, in a commit of its own with what must share it (a request's id). */
+  /** Writes the state itself, in one transaction with what must share it (a request's id). */
   commitWith?: ((patch: StepPatch) => void) | undefined;
 }
 

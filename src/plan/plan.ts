@@ -226,17 +226,30 @@ export interface PlannedInstance {
   steps: PlannedStep[];
 }
 
-/** The steps a run of `workflow` has, and the jobs they belong to: known before planning. */
-export function planTotals(workflow: Workflow, only?: readonly string[]): { steps: number; jobs: number } {
+/** The jobs a run of `workflow` has, in order, each with the steps `only` selects (all without it). */
+function selectedJobs(workflow: Workflow, only: readonly string[] | undefined): SelectedJob[] {
   const selection = selectSteps(workflow, only);
-  let steps = 0;
-  let jobs = 0;
+  const jobs: SelectedJob[] = [];
   for (const job of workflow.jobs) {
     const chosen = selection ? selection.get(job.id) : undefined;
     if (selection && !chosen) continue;
-    const perInstance = chosen ? job.steps.filter((step) => chosen.has(step.id)).length : job.steps.length;
-    if (perInstance === 0) continue;
-    steps += perInstance * job.instances.length;
+    const steps = chosen ? job.steps.filter((step) => chosen.has(step.id)) : job.steps;
+    if (steps.length > 0 && job.instances.length > 0) jobs.push({ job, steps });
+  }
+  return jobs;
+}
+
+interface SelectedJob {
+  job: Job;
+  steps: (ModelStep | RunStep)[];
+}
+
+/** The steps a run of `workflow` has, and the jobs they belong to: known before planning. */
+export function planTotals(workflow: Workflow, only?: readonly string[]): { steps: number; jobs: number } {
+  let steps = 0;
+  let jobs = 0;
+  for (const { job, steps: perInstance } of selectedJobs(workflow, only)) {
+    steps += perInstance.length * job.instances.length;
     jobs += job.instances.length;
   }
   return { steps, jobs };
@@ -253,16 +266,10 @@ export function* planInstances(
   prior: PriorState,
   options: PlanOptions & { later?: ((instance: string) => boolean) | undefined },
 ): Generator<PlannedInstance> {
-  const selection = selectSteps(workflow, options.only);
   const run = { id: options.runId, date: runDate(options.now) };
   const jobs: { planning: JobPlanning; steps: (ModelStep | RunStep)[]; position: number }[] = [];
   let position = 0;
-  for (const job of workflow.jobs) {
-    const chosen = selection ? selection.get(job.id) : undefined;
-    if (selection && !chosen) continue;
-    const jobSteps = chosen ? job.steps.filter((step) => chosen.has(step.id)) : job.steps;
-    const [first] = job.instances;
-    if (!first || jobSteps.length === 0) continue;
+  for (const { job, steps: jobSteps } of selectedJobs(workflow, options.only)) {
     const context: TemplateContext = {
       item: {},
       vars: workflow.vars,
@@ -278,7 +285,7 @@ export function* planInstances(
         prior,
         options,
         job,
-        instance: first,
+        instance: job.instances[0]!,
         context,
         outputsDir: "",
         fields: new Map(),
