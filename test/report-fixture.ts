@@ -2,6 +2,7 @@
  * A finished run in a real state database, with real downloaded files: the subject of the
  * report tests. Times are fixed, so renderings are exact; only the temp folder varies.
  */
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,7 +10,9 @@ import { pathToFileURL } from "node:url";
 import { deflateSync } from "node:zlib";
 import { afterEach } from "vitest";
 import { crc32 } from "../src/emulator/crc32.js";
+import { mp4File } from "../src/emulator/mp4.js";
 import { TINY_MP4 } from "../src/emulator/tiny-video.js";
+import { readAll } from "../src/emulator/virtual-file.js";
 import { openSqliteStore, type NewStep, type StepPatch } from "../src/store/index.js";
 
 export const RUN_ID = "r-20250301-0200-ab12";
@@ -69,6 +72,11 @@ export interface SeedOptions {
   imageHost?: string;
   /** Open the store without redaction, so a token can be planted (default: redact nothing). */
   plantInError?: string;
+  /**
+   * The folder to seed (default: a temporary one removed after each test). A suite whose
+   * tests share one run passes its own and removes it after all of them.
+   */
+  root?: string;
 }
 
 /**
@@ -80,7 +88,7 @@ export interface SeedOptions {
  * - poster/001: a still and a run step, both succeeded.
  */
 export function seedReportRun(options: SeedOptions = {}): SeededRun {
-  const root = tempRoot();
+  const root = options.root ?? tempRoot();
   const statePath = path.join(root, "state", "runflow.db");
   const imageHost = options.imageHost ?? "https://images.example.com";
   const outputsOf = (instance: string) => path.join(root, "outputs", "teasers", instance);
@@ -289,6 +297,165 @@ export function seedReportRun(options: SeedOptions = {}): SeededRun {
       finishedAt: T0 + 301_000,
       counts: { reused: 1, succeeded: 4, failed: 1, unknown: 1, blocked: 1 },
     });
+  } finally {
+    store.close();
+  }
+  return { root, statePath, files };
+}
+
+export interface LargeRunOptions {
+  /** Job instances (`clip/0001` …), each animate → restyle. */
+  jobs: number;
+  /** How many different video contents the outputs cycle through (each is a real MP4). */
+  distinctVideos: number;
+  /** As SeedOptions.root. */
+  root?: string;
+}
+
+export const LARGE_RUN_ID = "r-20250302-0200-cd34";
+/** The models of the large run: animate alternates between the first two. */
+export const LARGE_RUN_MODELS = [
+  "minimax/Hailuo Video 01 Live",
+  "kling/kling-v2-master/image-to-video",
+  "runwayml/runway-aleph/video-to-video",
+] as const;
+
+/**
+ * A night of work: `jobs` instances of animate (a remote still → a video) → restyle (that
+ * video → another), with real MP4 files on disk and their sha256 recorded as downloads
+ * record it. Every 10th job's restyle failed; every 25th job's animate failed and its
+ * restyle was blocked; the rest succeeded. Written in one transaction.
+ */
+export function seedLargeRun(options: LargeRunOptions): SeededRun {
+  const root = options.root ?? tempRoot();
+  const statePath = path.join(root, "state", "runflow.db");
+  const files: string[] = [];
+  // The tiny clip padded by a different number of bytes: a different file, the same picture.
+  const variants = Array.from({ length: options.distinctVideos }, (_, i) => {
+    const bytes = i === 0 ? TINY_MP4 : readAll(mp4File(TINY_MP4.length + 8 + i));
+    return { bytes, sha256: createHash("sha256").update(bytes).digest("hex") };
+  });
+  const apiUrl = (request: string) => `https://api.runcomfy.example/files/${request}/video.mp4`;
+  const store = openSqliteStore(statePath, { secrets: [] });
+  try {
+    store.setGroupCommit(true);
+    store.createRun({
+      id: LARGE_RUN_ID,
+      workflowName: "night",
+      workflowFile: "workflows/night.yaml",
+      kind: "apply",
+      plan: { steps: [] },
+      options: { concurrency: 16 },
+      startedAt: T0,
+      pid: 4242,
+      hostname: "render-box",
+    });
+    const keys = Array.from({ length: options.jobs }, (_, i) => String(i + 1).padStart(4, "0"));
+    const steps: NewStep[] = keys.flatMap((key, i) => [
+      {
+        address: `clip/${key}/animate`,
+        jobId: "clip",
+        instanceKey: key,
+        stepId: "animate",
+        kind: "model" as const,
+        model: LARGE_RUN_MODELS[i % 2],
+        state: "pending" as const,
+        input: {
+          prompt: `shot ${key}: a paper boat on a rainy street`,
+          image_url: `https://images.example.com/stills/${key}.png`,
+        },
+      },
+      {
+        address: `clip/${key}/restyle`,
+        jobId: "clip",
+        instanceKey: key,
+        stepId: "restyle",
+        kind: "model" as const,
+        model: LARGE_RUN_MODELS[2],
+        state: "pending" as const,
+        input: {
+          prompt: "teal-and-orange grade",
+          video_url: apiUrl(`req-animate-${key}`),
+          ratio: "1280:720",
+        },
+      },
+    ]);
+    store.insertSteps(LARGE_RUN_ID, steps, T0);
+    const output = (address: string, request: string, file: string, variant: (typeof variants)[number]) => {
+      mkdirSync(path.dirname(file), { recursive: true });
+      writeFileSync(file, variant.bytes);
+      files.push(file);
+      store.recordOutput({
+        runId: LARGE_RUN_ID,
+        address,
+        name: "video",
+        url: apiUrl(request),
+        path: file,
+        bytes: variant.bytes.length,
+        sha256: variant.sha256,
+        createdAt: T0,
+      });
+    };
+    keys.forEach((key, i) => {
+      const n = i + 1;
+      const at = T0 + n * 1_000;
+      const dir = path.join(root, "outputs", "night", key);
+      const variant = (offset: number) => variants[(2 * i + offset) % variants.length]!;
+      if (n % 25 === 0) {
+        store.updateStep(LARGE_RUN_ID, `clip/${key}/animate`, {
+          state: "failed",
+          attempt: 1,
+          startedAt: at,
+          finishedAt: at + 30_000,
+          error: `content policy: the still of shot ${key} was refused\nrequest req-animate-${key}`,
+          updatedAt: at + 30_000,
+        });
+        store.updateStep(LARGE_RUN_ID, `clip/${key}/restyle`, {
+          state: "blocked",
+          finishedAt: at + 30_000,
+          error: `clip/${key}/animate did not succeed`,
+          updatedAt: at + 30_000,
+        });
+        return;
+      }
+      store.updateStep(LARGE_RUN_ID, `clip/${key}/animate`, {
+        state: "succeeded",
+        attempt: 1,
+        requestId: `req-animate-${key}`,
+        startedAt: at,
+        finishedAt: at + 60_000,
+        updatedAt: at + 60_000,
+      });
+      output(`clip/${key}/animate`, `req-animate-${key}`, path.join(dir, "animate.mp4"), variant(0));
+      if (n % 10 === 0) {
+        store.updateStep(LARGE_RUN_ID, `clip/${key}/restyle`, {
+          state: "failed",
+          attempt: 3,
+          requestId: `req-restyle-${key}`,
+          startedAt: at + 61_000,
+          finishedAt: at + 200_000,
+          error: "the request failed: out of memory on the worker (attempt 3 of 3)",
+          updatedAt: at + 200_000,
+        });
+        return;
+      }
+      store.updateStep(LARGE_RUN_ID, `clip/${key}/restyle`, {
+        state: "succeeded",
+        attempt: 1,
+        requestId: `req-restyle-${key}`,
+        startedAt: at + 61_000,
+        finishedAt: at + 150_000,
+        updatedAt: at + 150_000,
+      });
+      output(`clip/${key}/restyle`, `req-restyle-${key}`, path.join(dir, "restyle.mp4"), variant(1));
+    });
+    store.finishRun(LARGE_RUN_ID, {
+      status: "failed",
+      exitCode: 1,
+      finishedAt: T0 + (options.jobs + 300) * 1_000,
+      counts: {},
+    });
+    store.commitPending();
   } finally {
     store.close();
   }

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { buildRunReport, EAGER_VIDEO_LIMIT, renderReportHtml, type RunReport } from "../src/report/index.js";
+import { buildRunReport, renderReportHtml, type RunReport } from "../src/report/index.js";
 import { openSqliteStore } from "../src/store/index.js";
 import { HOSTILE_PROMPT, RUN_ID, seedReportRun, T0 } from "./report-fixture.js";
 
@@ -32,47 +32,106 @@ describe("renderReportHtml", () => {
     expect(html).not.toMatch(/href="javascript:/i);
   });
 
-  it("is one self-contained file: inline style and script, media by relative path, nothing fetched but media", () => {
+  it("fetches nothing from the network: inline style and script, media by relative path, remote inputs only linked", () => {
     const { html } = htmlOf();
     expect(html).not.toMatch(/<link\b|@import|<iframe|<object|<embed/i);
     expect(html).toMatch(
-      /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'sha256-/,
+      /<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'sha256-[^"]*img-src 'self' file: data:; media-src 'self' file:"/,
     );
-    const sources = [...html.matchAll(/\bsrc="([^"]*)"/g)].map((match) => match[1]);
-    expect(sources).toContain("../outputs/teasers/001/restyle.mp4");
+    const sources = [...html.matchAll(/\b(?:src|poster)="([^"]*)"/g)].map((match) => match[1]);
     expect(sources).toContain("../outputs/posters/001/still.png");
-    // Only the source stills, which runflow never downloads, come from elsewhere.
-    expect(sources.filter((src) => /^[a-z]+:/i.test(src ?? ""))).toEqual([
-      "https://images.example.com/stills/001.png",
-      "https://images.example.com/stills/002.png",
-      "https://images.example.com/stills/003.png",
-    ]);
+    expect(sources.filter((src) => /^[a-z]+:/i.test(src ?? ""))).toEqual([]);
+    // A source still on the user's media host is a tile that says so, linking to it.
+    expect(html).toContain(
+      '<a class="remote-tile" href="https://images.example.com/stills/001.png" rel="noreferrer">' +
+        '<span class="file-name">images.example.com/stills/001.png</span><span>remote, not captured</span></a>',
+    );
     expect(html).not.toMatch(/base64,/);
   });
 
-  it("plays every output video with controls and marks failed jobs and steps with a class and a badge", () => {
+  it("lists failed jobs first, then the rest in plan order, each a tile whose detail unfolds on demand", () => {
     const { html } = htmlOf();
-    // Three outputs, and two restyle sources shown from the animate step's download.
-    expect(html.match(/<video controls[^>]*preload="metadata"/g)).toHaveLength(5);
-    expect(html.match(/<article class="job job-failed"/g)).toHaveLength(2);
-    expect(html).toContain('<span class="badge badge-failed">failed</span>');
-    expect(html).toMatch(
-      /<section class="step step-failed" data-step="teaser\/002\/restyle" data-state="failed">/,
+    const jobs = [...html.matchAll(/<article class="job job-(\w+)" id="(job-\d+)" data-job="([^"]*)"/g)].map(
+      (match) => `${match[3]} ${match[2]} ${match[1]}`,
     );
-    expect(html).toContain('<input type="checkbox" id="failed-only"> show failed only (2 of 4 jobs)');
-    expect(html).toContain("<code>runflow retry r-20250301-0200-ab12</code>");
+    expect(jobs).toEqual([
+      "teaser/002 job-2 failed",
+      "teaser/003 job-3 failed",
+      "teaser/001 job-1 succeeded",
+      "poster/001 job-4 succeeded",
+    ]);
+    expect(html.match(/<details><summary class="tile">/g)).toHaveLength(4);
+    expect(html).toContain(
+      '<span class="tile-error">restyle: content policy: the prompt was refused &lt;b&gt;twice&lt;/b&gt;</span>',
+    );
   });
 
-  it("lets a page with many videos load each one only when played", () => {
-    const { report } = htmlOf();
-    const job = report.jobs[0];
-    if (!job) throw new Error("no job");
-    const many: RunReport = {
-      ...report,
-      jobs: Array.from({ length: EAGER_VIDEO_LIMIT }, (_, i) => ({ ...job, key: `teaser/${i}` })),
-    };
-    const html = renderReportHtml(many);
-    expect(html).not.toContain('preload="metadata"');
-    expect(html).toContain('preload="none"');
+  it("shows each file once: a chained step's source video links to the output it is", () => {
+    const { html } = htmlOf();
+    const references = [...html.matchAll(/\b(?:src|href)="(\.\.\/outputs\/[^"]*)"/g)].map(
+      (match) => match[1],
+    );
+    const counts = new Map<string, number>();
+    for (const ref of references) counts.set(ref ?? "", (counts.get(ref ?? "") ?? 0) + 1);
+    expect(Object.fromEntries(counts)).toEqual({
+      "../outputs/teasers/001/animate.mp4": 1,
+      "../outputs/teasers/001/restyle.mp4": 1,
+      "../outputs/teasers/002/animate.mp4": 1,
+      "../outputs/posters/001/still.png": 1,
+      "../outputs/posters/001/framed.png": 1,
+    });
+    const animate =
+      /<figure id="(media-\d+)"><a class="player video-tile" href="\.\.\/outputs\/teasers\/002\/animate\.mp4"/.exec(
+        html,
+      );
+    expect(animate).not.toBeNull();
+    expect(html).toContain(
+      `video_url: <a href="#${animate?.[1]}">teaser/002/animate · video</a> (shown there)`,
+    );
+  });
+
+  it("shows every video as its poster frame linking to the file, or as a tile without a poster: never a blank player", () => {
+    const { html, report } = htmlOf();
+    // No <video> in the page: a click makes one (the page's script).
+    expect(html).not.toContain("<video");
+    // No thumbnails (no ffmpeg): a tile per output video, with its name, duration and size.
+    expect(html.match(/<a class="player video-tile"/g)).toHaveLength(3);
+    const previews = new Map(
+      report.jobs
+        .flatMap((job) => job.steps.flatMap((step) => step.outputs))
+        .filter((media) => media.path !== undefined)
+        .map((media) => [
+          media.path ?? "",
+          { thumbnail: `thumbnails/${media.name}.jpg`, durationMs: undefined },
+        ]),
+    );
+    const withPosters = renderReportHtml(report, { previews });
+    expect(withPosters).not.toContain('class="player video-tile"');
+    expect(withPosters).toContain(
+      '<a class="player" href="../outputs/teasers/001/restyle.mp4"><img src="thumbnails/video.jpg" alt="video" loading="lazy" decoding="async">',
+    );
+    expect(
+      withPosters.match(/<a class="player" href="[^"]*"><img src="thumbnails\/video\.jpg"/g),
+    ).toHaveLength(3);
+    // The tiles show the thumbnails, lazily.
+    expect(withPosters).toContain(
+      '<span class="thumb"><img src="thumbnails/video.jpg" alt="" loading="lazy"',
+    );
+  });
+
+  it("filters jobs by state and by model with radio buttons and CSS alone", () => {
+    const { html } = htmlOf();
+    expect(html).toContain(
+      '<input type="radio" name="state" id="state-all" checked> all <span class="n">4</span>',
+    );
+    expect(html).toContain(
+      '<input type="radio" name="state" id="state-failed"> failed <span class="n">2</span>',
+    );
+    expect(html).toContain(
+      '<input type="radio" name="model" id="model-m1"> minimax/Hailuo Video 01 Live <span class="n">3</span>',
+    );
+    expect(html).toContain('data-job="teaser/001" data-status="succeeded" data-models="m1 m2"');
+    expect(html).toContain('body:has(#model-m3:checked) .job:not([data-models~="m3"]) { display: none; }');
+    expect(html).toContain("<code>runflow retry r-20250301-0200-ab12</code>");
   });
 });

@@ -14,7 +14,18 @@ export {
 } from "./model.js";
 export { renderReportJson } from "./render-json.js";
 export { renderReportMarkdown } from "./render-markdown.js";
-export { renderReportHtml, EAGER_VIDEO_LIMIT } from "./render-html.js";
+export { renderReportHtml, type HtmlReportOptions } from "./render-html.js";
+export {
+  makeThumbnails,
+  runFfmpeg,
+  THUMBNAIL_FOLDER,
+  THUMBNAIL_WIDTH,
+  type FfmpegRunner,
+  type MediaPreview,
+  type MediaPreviews,
+  type ThumbnailOptions,
+  type ThumbnailSummary,
+} from "./thumbnails.js";
 export { escapeHtml, escapeMarkdown } from "./escape.js";
 export { mediaKindOf, relativeHref, type MediaKind } from "./media.js";
 export { defaultReportPath, formatFromFileName, REPORT_FORMATS, type ReportFormat } from "./report-path.js";

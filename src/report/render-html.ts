@@ -1,23 +1,40 @@
 /**
- * The report as one self-contained HTML page (`report --format html`): a gallery with a card
- * per job instance — its inputs (prompt, source image), its outputs as playable videos and
- * images, timings and errors —, counts at the top and a "show failed only" filter.
+ * The report as one HTML page (`report --format html`): a gallery a creator can scan after
+ * a night of work — a compact tile per job instance (a thumbnail of its last output, its
+ * status, its steps, the first line of its error), failed jobs first, filters by state and
+ * by model, and each job's detail (prompts, inputs, players, parameters, timings, errors)
+ * on demand in a `<details>`.
  *
- * Media are never embedded: `src` is the downloaded file's path relative to the report, so
- * a page for 10,000 videos stays small and opens from disk. Every value from the run is
- * escaped, and a Content-Security-Policy allows only the page's own script.
+ * Media are never embedded: `src` is the downloaded file's path relative to the report, and
+ * each file appears once in the page (a step input that is an earlier step's output links
+ * to it). A video is its poster frame until played (see videoLink); without a poster (no
+ * ffmpeg) a neutral tile stands in. Every value from the run is escaped, and a
+ * Content-Security-Policy allows only the page's own script.
  */
 import { formatDuration } from "../util/duration.js";
 import { escapeHtml as h } from "./escape.js";
-import { contentSecurityPolicy, REPORT_CSS, REPORT_SCRIPT } from "./html-assets.js";
-import { DISPLAY_GROUPS, type JobReport, type MediaRef, type RunReport, type StepReport } from "./model.js";
+import { contentSecurityPolicy, modelFilterCss, REPORT_CSS, REPORT_SCRIPT } from "./html-assets.js";
+import {
+  DISPLAY_GROUPS,
+  type JobReport,
+  type JobStatus,
+  type MediaRef,
+  type RunReport,
+  type StepReport,
+} from "./model.js";
+import type { MediaPreview, MediaPreviews } from "./thumbnails.js";
 import { formatTimestamp } from "./time.js";
 
-/**
- * Above this many local videos, players load nothing until played: a browser opening
- * thousands of files at once would stall, and caps its live media players anyway.
- */
-export const EAGER_VIDEO_LIMIT = 200;
+export interface HtmlReportOptions {
+  /** Thumbnails and durations of the local files, by absolute path (see makeThumbnails). */
+  previews?: MediaPreviews | undefined;
+}
+
+/** Above this many failed steps the list at the top starts folded (the tiles say it too). */
+const OPEN_FAILURE_LIST_LIMIT = 20;
+
+/** The order of the gallery: what needs attention first, then plan order. */
+const STATUS_ORDER: Record<JobStatus, number> = { failed: 0, unfinished: 1, succeeded: 2 };
 
 function time(ms: number): string {
   return `<time datetime="${new Date(ms).toISOString()}">${formatTimestamp(ms)}</time>`;
@@ -39,41 +56,112 @@ function mediaLabel(media: MediaRef): string {
   return media.index === undefined ? media.name : `${media.name}[${media.index}]`;
 }
 
-function caption(media: MediaRef): string {
-  const parts = [h(mediaLabel(media))];
+function firstLine(text: string): string {
+  return text.split(/\r?\n/, 1)[0] ?? "";
+}
+
+function fileName(media: MediaRef): string {
+  const location = media.path ?? media.url ?? "";
+  return location.slice(Math.max(location.lastIndexOf("/"), location.lastIndexOf("\\")) + 1);
+}
+
+/** Where each file is shown, so every other mention links there instead of showing it again. */
+interface PageIndex {
+  previews: MediaPreviews;
+  /** Output (by local path and by URL) → the id of its figure and what to call it. */
+  outputs: Map<string, { id: string; label: string }>;
+  /** Local files the gallery tile shows itself (an image without a thumbnail). */
+  inTile: Set<string>;
+  /** Model → filter token (`m1`, `m2` …): CSS classes never carry user text. */
+  modelTokens: Map<string, string>;
+}
+
+function previewOf(index: PageIndex, media: MediaRef): MediaPreview | undefined {
+  return media.path === undefined ? undefined : index.previews.get(media.path);
+}
+
+function sizeAndDuration(media: MediaRef, preview: MediaPreview | undefined): string[] {
+  const parts: string[] = [];
+  if (preview?.durationMs !== undefined) parts.push(formatDuration(preview.durationMs));
   if (media.bytes !== undefined) parts.push(formatBytes(media.bytes));
-  const link = media.href !== undefined ? ` <a href="${h(media.href)}">open</a>` : "";
-  return `<figcaption>${parts.join(" · ")}${link}</figcaption>`;
+  return parts;
 }
 
-interface MediaContext {
-  videoPreload: "metadata" | "none";
+function caption(media: MediaRef, preview: MediaPreview | undefined, note = ""): string {
+  const parts = [h(mediaLabel(media)), ...sizeAndDuration(media, preview)];
+  return `<figcaption>${parts.join(" · ")}${note}</figcaption>`;
 }
 
-/** A media element for a file on disk or, for an input image, where it lives; otherwise a link. */
-function mediaFigure(media: MediaRef, role: "input" | "output", context: MediaContext): string {
+/**
+ * A local video: its poster frame with a play mark, linking to the file. The page holds no
+ * `<video>` until one is asked for — a thousand players cost Chromium seconds to build — so
+ * a click swaps the poster for a player (the page's script); without script the link
+ * opens the file. Without a poster (no ffmpeg), a neutral tile with the file's name,
+ * duration and size stands in: never a blank player.
+ */
+function videoLink(media: MediaRef, preview: MediaPreview | undefined, href: string): string {
+  if (preview?.thumbnail !== undefined) {
+    return (
+      `<a class="player" href="${h(href)}"><img src="${h(preview.thumbnail)}" alt="${h(mediaLabel(media))}" loading="lazy" decoding="async">` +
+      `<span class="play" aria-hidden="true">▶</span></a>`
+    );
+  }
+  const facts = sizeAndDuration(media, preview).join(" · ");
+  return (
+    `<a class="player video-tile" href="${h(href)}"><span class="play" aria-hidden="true">▶</span>` +
+    `<span class="file-name">${h(fileName(media))}</span>${facts ? `<span>${facts}</span>` : ""}</a>`
+  );
+}
+
+/** An output (or a local input): the one place the page shows this file. */
+function mediaFigure(media: MediaRef, index: PageIndex, id: string | undefined): string {
   const label = h(mediaLabel(media));
+  const idAttribute = id ? ` id="${id}"` : "";
   if (media.missing) {
-    return `<figure><p class="missing">${label}: file missing (${h(media.path ?? "")})</p></figure>`;
+    return `<figure${idAttribute}><p class="missing">${label}: file missing (${h(media.path ?? "")})</p></figure>`;
   }
-  if (media.href === undefined) return `<figure><p>${label}: —</p></figure>`;
+  if (media.href === undefined) return `<figure${idAttribute}><p>${label}: —</p></figure>`;
   const src = h(media.href);
+  const preview = previewOf(index, media);
   if (media.local && media.kind === "video") {
+    return `<figure${idAttribute}>${videoLink(media, preview, media.href)}${caption(media, preview)}</figure>`;
+  }
+  if (media.local && media.kind === "image") {
+    if (media.path !== undefined && index.inTile.has(media.path)) {
+      return `<figure${idAttribute}>${caption(media, preview, " <span class='note'>(the picture of the tile above)</span>")}</figure>`;
+    }
     return (
-      `<figure><video controls muted playsinline preload="${context.videoPreload}" src="${src}">` +
-      `<a href="${src}">${label}</a></video>${caption(media)}</figure>`
+      `<figure${idAttribute}><img src="${src}" alt="${label}" loading="lazy" decoding="async">` +
+      `${caption(media, preview)}</figure>`
     );
   }
-  // A source image that was never downloaded is shown from its own host; an output that was
-  // not downloaded (--no-download) is only linked, since its URL expires.
-  if (media.kind === "image" && (media.local || role === "input")) {
-    return (
-      `<figure><img src="${src}" alt="${label}" loading="lazy" referrerpolicy="no-referrer">` +
-      `${caption(media)}</figure>`
-    );
-  }
+  // An output that was not downloaded (--no-download) is only linked: its URL expires.
   const note = media.local ? "" : " (not downloaded)";
-  return `<figure><p><a href="${src}">${label}</a>${note}</p></figure>`;
+  return `<figure${idAttribute}><p><a href="${src}">${label}</a>${note}</p></figure>`;
+}
+
+/** A step input: a link to the earlier output it is, a local file, or a remote URL the page never loads. */
+function inputFigure(media: MediaRef, index: PageIndex): string {
+  const label = h(mediaLabel(media));
+  const produced =
+    (media.path !== undefined ? index.outputs.get(media.path) : undefined) ??
+    (media.url !== undefined ? index.outputs.get(media.url) : undefined);
+  if (produced) {
+    return `<figure class="ref"><p>${label}: <a href="#${produced.id}">${h(produced.label)}</a> (shown there)</p></figure>`;
+  }
+  if (media.local || media.missing || media.url === undefined) return mediaFigure(media, index, undefined);
+  let where = media.url;
+  try {
+    const url = new URL(media.url);
+    where = `${url.host}${url.pathname}`;
+  } catch {
+    // shown as given
+  }
+  return (
+    `<figure><a class="remote-tile" href="${h(media.url)}" rel="noreferrer">` +
+    `<span class="file-name">${h(where)}</span><span>remote, not captured</span></a>` +
+    `<figcaption>${label}</figcaption></figure>`
+  );
 }
 
 function stepBadge(step: StepReport): string {
@@ -91,10 +179,11 @@ function facts(step: StepReport): string {
   return `<dl class="facts">${rows.map(([name, value]) => `<dt>${name}</dt><dd>${value}</dd>`).join("")}</dl>`;
 }
 
-function stepSection(step: StepReport, context: MediaContext): string {
+function stepSection(step: StepReport, index: PageIndex): string {
   const parts: string[] = [];
   const model = step.model ? ` <span class="model">${h(step.model)}</span>` : "";
   parts.push(`<h3><span class="step-id">${h(step.stepId)}</span> ${stepBadge(step)}${model}</h3>`);
+  if (step.error) parts.push(`<pre class="error">${h(step.error)}</pre>`);
   for (const prompt of step.prompts) {
     parts.push(`<p class="prompt"><span class="label">${h(prompt.name)}</span>${h(prompt.text)}</p>`);
   }
@@ -104,7 +193,7 @@ function stepSection(step: StepReport, context: MediaContext): string {
     );
   }
   if (step.inputs.length > 0) {
-    const figures = step.inputs.map((media) => mediaFigure(media, "input", context)).join("");
+    const figures = step.inputs.map((media) => inputFigure(media, index)).join("");
     parts.push(`<div class="media inputs"><span class="label">input</span>${figures}</div>`);
   }
   if (step.parameters.length > 0) {
@@ -112,11 +201,12 @@ function stepSection(step: StepReport, context: MediaContext): string {
     parts.push(`<p class="params">${text}</p>`);
   }
   if (step.outputs.length > 0) {
-    const figures = step.outputs.map((media) => mediaFigure(media, "output", context)).join("");
+    const figures = step.outputs
+      .map((media) => mediaFigure(media, index, outputEntry(index, media)?.id))
+      .join("");
     parts.push(`<div class="media outputs">${figures}</div>`);
   }
   parts.push(facts(step));
-  if (step.error) parts.push(`<pre class="error">${h(step.error)}</pre>`);
   if (step.stdout)
     parts.push(`<details><summary>stdout</summary><pre class="stdout">${h(step.stdout)}</pre></details>`);
   return (
@@ -125,16 +215,95 @@ function stepSection(step: StepReport, context: MediaContext): string {
   );
 }
 
-function jobCard(job: JobReport, anchor: string, context: MediaContext): string {
-  const steps = job.steps.map((step) => stepSection(step, context)).join("\n");
+function outputEntry(index: PageIndex, media: MediaRef): { id: string; label: string } | undefined {
   return (
-    `<article class="job job-${job.status}" id="${anchor}" data-job="${h(job.key)}" data-status="${job.status}">\n` +
-    `<h2><span class="job-key">${h(job.key)}</span> <span class="badge badge-${job.status}">${job.status}</span></h2>\n` +
-    `${steps}\n</article>`
+    (media.path !== undefined ? index.outputs.get(media.path) : undefined) ??
+    (media.url !== undefined ? index.outputs.get(media.url) : undefined)
   );
 }
 
-function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>): string {
+/** The media a job's tile shows: the last step's first picture or video on disk. */
+function headlineMedia(job: JobReport): MediaRef | undefined {
+  for (const step of [...job.steps].reverse()) {
+    const found = step.outputs.find(
+      (media) => media.local && (media.kind === "image" || media.kind === "video"),
+    );
+    if (found) return found;
+  }
+  return undefined;
+}
+
+function tileThumb(job: JobReport, index: PageIndex): string {
+  const media = headlineMedia(job);
+  if (!media) {
+    const text = job.status === "succeeded" ? "no picture" : job.status;
+    return `<span class="thumb thumb-empty">${h(text)}</span>`;
+  }
+  const preview = previewOf(index, media);
+  if (preview?.thumbnail !== undefined) {
+    return `<span class="thumb"><img src="${h(preview.thumbnail)}" alt="" loading="lazy" decoding="async"></span>`;
+  }
+  if (media.kind === "image" && media.href !== undefined && media.path !== undefined) {
+    // No thumbnail (no ffmpeg): the picture itself, shown here only.
+    index.inTile.add(media.path);
+    return `<span class="thumb"><img src="${h(media.href)}" alt="" loading="lazy" decoding="async"></span>`;
+  }
+  const facts = sizeAndDuration(media, preview).join(" · ");
+  return (
+    `<span class="thumb thumb-empty"><span class="play" aria-hidden="true">▶</span>` +
+    `<span class="file-name">${h(fileName(media))}</span>${facts ? `<span>${facts}</span>` : ""}</span>`
+  );
+}
+
+function jobCard(job: JobReport, anchor: string, index: PageIndex): string {
+  const models = [...new Set(job.steps.map((step) => step.model).filter((m) => m !== undefined))];
+  const tokens = models.map((model) => index.modelTokens.get(model)).join(" ");
+  const chips = job.steps
+    .map((step) => `<span class="chip chip-${step.group}" title="${h(step.state)}">${h(step.stepId)}</span>`)
+    .join("");
+  const failedStep = job.steps.find((step) => step.group === "failed" && step.error);
+  const error = failedStep?.error
+    ? `<span class="tile-error">${h(failedStep.stepId)}: ${h(firstLine(failedStep.error))}</span>`
+    : "";
+  // The thumbnail first: it decides whether the detail shows the picture again.
+  const thumb = tileThumb(job, index);
+  const steps = job.steps.map((step) => stepSection(step, index)).join("\n");
+  return (
+    `<article class="job job-${job.status}" id="${anchor}" data-job="${h(job.key)}" data-status="${job.status}" data-models="${tokens}">\n` +
+    `<details><summary class="tile">${thumb}` +
+    `<h2><span class="job-key">${h(job.key)}</span> <span class="badge badge-${job.status}">${job.status}</span></h2>` +
+    `<span class="chips">${chips}</span>${error}</summary>\n` +
+    `<div class="detail">\n${steps}\n</div></details>\n</article>`
+  );
+}
+
+function filterRadio(name: string, id: string, label: string, count: number, checked = false): string {
+  return (
+    `<label><input type="radio" name="${name}" id="${id}"${checked ? " checked" : ""}> ` +
+    `${h(label)} <span class="n">${count}</span></label>`
+  );
+}
+
+function filters(report: RunReport, index: PageIndex): string {
+  const byStatus = (status: JobStatus) => report.jobs.filter((job) => job.status === status).length;
+  const states = [filterRadio("state", "state-all", "all", report.jobs.length, true)];
+  for (const status of ["failed", "unfinished", "succeeded"] as const) {
+    const n = byStatus(status);
+    if (n > 0 || status === "failed") states.push(filterRadio("state", `state-${status}`, status, n));
+  }
+  const parts = [`<fieldset><legend>jobs</legend>${states.join("")}</fieldset>`];
+  if (index.modelTokens.size > 1) {
+    const models = [filterRadio("model", "model-all", "all models", report.jobs.length, true)];
+    for (const [model, token] of index.modelTokens) {
+      const n = report.jobs.filter((job) => job.steps.some((step) => step.model === model)).length;
+      models.push(filterRadio("model", `model-${token}`, model, n));
+    }
+    parts.push(`<fieldset><legend>model</legend>${models.join("")}</fieldset>`);
+  }
+  return `<form class="filters">${parts.join("")}</form>`;
+}
+
+function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>, index: PageIndex): string {
   const { run, counts } = report;
   const meta = [
     `${h(run.kind)}${run.parentRunId ? ` of run <code>${h(run.parentRunId)}</code>` : ""}`,
@@ -152,22 +321,25 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>): str
   countItems.push(
     `<li class="count jobs"><span class="n">${counts.jobs}</span> jobs, <span class="n">${counts.failedJobs}</span> failed</li>`,
   );
+  const status = run.status === "succeeded" ? "succeeded" : run.status === "running" ? "running" : "failed";
   const parts = [
     `<h1>${h(run.workflow)} <span class="run-id">run ${h(run.id)}</span> ` +
-      `<span class="badge badge-${run.status === "succeeded" ? "succeeded" : run.status === "running" ? "running" : "failed"}">${h(run.status)}</span></h1>`,
+      `<span class="badge badge-${status}">${h(run.status)}</span></h1>`,
     `<p class="meta">${meta.join(" · ")}</p>`,
     `<ul class="counts">${countItems.join("")}</ul>`,
-    `<label class="filter"><input type="checkbox" id="failed-only"> show failed only (${counts.failedJobs} of ${counts.jobs} jobs)</label>`,
+    filters(report, index),
   ];
   if (report.failed.length > 0) {
     const items = report.failed.map((step) => {
       const anchor = anchors.get(step.job) ?? "";
-      const error = step.error
-        ? ` <span class="error-line">${h(step.error.split(/\r?\n/, 1)[0] ?? "")}</span>`
-        : "";
+      const error = step.error ? ` <span class="error-line">${h(firstLine(step.error))}</span>` : "";
       return `<li><a href="#${anchor}">${h(step.address)}</a> ${h(step.state)}${error}</li>`;
     });
-    parts.push(`<section class="failures"><h2>Failed steps</h2><ol>${items.join("")}</ol>`);
+    const open = report.failed.length <= OPEN_FAILURE_LIST_LIMIT ? " open" : "";
+    parts.push(
+      `<section class="failures"><details${open}><summary><h2>Failed steps (${report.failed.length})</h2></summary>` +
+        `<ol>${items.join("")}</ol></details>`,
+    );
     if (report.retry) {
       parts.push(`<p>Re-run them (and what depends on them): <code>${h(report.retry.command)}</code></p>`);
     }
@@ -182,14 +354,28 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>): str
   return `<header class="run">\n${parts.join("\n")}\n</header>`;
 }
 
-export function renderReportHtml(report: RunReport): string {
-  const anchors = new Map(report.jobs.map((job, index) => [job.key, `job-${index + 1}`]));
-  const localVideos = report.jobs
-    .flatMap((job) => job.steps)
-    .flatMap((step) => [...step.inputs, ...step.outputs])
-    .filter((media) => media.local && media.kind === "video").length;
-  const context: MediaContext = { videoPreload: localVideos <= EAGER_VIDEO_LIMIT ? "metadata" : "none" };
-  const cards = report.jobs.map((job) => jobCard(job, anchors.get(job.key) ?? "", context));
+function pageIndex(report: RunReport, previews: MediaPreviews): PageIndex {
+  const outputs = new Map<string, { id: string; label: string }>();
+  const modelTokens = new Map<string, string>();
+  let n = 0;
+  for (const step of report.jobs.flatMap((job) => job.steps)) {
+    if (step.model !== undefined && !modelTokens.has(step.model)) {
+      modelTokens.set(step.model, `m${modelTokens.size + 1}`);
+    }
+    for (const media of step.outputs) {
+      const entry = { id: `media-${++n}`, label: `${step.address} · ${mediaLabel(media)}` };
+      if (media.path !== undefined) outputs.set(media.path, entry);
+      if (media.url !== undefined) outputs.set(media.url, entry);
+    }
+  }
+  return { previews, outputs, inTile: new Set(), modelTokens };
+}
+
+export function renderReportHtml(report: RunReport, options: HtmlReportOptions = {}): string {
+  const index = pageIndex(report, options.previews ?? new Map());
+  const anchors = new Map(report.jobs.map((job, i) => [job.key, `job-${i + 1}`]));
+  const ordered = [...report.jobs].sort((a, b) => STATUS_ORDER[a.status] - STATUS_ORDER[b.status]);
+  const cards = ordered.map((job) => jobCard(job, anchors.get(job.key) ?? "", index));
   const title = `${report.run.workflow} — run ${report.run.id} — runflow report`;
   const bodyClass = report.counts.failedJobs === 0 ? ' class="no-failures"' : "";
   return `<!doctype html>
@@ -200,15 +386,15 @@ export function renderReportHtml(report: RunReport): string {
 <meta http-equiv="Content-Security-Policy" content="${contentSecurityPolicy()}">
 <meta name="generator" content="runflow">
 <title>${h(title)}</title>
-<style>${REPORT_CSS}</style>
+<style>${REPORT_CSS}${modelFilterCss([...index.modelTokens.values()])}</style>
 </head>
 <body${bodyClass}>
-${runHeader(report, anchors)}
+${runHeader(report, anchors, index)}
 <p class="empty-filter">No job failed.</p>
 <main class="gallery">
 ${cards.join("\n")}
 </main>
-<footer>Generated by runflow at ${time(report.generatedAt)}. Media are the downloaded files, linked relative to this page.</footer>
+<footer>Generated by runflow at ${time(report.generatedAt)}. Nothing is fetched from the network: the videos and pictures are the downloaded files beside this page, linked relative to it (keep the folders together), and the thumbnails are in <code>thumbnails/</code> beside it.</footer>
 <script>${REPORT_SCRIPT}</script>
 </body>
 </html>

@@ -9,12 +9,15 @@ import {
   buildRunReport,
   defaultReportPath,
   formatFromFileName,
+  makeThumbnails,
   renderReportHtml,
   renderReportJson,
   renderReportMarkdown,
   REPORT_FORMATS,
+  type FfmpegRunner,
   type ReportFormat,
   type RunReport,
+  type ThumbnailSummary,
 } from "../../report/index.js";
 import { findRun } from "../../engine/retry.js";
 import { openSqliteStore } from "../../store/index.js";
@@ -40,6 +43,10 @@ export interface ReportCommandOptions {
   cwd?: string | undefined;
   /** The command that re-runs the failed steps, shown in the report (default `runflow retry RUN`). */
   retryCommand?: ((runId: string) => string) | undefined;
+  /** HTML: the ffmpeg that makes thumbnails (default `ffmpeg` on PATH); false makes none. */
+  ffmpeg?: string | false | undefined;
+  /** HTML: how ffmpeg is started (tests count the thumbnails made). */
+  ffmpegRunner?: FfmpegRunner | undefined;
 }
 
 export interface WrittenReport {
@@ -48,13 +55,9 @@ export interface WrittenReport {
   /** Absolute path of the report; undefined when it went to stdout. */
   path: string | undefined;
   report: RunReport;
+  /** HTML: the thumbnails made now and taken from the cache. */
+  thumbnails?: ThumbnailSummary;
 }
-
-const RENDERERS: Record<ReportFormat, (report: RunReport) => string> = {
-  html: renderReportHtml,
-  md: renderReportMarkdown,
-  json: renderReportJson,
-};
 
 /** Written to a temporary file and renamed: a reader never sees half a report. */
 function writeAtomically(file: string, text: string): void {
@@ -64,11 +67,11 @@ function writeAtomically(file: string, text: string): void {
   renameSync(temporary, file);
 }
 
-export function runReportCommand(
+export async function runReportCommand(
   runId: string | undefined,
   options: ReportCommandOptions,
   output: Output = processOutput,
-): WrittenReport {
+): Promise<WrittenReport> {
   const cwd = options.cwd ?? process.cwd();
   const format = options.format ?? (options.out ? formatFromFileName(options.out) : undefined) ?? "html";
   const toStdout = options.out === "-";
@@ -94,7 +97,21 @@ export function runReportCommand(
   // The database never holds the token (the store redacts on write); scrubbing again costs
   // nothing and covers a database written before the token was set or changed.
   const redact = makeRedactor(tokensFromEnvironment(options.env ?? process.env));
-  const text = redact(RENDERERS[format](report));
+  let rendered: string;
+  let thumbnails: ThumbnailSummary | undefined;
+  if (format === "html") {
+    // Thumbnails live beside the report, so their links are relative to its folder.
+    const made = await makeThumbnails(report, {
+      reportDir: file ? path.dirname(file) : cwd,
+      ffmpeg: options.ffmpeg,
+      runner: options.ffmpegRunner,
+    });
+    thumbnails = made.summary;
+    rendered = renderReportHtml(report, { previews: made.previews });
+  } else {
+    rendered = format === "md" ? renderReportMarkdown(report) : renderReportJson(report);
+  }
+  const text = redact(rendered);
 
   if (file === undefined) {
     output.stdout(text);
@@ -106,7 +123,12 @@ export function runReportCommand(
       output.stdout(`report of run ${report.run.id} written to ${displayPath(file, cwd)}\n`);
     }
   }
-  return { runId: report.run.id, format, path: file, report };
+  if (thumbnails?.ffmpegAbsent && !options.quiet) {
+    output.stderr(
+      "note: ffmpeg was not found, so the videos have no poster frame in the report (a tile with the file name stands in); install ffmpeg for thumbnails\n",
+    );
+  }
+  return { runId: report.run.id, format, path: file, report, ...(thumbnails ? { thumbnails } : {}) };
 }
 
 export function register(program: Command): void {
@@ -121,13 +143,13 @@ export function register(program: Command): void {
       ).choices(REPORT_FORMATS),
     )
     .option("--out <file>", "where to write it; - for stdout (default: reports/RUN.FORMAT beside the state)")
-    .action(function (
+    .action(async function (
       this: Command,
       runId: string | undefined,
       local: { format?: ReportFormat; out?: string },
     ) {
       const globals = globalOptions(this);
-      runReportCommand(
+      await runReportCommand(
         runId,
         {
           statePath: globals.state,
