@@ -3,6 +3,7 @@
  * it): one JPEG per distinct file, cached by content so a second report makes none, a few
  * ffmpegs at a time, and a clean fallback — durations still read — when ffmpeg is absent.
  */
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -22,19 +23,26 @@ if (skip) console.warn(`report-thumbnails: skipped, ${FFMPEG} is absent (apt-get
 
 const quiet: Output = { stdout: () => {}, stderr: () => {} };
 
-/** A report of `videos` distinct real MP4s (the tiny clip, padded to different sizes) and one still. */
+const sha256 = (bytes: Buffer) => createHash("sha256").update(bytes).digest("hex");
+
+/**
+ * A report of `videos` distinct real MP4s (the tiny clip, padded to different sizes), a copy
+ * of the first under another name, and one still; their sha256 recorded, as downloads do.
+ */
 function reportOfFiles(videos: number): { report: RunReport; dir: string } {
   const dir = tempRoot();
-  const media = [];
+  mkdirSync(path.join(dir, "outputs"), { recursive: true });
+  const media: { name: string; index: number; kind: "video" | "image"; path: string; sha256: string }[] = [];
+  const add = (name: string, kind: "video" | "image", bytes: Buffer) => {
+    const file = path.join(dir, "outputs", name);
+    writeFileSync(file, bytes);
+    media.push({ name: kind, index: media.length, kind, path: file, sha256: sha256(bytes) });
+  };
   for (let i = 0; i < videos; i++) {
-    const file = path.join(dir, "outputs", `clip-${i}.mp4`);
-    mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, i === 0 ? TINY_MP4 : readAll(mp4File(TINY_MP4.length + 8 + i)));
-    media.push({ name: "video", index: i, kind: "video" as const, path: file });
+    add(`clip-${i}.mp4`, "video", i === 0 ? TINY_MP4 : readAll(mp4File(TINY_MP4.length + 8 + i)));
   }
-  const still = path.join(dir, "outputs", "still.png");
-  writeFileSync(still, gradientPng(96, 64));
-  media.push({ name: "image", index: undefined, kind: "image" as const, path: still });
+  add("copy-of-clip-0.mp4", "video", TINY_MP4);
+  add("still.png", "image", gradientPng(96, 64));
   const report = {
     jobs: [
       {
@@ -48,7 +56,6 @@ function reportOfFiles(videos: number): { report: RunReport; dir: string } {
               local: true,
               missing: false,
               bytes: undefined,
-              sha256: undefined,
             })),
           },
         ],
@@ -77,6 +84,8 @@ describe.skipIf(skip)("report thumbnails with ffmpeg", () => {
     const preview = first.previews.get(path.join(dir, "outputs", "clip-0.mp4"));
     expect(preview?.thumbnail).toMatch(/^thumbnails\/[0-9a-f]{64}-320\.jpg$/);
     expect(preview?.durationMs).toBe(1_000);
+    // The copy has the same content, so the same thumbnail, made once.
+    expect(first.previews.get(path.join(dir, "outputs", "copy-of-clip-0.mp4"))).toEqual(preview);
 
     // A second report makes nothing: every thumbnail comes from the cache.
     const calls: string[] = [];
@@ -124,8 +133,8 @@ describe.skipIf(skip)("report thumbnails with ffmpeg", () => {
 
   it("leaves a file ffmpeg cannot read without a thumbnail, and the others with theirs", async () => {
     const { report, dir } = reportOfFiles(1);
-    const broken = path.join(dir, "outputs", "clip-0.mp4");
-    writeFileSync(broken, "not a video at all");
+    const broken = path.join(dir, "outputs", "still.png");
+    writeFileSync(broken, "not a picture at all");
     const { previews, summary } = await makeThumbnails(report, {
       reportDir: path.join(dir, "reports"),
       ffmpeg: FFMPEG,

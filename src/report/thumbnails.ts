@@ -4,17 +4,17 @@
  * when it is there, and a video's duration read from the file.
  *
  * Thumbnails are cached beside the report in `thumbnails/SHA256-320.jpg`, keyed by the
- * content of the file they show: a second report of the same run (or of another run that
- * reused its outputs) makes none. ffmpeg runs without a shell, a few at a time. Without
+ * content of the file they show (the sha256 recorded at download): a second report of the
+ * same run (or of another run that reused its outputs) makes none. ffmpeg runs without a shell, a few at a time. Without
  * ffmpeg, or for a file it cannot read, there is no thumbnail and the page shows a neutral
  * tile with the file's name, duration and size instead — never a blank player.
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { execa as Execa } from "execa";
-import { hashFile } from "../engine/local-files.js";
 import { relativeHref } from "./media.js";
 import type { MediaRef, RunReport } from "./model.js";
 import { mp4DurationMs } from "./mp4-duration.js";
@@ -53,9 +53,9 @@ export interface ThumbnailOptions {
 }
 
 export interface ThumbnailSummary {
-  /** Thumbnails ffmpeg made now. */
+  /** Thumbnails ffmpeg made now (one per distinct content). */
   made: number;
-  /** Thumbnails found in the cache. */
+  /** Thumbnails found in the cache (one per distinct content). */
   cached: number;
   /** Files ffmpeg could not read (they get the neutral tile). */
   failed: number;
@@ -105,6 +105,16 @@ function previewableFiles(report: RunReport): MediaRef[] {
   return [...byPath.values()];
 }
 
+/**
+ * The cache key of a file recorded without its sha256 (a database from before runflow
+ * recorded one): its path, size and modification time, hashed — a changed file gets a new
+ * thumbnail, and the report does not read every video through.
+ */
+async function standInKey(file: string): Promise<string> {
+  const facts = await stat(file);
+  return createHash("sha256").update(`${file}\0${facts.size}\0${facts.mtimeMs}`).digest("hex");
+}
+
 /** Runs `work` on every item, at most `limit` at once. */
 async function forEachBounded<T>(
   items: readonly T[],
@@ -136,22 +146,26 @@ export async function makeThumbnails(
   const summary: ThumbnailSummary = { made: 0, cached: 0, failed: 0, ffmpegAbsent: false };
   const previews = new Map<string, MediaPreview>();
   // Two outputs with the same content (a reused step's copy) share one thumbnail, made once.
-  const making = new Map<string, Promise<boolean>>();
+  const thumbnails = new Map<string, Promise<boolean>>();
 
   const thumbnailOf = async (media: MediaRef & { path: string }): Promise<string | undefined> => {
-    const sha256 = media.sha256 ?? (await hashFile(media.path)).sha256;
-    const file = path.join(cacheDir, `${sha256}-${THUMBNAIL_WIDTH}.jpg`);
-    if (existsSync(file)) {
-      summary.cached += 1;
-      return file;
+    const file = path.join(
+      cacheDir,
+      `${media.sha256 ?? (await standInKey(media.path))}-${THUMBNAIL_WIDTH}.jpg`,
+    );
+    // Looked up and settled once per thumbnail: a second file with the same content waits
+    // for the first one's answer, and counts neither as made nor as cached.
+    let ready = thumbnails.get(file);
+    if (!ready) {
+      if (existsSync(file)) {
+        summary.cached += 1;
+        ready = Promise.resolve(true);
+      } else {
+        ready = ffmpeg === false || summary.ffmpegAbsent ? Promise.resolve(false) : makeOne(media.path, file);
+      }
+      thumbnails.set(file, ready);
     }
-    if (ffmpeg === false || summary.ffmpegAbsent) return undefined;
-    let made = making.get(file);
-    if (!made) {
-      made = makeOne(media.path, file);
-      making.set(file, made);
-    }
-    return (await made) ? file : undefined;
+    return (await ready) ? file : undefined;
   };
 
   const makeOne = async (source: string, file: string): Promise<boolean> => {
