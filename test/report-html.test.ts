@@ -4,7 +4,7 @@ import { buildRunReport, renderReportHtml, type RunReport } from "../src/report/
 import { openSqliteStore } from "../src/store/index.js";
 import { HOSTILE_PROMPT, RUN_ID, seedReportRun, T0 } from "./report-fixture.js";
 
-function htmlOf(): { html: string; report: RunReport } {
+function htmlOf(fileExists?: (file: string) => boolean): { html: string; report: RunReport } {
   const seeded = seedReportRun();
   const store = openSqliteStore(seeded.statePath, { readonly: true });
   try {
@@ -13,6 +13,7 @@ function htmlOf(): { html: string; report: RunReport } {
     const report = buildRunReport(run, store.getSteps(RUN_ID), store.getOutputs(RUN_ID), {
       reportDir: path.join(seeded.root, "reports"),
       now: T0,
+      fileExists,
     });
     return { html: renderReportHtml(report), report };
   } finally {
@@ -133,5 +134,13 @@ describe("renderReportHtml", () => {
     expect(html).toContain('data-job="teaser/001" data-status="succeeded" data-models="m1 m2"');
     expect(html).toContain('body:has(#model-m3:checked) .job:not([data-models~="m3"]) { display: none; }');
     expect(html).toContain("<code>runflow retry r-20250301-0200-ab12</code>");
+  });
+
+  it("says on a tile why it has no picture: the downloads are gone from disk", () => {
+    const { html } = htmlOf((file) => !file.includes(`${path.sep}teasers${path.sep}001${path.sep}`));
+    expect(html).toMatch(
+      /data-job="teaser\/001"[^>]*>\n<details><summary class="tile"><span class="thumb thumb-empty">file missing<\/span>/,
+    );
+    expect(html).toContain('<p class="missing">video: file missing (');
   });
 });

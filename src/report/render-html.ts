@@ -236,7 +236,14 @@ function headlineMedia(job: JobReport): MediaRef | undefined {
 function tileThumb(job: JobReport, index: PageIndex): string {
   const media = headlineMedia(job);
   if (!media) {
-    const text = job.status === "succeeded" ? "no picture" : job.status;
+    const outputs = job.steps.flatMap((step) => step.outputs);
+    const text = outputs.some((output) => output.missing)
+      ? "file missing"
+      : outputs.length > 0
+        ? "not downloaded"
+        : job.status === "succeeded"
+          ? "no picture"
+          : job.status;
     return `<span class="thumb thumb-empty">${h(text)}</span>`;
   }
   const preview = previewOf(index, media);
