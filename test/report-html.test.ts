@@ -59,7 +59,7 @@ describe("renderReportHtml", () => {
     expect(html).toMatch(
       /<section class="step step-failed" data-step="teaser\/002\/restyle" data-state="failed">/,
     );
-    expect(html).toContain('<input type="checkbox" id="failed-only"> show failed only (2 of 4 jobs)');
+    expect(html).toContain('<input type="checkbox" id="failed-only"> show failed only (2 of 4 instances)');
     expect(html).toContain("<code>runflow retry r-20250301-0200-ab12</code>");
   });
 

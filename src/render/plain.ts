@@ -3,14 +3,11 @@
  * change, no colour, no cursor movement. A subscriber of the event stream, nothing more.
  */
 import type { RunEvent, StepEvent } from "../engine/events.js";
+import { scopePhrase, stateLabel } from "./vocabulary.js";
 
 /** `2025-06-01T12:00:03Z`: sortable, unambiguous across time zones, no noise below the second. */
 export function timestamp(at: number): string {
   return `${new Date(at).toISOString().slice(0, 19)}Z`;
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** What follows `ADDRESS STATE`: ` #3`, ` attempt 2`, ` request ID`, ` from run R`, then `: error`. */
@@ -34,11 +31,11 @@ export function plainLine(event: RunEvent): string | undefined {
   const time = timestamp(event.at);
   switch (event.event) {
     case "run_started":
-      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${plural(event.steps, "step")} in ${plural(event.jobs, "job")}, concurrency ${event.concurrency}`;
+      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${scopePhrase({ steps: event.steps, instances: event.jobs })}, concurrency ${event.concurrency}`;
     case "step":
       // A step leaving `pending` for `waiting` is not news; a retry's `waiting` is.
       if (event.state === "waiting" && !event.error) return undefined;
-      return `${time} ${event.address} ${event.state}${stepDetail(event)}`;
+      return `${time} ${event.address} ${stateLabel(event.state)}${stepDetail(event)}`;
     case "notice":
       return `${time} ${event.level === "warn" ? "warning: " : ""}${event.message}`;
     case "run_finished":

@@ -10,6 +10,7 @@
 import { formatDuration } from "../util/duration.js";
 import { escapeHtml as h } from "./escape.js";
 import { contentSecurityPolicy, REPORT_CSS, REPORT_SCRIPT } from "./html-assets.js";
+import { countOf, GROUP_LABEL } from "../render/vocabulary.js";
 import { DISPLAY_GROUPS, type JobReport, type MediaRef, type RunReport, type StepReport } from "./model.js";
 import { formatTimestamp } from "./time.js";
 
@@ -146,18 +147,20 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>): str
   if (run.exitCode !== undefined) meta.push(`exit ${run.exitCode}`);
   const countItems = DISPLAY_GROUPS.map((group) => {
     const n = counts.byGroup[group];
-    return `<li class="count group-${group}${n > 0 ? " nonzero" : ""}"><span class="n">${n}</span> ${group}</li>`;
+    return `<li class="count group-${group}${n > 0 ? " nonzero" : ""}"><span class="n">${n}</span> ${GROUP_LABEL[group]}</li>`;
   });
-  countItems.push(`<li class="count"><span class="n">${counts.steps}</span> steps</li>`);
   countItems.push(
-    `<li class="count jobs"><span class="n">${counts.jobs}</span> jobs, <span class="n">${counts.failedJobs}</span> failed</li>`,
+    `<li class="count"><span class="n">${counts.steps}</span> ${counts.steps === 1 ? "step" : "steps"}</li>`,
+  );
+  countItems.push(
+    `<li class="count jobs"><span class="n">${counts.jobs}</span> ${counts.jobs === 1 ? "instance" : "instances"}, <span class="n">${counts.failedJobs}</span> failed</li>`,
   );
   const parts = [
     `<h1>${h(run.workflow)} <span class="run-id">run ${h(run.id)}</span> ` +
       `<span class="badge badge-${run.status === "succeeded" ? "succeeded" : run.status === "running" ? "running" : "failed"}">${h(run.status)}</span></h1>`,
     `<p class="meta">${meta.join(" · ")}</p>`,
     `<ul class="counts">${countItems.join("")}</ul>`,
-    `<label class="filter"><input type="checkbox" id="failed-only"> show failed only (${counts.failedJobs} of ${counts.jobs} jobs)</label>`,
+    `<label class="filter"><input type="checkbox" id="failed-only"> show failed only (${counts.failedJobs} of ${countOf(counts.jobs, "instance")})</label>`,
   ];
   if (report.failed.length > 0) {
     const items = report.failed.map((step) => {

@@ -4,15 +4,15 @@
  * jobs the run has.
  *
  *   teasers · run r-20250101 · 3m05s elapsed · 42.0 steps/min · ETA 12m10s
- *   queued 9,870 · submitted 8 · running 16 · done 96 · reused 4 · failed 6
- *   teaser/0007  animate: done · restyle: in_progress 0:42
+ *   9,870 queued · 8 submitted · 16 running · 96 succeeded · 4 reused · 6 failed
+ *   teaser/0007  animate: succeeded · restyle: in_progress 0:42
  *   teaser/0011  animate: in_queue #3
  *   … and 12 more active
  */
 import { formatDuration } from "../../util/duration.js";
-import { formatCount } from "./clock-format.js";
 import { NOTICE_LINGER_MS, type DisplayGroup, type JobView, type ProgressModel } from "./progress-model.js";
 import { stepLabel } from "./step-label.js";
+import { formatCount, groupCount } from "../vocabulary.js";
 import { fitSegments, paint, printable, type Segment, type Style } from "./text.js";
 
 export interface FrameSize {
@@ -71,7 +71,7 @@ function countsLine(model: ProgressModel): Segment[] {
   return joinSegments(
     GROUPS.map(([group, style]) => {
       const n = model.counts[group];
-      return [{ text: `${group} ${formatCount(n)}`, style: n > 0 ? style : "dim" }];
+      return [{ text: groupCount(group, n), style: n > 0 ? style : "dim" }];
     }),
   );
 }

@@ -1,7 +1,8 @@
-/** How one step reads in the live view: `in_queue #3`, `in_progress 0:42`, `done`, `failed: …`. */
+/** How one step reads in the live view: `in_queue #3`, `in_progress 0:42`, `succeeded`, `failed: …`. */
 import type { StepView } from "./progress-model.js";
 import { formatClock } from "./clock-format.js";
 import { firstLine, printable, type Segment, type Style } from "./text.js";
+import { stateLabel } from "../vocabulary.js";
 
 const STYLE: Partial<Record<StepView["state"], Style>> = {
   submitting: "magenta",
@@ -40,15 +41,13 @@ function labelText(step: StepView, now: number): string {
     case "in_progress":
     case "running":
       return `${step.state} ${formatClock(now - step.since)}`;
-    case "succeeded":
-      return "done";
     case "failed":
       return error === "" ? "failed" : `failed: ${error}`;
     case "timed_out":
     case "unknown":
     case "cancelled":
-      return error === "" ? step.state : `${step.state}: ${error}`;
+      return error === "" ? stateLabel(step.state) : `${stateLabel(step.state)}: ${error}`;
     default:
-      return step.state;
+      return stateLabel(step.state);
   }
 }
