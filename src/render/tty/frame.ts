@@ -5,15 +5,17 @@
  *
  *   teasers · run r-20250101 · 3m05s elapsed · 42.0 steps/min · ETA 12m10s
  *   9,870 queued · 8 submitted · 16 running · 96 succeeded · 4 reused · 6 failed
+ *   2 waiting for the limit of runwayml/runway-aleph/video-to-video (2 at once) · 1 backing off
  *   teaser/0007  animate: succeeded · restyle: in_progress 0:42
  *   teaser/0011  animate: in_queue #3
  *   … and 12 more active
  */
 import { formatDuration } from "../../util/duration.js";
 import { NOTICE_LINGER_MS, type DisplayGroup, type JobView, type ProgressModel } from "./progress-model.js";
-import { stepLabel } from "./step-label.js";
+import { stepLabel, waitPhrase } from "./step-label.js";
+import { formatClock } from "./clock-format.js";
 import { formatCount, groupCount } from "../vocabulary.js";
-import { fitSegments, paint, printable, type Segment, type Style } from "./text.js";
+import { firstLine, fitSegments, paint, printable, type Segment, type Style } from "./text.js";
 
 export interface FrameSize {
   rows: number;
@@ -56,15 +58,35 @@ function titleLine(model: ProgressModel, now: number): Segment[] {
   parts.push([{ text: `${formatDuration(Math.max(0, now - header.startedAt))} elapsed` }]);
   const rate = model.throughputPerMinute(now);
   parts.push([{ text: rate === undefined ? "— steps/min" : `${rate.toFixed(1)} steps/min` }]);
-  const remaining = model.remaining;
-  const eta =
-    remaining === 0
-      ? "ETA 0s"
-      : rate === undefined
-        ? "ETA —"
-        : `ETA ${formatDuration((remaining / rate) * 60_000)}`;
-  parts.push([{ text: eta }]);
+  const eta = model.remaining === 0 ? 0 : model.etaMs(now);
+  parts.push([{ text: eta === undefined ? "ETA —" : `ETA ${formatDuration(eta)}` }]);
   return joinSegments(parts);
+}
+
+/**
+ * Why steps are not moving, when some are not: the API failing, a `limits` entry or the
+ * run's slots full, backoffs. Empty when nothing waits for a reason worth saying.
+ */
+function waitsLine(model: ProgressModel, now: number): Segment[] {
+  const parts: Segment[][] = [];
+  const down = model.apiUnreachable;
+  if (down) {
+    parts.push([
+      {
+        text: `API unreachable since ${clockTime(down.since)} (${formatClock(now - down.since)}): ${printable(firstLine(down.error))}`,
+        style: "red",
+      },
+    ]);
+  }
+  for (const { reason, steps } of model.waitGroups()) {
+    parts.push([{ text: `${formatCount(steps)} ${waitPhrase(reason)}`, style: "yellow" }]);
+  }
+  return joinSegments(parts);
+}
+
+/** `12:00:03`: a time of day in UTC, as the plain log writes it. */
+function clockTime(at: number): string {
+  return new Date(at).toISOString().slice(11, 19);
 }
 
 function countsLine(model: ProgressModel): Segment[] {
@@ -95,6 +117,8 @@ export function renderFrame(
   const columns = Math.max(1, Math.floor(size.columns));
   const lines: Segment[][] = [titleLine(model, now)];
   if (rows >= 2) lines.push(countsLine(model));
+  const waits = model.finished ? [] : waitsLine(model, now);
+  if (rows >= 4 && waits.length > 0) lines.push(waits);
 
   // The end of the run shows the totals only: the summary that follows lists the failures.
   if (!model.finished) {
