@@ -45,7 +45,7 @@ describe("why things wait, in the live view", () => {
     );
     const frame = renderFrame(model, WIDE, 2_000);
     expect(frame[2]).toBe(
-      `1 waiting for the limit of ${ALEPH} (1 at once) · 1 waiting for a request slot (concurrency 8)`,
+      `1 waiting for the limit of ${ALEPH} (1 at once) · 1 waiting for a request slot (concurrency 8) · 1 in the API's queue, the first at #2`,
     );
     expect(frame).toContain(`t/b  restyle: waiting for the limit of ${ALEPH} (1 at once)`);
     expect(frame).toContain("t/a  restyle: in_queue #2");
@@ -65,7 +65,7 @@ describe("why things wait, in the live view", () => {
     expect(renderFrame(model, WIDE, 7_000)).toContain(
       "t/a  animate: in_queue #1 · polling again in 0:10 after: the RunComfy API failed the status call (HTTP 503)",
     );
-    expect(renderFrame(model, WIDE, 7_000)[2]).toBe("1 backing off");
+    expect(renderFrame(model, WIDE, 7_000)[2]).toBe("1 backing off · 1 in the API's queue, the first at #1");
     model.apply(stepEvent("t/a/animate", "in_queue", "in_progress", 18_000));
     const after = renderFrame(model, WIDE, 19_000);
     expect(after).toContain("t/a  animate: in_progress 0:01");
@@ -87,7 +87,7 @@ describe("why things wait, in the live view", () => {
       },
     );
     expect(renderFrame(model, WIDE, Date.UTC(2025, 0, 1, 2, 0, 43))[2]).toBe(
-      "API unreachable since 02:00:03 (0:40): the RunComfy API failed the status call (HTTP 502)",
+      "API unreachable since 02:00:03 (0:40): the RunComfy API failed the status call (HTTP 502) · 1 in the API's queue",
     );
     model.apply({ event: "api_recovered", at: Date.UTC(2025, 0, 1, 2, 0, 44), runId: RUN_ID, since: 0 });
     expect(renderFrame(model, WIDE, Date.UTC(2025, 0, 1, 2, 0, 45)).join("\n")).not.toContain("unreachable");

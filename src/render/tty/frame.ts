@@ -81,6 +81,14 @@ function waitsLine(model: ProgressModel, now: number): Segment[] {
   for (const { reason, steps } of model.waitGroups()) {
     parts.push([{ text: `${formatCount(steps)} ${waitPhrase(reason)}`, style: "yellow" }]);
   }
+  // Said only when something else waits too: alone, the API's queue is the normal case.
+  if (parts.length > 0 && model.counts.submitted > 0) {
+    const queue = model.apiQueue();
+    if (queue.steps > 0) {
+      const front = queue.front === undefined ? "" : `, the first at #${queue.front}`;
+      parts.push([{ text: `${formatCount(queue.steps)} in the API's queue${front}`, style: "cyan" }]);
+    }
+  }
   return joinSegments(parts);
 }
 

@@ -330,6 +330,25 @@ export class ProgressModel {
     return [...this.#waits.values()].sort((a, b) => order[a.reason.kind] - order[b.reason.kind]);
   }
 
+  /**
+   * Listed steps in the API's queue and the best place one holds (undefined before the API
+   * gave one). Read at drawing time from the listed jobs only, which the engine keeps to
+   * about twice the request slots.
+   */
+  apiQueue(): { steps: number; front: number | undefined } {
+    let steps = 0;
+    let front: number | undefined;
+    for (const job of this.#active.values()) {
+      for (const step of job.steps) {
+        if (step.state !== "in_queue") continue;
+        steps += 1;
+        if (step.queuePosition !== undefined && (front === undefined || step.queuePosition < front))
+          front = step.queuePosition;
+      }
+    }
+    return { steps, front };
+  }
+
   /** Time left (estimateRemainingMs), undefined when nothing tells it yet. */
   etaMs(now: number): number | undefined {
     let modelRemaining = 0;
