@@ -70,7 +70,7 @@ describe("runflow apply (end to end)", () => {
     expect(result.exitCode).toBe(0);
     const lines = result.stdout.split("\n");
     expect(lines[0]).toMatch(
-      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ apply \S+: workflow chain \(chain\.yaml\), 2 steps in 1 job, concurrency 8$/,
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ apply \S+: workflow chain \(chain\.yaml\), 2 steps in 1 instance, concurrency 8$/,
     );
     expect(lines).toContainEqual(expect.stringMatching(/Z clip\/item-1\/restyle succeeded$/));
     expect(result.stdout).not.toContain("\u001b[");

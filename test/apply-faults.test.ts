@@ -43,13 +43,13 @@ describe("runflow apply under faults", () => {
     expect(first.exitCode).toBe(1);
     expect(first.stdout).toMatch(/clip\/item-\d\/animate unknown: submit: HTTP 503/);
     expect(first.stdout).toContain("--resubmit-unknown");
-    expect(first.stdout).toMatch(/4 succeeded, 1 unknown, 1 blocked/);
+    expect(first.stdout).toMatch(/4 succeeded, 2 failed \(1 unknown, 1 blocked\)/);
     const submitted = p.api.submissions().total;
     expect(submitted).toBe(4);
 
     const second = await p.run(["apply", "chain.yaml"]);
     expect(second.exitCode).toBe(1);
-    expect(second.stdout).toMatch(/4 reused, 1 unknown, 1 blocked/);
+    expect(second.stdout).toMatch(/4 reused, 2 failed \(1 unknown, 1 blocked\)/);
     expect(p.api.submissions().total).toBe(submitted);
   });
 

@@ -58,7 +58,7 @@ describe("runflow retry", () => {
     p.api.configure({ failRate: 1 });
     const failed = await p.run(["apply", "studio.yaml"]);
     expect(failed.exitCode).toBe(1);
-    expect(failed.stdout).toMatch(/3 reused, 3 failed, 3 blocked/);
+    expect(failed.stdout).toMatch(/3 reused, 6 failed \(3 blocked\)/);
     expect(failed.stdout).toMatch(/clip\/item-1\/animate failed: /);
     const runId = /to retry: runflow retry (\S+)/.exec(failed.stdout)?.[1];
     expect(runId).toBeDefined();
@@ -91,7 +91,7 @@ describe("runflow retry", () => {
     p.api.configure({ faults: [{ endpoint: "submit", kind: "502", times: 1 }] });
     const first = await p.run(["apply", "studio.yaml", "--only", "solo/still"]);
     expect(first.exitCode).toBe(1);
-    expect(first.stdout).toMatch(/2 succeeded, 1 unknown/);
+    expect(first.stdout).toMatch(/2 succeeded, 1 failed \(1 unknown\)/);
     const before = p.api.submissions().total;
 
     const plain = await p.run(["retry"]);

@@ -76,7 +76,9 @@ describe("runflow apply on a terminal", () => {
     );
     // The header: workflow, run id, elapsed time and the counts by state, at the top.
     expect(mid[0]).toMatch(/live · run \S+ · .*elapsed/);
-    expect(mid[1]).toMatch(/queued \d+ · submitted \d+ · running \d+ · done \d+ · reused \d+ · failed \d+/);
+    expect(mid[1]).toMatch(
+      /\d+ queued · \d+ submitted · \d+ running · \d+ succeeded · \d+ reused · \d+ failed/,
+    );
     // Jobs with each step's state; more active jobs than rows, so the rest are counted.
     expect(mid.some((row) => /clip\/item-\d+\s+animate: in_progress \d+:\d\d/.test(row))).toBe(true);
     expect(mid.some((row) => /… and \d+ more/.test(row))).toBe(true);
@@ -89,7 +91,7 @@ describe("runflow apply on a terminal", () => {
     expect(text).toContain("EXIT=0");
     // The last frame stays (finished, with the final counts), then the summary below it.
     expect(text).toMatch(/live · run \S+ · succeeded after/);
-    expect(text).toMatch(/done 48 · reused 0 · failed 0/);
+    expect(text).toMatch(/48 succeeded · 0 reused · 0 failed/);
     expect(text).toMatch(/run \S+ succeeded in .* — 48 steps: 48 succeeded/);
     expect(text).toContain("outputs: outputs/live");
     expect(text).not.toMatch(/in_progress|in_queue/);
@@ -106,7 +108,7 @@ describe("runflow apply on a terminal", () => {
     ).join("\n");
     expect(text).toContain("EXIT=2");
     expect(text).toMatch(/flow\.yaml:\d+:\d+: .*ratio/);
-    expect(text).not.toMatch(/starting…|queued \d+ ·/);
+    expect(text).not.toMatch(/starting…|\d+ queued ·/);
     expect(flow.api.submissions().total).toBe(0);
   }, 60_000);
 });

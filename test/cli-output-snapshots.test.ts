@@ -41,7 +41,7 @@ function normalize(text: string, flow: Project): string {
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, "<time>")
     .replace(/\b\d{8}-\d{6}-[0-9a-f]{4}\b/g, "<run>")
     .replace(/\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g, "<request>")
-    .replace(/"(at|elapsedMs)":\d+/g, '"$1":0')
+    .replace(/"(at|elapsedMs|typicalMs|since)":\d+/g, '"$1":0')
     .replace(/ in [\d.hms]+ — /g, " in <elapsed> — ");
 }
 

@@ -22,9 +22,9 @@ describe("runflow runs", () => {
     expect(rest).toEqual([]);
     expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
     expect(retry).toMatch(
-      /^\S+\s+retry\s+night\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+1 failed, 1 blocked$/,
+      /^\S+\s+retry\s+night\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+2 failed \(1 blocked\)$/,
     );
-    expect(apply).toMatch(/^\S+\s+apply\s+night\s+failed\s+.*4 succeeded, 1 failed, 1 blocked$/);
+    expect(apply).toMatch(/^\S+\s+apply\s+night\s+failed\s+.*4 succeeded, 2 failed \(1 blocked\)$/);
     // Columns line up: every row's STATUS starts where the header's does.
     const statusColumn = header!.indexOf("STATUS");
     expect(retry!.slice(statusColumn)).toMatch(/^failed/);

@@ -31,7 +31,7 @@ describe("runflow plan", () => {
     const { code, stdout, stderr } = await run("plan", flow());
     expect(code).toBe(0);
     expect(stderr).toBe("");
-    expect(stdout).toContain("chain: 2 instances, 4 steps — 2 to submit, 0 reused, 2 deferred, 0 to run");
+    expect(stdout).toContain("chain: 4 steps in 2 instances — 2 to submit, 0 reused, 2 deferred, 0 to run");
     expect(stdout).toContain(`  animate  submit  ${HAILUO}`);
     expect(stdout).toContain(
       '      body {"prompt":"a cat","image_url":"https://example.com/cat.png","prompt_optimizer":true}',

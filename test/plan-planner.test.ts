@@ -279,7 +279,7 @@ describe("showing a plan", () => {
     const prior = priorStateOf([succeeded(catFingerprint)]);
     const plan = planRun(await chain(), prior, { runId: "r", now: NOW });
     const lines = planSummaryLines(plan, path.dirname(plan.workflow.file));
-    expect(lines[0]).toBe("chain: 2 instances, 4 steps — 2 to submit, 1 reused, 1 deferred, 0 to run");
+    expect(lines[0]).toBe("chain: 4 steps in 2 instances — 2 to submit, 1 reused, 1 deferred, 0 to run");
     expect(lines).toContain("teaser/cat  → outputs/chain/cat");
     expect(lines).toContain(`  animate  reuse  ${HAILUO}`);
     expect(lines).toContain(

@@ -22,7 +22,7 @@ describe("renderFrame", () => {
   it("says it is starting before the run has begun", () => {
     expect(renderFrame(new ProgressModel(), WIDE, 0)).toEqual([
       "starting…",
-      "queued 0 · submitted 0 · running 0 · done 0 · reused 0 · failed 0",
+      "0 queued · 0 submitted · 0 running · 0 succeeded · 0 reused · 0 failed",
     ]);
   });
 
@@ -39,7 +39,7 @@ describe("renderFrame", () => {
       stepEvent("teaser/c/restyle", "pending", "blocked", 1_000),
     );
     expect(renderFrame(model, WIDE, 5_000)[1]).toBe(
-      "queued 2 · submitted 1 · running 1 · done 0 · reused 1 · failed 1",
+      "2 queued · 1 submitted · 1 running · 0 succeeded · 1 reused · 1 failed",
     );
   });
 
@@ -57,7 +57,7 @@ describe("renderFrame", () => {
     ]);
   });
 
-  it("lists each active job's steps: done, reused, downloading, running and a later attempt", () => {
+  it("lists each active job's steps: succeeded, reused, downloading, running and a later attempt", () => {
     const model = modelWith(
       runStarted(0, 5, 2),
       stepEvent("teaser/a/animate", "downloading", "succeeded", 1_000),
@@ -67,7 +67,7 @@ describe("renderFrame", () => {
       stepEvent("teaser/b/encode", "waiting", "running", 3_000),
     );
     expect(renderFrame(model, WIDE, 3_600_000 + 62_000).slice(2)).toEqual([
-      "teaser/a  animate: done · restyle: in_progress 1:01:00 (attempt 2)",
+      "teaser/a  animate: succeeded · restyle: in_progress 1:01:00 (attempt 2)",
       "teaser/b  animate: reused · restyle: downloading · encode: running 1:00:59",
     ]);
   });
@@ -177,7 +177,7 @@ describe("renderFrame", () => {
     );
     expect(renderFrame(model, WIDE, 190_000)).toEqual([
       "teasers · run r-20250101-0200 · succeeded after 3m05s",
-      "queued 0 · submitted 0 · running 0 · done 1 · reused 0 · failed 0",
+      "0 queued · 0 submitted · 0 running · 1 succeeded · 0 reused · 0 failed",
     ]);
   });
 
@@ -190,7 +190,7 @@ describe("renderFrame", () => {
     const plain = renderFrame(model, { rows: 10, columns: 50 }, 3_000);
     const colored = renderFrame(model, { rows: 10, columns: 50 }, 3_000, { color: true });
     expect(plain.join("")).not.toMatch(ANSI);
-    expect(colored[2]).toContain("\u001b[32mdone\u001b[39m");
+    expect(colored[2]).toContain("\u001b[32msucceeded\u001b[39m");
     expect(colored.map((line) => line.replace(ANSI, ""))).toEqual(plain);
   });
 });

@@ -64,7 +64,7 @@ describe("createTtyRenderer", () => {
     clock.now = 43_000;
     view.flush();
     expect(out.text).toContain("teasers · run r-20250101-0200 · 43s elapsed");
-    expect(out.text).toContain("  queued 1 · submitted 0 · running 1 · done 0 · reused 0 · failed 0");
+    expect(out.text).toContain("  1 queued · 0 submitted · 1 running · 0 succeeded · 0 reused · 0 failed");
     expect(out.text).toContain("  teaser/a  animate: in_progress 0:42");
 
     // A stray write to stderr while the view draws would tear the frame: it is held back.
@@ -78,7 +78,7 @@ describe("createTtyRenderer", () => {
 
     const finalFrame = out.text.slice(out.text.lastIndexOf("teasers · run"));
     expect(finalFrame).toContain("succeeded after 45s");
-    expect(finalFrame).toContain("queued 0 · submitted 0 · running 0 · done 1 · reused 1 · failed 0");
+    expect(finalFrame).toContain("0 queued · 0 submitted · 0 running · 1 succeeded · 1 reused · 0 failed");
     expect(finalFrame).not.toContain("teaser/a  animate");
     expect(err.text).toBe("a stray warning\n");
     // The cursor is hidden while the view draws and shown again after.

@@ -80,7 +80,9 @@ describe.skipIf(skip)("the HTML report in headless Chromium", () => {
         `[...document.querySelectorAll("article.job")].map((a) => a.dataset.job)`,
       ),
     ).toEqual(["teaser/002", "teaser/003", "teaser/001", "poster/001"]);
-    expect(await page.evaluate<string>(`document.querySelector(".counts").innerText`)).toMatch(/4\s*done/);
+    expect(await page.evaluate<string>(`document.querySelector(".counts").innerText`)).toMatch(
+      /4\s*succeeded/,
+    );
   });
 
   it("shows each tile's poster frame, made by ffmpeg from the job's last output", async () => {

@@ -27,7 +27,7 @@ describe("runflow validate", () => {
     const { code, stdout, stderr } = await run("validate", file);
     expect(code).toBe(0);
     expect(stderr).toBe("");
-    expect(stdout).toBe(`${file}: OK — 1 job, 2 instances, 4 steps\n`);
+    expect(stdout).toBe(`${file}: OK — 4 steps in 2 instances of 1 job\n`);
   });
 
   test("exits 2 with every problem as file:line:column: message", async () => {
@@ -151,7 +151,7 @@ describe("runflow validate --preflight", () => {
     requests.length = 0;
     const { code, stdout } = await run("validate", flow(withImages("1280x720", "1280x720")), "--preflight");
     expect(code).toBe(0);
-    expect(stdout).toMatch(/OK — 1 job, 2 instances, 4 steps; 1 media URL probed\n$/);
+    expect(stdout).toMatch(/OK — 4 steps in 2 instances of 1 job; 1 media URL probed\n$/);
     expect(new Set(requests)).toEqual(new Set(["/1280x720.png"]));
   });
 
@@ -172,7 +172,7 @@ describe("runflow validate --preflight", () => {
       "--preflight",
     );
     expect(code).toBe(0);
-    expect(stdout).toMatch(/OK — 1 job, 2 instances, 4 steps; 1 media URL probed\n$/);
+    expect(stdout).toMatch(/OK — 4 steps in 2 instances of 1 job; 1 media URL probed\n$/);
     expect(requests).toEqual(["/flaky-1280x720.png", "/flaky-1280x720.png"]);
   });
 

@@ -10,7 +10,7 @@ import type { RunControl } from "../engine/run-control.js";
 import { handleShutdownSignals } from "../engine/shutdown.js";
 import { UsageError } from "../errors.js";
 import { ndjsonRenderer } from "../render/ndjson.js";
-import { plainLine, plainRenderer } from "../render/plain.js";
+import { apiUnreachableMessage, plainLine, plainRenderer } from "../render/plain.js";
 import { SummaryCollector, summaryLines } from "../render/summary.js";
 import { createTtyRenderer, type TtyRenderer } from "../render/tty/index.js";
 import { DEFAULT_STATE_PATH, type GlobalOptions, type Output } from "./context.js";
@@ -63,6 +63,7 @@ export function subscribeViews(events: EventBus, globals: GlobalOptions, output:
   else if (globals.quiet)
     events.subscribe((event: RunEvent) => {
       if (event.event === "notice" && event.level === "warn") output.stderr(`warning: ${event.message}`);
+      if (event.event === "api_unreachable") output.stderr(`warning: ${apiUnreachableMessage(event)}`);
     });
   else if (output.terminal) {
     const stream = output.terminal;

@@ -14,7 +14,13 @@ import { readApiToken } from "../api/env.js";
 import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
 import { UsageError, WorkflowInvalidError } from "../errors.js";
 import { loadModelRegistry, type ModelRegistry } from "../models/registry.js";
-import { planInstances, planTotals, planWorkflow, type PlannedInstance } from "../plan/plan.js";
+import {
+  planInstances,
+  planModelCounts,
+  planTotals,
+  planWorkflow,
+  type PlannedInstance,
+} from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import { emptyPriorState } from "../plan/prior-state.js";
 import { tokensFromEnvironment } from "../store/redact.js";
@@ -383,7 +389,10 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
             runId,
             createdAt: now,
             workflow: planWorkflow(workflow),
-            totals: planTotals(workflow, options.only),
+            totals: {
+              ...planTotals(workflow, options.only),
+              models: planModelCounts(workflow, options.only),
+            },
             instances: planInstances(workflow, request.fresh ? emptyPriorState : prior, {
               ...options,
               later: first && ((instance: string) => !first.has(instance)),

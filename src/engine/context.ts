@@ -1,6 +1,7 @@
 /** What every step execution shares within one run. Built once by the executor. */
 import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
+import type { ApiHealthMonitor } from "./api-health.js";
 import type { EngineDeps } from "./deps.js";
 import type { RunControl } from "./run-control.js";
 import type { RequestScheduler } from "./scheduler.js";
@@ -30,6 +31,8 @@ export interface ExecutionContext {
   /** Media probes shared by every run-time check of this run. */
   mediaCache: Map<string, Promise<MediaFacts>>;
   notice(level: "info" | "warn", message: string): void;
+  /** Hears every API call's outcome, to tell when the API stops and starts answering. */
+  apiHealth: ApiHealthMonitor;
 }
 
 /**

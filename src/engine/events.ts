@@ -12,8 +12,13 @@ export interface RunStartedEvent {
   file: string;
   kind: "apply" | "retry";
   steps: number;
+  /** Job instances (`JOB/KEY`). */
   jobs: number;
   concurrency: number;
+  /** The workflow's per-model `limits`, when it has any. */
+  limits?: Record<string, number> | undefined;
+  /** Model steps per model, when known at the start (the ETA weighs each by its duration). */
+  models?: Record<string, number> | undefined;
 }
 
 export interface StepEvent {
@@ -36,6 +41,66 @@ export interface StepEvent {
   reusedFrom?: string | undefined;
 }
 
+/**
+ * Why a step that is not done yet is not moving. Sent when the reason starts; a step event
+ * (its next state) or a StepWaitEvent without a reason ends it. Not stored: it is about the
+ * moment, and a resumed run finds its own reasons.
+ */
+export type WaitReason =
+  /** The model's `limits` entry is full: `limit` requests of it are in flight. */
+  | { kind: "limit"; model: string; limit: number }
+  /** Every request slot of the run (`concurrency`) is in use. */
+  | { kind: "concurrency"; concurrency: number }
+  /**
+   * Backing off until `until` (ms since the epoch) after `why`: before the next attempt
+   * (`attempt`) or, while the request is remote, before polling it again (`poll`).
+   */
+  | { kind: "backoff"; until: number; why: string; before: "attempt" | "poll" };
+
+export interface StepWaitEvent {
+  event: "step_wait";
+  at: number;
+  runId: string;
+  job: string;
+  step: string;
+  address: string;
+  /** Absent: the wait ended (the step moves again). */
+  reason?: WaitReason | undefined;
+}
+
+/**
+ * The API keeps failing for a transient reason (5xx, 429, no answer, an answer that cannot be
+ * used), across all steps: sent once when it starts, `api_recovered` once it answers again.
+ */
+export interface ApiUnreachableEvent {
+  event: "api_unreachable";
+  at: number;
+  runId: string;
+  /** When the first failure of the streak was seen. */
+  since: number;
+  /** Transient failures in a row so far. */
+  failures: number;
+  /** The last failure, one line. */
+  error: string;
+}
+
+export interface ApiRecoveredEvent {
+  event: "api_recovered";
+  at: number;
+  runId: string;
+  /** When it became unreachable (the `since` of the matching api_unreachable). */
+  since: number;
+}
+
+/** A model's learned typical request duration changed (typical-durations.ts): the ETA reads it. */
+export interface TypicalDurationEvent {
+  event: "typical_duration";
+  at: number;
+  runId: string;
+  model: string;
+  typicalMs: number;
+}
+
 export interface RunNoticeEvent {
   event: "notice";
   at: number;
@@ -56,7 +121,15 @@ export interface RunFinishedEvent {
 
 export type RunStatus = "succeeded" | "failed" | "interrupted" | "auth_failed" | "cancelled";
 
-export type RunEvent = RunStartedEvent | StepEvent | RunNoticeEvent | RunFinishedEvent;
+export type RunEvent =
+  | RunStartedEvent
+  | StepEvent
+  | StepWaitEvent
+  | ApiUnreachableEvent
+  | ApiRecoveredEvent
+  | TypicalDurationEvent
+  | RunNoticeEvent
+  | RunFinishedEvent;
 
 export type RunEventListener = (event: RunEvent) => void;
 

@@ -16,6 +16,7 @@ import type { Plan, PlannedStep } from "../plan/types.js";
 import type { RunOutcome } from "../store/types.js";
 import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./context.js";
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
+import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import { startGroupCommit } from "./group-commit.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
@@ -129,9 +130,34 @@ async function executeGrouped(
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
   const tracker = new StepTracker(plan.runId, [], deps);
   const graph = new RunGraph();
-  const typical = new TypicalDurations();
+  const typical = new TypicalDurations(undefined, (model, typicalMs) =>
+    deps.events.emit({
+      event: "typical_duration",
+      at: deps.clock.now(),
+      runId: plan.runId,
+      model,
+      typicalMs,
+    }),
+  );
   const notices = (level: "info" | "warn", message: string) =>
     deps.events.emit({ event: "notice", at: deps.clock.now(), runId: plan.runId, level, message });
+  const apiHealth = apiHealthMonitor(
+    new ApiHealth(),
+    () => deps.clock.now(),
+    (change, at) =>
+      deps.events.emit(
+        change.kind === "unreachable"
+          ? {
+              event: "api_unreachable",
+              at,
+              runId: plan.runId,
+              since: change.since,
+              failures: change.failures,
+              error: change.error,
+            }
+          : { event: "api_recovered", at, runId: plan.runId, since: change.since },
+      ),
+  );
   const context: ExecutionContext = {
     runId: plan.runId,
     workflowName: plan.workflow.name,
@@ -145,6 +171,7 @@ async function executeGrouped(
     results: new StepResults(plan),
     mediaCache: new Map<string, Promise<MediaFacts>>(),
     notice: notices,
+    apiHealth,
   };
 
   // Twice the slots: steps downloading or backing off must not leave request slots idle.

@@ -131,8 +131,10 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   }
 
   for (let attempt = 1; ; attempt++) {
-    const outcome = await context.scheduler.run(step.model, () =>
-      remoteAttempt(context, step, body, fingerprint, attempt, attempt === 1 ? reattach : undefined),
+    const outcome = await context.scheduler.run(
+      step.model,
+      () => remoteAttempt(context, step, body, fingerprint, attempt, attempt === 1 ? reattach : undefined),
+      (reason) => tracker.wait(address, reason),
     );
     switch (outcome.kind) {
       case "succeeded":
@@ -160,6 +162,12 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
           { baseMs: step.retry.backoffMs, maxMs: step.retry.maxBackoffMs },
           deps.random,
         );
+        tracker.wait(address, {
+          kind: "backoff",
+          until: deps.clock.now() + wait,
+          why: outcome.error,
+          before: "attempt",
+        });
         try {
           await deps.clock.sleep(wait, control.submitSignal);
         } catch {
@@ -294,11 +302,14 @@ async function submit(
   const endAttempt = (state: "failed" | "unknown", error: string) =>
     deps.store.updateAttempt(key, { state, error, finishedAt: state === "failed" ? deps.clock.now() : null });
   let answer;
+  const startedAt = deps.clock.now();
   try {
     // No abort signal: a POST cut off mid-flight may still create the request. A second
     // signal ends the process anyway.
     answer = await deps.api.submit(model, body);
+    context.apiHealth.answered();
   } catch (error) {
+    context.apiHealth.failed(error, startedAt);
     // A throw means nothing was created (the client's contract).
     const message = messageOf(error);
     endAttempt("failed", message);
@@ -383,7 +394,17 @@ async function watch(
   control.submitSignal.addEventListener("abort", onStopSubmitting, { once: true });
   if (control.submitSignal.aborted) onStopSubmitting();
 
+  // A poll backoff announced to the views, ended by the next answer.
+  let backingOff = false;
+  // The last answer about this request: a failure surfacing later began after it.
+  let answeredAt = deps.clock.now();
   const onStatus = (status: RequestStatus) => {
+    context.apiHealth.answered();
+    answeredAt = deps.clock.now();
+    if (backingOff) {
+      backingOff = false;
+      tracker.wait(address, undefined);
+    }
     if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
       remote = "in_queue";
       position = status.queuePosition;
@@ -415,6 +436,7 @@ async function watch(
       } catch (error) {
         if (signal.aborted)
           return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
+        context.apiHealth.failed(error, answeredAt);
         if (error instanceof ApiAuthError) {
           control.stop("auth_failed");
           return { kind: "left" };
@@ -428,13 +450,22 @@ async function watch(
           return { kind: "final", state: "failed", error: messageOf(error) };
         }
         // The request still exists and may be running: keep watching it, never resubmit.
+        const wait = backoff(failures, POLL_ERROR_BACKOFF, deps.random);
+        backingOff = true;
+        tracker.wait(address, {
+          kind: "backoff",
+          until: deps.clock.now() + wait,
+          why: messageOf(error),
+          before: "poll",
+        });
         try {
-          await deps.clock.sleep(backoff(failures, POLL_ERROR_BACKOFF, deps.random), signal);
+          await deps.clock.sleep(wait, signal);
         } catch {
           return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
         }
       }
     }
+    context.apiHealth.answered();
     context.typical.observe(model, serverDurationMs(result));
     const now = deps.clock.now();
     if (result.status === "succeeded") return { kind: "succeeded", result, key, requestId };

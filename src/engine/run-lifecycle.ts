@@ -52,20 +52,24 @@ export interface PlanStream {
   runId: string;
   createdAt: number;
   workflow: Plan["workflow"];
-  /** Steps and jobs in all, known before the first is planned. */
-  totals: { steps: number; jobs: number };
+  /** Steps and jobs in all (and model steps per model), known before the first is planned. */
+  totals: { steps: number; jobs: number; models?: Record<string, number> | undefined };
   instances: Iterable<PlannedInstance>;
 }
 
 /** A whole plan as a stream: its instances, in order. */
 export function streamOf(plan: Plan): PlanStream {
   const jobs = new Set<string>();
-  for (const step of plan.steps) jobs.add(`${step.jobId}/${step.instanceKey}`);
+  const models: Record<string, number> = {};
+  for (const step of plan.steps) {
+    jobs.add(`${step.jobId}/${step.instanceKey}`);
+    if (step.kind === "model" && step.model !== undefined) models[step.model] = (models[step.model] ?? 0) + 1;
+  }
   return {
     runId: plan.runId,
     createdAt: plan.createdAt,
     workflow: plan.workflow,
-    totals: { steps: plan.steps.length, jobs: jobs.size },
+    totals: { steps: plan.steps.length, jobs: jobs.size, models },
     instances: instancesOf(plan.steps),
   };
 }
@@ -129,6 +133,10 @@ export class RunRecorder {
       steps: stream.totals.steps,
       jobs: stream.totals.jobs,
       concurrency: meta.concurrency,
+      ...(Object.keys(stream.workflow.limits).length > 0 ? { limits: stream.workflow.limits } : {}),
+      ...(stream.totals.models && Object.keys(stream.totals.models).length > 0
+        ? { models: stream.totals.models }
+        : {}),
     });
   }
 

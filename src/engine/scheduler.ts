@@ -1,4 +1,5 @@
 import PQueue from "p-queue";
+import type { WaitReason } from "./events.js";
 
 /**
  * Caps requests in flight: `concurrency` across the run, and `limits[model]` per model
@@ -7,20 +8,37 @@ import PQueue from "p-queue";
  */
 export class RequestScheduler {
   readonly #global: PQueue;
-  readonly #perModel = new Map<string, PQueue>();
+  readonly #concurrency: number;
+  readonly #perModel = new Map<string, { queue: PQueue; limit: number }>();
 
   constructor(concurrency: number, limits: Readonly<Record<string, number>> = {}) {
+    this.#concurrency = concurrency;
     this.#global = new PQueue({ concurrency });
     for (const [model, limit] of Object.entries(limits)) {
-      this.#perModel.set(model, new PQueue({ concurrency: limit }));
+      this.#perModel.set(model, { queue: new PQueue({ concurrency: limit }), limit });
     }
   }
 
-  /** Runs `task` once a slot is free for `model` (or any slot when the model has no limit). */
-  async run<T>(model: string | undefined, task: () => Promise<T>): Promise<T> {
-    const modelQueue = model === undefined ? undefined : this.#perModel.get(model);
-    if (!modelQueue) return this.#global.add(task);
-    return modelQueue.add(() => this.#global.add(task));
+  /**
+   * Runs `task` once a slot is free for `model` (or any slot when the model has no limit).
+   * `onWait` hears why it does not start at once: the model's limit is full, then (or
+   * instead) every slot of the run is.
+   */
+  async run<T>(
+    model: string | undefined,
+    task: () => Promise<T>,
+    onWait: (reason: WaitReason) => void = () => {},
+  ): Promise<T> {
+    const throughGlobal = () => {
+      if (this.#global.pending >= this.#concurrency)
+        onWait({ kind: "concurrency", concurrency: this.#concurrency });
+      return this.#global.add(task);
+    };
+    const limited = model === undefined ? undefined : this.#perModel.get(model);
+    if (!limited) return throughGlobal();
+    if (limited.queue.pending >= limited.limit)
+      onWait({ kind: "limit", model: model!, limit: limited.limit });
+    return limited.queue.add(throughGlobal);
   }
 
   get inFlight(): number {
@@ -29,7 +47,7 @@ export class RequestScheduler {
 
   get waiting(): number {
     let waiting = this.#global.size;
-    for (const queue of this.#perModel.values()) waiting += queue.size;
+    for (const { queue } of this.#perModel.values()) waiting += queue.size;
     return waiting;
   }
 }

@@ -7,7 +7,7 @@
 import type { PlannedStep } from "../plan/types.js";
 import type { StateStore, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
-import type { RunEventSink } from "./events.js";
+import type { RunEventSink, WaitReason } from "./events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
 
 /** What a transition records besides the new state. */
@@ -127,8 +127,7 @@ export class StepTracker {
       event: "step",
       at: now,
       runId: this.#runId,
-      job: step ? `${step.jobId}/${step.instanceKey}` : address.slice(0, address.lastIndexOf("/")),
-      step: step?.stepId ?? address.slice(address.lastIndexOf("/") + 1),
+      ...this.#names(address),
       address,
       state: to,
       previous: from,
@@ -139,5 +138,29 @@ export class StepTracker {
       error: details.error,
       reusedFrom: details.reusedFrom,
     });
+  }
+
+  /**
+   * Announces why a step waits (or, without a reason, that it moves again). Nothing is
+   * written: a wait is about the moment.
+   */
+  wait(address: string, reason: WaitReason | undefined): void {
+    this.#events.emit({
+      event: "step_wait",
+      at: this.#clock.now(),
+      runId: this.#runId,
+      ...this.#names(address),
+      address,
+      ...(reason ? { reason } : {}),
+    });
+  }
+
+  /** `job` (`JOB/KEY`) and `step` (the step id) of an address. */
+  #names(address: string): { job: string; step: string } {
+    const step = this.#steps.get(address);
+    return {
+      job: step ? `${step.jobId}/${step.instanceKey}` : address.slice(0, address.lastIndexOf("/")),
+      step: step?.stepId ?? address.slice(address.lastIndexOf("/") + 1),
+    };
   }
 }

@@ -255,6 +255,17 @@ export function planTotals(workflow: Workflow, only?: readonly string[]): { step
   return { steps, jobs };
 }
 
+/** Model steps per model a run of `workflow` has (the live view's ETA weighs each model by its duration). */
+export function planModelCounts(workflow: Workflow, only?: readonly string[]): Record<string, number> {
+  const models: Record<string, number> = {};
+  for (const { job, steps } of selectedJobs(workflow, only)) {
+    for (const step of steps) {
+      if (step.kind === "model") models[step.model] = (models[step.model] ?? 0) + job.instances.length;
+    }
+  }
+  return models;
+}
+
 /**
  * Plans a run of `workflow` one job instance at a time, each with its resolved inputs,
  * request bodies, fingerprints and decisions. In plan order (jobs, their instances, their

@@ -1,8 +1,7 @@
 /** How `runflow plan` shows a Plan: lines for people, JSON for machines. */
 import path from "node:path";
+import { scopePhrase } from "../render/vocabulary.js";
 import type { Plan, PlannedStep } from "./types.js";
-
-const plural = (count: number, word: string): string => `${count} ${word}${count === 1 ? "" : "s"}`;
 
 /** An argument as a shell would need it quoted: only to show the command, never to run it. */
 function shellWord(word: string): string {
@@ -20,11 +19,11 @@ function instanceCount(plan: Plan): number {
   return instances.size;
 }
 
-/** The one-line header: `teasers: 3 instances, 9 steps — 3 submit, 0 reuse, 3 deferred, 3 run`. */
+/** The one-line header: `teasers: 9 steps in 3 instances — 3 to submit, 0 reused, 3 deferred, 3 to run`. */
 export function planHeadline(plan: Plan): string {
   const { counts } = plan;
   return (
-    `${plan.workflow.name}: ${plural(instanceCount(plan), "instance")}, ${plural(counts.total, "step")} — ` +
+    `${plan.workflow.name}: ${scopePhrase({ steps: counts.total, instances: instanceCount(plan) })} — ` +
     `${counts.submit} to submit, ${counts.reuse} reused, ${counts.deferred} deferred, ${counts.run} to run`
   );
 }

@@ -2,15 +2,13 @@
  * Plain progress lines for logs, cron and pipes (SPEC §6): one timestamped line per state
  * change, no colour, no cursor movement. A subscriber of the event stream, nothing more.
  */
-import type { RunEvent, StepEvent } from "../engine/events.js";
+import type { ApiUnreachableEvent, RunEvent, StepEvent } from "../engine/events.js";
+import { formatDuration } from "../util/duration.js";
+import { scopePhrase, stateLabel } from "./vocabulary.js";
 
 /** `2025-06-01T12:00:03Z`: sortable, unambiguous across time zones, no noise below the second. */
 export function timestamp(at: number): string {
   return `${new Date(at).toISOString().slice(0, 19)}Z`;
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? "" : "s"}`;
 }
 
 /** What follows `ADDRESS STATE`: ` #3`, ` attempt 2`, ` request ID`, ` from run R`, then `: error`. */
@@ -29,18 +27,30 @@ function stepDetail(event: StepEvent): string {
   return `${detail}: ${event.state === "waiting" ? `retrying after ${event.error}` : event.error}`;
 }
 
+/** Said once per outage, in the plain log and on stderr under --quiet. */
+export function apiUnreachableMessage(event: ApiUnreachableEvent): string {
+  return `API unreachable since ${timestamp(event.since)}: ${event.error}; its calls are retried until it answers`;
+}
+
 /** The line for one event, or undefined for events this view does not show (the summary covers the end). */
 export function plainLine(event: RunEvent): string | undefined {
   const time = timestamp(event.at);
   switch (event.event) {
     case "run_started":
-      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${plural(event.steps, "step")} in ${plural(event.jobs, "job")}, concurrency ${event.concurrency}`;
+      return `${time} ${event.kind} ${event.runId}: workflow ${event.workflow} (${event.file}), ${scopePhrase({ steps: event.steps, instances: event.jobs })}, concurrency ${event.concurrency}`;
     case "step":
       // A step leaving `pending` for `waiting` is not news; a retry's `waiting` is.
       if (event.state === "waiting" && !event.error) return undefined;
-      return `${time} ${event.address} ${event.state}${stepDetail(event)}`;
+      return `${time} ${event.address} ${stateLabel(event.state)}${stepDetail(event)}`;
     case "notice":
       return `${time} ${event.level === "warn" ? "warning: " : ""}${event.message}`;
+    case "api_unreachable":
+      return `${time} warning: ${apiUnreachableMessage(event)}`;
+    case "api_recovered":
+      return `${time} API recovered: it answers again after ${formatDuration(event.at - event.since)} unreachable`;
+    // Why a step waits changes with every poll; this log keeps to what changed for good.
+    case "step_wait":
+    case "typical_duration":
     case "run_finished":
       return undefined;
   }

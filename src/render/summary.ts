@@ -6,6 +6,7 @@
  */
 import type { RunEvent, RunFinishedEvent, RunStartedEvent } from "../engine/events.js";
 import { formatDuration } from "../util/duration.js";
+import { countOf, stateLabel, stepCountsLine } from "./vocabulary.js";
 
 const NOT_SUCCEEDED = new Set(["failed", "timed_out", "cancelled", "unknown"]);
 /** More failed steps than this are counted, not listed: `runflow status` shows them all. */
@@ -48,17 +49,6 @@ export interface SummaryContext {
   downloads: boolean;
 }
 
-const ORDER = ["succeeded", "reused", "failed", "timed_out", "cancelled", "unknown", "blocked"];
-
-function countsLine(counts: Record<string, number>): string {
-  const total = Object.values(counts).reduce((sum, count) => sum + count, 0);
-  const named = ORDER.filter((state) => (counts[state] ?? 0) > 0).map((state) => `${counts[state]} ${state}`);
-  const others = Object.entries(counts)
-    .filter(([state, count]) => count > 0 && !ORDER.includes(state))
-    .map(([state, count]) => `${count} ${state}`);
-  return `${total} step${total === 1 ? "" : "s"}: ${[...named, ...others].join(", ") || "none"}`;
-}
-
 const HEADLINE: Record<RunFinishedEvent["status"], string> = {
   succeeded: "succeeded",
   failed: "finished with failures",
@@ -71,20 +61,21 @@ export function summaryLines(collected: SummaryCollector, context: SummaryContex
   const finished = collected.finished;
   if (!finished) return [];
   const lines = [
-    `run ${finished.runId} ${HEADLINE[finished.status]} in ${formatDuration(finished.elapsedMs)} — ${countsLine(finished.counts)}`,
+    `run ${finished.runId} ${HEADLINE[finished.status]} in ${formatDuration(finished.elapsedMs)} — ${stepCountsLine(finished.counts)}`,
   ];
   const problems = [...collected.problems.values()];
   if (problems.length > 0) {
     lines.push("not succeeded:");
     for (const problem of problems.slice(0, MAX_LISTED)) {
-      lines.push(`  ${problem.address} ${problem.state}${problem.error ? `: ${problem.error}` : ""}`);
+      lines.push(
+        `  ${problem.address} ${stateLabel(problem.state)}${problem.error ? `: ${problem.error}` : ""}`,
+      );
     }
     if (problems.length > MAX_LISTED)
       lines.push(`  … and ${problems.length - MAX_LISTED} more (runflow status ${finished.runId})`);
   }
   const blocked = finished.counts.blocked ?? 0;
-  if (blocked > 0)
-    lines.push(`${blocked} step${blocked === 1 ? "" : "s"} blocked: a step they depend on did not succeed`);
+  if (blocked > 0) lines.push(`${countOf(blocked, "step")} blocked: a step they depend on did not succeed`);
   if (context.outputs && context.downloads) lines.push(`outputs: ${context.outputs}`);
   if (finished.status === "interrupted") {
     lines.push(`state is saved; to resume: ${context.resumeCommand}`);

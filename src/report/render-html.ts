@@ -14,6 +14,7 @@
 import { formatDuration } from "../util/duration.js";
 import { escapeHtml as h } from "./escape.js";
 import { contentSecurityPolicy, modelFilterCss, REPORT_CSS, REPORT_SCRIPT } from "./html-assets.js";
+import { GROUP_LABEL } from "../render/vocabulary.js";
 import {
   DISPLAY_GROUPS,
   type JobReport,
@@ -298,7 +299,7 @@ function filters(report: RunReport, index: PageIndex): string {
     const n = byStatus(status);
     if (n > 0 || status === "failed") states.push(filterRadio("state", `state-${status}`, status, n));
   }
-  const parts = [`<fieldset><legend>jobs</legend>${states.join("")}</fieldset>`];
+  const parts = [`<fieldset><legend>instances</legend>${states.join("")}</fieldset>`];
   if (index.modelTokens.size > 1) {
     const models = [filterRadio("model", "model-all", "all models", report.jobs.length, true)];
     for (const [model, token] of index.modelTokens) {
@@ -322,11 +323,13 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>, inde
   if (run.exitCode !== undefined) meta.push(`exit ${run.exitCode}`);
   const countItems = DISPLAY_GROUPS.map((group) => {
     const n = counts.byGroup[group];
-    return `<li class="count group-${group}${n > 0 ? " nonzero" : ""}"><span class="n">${n}</span> ${group}</li>`;
+    return `<li class="count group-${group}${n > 0 ? " nonzero" : ""}"><span class="n">${n}</span> ${GROUP_LABEL[group]}</li>`;
   });
-  countItems.push(`<li class="count"><span class="n">${counts.steps}</span> steps</li>`);
   countItems.push(
-    `<li class="count jobs"><span class="n">${counts.jobs}</span> jobs, <span class="n">${counts.failedJobs}</span> failed</li>`,
+    `<li class="count"><span class="n">${counts.steps}</span> ${counts.steps === 1 ? "step" : "steps"}</li>`,
+  );
+  countItems.push(
+    `<li class="count jobs"><span class="n">${counts.jobs}</span> ${counts.jobs === 1 ? "instance" : "instances"}, <span class="n">${counts.failedJobs}</span> failed</li>`,
   );
   const status = run.status === "succeeded" ? "succeeded" : run.status === "running" ? "running" : "failed";
   const parts = [

@@ -4,7 +4,8 @@
  */
 import { formatDuration } from "../util/duration.js";
 import { escapeMarkdown, markdownCodeBlock } from "./escape.js";
-import { DISPLAY_GROUPS, type JobReport, type MediaRef, type RunReport, type StepReport } from "./model.js";
+import { countOf, countsPhrase, scopePhrase, stateLabel } from "../render/vocabulary.js";
+import { type JobReport, type MediaRef, type RunReport, type StepReport } from "./model.js";
 import { formatTimestamp } from "./time.js";
 
 const md = escapeMarkdown;
@@ -31,7 +32,7 @@ function plural(n: number, one: string, many: string): string {
 
 function stepState(step: StepReport): string {
   if (step.state === "reused" && step.reusedFromRun) return `reused from ${md(step.reusedFromRun)}`;
-  return md(step.state);
+  return md(stateLabel(step.state));
 }
 
 function firstLine(text: string): string {
@@ -78,8 +79,8 @@ export function renderReportMarkdown(report: RunReport): string {
   const elapsed = run.elapsedMs !== undefined ? ` (${formatDuration(run.elapsedMs)})` : "";
   lines.push(`- started ${formatTimestamp(run.startedAt)}${finished}${elapsed}`);
   lines.push(
-    `- ${counts.jobs} jobs (${counts.failedJobs} failed), ${counts.steps} steps: ` +
-      DISPLAY_GROUPS.map((group) => `${counts.byGroup[group]} ${group}`).join(" · "),
+    `- ${scopePhrase({ steps: counts.steps, instances: counts.jobs })} (${countOf(counts.failedJobs, "instance")} failed): ` +
+      countsPhrase(counts.byState),
   );
   lines.push(`- report generated ${formatTimestamp(report.generatedAt)}`, "");
 
@@ -87,7 +88,7 @@ export function renderReportMarkdown(report: RunReport): string {
     lines.push("## Failed steps", "", "| step | state | attempts | error |", "| --- | --- | --- | --- |");
     for (const step of report.failed) {
       lines.push(
-        `| ${md(step.address)} | ${md(step.state)} | ${step.attempts} | ${md(firstLine(step.error ?? ""))} |`,
+        `| ${md(step.address)} | ${md(stateLabel(step.state))} | ${step.attempts} | ${md(firstLine(step.error ?? ""))} |`,
       );
     }
     lines.push("");

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { UsageError } from "../../errors.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import { formatTable } from "../../render/table.js";
+import { countsPhrase } from "../../render/vocabulary.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
@@ -46,9 +47,7 @@ export function register(program: Command): void {
           shownStatus(run),
           localTime(run.startedAt),
           run.finishedAt === undefined ? "" : formatDuration(run.finishedAt - run.startedAt),
-          Object.entries(run.counts ?? {})
-            .map(([state, count]) => `${count} ${state}`)
-            .join(", "),
+          run.counts === undefined ? "" : countsPhrase(run.counts),
         ]);
         output.stdout(formatTable(["RUN", "KIND", "WORKFLOW", "STATUS", "STARTED", "TOOK", "STEPS"], rows));
       } finally {

@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { findRun } from "../../engine/retry.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
+import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
@@ -35,7 +36,7 @@ export function register(program: Command): void {
   program
     .command("status")
     .description(
-      "state of a run (default: the latest): counts per state, failed steps with their errors, outputs",
+      "state of a run (default: the latest): its steps counted by state, failed steps with their errors, outputs",
     )
     .argument("[run]", "the run id (default: the latest run)")
     .action(function (this: Command, runId: string | undefined) {
@@ -69,16 +70,14 @@ export function register(program: Command): void {
         const lines = [
           `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${shownStatus(run)}${finished}`,
           `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
-          `steps: ${
-            Object.entries(report.counts)
-              .map(([state, count]) => `${count} ${state}`)
-              .join(", ") || "none"
-          }`,
+          stepCountsLine(report.counts),
         ];
         if (report.problems.length > 0) {
           lines.push("not succeeded:");
           for (const problem of report.problems.slice(0, LISTED)) {
-            lines.push(`  ${problem.address} ${problem.state}${problem.error ? `: ${problem.error}` : ""}`);
+            lines.push(
+              `  ${problem.address} ${stateLabel(problem.state)}${problem.error ? `: ${problem.error}` : ""}`,
+            );
           }
           if (report.problems.length > LISTED)
             lines.push(`  … and ${report.problems.length - LISTED} more (--json lists them all)`);

@@ -7,6 +7,7 @@ import { ExitCode, RunflowError, type Diagnostic } from "../../errors.js";
 import { loadModelRegistry } from "../../models/registry.js";
 import { checkWorkflow, preflightMedia, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
+import { countOf, scopePhrase } from "../../render/vocabulary.js";
 import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
 import { retryingTransport } from "../../engine/probe-transport.js";
 
@@ -75,8 +76,6 @@ export function workflowCounts(workflow: Workflow): { jobs: number; instances: n
   return { jobs: workflow.jobs.length, instances, steps };
 }
 
-const plural = (count: number, word: string): string => `${count} ${word}${count === 1 ? "" : "s"}`;
-
 /** Runs `validate` and writes its report; throws WorkflowRejectedError (exit 2) when the file is invalid. */
 export async function runValidateCommand(
   file: string,
@@ -114,10 +113,8 @@ export async function runValidateCommand(
 
   if (!options.json) {
     const counts = workflowCounts(check.workflow);
-    const media = options.preflight ? `; ${plural(check.media.length, "media URL")} probed` : "";
-    output.stdout(
-      `${file}: OK — ${plural(counts.jobs, "job")}, ${plural(counts.instances, "instance")}, ${plural(counts.steps, "step")}${media}\n`,
-    );
+    const media = options.preflight ? `; ${countOf(check.media.length, "media URL")} probed` : "";
+    output.stdout(`${file}: OK — ${scopePhrase(counts)}${media}\n`);
   }
 }
 

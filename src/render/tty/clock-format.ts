@@ -8,7 +8,4 @@ export function formatClock(ms: number): string {
   return hours > 0 ? `${hours}:${String(minutes).padStart(2, "0")}:${ss}` : `${minutes}:${ss}`;
 }
 
-/** `1,234`: counts in the header stay readable at 10,000 steps. */
-export function formatCount(n: number): string {
-  return Math.max(0, n).toLocaleString("en-US");
-}
+export { formatCount } from "../vocabulary.js";

@@ -4,16 +4,18 @@
  * jobs the run has.
  *
  *   teasers · run r-20250101 · 3m05s elapsed · 42.0 steps/min · ETA 12m10s
- *   queued 9,870 · submitted 8 · running 16 · done 96 · reused 4 · failed 6
- *   teaser/0007  animate: done · restyle: in_progress 0:42
+ *   9,870 queued · 8 submitted · 16 running · 96 succeeded · 4 reused · 6 failed
+ *   2 waiting for the limit of runwayml/runway-aleph/video-to-video (2 at once) · 1 backing off
+ *   teaser/0007  animate: succeeded · restyle: in_progress 0:42
  *   teaser/0011  animate: in_queue #3
  *   … and 12 more active
  */
 import { formatDuration } from "../../util/duration.js";
-import { formatCount } from "./clock-format.js";
 import { NOTICE_LINGER_MS, type DisplayGroup, type JobView, type ProgressModel } from "./progress-model.js";
-import { stepLabel } from "./step-label.js";
-import { fitSegments, paint, printable, type Segment, type Style } from "./text.js";
+import { stepLabel, waitPhrase } from "./step-label.js";
+import { formatClock } from "./clock-format.js";
+import { formatCount, groupCount } from "../vocabulary.js";
+import { firstLine, fitSegments, paint, printable, type Segment, type Style } from "./text.js";
 
 export interface FrameSize {
   rows: number;
@@ -56,22 +58,50 @@ function titleLine(model: ProgressModel, now: number): Segment[] {
   parts.push([{ text: `${formatDuration(Math.max(0, now - header.startedAt))} elapsed` }]);
   const rate = model.throughputPerMinute(now);
   parts.push([{ text: rate === undefined ? "— steps/min" : `${rate.toFixed(1)} steps/min` }]);
-  const remaining = model.remaining;
-  const eta =
-    remaining === 0
-      ? "ETA 0s"
-      : rate === undefined
-        ? "ETA —"
-        : `ETA ${formatDuration((remaining / rate) * 60_000)}`;
-  parts.push([{ text: eta }]);
+  const eta = model.remaining === 0 ? 0 : model.etaMs(now);
+  parts.push([{ text: eta === undefined ? "ETA —" : `ETA ${formatDuration(eta)}` }]);
   return joinSegments(parts);
+}
+
+/**
+ * Why steps are not moving, when some are not: the API failing, a `limits` entry or the
+ * run's slots full, backoffs. Empty when nothing waits for a reason worth saying.
+ */
+function waitsLine(model: ProgressModel, now: number): Segment[] {
+  const parts: Segment[][] = [];
+  const down = model.apiUnreachable;
+  if (down) {
+    parts.push([
+      {
+        text: `API unreachable since ${clockTime(down.since)} (${formatClock(now - down.since)}): ${printable(firstLine(down.error))}`,
+        style: "red",
+      },
+    ]);
+  }
+  for (const { reason, steps } of model.waitGroups()) {
+    parts.push([{ text: `${formatCount(steps)} ${waitPhrase(reason)}`, style: "yellow" }]);
+  }
+  // Said only when something else waits too: alone, the API's queue is the normal case.
+  if (parts.length > 0 && model.counts.submitted > 0) {
+    const queue = model.apiQueue();
+    if (queue.steps > 0) {
+      const front = queue.front === undefined ? "" : `, the first at #${queue.front}`;
+      parts.push([{ text: `${formatCount(queue.steps)} in the API's queue${front}`, style: "cyan" }]);
+    }
+  }
+  return joinSegments(parts);
+}
+
+/** `12:00:03`: a time of day in UTC, as the plain log writes it. */
+function clockTime(at: number): string {
+  return new Date(at).toISOString().slice(11, 19);
 }
 
 function countsLine(model: ProgressModel): Segment[] {
   return joinSegments(
     GROUPS.map(([group, style]) => {
       const n = model.counts[group];
-      return [{ text: `${group} ${formatCount(n)}`, style: n > 0 ? style : "dim" }];
+      return [{ text: groupCount(group, n), style: n > 0 ? style : "dim" }];
     }),
   );
 }
@@ -95,6 +125,8 @@ export function renderFrame(
   const columns = Math.max(1, Math.floor(size.columns));
   const lines: Segment[][] = [titleLine(model, now)];
   if (rows >= 2) lines.push(countsLine(model));
+  const waits = model.finished ? [] : waitsLine(model, now);
+  if (rows >= 4 && waits.length > 0) lines.push(waits);
 
   // The end of the run shows the totals only: the summary that follows lists the failures.
   if (!model.finished) {

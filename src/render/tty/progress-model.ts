@@ -3,7 +3,14 @@
  * O(1) (10,000 jobs send tens of thousands of events); drawing reads only what fits on the
  * screen. Timestamps come from the events, so the model is exact under test.
  */
-import type { RunEvent, RunFinishedEvent, RunStartedEvent, StepEvent } from "../../engine/events.js";
+import type {
+  RunEvent,
+  RunFinishedEvent,
+  RunStartedEvent,
+  StepEvent,
+  StepWaitEvent,
+  WaitReason,
+} from "../../engine/events.js";
 import { DISPLAY_GROUP, type StepState } from "../../engine/states.js";
 
 export type DisplayGroup = (typeof DISPLAY_GROUP)[StepState];
@@ -44,6 +51,10 @@ export interface StepView {
   attempt: number;
   queuePosition: number | undefined;
   error: string | undefined;
+  /** Why it is not moving, while it says so (a limit, the run's slots, a backoff). */
+  wait: WaitReason | undefined;
+  /** Its model, once an event named it. */
+  model: string | undefined;
 }
 
 export interface JobView {
@@ -63,12 +74,84 @@ export interface RunHeader {
   startedAt: number;
   totalSteps: number;
   totalJobs: number;
+  concurrency: number;
+  limits: Readonly<Record<string, number>>;
+}
+
+/** Steps waiting for one reason, for the header: `2 waiting for the limit of MODEL (2 at once)`. */
+export interface WaitGroup {
+  reason: WaitReason;
+  steps: number;
+}
+
+/** What the ETA needs: the work left per model, how long each model's requests take, the slots. */
+export interface EtaInput {
+  /** Model steps not ended yet, per model. */
+  remainingByModel: ReadonlyMap<string, number>;
+  /** Learned typical request durations, per model (typical-durations.ts). */
+  typicalMs: ReadonlyMap<string, number>;
+  concurrency: number;
+  limits: Readonly<Record<string, number>>;
+  /** Other steps not ended (local programs, steps of models not known yet). */
+  otherRemaining: number;
+  /** Steps ended per minute lately, for what the durations cannot cover. */
+  throughputPerMinute: number | undefined;
+}
+
+/**
+ * Time left, from the durations learned per model and the slots each model gets: a model
+ * with n steps left of d ms each and s slots (its `limits` entry, at most `concurrency`)
+ * needs n·d/s, and all models share `concurrency` slots, so the run needs at least the
+ * larger of the slowest model's time and the whole work over `concurrency`. Steady from the
+ * first finished request on, where the throughput so far swings with every burst of ends.
+ * Falls back to the throughput while a model with steps left has no duration yet; undefined
+ * when neither is known.
+ */
+export function estimateRemainingMs(input: EtaInput): number | undefined {
+  const concurrency = Math.max(1, input.concurrency);
+  let slowestModel = 0;
+  let totalWork = 0;
+  let modelSteps = 0;
+  for (const [model, steps] of input.remainingByModel) {
+    if (steps <= 0) continue;
+    const typical = input.typicalMs.get(model);
+    if (typical === undefined) return byThroughput(input);
+    const slots = Math.max(1, Math.min(input.limits[model] ?? concurrency, concurrency));
+    slowestModel = Math.max(slowestModel, (steps * typical) / slots);
+    totalWork += steps * typical;
+    modelSteps += steps;
+  }
+  if (modelSteps === 0) return input.otherRemaining === 0 ? 0 : byThroughput(input);
+  const byDurations = Math.max(slowestModel, totalWork / concurrency);
+  const others = input.otherRemaining > 0 ? byThroughput(input) : 0;
+  return Math.max(byDurations, others ?? 0);
+}
+
+function byThroughput(input: EtaInput): number | undefined {
+  let remaining = input.otherRemaining;
+  for (const steps of input.remainingByModel.values()) remaining += Math.max(0, steps);
+  if (remaining === 0) return 0;
+  const rate = input.throughputPerMinute;
+  return rate === undefined || rate <= 0 ? undefined : (remaining / rate) * 60_000;
+}
+
+const ENDED_GROUPS: ReadonlySet<string> = new Set(["done", "reused", "failed"]);
+
+/** A step that lists its job among the active ones: work in flight, or a reason it waits for. */
+function isListed(step: StepView): boolean {
+  return IN_FLIGHT.has(step.state) || step.wait !== undefined;
+}
+
+function waitKey(reason: WaitReason): string {
+  return reason.kind === "limit" ? `limit\u0000${reason.model}` : reason.kind;
 }
 
 export class ProgressModel {
   header: RunHeader | undefined;
   finished: RunFinishedEvent | undefined;
   notice: { level: "info" | "warn"; message: string; at: number } | undefined;
+  /** While the API keeps failing: since when, and its last error. */
+  apiUnreachable: { since: number; error: string } | undefined;
   readonly counts: Record<DisplayGroup, number> = {
     queued: 0,
     submitted: 0,
@@ -88,6 +171,11 @@ export class ProgressModel {
   /** Times of recent worked ends; a queue read from `#completionsHead`. */
   #completions: number[] = [];
   #completionsHead = 0;
+  /** Steps waiting, per reason (waitKey). */
+  readonly #waits = new Map<string, WaitGroup>();
+  readonly #typical = new Map<string, number>();
+  /** Model steps not ended, per model: the plan's counts, less every end seen. */
+  readonly #remainingByModel = new Map<string, number>();
 
   apply(event: RunEvent): void {
     this.events += 1;
@@ -100,12 +188,29 @@ export class ProgressModel {
           startedAt: event.at,
           totalSteps: event.steps,
           totalJobs: event.jobs,
+          concurrency: event.concurrency,
+          limits: event.limits ?? {},
         };
+        for (const [model, steps] of Object.entries(event.models ?? {})) {
+          this.#remainingByModel.set(model, steps);
+        }
         // Every step starts pending: queued until an event says otherwise.
         this.counts.queued = event.steps;
         break;
       case "step":
         this.#applyStep(event);
+        break;
+      case "step_wait":
+        this.#applyWait(event);
+        break;
+      case "api_unreachable":
+        this.apiUnreachable = { since: event.since, error: event.error };
+        break;
+      case "api_recovered":
+        this.apiUnreachable = undefined;
+        break;
+      case "typical_duration":
+        this.#typical.set(event.model, event.typicalMs);
         break;
       case "notice":
         this.notice = { level: event.level, message: event.message, at: event.at };
@@ -132,9 +237,15 @@ export class ProgressModel {
         attempt: 0,
         queuePosition: undefined,
         error: undefined,
+        wait: undefined,
+        model: event.model,
       };
       job.steps.push(step);
     }
+    const wasListed = isListed(step);
+    // Its next state ends whatever it waited for.
+    this.#setWait(step, undefined);
+    if (event.model !== undefined) step.model = event.model;
     const from = step.state;
     // Counted from the state the view holds, not the event's `previous`: the two agree on a
     // complete stream, and the header stays consistent even if one were to differ.
@@ -142,6 +253,14 @@ export class ProgressModel {
     this.counts[DISPLAY_GROUP[event.state]] += 1;
     const changed = from !== event.state;
     if (changed && WORKED_ENDS.has(event.state)) this.#completions.push(event.at);
+    const wasEnded = ENDED_GROUPS.has(DISPLAY_GROUP[from]);
+    const isEnded = ENDED_GROUPS.has(DISPLAY_GROUP[event.state]);
+    if (wasEnded !== isEnded && step.model !== undefined && this.#remainingByModel.has(step.model)) {
+      this.#remainingByModel.set(
+        step.model,
+        (this.#remainingByModel.get(step.model) ?? 0) + (isEnded ? -1 : 1),
+      );
+    }
 
     if (changed) step.since = event.at;
     step.state = event.state;
@@ -151,9 +270,8 @@ export class ProgressModel {
     if (event.error !== undefined) step.error = event.error;
     else if (event.state === "succeeded" || event.state === "reused") step.error = undefined;
 
-    const wasInFlight = IN_FLIGHT.has(from);
-    const isInFlight = IN_FLIGHT.has(event.state);
-    if (wasInFlight !== isInFlight) job.inFlight += isInFlight ? 1 : -1;
+    const nowListed = isListed(step);
+    if (wasListed !== nowListed) job.inFlight += nowListed ? 1 : -1;
     if (job.inFlight > 0) {
       if (!this.#active.has(job.key)) {
         this.#recentFailures.delete(job.key);
@@ -169,6 +287,80 @@ export class ProgressModel {
       job.listedAt = event.at;
       this.#recentFailures.set(job.key, job);
     }
+  }
+
+  #applyWait(event: StepWaitEvent): void {
+    const step = this.#jobs.get(event.job)?.steps.find((candidate) => candidate.step === event.step);
+    // A wait is about a step already heard of (it went `waiting`, or is remote).
+    if (!step) return;
+    const job = this.#jobs.get(event.job)!;
+    const wasListed = isListed(step);
+    this.#setWait(step, event.reason);
+    const nowListed = isListed(step);
+    if (wasListed === nowListed) return;
+    // A step waiting for a reason lists its job, so the reason can be read.
+    job.inFlight += nowListed ? 1 : -1;
+    if (job.inFlight > 0 && !this.#active.has(job.key)) {
+      this.#recentFailures.delete(job.key);
+      job.listedAt = event.at;
+      this.#active.set(job.key, job);
+    } else if (job.inFlight === 0) this.#active.delete(job.key);
+  }
+
+  #setWait(step: StepView, reason: WaitReason | undefined): void {
+    if (step.wait) {
+      const key = waitKey(step.wait);
+      const group = this.#waits.get(key);
+      if (group && --group.steps <= 0) this.#waits.delete(key);
+    }
+    step.wait = reason;
+    if (reason) {
+      const key = waitKey(reason);
+      const group = this.#waits.get(key);
+      if (group) {
+        group.steps += 1;
+        group.reason = reason;
+      } else this.#waits.set(key, { reason, steps: 1 });
+    }
+  }
+
+  /** Steps waiting, by reason: limits first, then the run's slots, then backoffs. */
+  waitGroups(): WaitGroup[] {
+    const order = { limit: 0, concurrency: 1, backoff: 2 } as const;
+    return [...this.#waits.values()].sort((a, b) => order[a.reason.kind] - order[b.reason.kind]);
+  }
+
+  /**
+   * Listed steps in the API's queue and the best place one holds (undefined before the API
+   * gave one). Read at drawing time from the listed jobs only, which the engine keeps to
+   * about twice the request slots.
+   */
+  apiQueue(): { steps: number; front: number | undefined } {
+    let steps = 0;
+    let front: number | undefined;
+    for (const job of this.#active.values()) {
+      for (const step of job.steps) {
+        if (step.state !== "in_queue") continue;
+        steps += 1;
+        if (step.queuePosition !== undefined && (front === undefined || step.queuePosition < front))
+          front = step.queuePosition;
+      }
+    }
+    return { steps, front };
+  }
+
+  /** Time left (estimateRemainingMs), undefined when nothing tells it yet. */
+  etaMs(now: number): number | undefined {
+    let modelRemaining = 0;
+    for (const steps of this.#remainingByModel.values()) modelRemaining += Math.max(0, steps);
+    return estimateRemainingMs({
+      remainingByModel: this.#remainingByModel,
+      typicalMs: this.#typical,
+      concurrency: this.header?.concurrency ?? 1,
+      limits: this.header?.limits ?? {},
+      otherRemaining: Math.max(0, this.remaining - modelRemaining),
+      throughputPerMinute: this.throughputPerMinute(now),
+    });
   }
 
   get activeCount(): number {
