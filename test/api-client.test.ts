@@ -200,7 +200,8 @@ describe("submitting", () => {
       const api = new RunComfyClient({ baseUrl: server.url, token: TOKEN, clock });
       expect(await api.submit(ALEPH, {})).toEqual({
         kind: "unknown",
-        reason: "submit: HTTP 200 with a body that is not JSON; the submission may have been created",
+        reason:
+          "submit: HTTP 200 with a body that is not JSON: the answer could not be used; the submission may have been created, so it is not sent again",
       });
       expect(await api.submit(ALEPH, {})).toMatchObject({ kind: "unknown" });
       expect(server.received).toHaveLength(2);

@@ -8,6 +8,7 @@ import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
+  isApiTrouble,
   nextPollDelay,
   parseRetryAfter,
   transportErrorCode,
@@ -60,7 +61,9 @@ describe("classify: answers with an HTTP status", () => {
     [404, 404001, "fatal"],
     [400, undefined, "fatal"],
     [422, 422001, "fatal"],
-    [302, undefined, "fatal"],
+    // A redirect is never followed (the token); the request it is about still exists, so a poll tries again.
+    [302, undefined, "retry"],
+    [307, undefined, "retry"],
   ];
   for (const phase of API_PHASES) {
     test.each(apiRows)(`${phase} answered %i (error_code %s) → %s`, (status, errorCode, action) => {
@@ -318,5 +321,30 @@ describe("nextPollDelay", () => {
 
   test("ignores a typical duration that is not positive", () => {
     expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 0, elapsedMs: 5_000 })).toBe(1_500);
+  });
+});
+
+describe("classify: answers that cannot be used", () => {
+  test("retried on an idempotent call, `unknown` on a submission, whatever their status and Retry-After", () => {
+    const headers = { get: () => "60" };
+    for (const phase of API_PHASES) {
+      expect(classify({ phase, status: 200, headers, unusable: "HTTP 200 with an empty body" })).toEqual({
+        action: "retry",
+        kind: "unusable-answer",
+        reason: `${phase}: HTTP 200 with an empty body: the answer could not be used; retrying`,
+      });
+    }
+    expect(classify({ phase: "submit", status: 200, unusable: "HTTP 200 with an empty body" }).action).toBe(
+      "unknown",
+    );
+  });
+
+  test("count toward an unreachable API like a 5xx or a lost connection; refusals and 429 do not", () => {
+    expect(isApiTrouble(classify({ phase: "status", unusable: "x" }).kind)).toBe(true);
+    expect(isApiTrouble(classify({ phase: "status", status: 502 }).kind)).toBe(true);
+    expect(isApiTrouble(classify({ phase: "status", status: 307 }).kind)).toBe(true);
+    expect(isApiTrouble(classify({ phase: "status", error: fetchFailure("ECONNRESET") }).kind)).toBe(true);
+    expect(isApiTrouble(classify({ phase: "status", status: 429 }).kind)).toBe(false);
+    expect(isApiTrouble(classify({ phase: "status", status: 404, errorCode: 404001 }).kind)).toBe(false);
   });
 });

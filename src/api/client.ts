@@ -26,12 +26,22 @@ import {
   type RequestStatus,
   type SubmitOutcome,
 } from "./answers.js";
+import { ApiHealth, type ApiHealthListener } from "./api-health.js";
+import { isUnusableAnswer, readBoundedText } from "./bounded-body.js";
 import { fetchTransport, undiciTransport, type HeaderReader, type HttpTransport } from "./http.js";
-import { ApiError, errorFromAnswer, parseErrorBody, TransportError, type ApiErrorContext } from "./errors.js";
+import {
+  ApiError,
+  errorFromAnswer,
+  parseErrorBody,
+  TransportError,
+  UnusableAnswerError,
+  type ApiErrorContext,
+} from "./errors.js";
 import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
+  isApiTrouble,
   nextPollDelay,
   transportErrorCode,
   type BackoffPolicy,
@@ -72,6 +82,10 @@ export interface RunComfyClientOptions {
   retry?: RetryOptions;
   /** The longest wait for an answer, and for each pause in its body (default 60 s). Real time, not `clock`. */
   requestTimeoutMs?: number;
+  /** The largest answer body read (default 8 MB); a larger one is an unusable answer, retried like a 5xx. */
+  maxAnswerBytes?: number;
+  /** Told when the API starts failing (no connection, 5xx, unusable answers) and when it answers again. */
+  onHealth?: ApiHealthListener;
   userAgent?: string;
   /** Overrides of the poll schedule (retry-policy.ts DEFAULT_POLL_POLICY). */
   poll?: Partial<PollPolicy>;
@@ -79,6 +93,15 @@ export interface RunComfyClientOptions {
 
 export interface CallOptions {
   signal?: AbortSignal | undefined;
+}
+
+export interface SubmitOptions extends CallOptions {
+  /**
+   * Ends the waits between tries (a 429's Retry-After, a backoff) at once and sends nothing
+   * more, throwing its reason; unlike `signal` it never cuts a POST already on the wire, whose
+   * answer is awaited so a request it created is not lost. (A run's stop.)
+   */
+  stopSignal?: AbortSignal | undefined;
 }
 
 export interface WaitOptions extends CallOptions {
@@ -92,10 +115,14 @@ export interface WaitOptions extends CallOptions {
 
 export const DEFAULT_RETRY = { attempts: 5, baseMs: 500, maxMs: 30_000 } as const;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** A few MB: the catalog's pages with schemas are the largest answers; a status is a few hundred bytes. */
+export const DEFAULT_MAX_ANSWER_BYTES = 8 * 1024 * 1024;
 const MAX_CATALOG_PAGES = 10_000;
 
 type Exchange =
   | { kind: "answer"; status: number; headers: HeaderReader; text: string }
+  /** An answer arrived but cannot be used (too large, stalled, a 2xx that is not JSON). */
+  | { kind: "unusable"; status: number; problem: string }
   | { kind: "transport"; error: unknown }
   /** The caller's signal aborted while the call was in flight. */
   | { kind: "aborted"; reason: unknown };
@@ -127,6 +154,8 @@ export class RunComfyClient {
   readonly #attempts: number;
   readonly #backoff: BackoffPolicy;
   readonly #requestTimeoutMs: number;
+  readonly #maxAnswerBytes: number;
+  readonly #health: ApiHealth;
   readonly #userAgent: string;
   readonly #poll: Readonly<PollPolicy>;
 
@@ -155,6 +184,12 @@ export class RunComfyClient {
       "requestTimeoutMs",
       DEFAULT_REQUEST_TIMEOUT_MS,
     );
+    this.#maxAnswerBytes = positiveInteger(
+      options.maxAnswerBytes,
+      "maxAnswerBytes",
+      DEFAULT_MAX_ANSWER_BYTES,
+    );
+    this.#health = new ApiHealth(options.onHealth);
     this.#userAgent = options.userAgent ?? "runflow";
     this.#poll = { ...DEFAULT_POLL_POLICY, ...options.poll };
   }
@@ -163,11 +198,18 @@ export class RunComfyClient {
   async submit(
     modelId: string,
     body: Record<string, unknown>,
-    opts: CallOptions = {},
+    opts: SubmitOptions = {},
   ): Promise<SubmitOutcome> {
     const url = `${this.baseUrl}/v1/models/${encodeModelId(modelId)}`;
     const context: ApiErrorContext = { phase: "submit", modelId };
-    const attempted = await this.#call(context, "POST", url, JSON.stringify(body), opts.signal);
+    const attempted = await this.#call(
+      context,
+      "POST",
+      url,
+      JSON.stringify(body),
+      opts.signal,
+      opts.stopSignal,
+    );
     if (attempted.kind === "unknown") return attempted;
     const answer = isRecord(attempted.body) ? attempted.body : {};
     const requestId = answer.request_id;
@@ -276,16 +318,21 @@ export class RunComfyClient {
     return attempted.body;
   }
 
-  /** One API call with its retries. Throws the typed error when the policy gives up. */
+  /**
+   * One API call with its retries. Throws the typed error when the policy gives up, or the
+   * abort reason of `signal` or `stopSignal` (see SubmitOptions) when one ends it between tries.
+   */
   async #call(
     context: ApiErrorContext & { phase: Phase },
     method: string,
     url: string,
     body: string | undefined,
     signal: AbortSignal | undefined,
+    stopSignal?: AbortSignal,
   ): Promise<Attempted> {
+    const waitSignal = stopSignal && signal ? AbortSignal.any([signal, stopSignal]) : (stopSignal ?? signal);
     for (let attempt = 1; ; attempt++) {
-      signal?.throwIfAborted();
+      waitSignal?.throwIfAborted();
       const exchange = await this.#exchange(method, url, body, signal);
       if (exchange.kind === "aborted") {
         // The POST may have reached the server: only "unknown" keeps the no-double-billing promise.
@@ -295,23 +342,16 @@ export class RunComfyClient {
           reason: "submit: interrupted while the submission was in flight; it may have been created",
         };
       }
-      if (exchange.kind === "answer" && exchange.status >= 200 && exchange.status < 300) {
-        try {
-          return { kind: "ok", body: JSON.parse(exchange.text) as unknown };
-        } catch {
-          const what = `HTTP ${exchange.status} with a body that is not JSON`;
-          if (context.phase === "submit") {
-            return { kind: "unknown", reason: `submit: ${what}; the submission may have been created` };
-          }
-          throw new ApiError(
-            { ...context, status: exchange.status },
-            `the RunComfy API answered the ${context.phase} call with ${what}`,
-          );
-        }
-      }
-      const { verdict, failure } = this.#judge(context, exchange, url);
+      const judged = this.#judge(context, exchange, url);
+      if (judged.kind === "ok") return judged;
+      const { verdict, failure } = judged;
+      if (isApiTrouble(verdict.kind)) this.#health.failed(this.#clock.now(), verdict.reason);
+      else this.#health.answered(this.#clock.now());
       if (verdict.action === "retry" && attempt < this.#attempts) {
-        await this.#clock.sleep(backoff(attempt, this.#backoff, this.#random, verdict.retryAfterMs), signal);
+        await this.#clock.sleep(
+          backoff(attempt, this.#backoff, this.#random, verdict.retryAfterMs),
+          waitSignal,
+        );
         continue;
       }
       if (verdict.action === "unknown" && context.phase === "submit") {
@@ -321,15 +361,38 @@ export class RunComfyClient {
     }
   }
 
+  /** A usable answer's body, or what the retry policy says about the failure and the error it throws. */
   #judge(
     context: ApiErrorContext & { phase: Phase },
     exchange: Exclude<Exchange, { kind: "aborted" }>,
     url: string,
-  ): { verdict: Classification; failure: Error } {
+  ): { kind: "ok"; body: unknown } | { kind: "failed"; verdict: Classification; failure: Error } {
+    if (exchange.kind === "answer" && exchange.status >= 200 && exchange.status < 300) {
+      try {
+        const parsed = JSON.parse(exchange.text) as unknown;
+        this.#health.answered(this.#clock.now());
+        return { kind: "ok", body: parsed };
+      } catch {
+        const problem =
+          exchange.text.trim() === ""
+            ? `HTTP ${exchange.status} with an empty body`
+            : `HTTP ${exchange.status} with a body that is not JSON`;
+        return this.#judge(context, { kind: "unusable", status: exchange.status, problem }, url);
+      }
+    }
+    if (exchange.kind === "unusable") {
+      const answered = { ...context, status: exchange.status };
+      return {
+        kind: "failed",
+        verdict: classify({ phase: context.phase, unusable: exchange.problem }),
+        failure: new UnusableAnswerError(answered, exchange.problem),
+      };
+    }
     if (exchange.kind === "transport") {
       const verdict = classify({ phase: context.phase, error: exchange.error });
       const target = new URL(url).origin;
       return {
+        kind: "failed",
         verdict,
         failure: new TransportError(context, target, transportErrorCode(exchange.error), exchange.error),
       };
@@ -349,7 +412,7 @@ export class RunComfyClient {
       { ...errorBody, message, detail: this.#redactDeep(errorBody.detail) },
       verdict.retryAfterMs,
     );
-    return { verdict, failure };
+    return { kind: "failed", verdict, failure };
   }
 
   /** One HTTP exchange, answer body included. */
@@ -359,19 +422,31 @@ export class RunComfyClient {
     body: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Exchange> {
+    // Ends this exchange alone when its answer breaks a limit (bounded-body.ts).
+    const limit = new AbortController();
+    let status: number | undefined;
     try {
       const answer = await this.#transport({
         method,
         url,
         headers: this.#headers(url, body !== undefined),
         body,
-        signal,
+        signal: signal ? AbortSignal.any([signal, limit.signal]) : limit.signal,
         timeoutMs: this.#requestTimeoutMs,
         // No followRedirects: a redirect could carry the token elsewhere, or replay a POST.
       });
-      return { kind: "answer", status: answer.status, headers: answer.headers, text: await answer.text() };
+      status = answer.status;
+      const text = await readBoundedText(answer, {
+        maxBytes: this.#maxAnswerBytes,
+        idleMs: this.#requestTimeoutMs,
+        abort: (reason) => limit.abort(reason),
+      });
+      return { kind: "answer", status: answer.status, headers: answer.headers, text };
     } catch (error) {
       if (signal?.aborted) return { kind: "aborted", reason: signal.reason };
+      if (isUnusableAnswer(error) && status !== undefined) {
+        return { kind: "unusable", status, problem: `HTTP ${status}, but ${error.message}` };
+      }
       return { kind: "transport", error };
     }
   }

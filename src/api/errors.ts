@@ -211,6 +211,20 @@ export class TransportError extends ApiError {
   }
 }
 
+/**
+ * An answer arrived but cannot be used: a 2xx that is not JSON (empty, truncated, an HTML
+ * page), a body past the size limit, or one that stopped arriving. Often a proxy or gateway
+ * between runflow and the API; retried like a 5xx.
+ */
+export class UnusableAnswerError extends ApiError {
+  constructor(context: ApiErrorContext, problem: string) {
+    super(context, `the RunComfy API's answer to the ${context.phase} call could not be used: ${problem}`, {
+      code: "api_unusable_answer",
+      hint: "a problem between runflow and RunComfy (a proxy, a gateway) or on RunComfy's side; run the same command again later",
+    });
+  }
+}
+
 /** A download of an output file failed for good. */
 export class DownloadError extends RunflowError {
   readonly url: string;
@@ -295,6 +309,8 @@ export function errorFromAnswer(
   if (status === 422) return new InputRejectedError(context, said, issuesFromDetail(body.detail));
   if (status === 429) return new RateLimitedError(context, retryAfterMs);
   if (status >= 500 && status <= 599) return new ServerError(context, said);
+  // A redirect (never followed: it could carry the token away) or a 1xx: not the API speaking.
+  if (status < 400) return new UnusableAnswerError(context, `HTTP ${status}, an answer the API never gives`);
   const text = said ? `: ${said}` : "";
   return new ApiError(
     context,

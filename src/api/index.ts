@@ -3,7 +3,9 @@ export {
   RunComfyClient,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_RETRY,
+  DEFAULT_MAX_ANSWER_BYTES,
   type CallOptions,
+  type SubmitOptions,
   type RetryOptions,
   type RunComfyClientOptions,
   type WaitOptions,
@@ -32,6 +34,7 @@ export {
   RequestNotFoundError,
   ServerError,
   TransportError,
+  UnusableAnswerError,
   type ApiErrorContext,
   type ApiFailure,
 } from "./errors.js";
@@ -39,6 +42,7 @@ export {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
+  isApiTrouble,
   nextPollDelay,
   parseRetryAfter,
   PHASES,
@@ -53,6 +57,13 @@ export {
   type PollPolicy,
   type RetryAction,
 } from "./retry-policy.js";
+export {
+  ApiHealth,
+  describeHealthChange,
+  type ApiHealthChange,
+  type ApiHealthListener,
+} from "./api-health.js";
+export { AnswerStalledError, AnswerTooLargeError, readBoundedText } from "./bounded-body.js";
 export { downloadFile, type DownloadedFile, type DownloadOptions } from "./download.js";
 export { createClientFromEnv, readApiToken, type ClientFromEnvOptions } from "./env.js";
 export { DEFAULT_BASE_URL, encodeModelId } from "./urls.js";

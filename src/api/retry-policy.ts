@@ -28,6 +28,8 @@ export interface Classification {
   reason: string;
   /** The wait the server asked for (`Retry-After`); only with `retry`. */
   retryAfterMs?: number;
+  /** What went wrong, for callers that tell an unreachable API from a refusal (see isApiTrouble). */
+  kind: FailureKind;
 }
 
 export interface ClassifyInput {
@@ -41,6 +43,11 @@ export interface ClassifyInput {
   errorCode?: number;
   /** Milliseconds since the epoch; needed only to read a `Retry-After` given as an HTTP-date. */
   now?: number;
+  /**
+   * Why an answer that arrived cannot be used (a 2xx that is not JSON or empty, a body too
+   * large or that stopped arriving); it wins over `status`.
+   */
+  unusable?: string;
 }
 
 /**
@@ -56,7 +63,8 @@ export type FailureKind =
   | "token-refused"
   | "not-yours"
   | "client-error"
-  | "unexpected-status";
+  | "unexpected-status"
+  | "unusable-answer";
 
 /**
  * Phases fall in three columns: the paid submission; idempotent calls that carry the token;
@@ -117,13 +125,41 @@ export const RETRY_TABLE: Readonly<Record<FailureKind, Readonly<Row>>> = {
     what: "the request belongs to another API token",
   },
   "client-error": { submit: "fatal", api: "fatal", tokenless: "fatal", what: "the request was refused" },
+  // A redirect or 1xx from the API: something between us and it (a proxy, a captive portal)
+  // misbehaves. The request it was about still exists, so an idempotent call is tried again.
   "unexpected-status": {
     submit: "unknown",
-    api: "fatal",
+    api: "retry",
     tokenless: "fatal",
     what: "the answer was not one the API gives",
   },
+  // Broken like a 5xx (truncated or empty JSON, an endless or stalled body): retried the
+  // same, and counted the same toward "the API is unreachable" (isApiTrouble).
+  "unusable-answer": {
+    submit: "unknown",
+    api: "retry",
+    tokenless: "retry",
+    what: "the answer could not be used",
+  },
 };
+
+/** Failures that say the API is unreachable or broken (not a refusal, not a rate limit). */
+const TROUBLE_KINDS: ReadonlySet<FailureKind> = new Set([
+  "not-sent",
+  "maybe-sent",
+  "server-error",
+  "unexpected-status",
+  "unusable-answer",
+]);
+
+/**
+ * Whether a failure counts toward "the API is unreachable": the transient failures of the
+ * API itself — no connection, no answer, a 5xx, or an answer that cannot be used — as opposed
+ * to an answer that refuses the call (4xx) or asks us to slow down (429).
+ */
+export function isApiTrouble(kind: FailureKind): boolean {
+  return TROUBLE_KINDS.has(kind);
+}
 
 /** Errors raised while connecting: the request never left this machine. */
 const CONNECT_PHASE_CODES: ReadonlySet<string> = new Set([
@@ -219,7 +255,10 @@ export function classify(input: ClassifyInput): Classification {
   const column = COLUMN_OF[input.phase];
   let kind: FailureKind;
   let what: string;
-  if (input.status !== undefined) {
+  if (input.unusable !== undefined) {
+    kind = "unusable-answer";
+    what = `${input.unusable}: ${RETRY_TABLE[kind].what}`;
+  } else if (input.status !== undefined) {
     kind = kindOfStatus(input.status, input.errorCode);
     const code = input.errorCode === undefined ? "" : `, error ${input.errorCode}`;
     what = `HTTP ${input.status}${code}: ${RETRY_TABLE[kind].what}`;
@@ -232,8 +271,9 @@ export function classify(input: ClassifyInput): Classification {
   const classification: Classification = {
     action,
     reason: `${input.phase}: ${what}; ${CONSEQUENCE[action]}`,
+    kind,
   };
-  if (action === "retry" && input.status !== undefined) {
+  if (action === "retry" && input.status !== undefined && input.unusable === undefined) {
     const retryAfterMs = parseRetryAfter(input.headers?.get("retry-after"), input.now);
     if (retryAfterMs !== undefined) classification.retryAfterMs = retryAfterMs;
   }

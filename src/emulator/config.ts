@@ -21,6 +21,11 @@ export const FAULT_KINDS = [
   "drop-after-create",
   "slow",
   "truncate",
+  "empty-200",
+  "truncated-json",
+  "307",
+  "endless",
+  "stall",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 

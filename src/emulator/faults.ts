@@ -12,12 +12,20 @@ export interface ChosenFault {
 }
 
 export const DEFAULT_SLOW_MS = 2_000;
+/** Faults that break an API answer's JSON (hostile gateways and proxies). */
+const BROKEN_JSON_KINDS: ReadonlySet<FaultKind> = new Set([
+  "empty-200",
+  "truncated-json",
+  "endless",
+  "stall",
+]);
 const RANDOM_ERRORS = ["500", "502", "503", "504"] as const;
 
 function applies(fault: Fault, endpoint: Endpoint): boolean {
   if (fault.endpoint !== "*" && fault.endpoint !== endpoint) return false;
-  // A truncated body only exists where bodies are files.
+  // A truncated body only exists where bodies are files; broken JSON only where answers are JSON.
   if (fault.kind === "truncate") return endpoint === "files" || endpoint === "media";
+  if (BROKEN_JSON_KINDS.has(fault.kind)) return endpoint !== "files" && endpoint !== "media";
   return true;
 }
 

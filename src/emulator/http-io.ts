@@ -58,6 +58,8 @@ function writeBuffered(
 export interface WriteOptions {
   /** Send the headers and half of the body, then drop the connection (a failing download). */
   truncate?: boolean;
+  /** A JSON reply: send only the first half of its JSON, as a complete answer (Content-Length of the half). */
+  truncateJson?: boolean;
   /** Called with the status just before the headers go out. */
   onStatus?: (status: number) => void;
 }
@@ -73,7 +75,8 @@ export async function writeReply(
   if (reply.type !== "file") options.onStatus?.(reply.status);
   switch (reply.type) {
     case "json": {
-      const body = Buffer.from(JSON.stringify(reply.body));
+      const whole = Buffer.from(JSON.stringify(reply.body));
+      const body = options.truncateJson ? whole.subarray(0, Math.floor(whole.length / 2)) : whole;
       writeBuffered(
         response,
         reply.status,
@@ -95,6 +98,31 @@ export async function writeReply(
     case "file":
       return writeFile(request, response, reply.file, head, options);
   }
+}
+
+const ENDLESS_CHUNK = Buffer.alloc(64 * 1024, "a");
+
+/**
+ * A 200 whose JSON body never ends (`{"status":"in_queue","padding":"aaaa…`), sent as fast
+ * as the client reads it, until the client gives up or the emulator closes.
+ */
+export async function writeEndless(response: ServerResponse): Promise<void> {
+  response.writeHead(200, { "content-type": "application/json" });
+  response.write('{"status":"in_queue","padding":"');
+  let closed = false;
+  response.once("close", () => {
+    closed = true;
+    response.emit("drain");
+  });
+  while (!closed && !response.destroyed) {
+    if (!response.write(ENDLESS_CHUNK)) await new Promise((resolve) => response.once("drain", resolve));
+  }
+}
+
+/** A 200 that sends its headers and the start of its JSON, then nothing, keeping the connection open. */
+export function writeStalled(response: ServerResponse): void {
+  response.writeHead(200, { "content-type": "application/json" });
+  response.write('{"status":');
 }
 
 async function writeFile(

@@ -19,7 +19,14 @@ import { control } from "./control.js";
 import { EmulatorCore, type EmulatorState } from "./core.js";
 import { latencyFor, randomServerError, takeScriptedFault, type ChosenFault } from "./faults.js";
 import { mediaFile, outputFile } from "./files.js";
-import { BodyTooLargeError, dropConnection, readBody, writeReply } from "./http-io.js";
+import {
+  BodyTooLargeError,
+  dropConnection,
+  readBody,
+  writeEndless,
+  writeReply,
+  writeStalled,
+} from "./http-io.js";
 import { apiError, ErrorCode, withHeaders, type Reply } from "./replies.js";
 import { loggableBody, redactedHeaders, type EmulatorLogEntry } from "./request-log.js";
 import { API_ENDPOINTS, routeOf, type Route } from "./routes.js";
@@ -98,9 +105,17 @@ const GATEWAY_PAGES = {
   "504": "504 Gateway Time-out",
 } as const;
 
-/** The answer a fault gives instead of the real one; undefined: drop the connection. */
-function faultReply(fault: ChosenFault): Reply | undefined {
+/** The answer a fault gives instead of the real one; undefined: drop the connection (or write it by hand). */
+function faultReply(fault: ChosenFault, url: URL): Reply | undefined {
   switch (fault.kind) {
+    case "empty-200":
+      return { type: "text", status: 200, body: "", contentType: "application/json" };
+    case "307":
+      // A redirect to the same place: what a misconfigured proxy answers. Clients must not follow it.
+      return withHeaders(
+        { type: "text", status: 307, body: "", contentType: "text/plain; charset=utf-8" },
+        { location: url.href },
+      );
     case "500":
       return apiError(500, ErrorCode.internal, "internal server error (emulated)");
     case "502":
@@ -122,9 +137,9 @@ function faultReply(fault: ChosenFault): Reply | undefined {
   }
 }
 
-/** Whether a fault replaces the answer (`slow` only delays it, `truncate` cuts its body). */
+/** Whether a fault replaces the answer (`slow` only delays it, `truncate` and `truncated-json` cut its body). */
 function replacesAnswer(fault: ChosenFault): boolean {
-  return fault.kind !== "slow" && fault.kind !== "truncate";
+  return fault.kind !== "slow" && fault.kind !== "truncate" && fault.kind !== "truncated-json";
 }
 
 interface Handled {
@@ -224,6 +239,7 @@ async function handle(
   const answer = (reply: Reply, fault?: ChosenFault) =>
     writeReply(request, response, reply, {
       truncate: fault?.kind === "truncate",
+      truncateJson: fault?.kind === "truncated-json",
       onStatus: (status) => core.log.answered(entry, status, fault?.label),
     });
   const drop = (label: string) => {
@@ -231,7 +247,13 @@ async function handle(
     dropConnection(request);
   };
   const answerWithFault = async (fault: ChosenFault) => {
-    const reply = faultReply(fault);
+    if (fault.kind === "endless" || fault.kind === "stall") {
+      core.log.answered(entry, 200, fault.label);
+      if (fault.kind === "endless") await writeEndless(response);
+      else writeStalled(response);
+      return;
+    }
+    const reply = faultReply(fault, url);
     if (reply) await answer(reply, fault);
     else drop(fault.label);
   };

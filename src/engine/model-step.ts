@@ -271,7 +271,7 @@ async function remoteAttempt(
     // Under group commit: the attempt is on disk before the POST that may create (and bill) it.
     await deps.store.committed();
     const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
-    const submitted = await submit(context, key, model, body, resubmitUnknown);
+    const submitted = await submit(context, key, step.address, model, body, resubmitUnknown);
     if (submitted.kind !== "submitted") return submitted.outcome;
     requestId = submitted.requestId;
     submittedAt = deps.clock.now();
@@ -294,6 +294,7 @@ type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; o
 async function submit(
   context: ExecutionContext,
   key: AttemptKey,
+  address: string,
   model: string,
   body: Record<string, unknown>,
   resubmitUnknown: boolean,
@@ -304,13 +305,22 @@ async function submit(
   let answer;
   const startedAt = deps.clock.now();
   try {
-    // No abort signal: a POST cut off mid-flight may still create the request. A second
-    // signal ends the process anyway.
-    answer = await deps.api.submit(model, body);
+    // The run's stop ends a wait between tries (a 429's Retry-After) at once, but never cuts
+    // a POST on the wire: cut off mid-flight it may still create the request, so its answer
+    // is awaited and its id recorded. A second signal ends the process anyway.
+    answer = await deps.api.submit(model, body, { stopSignal: control.submitSignal });
     context.apiHealth.answered();
   } catch (error) {
     context.apiHealth.failed(error, startedAt);
     // A throw means nothing was created (the client's contract).
+    if (isStopSignal(error)) {
+      const message = control.notSubmittedMessage();
+      context.tracker.transition(address, StepState.waiting, {
+        alsoWrite: () =>
+          deps.store.updateAttempt(key, { state: "cancelled", error: message, finishedAt: deps.clock.now() }),
+      });
+      return { kind: "outcome", outcome: { kind: "not_submitted" } };
+    }
     const message = messageOf(error);
     endAttempt("failed", message);
     if (error instanceof ApiAuthError) {
