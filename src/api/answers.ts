@@ -44,6 +44,8 @@ export interface RequestResult {
   status: ResultState;
   /** Media by name (`video`, `image`, `videos`, `images`); only when succeeded. */
   output?: Record<string, unknown>;
+  /** A succeeded result's `output` that is not an object (a bare string …): kept to say what came. */
+  strayOutput?: unknown;
   error?: string;
   createdAt?: string;
   finishedAt?: string;
@@ -125,6 +127,7 @@ export function toRequestResult(body: unknown, requestId: string): RequestResult
     status: RESULT_WORDS[word(data.status)] ?? "unknown",
   };
   if (result.status === "succeeded" && isRecord(data.output)) result.output = data.output;
+  else if (result.status === "succeeded" && data.output !== undefined) result.strayOutput = data.output;
   const error = errorText(data.error);
   if (error !== undefined) result.error = error;
   const createdAt = text(data.created_at);

@@ -46,6 +46,11 @@ export function outputFileName(output: OutputSpec): string {
 const PLAIN_VIDEO: OutputSpec = Object.freeze({ kind: "video" });
 
 function outputSpec(modelId: string, markers: PromptMarkers): OutputSpec {
+  const spec = mediaSpec(modelId, markers);
+  return markers.brokenOutput === undefined ? spec : { ...spec, broken: markers.brokenOutput };
+}
+
+function mediaSpec(modelId: string, markers: PromptMarkers): OutputSpec {
   if (outputKindOf(modelId) === "image") {
     return { kind: "image", ...(markers.outputSize ?? DEFAULT_OUTPUT_IMAGE) };
   }
@@ -225,7 +230,12 @@ export function result(
   { request, state }: { request: EmulatedRequest; state: RequestState },
 ): Reply {
   const body: Record<string, unknown> = { request_id: request.id, status: state.phase };
-  if (state.phase === "succeeded") body.output = { [request.output.kind]: outputUrl(core, request) };
+  if (state.phase === "succeeded") {
+    const broken = request.output.broken;
+    if (broken === "empty") body.output = {};
+    else if (broken === "text") body.output = "done";
+    else if (broken === undefined) body.output = { [request.output.kind]: outputUrl(core, request) };
+  }
   if (state.phase === "failed") {
     const message = request.failure ?? DEFAULT_FAILURE_MESSAGE;
     body.error = core.config.resultErrorAs === "string" ? message : { message };

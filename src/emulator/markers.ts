@@ -4,6 +4,7 @@
  * just see odd prompt text), so tests stay deterministic without global switches.
  */
 import { parseDuration } from "../util/duration.js";
+import { BROKEN_OUTPUTS, type BrokenOutput } from "./request-book.js";
 
 export interface PromptMarkers {
   /** `[emulator:fail]` or `[emulator:fail=message]`: the request ends failed with this message. */
@@ -16,6 +17,8 @@ export interface PromptMarkers {
   outputSize?: { width: number; height: number };
   /** `[emulator:duration=2s]`: time in progress, overriding the configured duration. */
   durationMs?: number;
+  /** `[emulator:output=missing|empty|text]`: it succeeds with no usable `output` (absent, `{}`, a string). */
+  brokenOutput?: BrokenOutput;
 }
 
 export interface MarkerParse {
@@ -73,9 +76,18 @@ export function parseMarkers(prompt: string): MarkerParse {
         else markers.durationMs = ms;
         break;
       }
+      case "output": {
+        const broken = BROKEN_OUTPUTS.find((option) => option === value?.trim());
+        if (broken === undefined) {
+          problems.push(
+            `${text}: expected one of ${BROKEN_OUTPUTS.join(", ")}, like [emulator:output=missing]`,
+          );
+        } else markers.brokenOutput = broken;
+        break;
+      }
       default:
         problems.push(
-          `${text}: unknown emulator marker; known: fail, lost-answer, output-bytes=N, output-size=WxH, duration=D`,
+          `${text}: unknown emulator marker; known: fail, lost-answer, output-bytes=N, output-size=WxH, duration=D, output=missing|empty|text`,
         );
     }
   }

@@ -12,7 +12,18 @@
  */
 import { MinHeap } from "./min-heap.js";
 
-export type OutputSpec = { kind: "video"; bytes?: number } | { kind: "image"; width: number; height: number };
+/**
+ * What a request makes. `broken` (a prompt marker) makes its succeeded /result carry no
+ * usable output: `output` absent, `{}`, or a bare string.
+ */
+export type OutputSpec = (
+  { kind: "video"; bytes?: number } | { kind: "image"; width: number; height: number }
+) & {
+  broken?: BrokenOutput;
+};
+
+export const BROKEN_OUTPUTS = ["missing", "empty", "text"] as const;
+export type BrokenOutput = (typeof BROKEN_OUTPUTS)[number];
 
 export interface NewRequest {
   readonly id: string;

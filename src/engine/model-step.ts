@@ -16,6 +16,7 @@ import { backoff } from "../api/retry-policy.js";
 import { formatInputIssue } from "../models/format-issue.js";
 import { checkMediaInput } from "../models/media-probe.js";
 import { validateModelInput } from "../models/validate-input.js";
+import { outputProblem } from "../models/validate-output.js";
 import { fingerprintModelStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
 import type { AttemptKey, NewOutput } from "../store/types.js";
@@ -478,7 +479,15 @@ async function watch(
     context.apiHealth.answered();
     context.typical.observe(model, serverDurationMs(result));
     const now = deps.clock.now();
-    if (result.status === "succeeded") return { kind: "succeeded", result, key, requestId };
+    if (result.status === "succeeded") {
+      // A success with nothing in it is the API failing the request: a failed attempt,
+      // retried under retry.attempts like any remote failure (docs/decisions.md).
+      const problem = outputProblem(deps.registry.get(model), result.output ?? result.strayOutput);
+      if (problem === undefined) return { kind: "succeeded", result, key, requestId };
+      const error = `request ${requestId} succeeded but ${problem}`;
+      deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
+      return { kind: "retryable", state: "failed", error };
+    }
     if (result.status === "cancelled") {
       deps.store.updateAttempt(key, { state: "cancelled", error: "cancelled at the API", finishedAt: now });
       return { kind: "final", state: "cancelled", error: `request ${requestId} was cancelled at the API` };
