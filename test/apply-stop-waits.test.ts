@@ -58,4 +58,23 @@ describe("a stop ends the wait for a rate-limited submission", () => {
     expect(p.store().latestRun()!.status).toBe("cancelled");
     expect(p.api.submissions().total).toBe(0);
   }, 60_000);
+
+  test("a refused token (exit 4) ends the wait as well: the rate-limited submission is never sent again", async () => {
+    const p = await project(
+      { "chain.yaml": chainYaml({ concurrency: 2 }), "items.csv": itemsCsv(2) },
+      { duration: 60_000 },
+    );
+    p.api.configure({ faults: [{ endpoint: "submit", kind: "429", retryAfter: 3600, times: 1 }] });
+    const child = p.start(["apply", "chain.yaml"]);
+    await rateLimitedSubmission(p);
+    // From now on the API refuses the CLI's token: its next call (a poll, or the other submission) stops the run.
+    p.api.configure({ token: "another-token" });
+    const refused = await child;
+    expect(refused.timedOut).toBe(false);
+    expect(refused.exitCode).toBe(4);
+    expect(p.api.submissions().total).toBeLessThanOrEqual(1);
+    const posts = p.api.requestLog().filter((entry) => entry.endpoint === "submit");
+    expect(posts.filter((entry) => entry.status === 429)).toHaveLength(1);
+    expect(posts.filter((entry) => entry.status === 200)).toHaveLength(p.api.submissions().total);
+  }, 60_000);
 });
