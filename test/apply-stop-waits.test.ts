@@ -77,4 +77,26 @@ describe("a stop ends the wait for a rate-limited submission", () => {
     expect(posts.filter((entry) => entry.status === 429)).toHaveLength(1);
     expect(posts.filter((entry) => entry.status === 200)).toHaveLength(p.api.submissions().total);
   }, 60_000);
+
+  test("SIGINT while a run-time media probe waits out a media host's Retry-After: 3600 exits 130 at once", async () => {
+    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) });
+    // The restyle's video is the animate's output, probed only at run time; its host rate-limits.
+    p.api.configure({ faults: [{ endpoint: "files", kind: "429", retryAfter: 3600 }] });
+    const child = p.start(["apply", "chain.yaml", "--no-download"]);
+    while (!p.api.requestLog().some((entry) => entry.endpoint === "files" && entry.status === 429)) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    child.kill("SIGINT");
+    const interrupted = await child;
+    expect(interrupted.timedOut).toBe(false);
+    expect(interrupted.exitCode).toBe(130);
+    expect(p.api.submissions().byModel["runwayml/runway-aleph/video-to-video"]).toBeUndefined();
+    // Stopped, not failed: the step is left for the next apply.
+    const run = p.store().latestRun()!;
+    const restyle = p
+      .store()
+      .getSteps(run.id)
+      .find((step) => step.stepId === "restyle")!;
+    expect(restyle.state).not.toBe("failed");
+  }, 60_000);
 });

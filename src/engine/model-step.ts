@@ -85,6 +85,8 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       ? preparedFromPlan(step)
       : await prepareDeferredBody(context, step);
   if ("error" in prepared) {
+    // A stop ends the media probes' waits (a media host's Retry-After): not the step's fault.
+    if (control.submitSignal.aborted) return stoppedBeforeSubmission(context, address);
     tracker.transition(address, StepState.failed, { error: prepared.error });
     return "failed";
   }
@@ -210,6 +212,7 @@ async function prepareDeferredBody(
   const mediaIssues = await checkMediaInput(entry, value, {
     deferred: knownBefore,
     cache: context.mediaCache,
+    signal: context.control.submitSignal,
     ...(context.deps.probe ? { transport: context.deps.probe } : {}),
   });
   if (mediaIssues.length > 0) return { error: mediaIssues.map(formatInputIssue).join("; ") };
