@@ -111,6 +111,17 @@ describe("answers are bounded", () => {
   });
 
   test.each(["endless", "stall"] as const)(
+    "the same limits hold over a fetch transport: /status answering %s once is retried",
+    async (kind) => {
+      const api = client({ fetch: globalThis.fetch, requestTimeoutMs: 200, maxAnswerBytes: 1024 * 1024 });
+      const requestId = await submitted(api);
+      faults({ endpoint: "status", kind, times: 1 });
+      expect((await api.status(requestId)).status).toBe("in_progress");
+      expect(calls("status")).toHaveLength(2);
+    },
+  );
+
+  test.each(["endless", "stall"] as const)(
     "a submission answered by a 200 that is %s is `unknown`, sent once",
     async (kind) => {
       faults({ endpoint: "submit", kind, times: 1 });

@@ -422,8 +422,6 @@ export class RunComfyClient {
     body: string | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Exchange> {
-    // Ends this exchange alone when its answer breaks a limit (bounded-body.ts).
-    const limit = new AbortController();
     let status: number | undefined;
     try {
       const answer = await this.#transport({
@@ -431,16 +429,13 @@ export class RunComfyClient {
         url,
         headers: this.#headers(url, body !== undefined),
         body,
-        signal: signal ? AbortSignal.any([signal, limit.signal]) : limit.signal,
+        signal,
         timeoutMs: this.#requestTimeoutMs,
         // No followRedirects: a redirect could carry the token elsewhere, or replay a POST.
       });
       status = answer.status;
-      const text = await readBoundedText(answer, {
-        maxBytes: this.#maxAnswerBytes,
-        idleMs: this.#requestTimeoutMs,
-        abort: (reason) => limit.abort(reason),
-      });
+      // Bounded: an endless body is cut at the limit, a stalled one at the transport's idle timeout.
+      const text = await readBoundedText(answer, this.#maxAnswerBytes, this.#requestTimeoutMs);
       return { kind: "answer", status: answer.status, headers: answer.headers, text };
     } catch (error) {
       if (signal?.aborted) return { kind: "aborted", reason: signal.reason };
