@@ -10,7 +10,15 @@ import { RunComfyClient, type RunComfyClientOptions } from "../src/api/client.js
 import { UnusableAnswerError } from "../src/api/errors.js";
 import { startEmulator, type RunningEmulator } from "../src/emulator/index.js";
 import type { Fault } from "../src/emulator/config.js";
-import { ALEPH, alephInput, fakeClock, rejectionOf, TOKEN, type FakeClock } from "./api-helpers.js";
+import {
+  ALEPH,
+  alephInput,
+  fakeClock,
+  rejectionOf,
+  startTestServer,
+  TOKEN,
+  type FakeClock,
+} from "./api-helpers.js";
 
 let emulator: RunningEmulator;
 let clock: FakeClock = fakeClock();
@@ -108,6 +116,26 @@ describe("answers are bounded", () => {
       reason:
         "status: HTTP 200, but the answer stopped arriving for 0.1 s: the answer could not be used; retrying",
     });
+  });
+
+  test("an answer that declares a length past the limit is refused before its body is read", async () => {
+    // A throwaway server: it promises 9 MB and sends a few bytes, so reading it would hang.
+    const server = await startTestServer((_request, response) => {
+      response.writeHead(200, {
+        "content-type": "application/json",
+        "content-length": String(9 * 1024 * 1024),
+      });
+      response.write('{"status":"in_queue"');
+    });
+    try {
+      const api = new RunComfyClient({ baseUrl: server.url, token: TOKEN, clock, retry: { attempts: 1 } });
+      const error = await rejectionOf(api.status("r1"));
+      expect((error as Error).message).toBe(
+        "the RunComfy API's answer to the status call could not be used: HTTP 200, but the answer was larger than 8 MB",
+      );
+    } finally {
+      await server.close();
+    }
   });
 
   test.each(["endless", "stall"] as const)(

@@ -119,9 +119,12 @@ export async function writeEndless(response: ServerResponse): Promise<void> {
   }
 }
 
-/** A 200 that sends its headers and the start of its JSON, then nothing, keeping the connection open. */
+/**
+ * A 200 that sends its headers (promising 64 bytes) and the start of its JSON, then nothing,
+ * keeping the connection open. (`endless` covers a body of undeclared length.)
+ */
 export function writeStalled(response: ServerResponse): void {
-  response.writeHead(200, { "content-type": "application/json" });
+  response.writeHead(200, { "content-type": "application/json", "content-length": "64" });
   response.write('{"status":');
 }
 
