@@ -2,13 +2,14 @@
  * RunComfyClient against answers a hostile or broken network gives, over real HTTP to the
  * emulator's fault modes: an endless or stalled body, an empty or truncated 200, a redirect,
  * a 429 that asks to wait an hour while the run stops. Each is bounded, classified like a
- * 5xx (retried on a poll, `unknown` on a POST), and heard once through `onHealth`.
+ * 5xx (retried on a poll, `unknown` on a POST) and, when it goes on, counted toward
+ * "API unreachable" like one.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import type { ApiHealthChange } from "../src/api/api-health.js";
 import { RunComfyClient, type RunComfyClientOptions } from "../src/api/client.js";
 import { UnusableAnswerError } from "../src/api/errors.js";
 import { startEmulator, type RunningEmulator } from "../src/emulator/index.js";
+import { isTransientApiFailure } from "../src/engine/api-health.js";
 import type { Fault } from "../src/emulator/config.js";
 import {
   ALEPH,
@@ -107,15 +108,15 @@ describe("answers are bounded", () => {
     const api = client({ requestTimeoutMs: 100 });
     const requestId = await submitted(api);
     faults({ endpoint: "status", kind: "stall", times: 1 });
-    const health: ApiHealthChange[] = [];
-    const watched = client({ requestTimeoutMs: 100, onHealth: (change) => health.push(change) });
-    expect((await watched.status(requestId)).status).toBe("in_progress");
+    expect((await api.status(requestId)).status).toBe("in_progress");
     expect(calls("status")).toHaveLength(2);
-    expect(health.map((change) => change.kind)).toEqual(["failing", "recovered"]);
-    expect(health[0]).toMatchObject({
-      reason:
-        "status: HTTP 200, but the answer stopped arriving for 0.1 s: the answer could not be used; retrying",
-    });
+    faults({ endpoint: "status", kind: "stall" });
+    const error = await rejectionOf(
+      client({ requestTimeoutMs: 100, retry: { attempts: 1 } }).status(requestId),
+    );
+    expect((error as Error).message).toBe(
+      "the RunComfy API's answer to the status call could not be used: HTTP 200, but the answer stopped arriving for 0.1 s",
+    );
   });
 
   test("an answer that declares a length past the limit is refused before its body is read", async () => {
@@ -163,39 +164,34 @@ describe("answers are bounded", () => {
   );
 });
 
-describe("malformed answers are transient API failures, heard once", () => {
+describe("malformed answers are transient API failures", () => {
   test.each(["empty-200", "truncated-json", "307", "502"] as const)(
-    "/status answering %s is retried, and onHealth says failing once and recovered once",
+    "/status answering %s is retried, and when it goes on the error counts toward 'API unreachable'",
     async (kind) => {
-      const health: ApiHealthChange[] = [];
       emulator.configure({ duration: 600_000 });
-      const api = client({ onHealth: (change) => health.push(change) });
+      const api = client();
       const requestId = await submitted(api);
       faults({ endpoint: "status", kind, times: 3 });
       expect((await api.status(requestId)).status).toBe("in_progress");
       expect(calls("status")).toHaveLength(4);
-      expect(health).toHaveLength(2);
-      expect(health[0]).toMatchObject({ kind: "failing" });
-      expect(health[1]).toMatchObject({ kind: "recovered", failures: 3 });
+      faults({ endpoint: "status", kind });
+      const error = await rejectionOf(api.status(requestId));
+      // The run's judgement of the API (engine/api-health.ts) counts it like a 5xx or a lost connection.
+      expect(isTransientApiFailure(error)).toBe(true);
     },
   );
 
-  test("a status poll through a long stretch of empty 200s warns once, then once on recovery", async () => {
-    const health: ApiHealthChange[] = [];
+  test("an empty 200 on every try says so", async () => {
     emulator.configure({ duration: 600_000 });
-    const api = client({ onHealth: (change) => health.push(change) });
+    const api = client();
     const requestId = await submitted(api);
-    faults({ endpoint: "status", kind: "empty-200", times: 12 });
-    const first = await rejectionOf(api.status(requestId));
-    expect((first as Error).message).toBe(
+    faults({ endpoint: "status", kind: "empty-200" });
+    const error = await rejectionOf(api.status(requestId));
+    expect(error).toBeInstanceOf(UnusableAnswerError);
+    expect((error as Error).message).toBe(
       "the RunComfy API's answer to the status call could not be used: HTTP 200 with an empty body",
     );
-    await rejectionOf(api.status(requestId));
-    expect((await api.status(requestId)).status).toBe("in_progress");
-    expect(health.map((change) => change.kind)).toEqual(["failing", "recovered"]);
-    expect(health[0]).toMatchObject({
-      reason: "status: HTTP 200 with an empty body: the answer could not be used; retrying",
-    });
+    expect(calls("status")).toHaveLength(5);
   });
 
   test("a submission answered by truncated JSON or an empty 200 is `unknown`, sent once", async () => {

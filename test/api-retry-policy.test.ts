@@ -8,7 +8,6 @@ import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
-  isApiTrouble,
   nextPollDelay,
   parseRetryAfter,
   transportErrorCode,
@@ -337,14 +336,5 @@ describe("classify: answers that cannot be used", () => {
     expect(classify({ phase: "submit", status: 200, unusable: "HTTP 200 with an empty body" }).action).toBe(
       "unknown",
     );
-  });
-
-  test("count toward an unreachable API like a 5xx or a lost connection; refusals and 429 do not", () => {
-    expect(isApiTrouble(classify({ phase: "status", unusable: "x" }).kind)).toBe(true);
-    expect(isApiTrouble(classify({ phase: "status", status: 502 }).kind)).toBe(true);
-    expect(isApiTrouble(classify({ phase: "status", status: 307 }).kind)).toBe(true);
-    expect(isApiTrouble(classify({ phase: "status", error: fetchFailure("ECONNRESET") }).kind)).toBe(true);
-    expect(isApiTrouble(classify({ phase: "status", status: 429 }).kind)).toBe(false);
-    expect(isApiTrouble(classify({ phase: "status", status: 404, errorCode: 404001 }).kind)).toBe(false);
   });
 });

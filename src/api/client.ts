@@ -26,7 +26,6 @@ import {
   type RequestStatus,
   type SubmitOutcome,
 } from "./answers.js";
-import { ApiHealth, type ApiHealthListener } from "./api-health.js";
 import { isUnusableAnswer, readBoundedText } from "./bounded-body.js";
 import { fetchTransport, undiciTransport, type HeaderReader, type HttpTransport } from "./http.js";
 import {
@@ -41,7 +40,6 @@ import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
-  isApiTrouble,
   nextPollDelay,
   transportErrorCode,
   type BackoffPolicy,
@@ -84,8 +82,6 @@ export interface RunComfyClientOptions {
   requestTimeoutMs?: number;
   /** The largest answer body read (default 8 MB); a larger one is an unusable answer, retried like a 5xx. */
   maxAnswerBytes?: number;
-  /** Told when the API starts failing (no connection, 5xx, unusable answers) and when it answers again. */
-  onHealth?: ApiHealthListener;
   userAgent?: string;
   /** Overrides of the poll schedule (retry-policy.ts DEFAULT_POLL_POLICY). */
   poll?: Partial<PollPolicy>;
@@ -155,7 +151,6 @@ export class RunComfyClient {
   readonly #backoff: BackoffPolicy;
   readonly #requestTimeoutMs: number;
   readonly #maxAnswerBytes: number;
-  readonly #health: ApiHealth;
   readonly #userAgent: string;
   readonly #poll: Readonly<PollPolicy>;
 
@@ -189,7 +184,6 @@ export class RunComfyClient {
       "maxAnswerBytes",
       DEFAULT_MAX_ANSWER_BYTES,
     );
-    this.#health = new ApiHealth(options.onHealth);
     this.#userAgent = options.userAgent ?? "runflow";
     this.#poll = { ...DEFAULT_POLL_POLICY, ...options.poll };
   }
@@ -345,8 +339,6 @@ export class RunComfyClient {
       const judged = this.#judge(context, exchange, url);
       if (judged.kind === "ok") return judged;
       const { verdict, failure } = judged;
-      if (isApiTrouble(verdict.kind)) this.#health.failed(this.#clock.now(), verdict.reason);
-      else this.#health.answered(this.#clock.now());
       if (verdict.action === "retry" && attempt < this.#attempts) {
         await this.#clock.sleep(
           backoff(attempt, this.#backoff, this.#random, verdict.retryAfterMs),
@@ -369,9 +361,7 @@ export class RunComfyClient {
   ): { kind: "ok"; body: unknown } | { kind: "failed"; verdict: Classification; failure: Error } {
     if (exchange.kind === "answer" && exchange.status >= 200 && exchange.status < 300) {
       try {
-        const parsed = JSON.parse(exchange.text) as unknown;
-        this.#health.answered(this.#clock.now());
-        return { kind: "ok", body: parsed };
+        return { kind: "ok", body: JSON.parse(exchange.text) as unknown };
       } catch {
         const problem =
           exchange.text.trim() === ""

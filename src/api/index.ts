@@ -42,7 +42,6 @@ export {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
-  isApiTrouble,
   nextPollDelay,
   parseRetryAfter,
   PHASES,
@@ -57,12 +56,6 @@ export {
   type PollPolicy,
   type RetryAction,
 } from "./retry-policy.js";
-export {
-  ApiHealth,
-  describeHealthChange,
-  type ApiHealthChange,
-  type ApiHealthListener,
-} from "./api-health.js";
 export { AnswerStalledError, AnswerTooLargeError, readBoundedText } from "./bounded-body.js";
 export { downloadFile, type DownloadedFile, type DownloadOptions } from "./download.js";
 export { createClientFromEnv, readApiToken, type ClientFromEnvOptions } from "./env.js";

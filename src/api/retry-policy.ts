@@ -28,7 +28,7 @@ export interface Classification {
   reason: string;
   /** The wait the server asked for (`Retry-After`); only with `retry`. */
   retryAfterMs?: number;
-  /** What went wrong, for callers that tell an unreachable API from a refusal (see isApiTrouble). */
+  /** What went wrong, in the table's terms. */
   kind: FailureKind;
 }
 
@@ -134,7 +134,7 @@ export const RETRY_TABLE: Readonly<Record<FailureKind, Readonly<Row>>> = {
     what: "the answer was not one the API gives",
   },
   // Broken like a 5xx (truncated or empty JSON, an endless or stalled body): retried the
-  // same, and counted the same toward "the API is unreachable" (isApiTrouble).
+  // same, and ends in an error (UnusableAnswerError) the run counts toward "API unreachable".
   "unusable-answer": {
     submit: "unknown",
     api: "retry",
@@ -142,24 +142,6 @@ export const RETRY_TABLE: Readonly<Record<FailureKind, Readonly<Row>>> = {
     what: "the answer could not be used",
   },
 };
-
-/** Failures that say the API is unreachable or broken (not a refusal, not a rate limit). */
-const TROUBLE_KINDS: ReadonlySet<FailureKind> = new Set([
-  "not-sent",
-  "maybe-sent",
-  "server-error",
-  "unexpected-status",
-  "unusable-answer",
-]);
-
-/**
- * Whether a failure counts toward "the API is unreachable": the transient failures of the
- * API itself — no connection, no answer, a 5xx, or an answer that cannot be used — as opposed
- * to an answer that refuses the call (4xx) or asks us to slow down (429).
- */
-export function isApiTrouble(kind: FailureKind): boolean {
-  return TROUBLE_KINDS.has(kind);
-}
 
 /** Errors raised while connecting: the request never left this machine. */
 const CONNECT_PHASE_CODES: ReadonlySet<string> = new Set([

@@ -8,7 +8,6 @@
 import { randomBytes } from "node:crypto";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import path from "node:path";
-import { describeHealthChange, type ApiHealthListener } from "../api/api-health.js";
 import { RunComfyClient, type RetryOptions } from "../api/client.js";
 import { downloadFile } from "../api/download.js";
 import { readApiToken } from "../api/env.js";
@@ -117,7 +116,6 @@ function apiFor(
   services: ApplyServices,
   clock: Clock,
   random: Random,
-  onHealth: ApiHealthListener,
 ): EngineApi {
   if (services.api) return services.api;
   const env = request.env ?? process.env;
@@ -136,7 +134,6 @@ function apiFor(
     poll: clientPollPolicy(workflow.poll),
     clock,
     random,
-    onHealth,
     ...(services.fetch ? { fetch: services.fetch } : {}),
     ...(services.apiRetry ? { retry: services.apiRetry } : {}),
   });
@@ -245,10 +242,7 @@ export async function runLocked(
   try {
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = run.plan(store, runId, clock.now());
-    // Once when the API starts failing (no connection, 5xx, unusable answers), once when it recovers.
-    const onHealth: ApiHealthListener = (change) =>
-      notice(change.kind === "failing" ? "warn" : "info")(describeHealthChange(change));
-    const api = apiFor(stream.workflow, run.request, services, clock, random, onHealth);
+    const api = apiFor(stream.workflow, run.request, services, clock, random);
     const concurrency = run.execute.concurrency ?? stream.workflow.concurrency;
     const recorder = new RunRecorder({ store, events: services.events, clock }, stream, {
       kind: run.kind,
