@@ -31,6 +31,38 @@ describe("stage (a): YAML syntax", () => {
     expect(problems[0]).toMatch(/^2:\d+: YAML: the aliases expand to too many values/);
   });
 
+  test("refuses an alias inside the value its own anchor names, at the alias", async () => {
+    // Each would be an endless value: before, walking it overflowed the stack (exit 1).
+    const inVars = CHAIN.replace("vars:\n  style: noir", "vars: &v\n  style: noir\n  self: *v");
+    expect(await problemsOf(inVars)).toEqual([
+      "5:9: YAML: the alias `*v` is inside the value its anchor `&v` names, so that value would contain itself without end",
+    ]);
+    const inInput = CHAIN.replace(
+      '        input:\n          prompt: "${{ vars.style }}"',
+      "        input: &i\n          prompt: *i",
+    );
+    expect(await problemsOf(inInput)).toEqual([
+      "19:19: YAML: the alias `*i` is inside the value its anchor `&i` names, so that value would contain itself without end",
+    ]);
+    const inForEach =
+      "version: 1\njobs:\n  a:\n    for_each: &f [ { id: x, more: [ *f ] } ]\n    steps:\n      - { id: s, run: [echo] }\n";
+    expect(await problemsOf(inForEach)).toEqual([
+      "4:37: YAML: the alias `*f` is inside the value its anchor `&f` names, so that value would contain itself without end",
+    ]);
+    // An alias of a value written before it is fine, even inside another anchored value.
+    const shared =
+      "version: 1\nvars: { a: &a [1], b: &b { x: *a } }\njobs:\n  j:\n    steps:\n      - { id: s, run: [echo] }\n";
+    expect(await problemsOf(shared)).toEqual([]);
+  });
+
+  test("puts an indentation error at the misplaced key, not at column 1", async () => {
+    const text = CHAIN.replace(
+      '          image_url: "${{ item.image }}"',
+      '         image_url: "${{ item.image }}"',
+    );
+    expect(await problemsOf(text)).toEqual(["15:10: YAML: All mapping items must start at the same column"]);
+  });
+
   test("refuses an empty file and an unknown tag", async () => {
     expect(await problemsOf("")).toEqual([
       "1:1: the file is empty; a workflow needs at least `version: 1` and `jobs:`",
@@ -64,6 +96,32 @@ describe("stage (b): structure", () => {
     expect(await problemsOf(text)).toEqual([
       "3:14: concurrency must be an integer ≥ 1, got `0`",
       '5:12: defaults.timeout must be a duration like `10s`, `5m`, `500ms`, `1h`, `6d`, or a number of seconds, got "5 minutes"',
+    ]);
+  });
+
+  test("a duration that is not text or a number is an error of the file, never a crash", async () => {
+    // Normalization reads these too; before, it called .trim() on them (exit 1).
+    const text = `version: 1
+defaults:
+  timeout: [1, 2]
+  retry: { backoff: true, max_backoff: { m: 5 } }
+  poll: { interval: { s: 1 }, max_interval: [5] }
+cache: { ttl: [5] }
+jobs:
+  j:
+    steps:
+      - { id: s, run: [echo], timeout: null }
+`;
+    const problems = await problemsOf(text);
+    const help = "must be a duration like `10s`, `5m`, `500ms`, `1h`, `6d`, or a number of seconds";
+    expect(problems).toEqual([
+      `3:12: defaults.timeout ${help}, got a list`,
+      `4:21: defaults.retry.backoff ${help}, got \`true\``,
+      `4:40: defaults.retry.max_backoff ${help}, got a map`,
+      `5:21: defaults.poll.interval ${help}, got a map`,
+      `5:45: defaults.poll.max_interval ${help}, got a list`,
+      `6:15: cache.ttl ${help}, got a list`,
+      `10:40: jobs.j.steps[0].timeout ${help}, got \`null\``,
     ]);
   });
 
