@@ -252,6 +252,7 @@ describe("stage (d): the named rules", () => {
       "template-syntax",
       "template-roots",
       "token-variable",
+      "run-program",
       "vars-and-env",
       "var-overrides",
       "duplicate-step-ids",
@@ -298,6 +299,35 @@ describe("stage (d): the named rules", () => {
       "19:19: jobs.teaser.steps[1].input.prompt: ${{ env.YOUR_API_TOKEN }} reads the API token; the token is never readable in templates",
     ]);
     expect(problems.join("\n")).not.toContain("secret");
+  });
+
+  test("run-program: a run step's program comes from the workflow or vars, never items, steps or env", async () => {
+    const text = `version: 1
+vars: { tool: ffmpeg }
+jobs:
+  j:
+    for_each: [{ prog: /bin/sh, arg: -c }]
+    steps:
+      - { id: a, run: ["\${{ item.prog }}", "\${{ item.arg }}"] }
+      - { id: b, run: ["/usr/bin/\${{ steps.a.stdout }}"] }
+      - { id: c, run: ["\${{ env.HOME }}/bin/tool"] }
+      - { id: d, run: ["\${{ job.key }}"] }
+      - { id: e, run: ["\${{ vars.tool }}", "-i", "\${{ item.prog }}"] }
+      - { id: f, run: [echo, "\${{ item.prog }}"] }
+`;
+    const help = "it must be written in the workflow or read from `vars`";
+    expect(await problemsOf(text, {}, { env: { HOME: "/home/u" } })).toEqual([
+      `7:24: jobs.j.steps[0].run[0]: the program to run cannot come from \${{ item.prog }}; ${help}`,
+      `8:24: jobs.j.steps[1].run[0]: the program to run cannot come from \${{ steps.a.stdout }}; ${help}`,
+      `9:24: jobs.j.steps[2].run[0]: the program to run cannot come from \${{ env.HOME }}; ${help}`,
+      `10:24: jobs.j.steps[3].run[0]: the program to run cannot come from \${{ job.key }}; ${help}`,
+    ]);
+    // A --var override is the user's own choice, like the file's vars.
+    const fromVar = await load(text.replace(/ {6}- \{ id: [a-d],.*\n/g, ""), {}, { vars: { tool: "sox" } });
+    expect(fromVar.jobs[0]!.steps.map((step) => (step.kind === "run" ? step.run : []))).toEqual([
+      ["${{ vars.tool }}", "-i", "${{ item.prog }}"],
+      ["echo", "${{ item.prog }}"],
+    ]);
   });
 
   test("vars-and-env: an undeclared var and an unset environment variable", async () => {
