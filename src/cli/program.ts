@@ -65,6 +65,10 @@ function reportError(error: unknown, program: Command, output: Output): number {
     output.stderr(`error: ${error.message}`);
     if (error.hint) output.stderr(`  hint: ${error.hint}`);
     if (verbose && error.stack) output.stderr(error.stack);
+    // The error it explains (an SQLite error, say) holds the stack of where it happened.
+    if (verbose && error.cause instanceof Error && error.cause.stack) {
+      output.stderr(`caused by: ${error.cause.stack}`);
+    }
     return error.exitCode;
   }
   // An SQLite error that escaped the store (a page found damaged mid-read, a database
