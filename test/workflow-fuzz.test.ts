@@ -21,16 +21,16 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { isMap, isScalar, isSeq, parseDocument, type Document, type Node } from "yaml";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, onTestFailed, test } from "vitest";
 import { startEmulator, type RunningEmulator } from "../src/emulator/index.js";
 import { loadModelRegistry } from "../src/models/registry.js";
 import { checkWorkflow } from "../src/workflow/load.js";
 import { REPO_ROOT, spawnCli } from "./helpers/spawn-cli.js";
 
-// A longer hunt on one machine: RUNFLOW_FUZZ_SEED=7 RUNFLOW_FUZZ_MUTANTS=20000 npx vitest run test/workflow-fuzz.test.ts
+// A longer hunt on one machine: RUNFLOW_FUZZ_SEED=7 RUNFLOW_FUZZ_MUTANTS=20000 RUNFLOW_FUZZ_CLI_MUTANTS=40 …
 const SEED = Number(process.env.RUNFLOW_FUZZ_SEED ?? 0x5eed_f00d);
 const IN_PROCESS_MUTANTS = Number(process.env.RUNFLOW_FUZZ_MUTANTS ?? 360);
-const CLI_MUTANTS = 4;
+const CLI_MUTANTS = Number(process.env.RUNFLOW_FUZZ_CLI_MUTANTS ?? 4);
 
 /** mulberry32: small, fast, and the same sequence on every machine. */
 function prng(seed: number): () => number {
@@ -280,7 +280,11 @@ beforeAll(() => {
   copySeeds("test/fixtures/good", "good");
   copySeeds("test/fixtures/bad", "bad");
 });
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+/** A failing mutant is left on disk (its path is in the failure) to look at. */
+let keepMutants = false;
+afterAll(() => {
+  if (!keepMutants) rmSync(root, { recursive: true, force: true });
+});
 
 function writeMutant(seed: Seed, index: number, text: string): string {
   const file = path.join(seed.dir, `mutant-${index}-${seed.name}`);
@@ -290,6 +294,9 @@ function writeMutant(seed: Seed, index: number, text: string): string {
 
 describe("fuzzing the workflow loader with mutated example workflows", () => {
   test(`${IN_PROCESS_MUTANTS} mutants: each is valid or refused with located problems, never a crash`, async () => {
+    onTestFailed(() => {
+      keepMutants = true;
+    });
     const random = prng(SEED);
     const outcomes = { valid: 0, refused: 0 };
     for (let index = 0; index < IN_PROCESS_MUTANTS; index++) {
@@ -328,6 +335,9 @@ describe("fuzzing the workflow loader with mutated example workflows", () => {
     afterAll(async () => api.close());
 
     test(`${CLI_MUTANTS} mutants through validate and apply --dry-run: exit 0 or 2 with a location, nothing submitted`, async () => {
+      onTestFailed(() => {
+        keepMutants = true;
+      });
       const random = prng(SEED ^ 0xc11);
       const state = path.join(root, "state", "runflow.db");
       for (let index = 0; index < CLI_MUTANTS; index++) {
@@ -347,7 +357,7 @@ describe("fuzzing the workflow loader with mutated example workflows", () => {
             env: { RUNCOMFY_API_TOKEN: "rf-fuzz-token", RUNCOMFY_BASE_URL: api.url, RUNFLOW_STATE: state },
             timeoutMs: 30_000,
           });
-          const label = `${args.join(" ")} (seed ${SEED}): ${result.stderr.slice(0, 2_000)}`;
+          const label = `${args.join(" ")} (seed ${SEED}; the mutant is kept): ${result.stderr.slice(0, 2_000)}`;
           expect([0, 2], label).toContain(result.exitCode);
           expect(result.stderr, label).not.toContain("report it if it persists");
           expect(result.stderr, label).not.toContain("rf-fuzz-token");
