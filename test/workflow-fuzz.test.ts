@@ -204,7 +204,7 @@ function mutateText(random: Random, text: string): string {
       break;
     case 6: {
       // deep nesting, in flow or block style
-      const depth = pick(random, [50, 500, 5_000]);
+      const depth = pick(random, [50, 70, 500, 5_000]);
       lines[at] = withValue(
         random() < 0.5
           ? `${"[".repeat(depth)}1${"]".repeat(depth)}`
@@ -239,7 +239,7 @@ function mutate(random: Random, text: string): string {
   let current = text;
   const rounds = 1 + int(random, 3);
   for (let round = 0; round < rounds; round++) {
-    const next = random() < 0.45 ? mutateDocument(random, current) : undefined;
+    const next = random() < 0.6 ? mutateDocument(random, current) : undefined;
     current = next ?? mutateText(random, current);
   }
   return current;

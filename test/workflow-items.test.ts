@@ -206,6 +206,15 @@ ${key}    steps:
     ]);
   });
 
+  test("refuses a JSONL item nested more than 64 levels deep, at its line", async () => {
+    // 5,000 levels overflowed the stack of the input checks (exit 1).
+    const deep = (depth: number) => `{"id":"b","p":${"[".repeat(depth)}1${"]".repeat(depth)}}`;
+    const jsonl = `{"id":"a"}\n${deep(5_000)}\n${deep(63)}\n`;
+    expect(await problemsOf(flow("items.jsonl"), { "items.jsonl": jsonl })).toEqual([
+      "items.jsonl:2:1: line 2 nests lists or maps more than 64 levels deep",
+    ]);
+  });
+
   test("refuses items files and a workflow file that are not UTF-8, at the first bad byte", async () => {
     // Latin-1 `café` used to be read as `caf\uFFFD` and submitted as such.
     const latin1 = Buffer.concat([

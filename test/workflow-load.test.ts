@@ -55,6 +55,24 @@ describe("stage (a): YAML syntax", () => {
     expect(await problemsOf(shared)).toEqual([]);
   });
 
+  test("refuses lists or maps nested more than 64 levels deep, however deep", async () => {
+    // Thousands of levels overflowed the stack of the parts that walk values (exit 1).
+    const nested = (depth: number) => `${"[".repeat(depth)}1${"]".repeat(depth)}`;
+    const flow = (depth: number) =>
+      `version: 1\nvars:\n  deep: ${nested(depth)}\njobs:\n  j:\n    steps:\n      - { id: s, run: [echo] }\n`;
+    expect(await problemsOf(flow(60))).toEqual([]);
+    expect(await problemsOf(flow(70))).toEqual([
+      expect.stringMatching(
+        /^3:\d+: vars\.deep\[0\]\[0\]\[0\]\[0\]…: lists or maps nested more than 64 levels deep$/,
+      ),
+    ]);
+    expect(await problemsOf(flow(20_000))).toEqual([
+      expect.stringMatching(
+        /^3:\d+: YAML: lists or maps nested too deeply \(more than 64 levels are refused\)$/,
+      ),
+    ]);
+  });
+
   test("puts an indentation error at the misplaced key, not at column 1", async () => {
     const text = CHAIN.replace(
       '          image_url: "${{ item.image }}"',

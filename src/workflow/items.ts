@@ -5,6 +5,7 @@
 import { CsvError, parse } from "csv-parse/sync";
 import type { Diagnostic, SourceLocation } from "../errors.js";
 import { setOwn } from "../template/data.js";
+import { MAX_NESTING_DEPTH, tooDeepAt } from "./nesting.js";
 
 export interface SourcedItem {
   item: Record<string, unknown>;
@@ -155,6 +156,14 @@ export function parseJsonlItems(text: string, file: string): ItemsRead {
       diagnostics.push({
         message: `line ${index + 1} must be a JSON object (one item per line), got ${got}`,
         location: origin,
+      });
+      return;
+    }
+    if (tooDeepAt(value) !== undefined) {
+      diagnostics.push({
+        message: `line ${index + 1} nests lists or maps more than ${MAX_NESTING_DEPTH} levels deep`,
+        location: origin,
+        hint: "an item's fields are text, numbers or shallow lists and maps",
       });
       return;
     }

@@ -16,6 +16,7 @@ import {
 } from "yaml";
 import type { Diagnostic, SourceLocation } from "../errors.js";
 import type { PathSegment } from "../template/parse.js";
+import { MAX_NESTING_DEPTH, tooDeepAt } from "./nesting.js";
 
 /**
  * Aliases a document may expand. Anchors are handy for shared inputs; thousands of them are
@@ -146,7 +147,17 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
     return { file, line, column: col };
   };
   // Warnings are errors here too: an unknown tag (`!!js/function`) would otherwise become a string.
-  for (const problem of [...doc.errors, ...doc.warnings]) {
+  const problems = [...doc.errors, ...doc.warnings];
+  // The yaml package gives up on very deep nesting with the stack overflow's message; the
+  // errors after it are its echoes, how many depending on the stack left.
+  const overflow = problems.find((problem) => /maximum call stack/i.test(problem.message));
+  if (overflow) {
+    diagnostics.push({
+      message: `YAML: lists or maps nested too deeply (more than ${MAX_NESTING_DEPTH} levels are refused)`,
+      location: locationOf(overflow.pos[0]),
+    });
+  }
+  for (const problem of overflow ? [] : problems) {
     const key = problem.code === "DUPLICATE_KEY" ? keyAt(text, problem.pos[0]) : undefined;
     diagnostics.push({
       message: key
@@ -173,8 +184,9 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
     });
     return { data: undefined, source, diagnostics };
   }
+  let data: unknown;
   try {
-    return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), source, diagnostics };
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     let firstAlias: number | undefined;
@@ -191,6 +203,16 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
     });
     return { data: undefined, source, diagnostics };
   }
+  const deep = tooDeepAt(data);
+  if (deep) {
+    diagnostics.push({
+      // The first few steps of the path name the place; the rest is `[0][0][0]…`.
+      message: `${formatDocPath(deep.slice(0, 6))}${deep.length > 6 ? "…" : ""}: lists or maps nested more than ${MAX_NESTING_DEPTH} levels deep`,
+      location: source.locate(deep),
+    });
+    return { data: undefined, source, diagnostics };
+  }
+  return { data, source, diagnostics };
 }
 
 /** `jobs.teaser.steps[0].input["image url"]`: how diagnostics name a place in the document. */
