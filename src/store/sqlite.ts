@@ -4,8 +4,8 @@ import Database from "better-sqlite3";
 import { isRunflowError } from "../errors.js";
 import {
   cannotOpenError,
-  explainSqliteError,
   commitFailedError,
+  explainSqliteError,
   missingStateError,
   newerSchemaError,
   notADatabaseError,
