@@ -6,30 +6,43 @@
 import { mkdirSync, openSync, readFileSync, writeFileSync, writeSync, closeSync } from "node:fs";
 import path from "node:path";
 import Database from "better-sqlite3";
-import { beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { startEmulator, type RunningEmulator } from "../src/emulator/index.js";
 import { openSqliteStore } from "../src/store/index.js";
 import { assertCliBuilt, spawnCli, type CliResult } from "./helpers/spawn-cli.js";
 import { newRun, tempDir } from "./store-helpers.js";
 
 const WORKFLOW = "version: 1\nname: tiny\njobs:\n  a:\n    steps:\n      - { id: s, run: [echo, hi] }\n";
 
-beforeAll(() => assertCliBuilt());
+// An emulator of the test's own on a free port: `--emulator` would take the fixed 8787,
+// which another test (or another process on the machine) may hold.
+let api: RunningEmulator;
+beforeAll(async () => {
+  assertCliBuilt();
+  api = await startEmulator({ duration: 20 });
+});
+afterAll(async () => api.close());
 
 function cli(dir: string, state: string, ...args: string[]): Promise<CliResult> {
   return spawnCli([...args, "--state", state], {
     cwd: dir,
-    env: { RUNCOMFY_API_TOKEN: undefined, YOUR_API_TOKEN: undefined, RUNFLOW_STATE: undefined },
+    env: {
+      RUNCOMFY_API_TOKEN: "rf-state-errors-token",
+      YOUR_API_TOKEN: undefined,
+      RUNCOMFY_BASE_URL: api.url,
+      RUNFLOW_STATE: undefined,
+    },
     timeoutMs: 30_000,
   });
 }
 
-/** `status`, `runs` and `apply` (a run step only, against the embedded emulator) on `state`. */
+/** `status`, `runs` and `apply` (a run step only) on `state`. */
 async function everyCommand(dir: string, state: string): Promise<Record<string, CliResult>> {
   writeFileSync(path.join(dir, "tiny.yaml"), WORKFLOW);
   return {
     status: await cli(dir, state, "status"),
     runs: await cli(dir, state, "runs"),
-    apply: await cli(dir, state, "apply", "tiny.yaml", "--emulator"),
+    apply: await cli(dir, state, "apply", "tiny.yaml"),
   };
 }
 
@@ -113,7 +126,7 @@ describe("a state database runflow cannot use", () => {
       expect((await cli(dir, state, "runs")).exitCode).toBe(0);
       writeFileSync(path.join(dir, "tiny.yaml"), WORKFLOW);
       // apply waits the busy timeout (10 s) for the write lock, then gives up.
-      const apply = await cli(dir, state, "apply", "tiny.yaml", "--emulator");
+      const apply = await cli(dir, state, "apply", "tiny.yaml");
       expectRefused(
         apply,
         3,
@@ -125,7 +138,7 @@ describe("a state database runflow cannot use", () => {
       holder.close();
     }
     // Once it is let go, the same command runs.
-    const again = await cli(dir, state, "apply", "tiny.yaml", "--emulator");
+    const again = await cli(dir, state, "apply", "tiny.yaml");
     expect(again.exitCode, again.stderr).toBe(0);
   }, 40_000);
 });
