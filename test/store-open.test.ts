@@ -85,7 +85,8 @@ describe("opening the state database", () => {
   test("reports a path it cannot open (a folder) as a state error, not a crash", () => {
     const dir = path.join(tempDir(), "a-folder.db");
     mkdirSync(dir);
-    expect(() => openSqliteStore(dir)).toThrow(/cannot open the state database/);
+    expect(() => openSqliteStore(dir)).toThrow(StateStoreError);
+    expect(() => openSqliteStore(dir)).toThrow(`the state database ${dir} is a folder, not a file`);
   });
 
   test("read-only opening of a missing database says nothing has run yet and creates nothing", () => {

@@ -1,7 +1,9 @@
+import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { expandInstances, instanceKeyProblem, type ExpansionInput } from "../src/workflow/expand.js";
 import { matrixItems, parseCsvItems, parseJsonlItems } from "../src/workflow/items.js";
-import { load, problemsOf } from "./workflow-testdir.js";
+import { checkWorkflow } from "../src/workflow/load.js";
+import { load, problemsOf, registry, testdir } from "./workflow-testdir.js";
 
 describe("CSV items", () => {
   test("reads quoted fields with commas, doubled quotes and newlines, and gives each row its first line", () => {
@@ -187,6 +189,68 @@ ${key}    steps:
       expect.stringMatching(
         /^items\.csv:4:1: jobs\.j: instance key "a" is used by both row 1 \(.*items\.csv:2\) and row 3 \(.*items\.csv:4\)$/,
       ),
+    ]);
+  });
+
+  test("refuses a row whose every field is empty, in CSV and JSONL, at its line", async () => {
+    // `,` used to become an item with an empty prompt, submitted and billed.
+    const csv = "id,prompt\na,a cat\n,\n\n , \nb,a dog\n";
+    expect(await problemsOf(flow("items.csv"), { "items.csv": csv })).toEqual([
+      "items.csv:3:1: row 2 is empty: every field of it is empty",
+      "items.csv:5:1: row 3 is empty: every field of it is empty",
+    ]);
+    const jsonl = '{"id":"a"}\n{}\n{"id":"","prompt":null}\n';
+    expect(await problemsOf(flow("items.jsonl"), { "items.jsonl": jsonl })).toEqual([
+      "items.jsonl:2:1: line 2 is an empty item: it has no field with a value",
+      "items.jsonl:3:1: line 3 is an empty item: it has no field with a value",
+    ]);
+  });
+
+  test("refuses a JSONL item nested more than 64 levels deep, at its line", async () => {
+    // 5,000 levels overflowed the stack of the input checks (exit 1).
+    const deep = (depth: number) => `{"id":"b","p":${"[".repeat(depth)}1${"]".repeat(depth)}}`;
+    const jsonl = `{"id":"a"}\n${deep(5_000)}\n${deep(63)}\n`;
+    expect(await problemsOf(flow("items.jsonl"), { "items.jsonl": jsonl })).toEqual([
+      "items.jsonl:2:1: line 2 nests lists or maps more than 64 levels deep",
+    ]);
+  });
+
+  test("refuses items files and a workflow file that are not UTF-8, at the first bad byte", async () => {
+    // Latin-1 `café` used to be read as `caf\uFFFD` and submitted as such.
+    const latin1 = Buffer.concat([
+      Buffer.from("id,prompt\na,ok\nb,un caf"),
+      Buffer.from([0xe9]),
+      Buffer.from("\n"),
+    ]);
+    expect(await problemsOf(flow("items.csv"), { "items.csv": latin1 })).toEqual([
+      'items.csv:3:9: items file "items.csv" is not UTF-8 text: line 3 has the byte 0xE9, which UTF-8 does not allow there',
+    ]);
+    const jsonl = Buffer.concat([
+      Buffer.from('{"id":"a","p":"caf'),
+      Buffer.from([0xe9]),
+      Buffer.from('"}\n'),
+    ]);
+    expect(await problemsOf(flow("items.jsonl"), { "items.jsonl": jsonl })).toEqual([
+      'items.jsonl:1:19: items file "items.jsonl" is not UTF-8 text: line 1 has the byte 0xE9, which UTF-8 does not allow there',
+    ]);
+    // Real UTF-8 (a BOM, accents, emoji) is read as written.
+    const utf8 = await load(flow("items.csv"), { "items.csv": "\uFEFFid,prompt\na,café ☕ 🐈\n" });
+    expect(utf8.jobs[0]!.instances[0]!.item).toEqual({ id: "a", prompt: "café ☕ 🐈" });
+
+    const dir = testdir({
+      "flow.yaml": Buffer.concat([
+        Buffer.from("version: 1\nname: caf"),
+        Buffer.from([0xe9]),
+        Buffer.from("\njobs: {}\n"),
+      ]),
+    });
+    const check = await checkWorkflow(path.join(dir, "flow.yaml"), { registry, env: {} });
+    expect(check.diagnostics).toEqual([
+      expect.objectContaining({
+        message:
+          "the workflow file is not UTF-8 text: line 2 has the byte 0xE9, which UTF-8 does not allow there",
+        location: { file: path.join(dir, "flow.yaml"), line: 2, column: 10 },
+      }),
     ]);
   });
 });

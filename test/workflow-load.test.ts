@@ -31,6 +31,56 @@ describe("stage (a): YAML syntax", () => {
     expect(problems[0]).toMatch(/^2:\d+: YAML: the aliases expand to too many values/);
   });
 
+  test("refuses an alias inside the value its own anchor names, at the alias", async () => {
+    // Each would be an endless value: before, walking it overflowed the stack (exit 1).
+    const inVars = CHAIN.replace("vars:\n  style: noir", "vars: &v\n  style: noir\n  self: *v");
+    expect(await problemsOf(inVars)).toEqual([
+      "5:9: YAML: the alias `*v` is inside the value its anchor `&v` names, so that value would contain itself without end",
+    ]);
+    const inInput = CHAIN.replace(
+      '        input:\n          prompt: "${{ vars.style }}"',
+      "        input: &i\n          prompt: *i",
+    );
+    expect(await problemsOf(inInput)).toEqual([
+      "19:19: YAML: the alias `*i` is inside the value its anchor `&i` names, so that value would contain itself without end",
+    ]);
+    const inForEach =
+      "version: 1\njobs:\n  a:\n    for_each: &f [ { id: x, more: [ *f ] } ]\n    steps:\n      - { id: s, run: [echo] }\n";
+    expect(await problemsOf(inForEach)).toEqual([
+      "4:37: YAML: the alias `*f` is inside the value its anchor `&f` names, so that value would contain itself without end",
+    ]);
+    // An alias of a value written before it is fine, even inside another anchored value.
+    const shared =
+      "version: 1\nvars: { a: &a [1], b: &b { x: *a } }\njobs:\n  j:\n    steps:\n      - { id: s, run: [echo] }\n";
+    expect(await problemsOf(shared)).toEqual([]);
+  });
+
+  test("refuses lists or maps nested more than 64 levels deep, however deep", async () => {
+    // Thousands of levels overflowed the stack of the parts that walk values (exit 1).
+    const nested = (depth: number) => `${"[".repeat(depth)}1${"]".repeat(depth)}`;
+    const flow = (depth: number) =>
+      `version: 1\nvars:\n  deep: ${nested(depth)}\njobs:\n  j:\n    steps:\n      - { id: s, run: [echo] }\n`;
+    expect(await problemsOf(flow(60))).toEqual([]);
+    expect(await problemsOf(flow(70))).toEqual([
+      expect.stringMatching(
+        /^3:\d+: vars\.deep\[0\]\[0\]\[0\]\[0\]…: lists or maps nested more than 64 levels deep$/,
+      ),
+    ]);
+    expect(await problemsOf(flow(20_000))).toEqual([
+      expect.stringMatching(
+        /^3:\d+: YAML: lists or maps nested too deeply \(more than 64 levels are refused\)$/,
+      ),
+    ]);
+  });
+
+  test("puts an indentation error at the misplaced key, not at column 1", async () => {
+    const text = CHAIN.replace(
+      '          image_url: "${{ item.image }}"',
+      '         image_url: "${{ item.image }}"',
+    );
+    expect(await problemsOf(text)).toEqual(["15:10: YAML: All mapping items must start at the same column"]);
+  });
+
   test("refuses an empty file and an unknown tag", async () => {
     expect(await problemsOf("")).toEqual([
       "1:1: the file is empty; a workflow needs at least `version: 1` and `jobs:`",
@@ -64,6 +114,32 @@ describe("stage (b): structure", () => {
     expect(await problemsOf(text)).toEqual([
       "3:14: concurrency must be an integer ≥ 1, got `0`",
       '5:12: defaults.timeout must be a duration like `10s`, `5m`, `500ms`, `1h`, `6d`, or a number of seconds, got "5 minutes"',
+    ]);
+  });
+
+  test("a duration that is not text or a number is an error of the file, never a crash", async () => {
+    // Normalization reads these too; before, it called .trim() on them (exit 1).
+    const text = `version: 1
+defaults:
+  timeout: [1, 2]
+  retry: { backoff: true, max_backoff: { m: 5 } }
+  poll: { interval: { s: 1 }, max_interval: [5] }
+cache: { ttl: [5] }
+jobs:
+  j:
+    steps:
+      - { id: s, run: [echo], timeout: null }
+`;
+    const problems = await problemsOf(text);
+    const help = "must be a duration like `10s`, `5m`, `500ms`, `1h`, `6d`, or a number of seconds";
+    expect(problems).toEqual([
+      `3:12: defaults.timeout ${help}, got a list`,
+      `4:21: defaults.retry.backoff ${help}, got \`true\``,
+      `4:40: defaults.retry.max_backoff ${help}, got a map`,
+      `5:21: defaults.poll.interval ${help}, got a map`,
+      `5:45: defaults.poll.max_interval ${help}, got a list`,
+      `6:15: cache.ttl ${help}, got a list`,
+      `10:40: jobs.j.steps[0].timeout ${help}, got \`null\``,
     ]);
   });
 
@@ -194,6 +270,7 @@ describe("stage (d): the named rules", () => {
       "template-syntax",
       "template-roots",
       "token-variable",
+      "run-program",
       "vars-and-env",
       "var-overrides",
       "duplicate-step-ids",
@@ -240,6 +317,35 @@ describe("stage (d): the named rules", () => {
       "19:19: jobs.teaser.steps[1].input.prompt: ${{ env.YOUR_API_TOKEN }} reads the API token; the token is never readable in templates",
     ]);
     expect(problems.join("\n")).not.toContain("secret");
+  });
+
+  test("run-program: a run step's program comes from the workflow or vars, never items, steps or env", async () => {
+    const text = `version: 1
+vars: { tool: ffmpeg }
+jobs:
+  j:
+    for_each: [{ prog: /bin/sh, arg: -c }]
+    steps:
+      - { id: a, run: ["\${{ item.prog }}", "\${{ item.arg }}"] }
+      - { id: b, run: ["/usr/bin/\${{ steps.a.stdout }}"] }
+      - { id: c, run: ["\${{ env.HOME }}/bin/tool"] }
+      - { id: d, run: ["\${{ job.key }}"] }
+      - { id: e, run: ["\${{ vars.tool }}", "-i", "\${{ item.prog }}"] }
+      - { id: f, run: [echo, "\${{ item.prog }}"] }
+`;
+    const help = "it must be written in the workflow or read from `vars`";
+    expect(await problemsOf(text, {}, { env: { HOME: "/home/u" } })).toEqual([
+      `7:24: jobs.j.steps[0].run[0]: the program to run cannot come from \${{ item.prog }}; ${help}`,
+      `8:24: jobs.j.steps[1].run[0]: the program to run cannot come from \${{ steps.a.stdout }}; ${help}`,
+      `9:24: jobs.j.steps[2].run[0]: the program to run cannot come from \${{ env.HOME }}; ${help}`,
+      `10:24: jobs.j.steps[3].run[0]: the program to run cannot come from \${{ job.key }}; ${help}`,
+    ]);
+    // A --var override is the user's own choice, like the file's vars.
+    const fromVar = await load(text.replace(/ {6}- \{ id: [a-d],.*\n/g, ""), {}, { vars: { tool: "sox" } });
+    expect(fromVar.jobs[0]!.steps.map((step) => (step.kind === "run" ? step.run : []))).toEqual([
+      ["${{ vars.tool }}", "-i", "${{ item.prog }}"],
+      ["echo", "${{ item.prog }}"],
+    ]);
   });
 
   test("vars-and-env: an undeclared var and an unset environment variable", async () => {

@@ -14,7 +14,7 @@ afterAll(() => {
   for (const dir of created.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-export function testdir(files: Record<string, string>): string {
+export function testdir(files: Record<string, string | Uint8Array>): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), "runflow-workflow-"));
   created.push(dir);
   for (const [name, text] of Object.entries(files)) {
@@ -33,7 +33,7 @@ export const ALEPH = "runwayml/runway-aleph/video-to-video";
 /** Every diagnostic of `text` (written as flow.yaml beside `files`), as `line:column: message`. */
 export async function problemsOf(
   text: string,
-  files: Record<string, string> = {},
+  files: Record<string, string | Uint8Array> = {},
   options: Partial<LoadWorkflowOptions> = {},
 ): Promise<string[]> {
   const dir = testdir({ "flow.yaml": text, ...files });
@@ -49,7 +49,7 @@ export async function problemsOf(
 /** Loads `text` as flow.yaml beside `files`; throws when it is invalid. */
 export async function load(
   text: string,
-  files: Record<string, string> = {},
+  files: Record<string, string | Uint8Array> = {},
   options: Partial<LoadWorkflowOptions> = {},
 ) {
   const dir = testdir({ "flow.yaml": text, ...files });

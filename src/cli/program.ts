@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { ExitCode, isRunflowError } from "../errors.js";
+import { explainSqliteError } from "../store/errors.js";
 import { collectRepeatable, globalOptions, processOutput, setProgramOutput, type Output } from "./context.js";
 import { registerCommands } from "./commands/index.js";
 
@@ -63,8 +65,16 @@ function reportError(error: unknown, program: Command, output: Output): number {
     output.stderr(`error: ${error.message}`);
     if (error.hint) output.stderr(`  hint: ${error.hint}`);
     if (verbose && error.stack) output.stderr(error.stack);
+    // The error it explains (an SQLite error, say) holds the stack of where it happened.
+    if (verbose && error.cause instanceof Error && error.cause.stack) {
+      output.stderr(`caused by: ${error.cause.stack}`);
+    }
     return error.exitCode;
   }
+  // An SQLite error that escaped the store (a page found damaged mid-read, a database
+  // another process holds): the CLI uses one database, so it can say which file it is.
+  const explained = explainSqliteError(path.resolve(globalOptions(program).state), error);
+  if (isRunflowError(explained)) return reportError(explained, program, output);
   const message = error instanceof Error ? error.message : String(error);
   output.stderr(`error: ${message}`);
   if (verbose && error instanceof Error && error.stack) output.stderr(error.stack);

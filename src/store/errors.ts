@@ -1,4 +1,5 @@
-import { ExitCode, RunflowError, type RunflowErrorOptions } from "../errors.js";
+import { statSync } from "node:fs";
+import { ExitCode, isRunflowError, RunflowError, type RunflowErrorOptions } from "../errors.js";
 
 /** The state database cannot be used as it is: nothing was submitted. */
 export class StateStoreError extends RunflowError {
@@ -31,6 +32,73 @@ export function cannotOpenError(path: string, cause: unknown): StateStoreError {
     hint: "check that the path is a file you can read and write, or choose another --state",
     cause,
   });
+}
+
+/** The database is damaged: SQLite found pages it cannot read. */
+export function damagedDatabaseError(path: string, cause: unknown): StateStoreError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new StateStoreError("state_damaged", path, `the state database ${path} is damaged (${reason})`, {
+    hint: `runflow cannot use it: move it aside and run again to start a new one (\`sqlite3 ${path} .recover\` may save its rows), or point --state at another path`,
+    cause,
+  });
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Another process holds the database (a write transaction, `BEGIN EXCLUSIVE`) for longer than
+ * the busy timeout. Nothing is wrong with the file; the command can simply be run again.
+ */
+export class StateBusyError extends RunflowError {
+  readonly path: string;
+
+  constructor(path: string, cause: unknown) {
+    super(
+      "state_busy",
+      ExitCode.lockHeld,
+      `the state database ${path} is locked by another process, which did not let go of it in time`,
+      {
+        hint: "another runflow command, or a program with the file open (a database browser, a backup), is writing to it; run the command again once it is done: retrying is safe",
+        cause,
+      },
+    );
+    this.path = path;
+  }
+}
+
+/**
+ * What an error SQLite raised while using the database at `path` means to the user: a busy
+ * database can be retried; a damaged one, a file that is not a database, a folder or an
+ * unwritable path cannot be used (exit 2). Any other error is returned as it is.
+ */
+export function explainSqliteError(path: string, error: unknown): Error {
+  if (isRunflowError(error)) return error;
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code !== "string" || !code.startsWith("SQLITE_")) {
+    return error instanceof Error ? error : new Error(String(error));
+  }
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"))
+    return new StateBusyError(path, error);
+  if (code === "SQLITE_NOTADB") return notADatabaseError(path, error);
+  if (code.startsWith("SQLITE_CORRUPT")) return damagedDatabaseError(path, error);
+  if (isFolder(path)) {
+    return new StateStoreError(
+      "state_is_folder",
+      path,
+      `the state database ${path} is a folder, not a file`,
+      {
+        hint: `point --state (or RUNFLOW_STATE) at a file, e.g. ${path.replace(/\/+$/, "")}/runflow.db`,
+        cause: error,
+      },
+    );
+  }
+  return cannotOpenError(path, error);
 }
 
 export function missingStateError(path: string): StateStoreError {

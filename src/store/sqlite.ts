@@ -5,6 +5,7 @@ import { isRunflowError } from "../errors.js";
 import {
   cannotOpenError,
   commitFailedError,
+  explainSqliteError,
   missingStateError,
   newerSchemaError,
   notADatabaseError,
@@ -138,8 +139,10 @@ function prepareForWriting(db: Database.Database, path: string): void {
 function explainOpenError(path: string, error: unknown): Error {
   if (isRunflowError(error)) return error;
   const code = (error as { code?: unknown }).code;
+  // At open, a damaged header is most likely a file that never was a runflow database.
   if (code === "SQLITE_NOTADB" || code === "SQLITE_CORRUPT") return notADatabaseError(path, error);
-  return cannotOpenError(path, error);
+  const explained = explainSqliteError(path, error);
+  return isRunflowError(explained) ? explained : cannotOpenError(path, error);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1048,7 +1051,16 @@ export class SqliteStore implements StateStore {
     try {
       this.#group.close();
     } finally {
-      if (!this.readonly && !this.#group.failed) this.#db.pragma("optimize");
+      try {
+        // Only a hint to the query planner: failing it (a busy or damaged file) must not
+        // replace the error that is on its way out, nor wait another busy timeout for it.
+        if (!this.readonly && !this.#group.failed) {
+          this.#db.pragma("busy_timeout = 0");
+          this.#db.pragma("optimize");
+        }
+      } catch {
+        // Nothing to do: the next close optimizes.
+      }
       this.#db.close();
     }
   }

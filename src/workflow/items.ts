@@ -5,6 +5,7 @@
 import { CsvError, parse } from "csv-parse/sync";
 import type { Diagnostic, SourceLocation } from "../errors.js";
 import { setOwn } from "../template/data.js";
+import { MAX_NESTING_DEPTH, tooDeepAt } from "./nesting.js";
 
 export interface SourcedItem {
   item: Record<string, unknown>;
@@ -25,6 +26,16 @@ function newlinesIn(fields: readonly string[]): number {
   return count;
 }
 
+/**
+ * A row with no value at all (`,` in a CSV, `{}` in a JSONL file) is a slip of the editor,
+ * not an item: taken as one, it submits an empty prompt, and that is billed.
+ */
+function isEmptyRow(values: readonly unknown[]): boolean {
+  return values.every((value) => value === null || (typeof value === "string" && value.trim() === ""));
+}
+
+const EMPTY_ROW_HINT = "delete the row, or fill in its values; blank lines are skipped";
+
 /** An item object whose keys are data: `__proto__` becomes an own field, never a prototype. */
 function itemFrom(names: readonly string[], values: readonly string[]): Record<string, unknown> {
   const item: Record<string, unknown> = {};
@@ -34,7 +45,8 @@ function itemFrom(names: readonly string[], values: readonly string[]): Record<s
 
 /**
  * Reads a CSV items file: the header row names the fields; quoted fields may hold commas,
- * quotes (`""`) and newlines; a UTF-8 BOM is ignored; blank lines are skipped. Every value is text.
+ * quotes (`""`) and newlines; a UTF-8 BOM is ignored; blank lines are skipped, and a row whose
+ * every field is empty is refused. Every value is text.
  */
 export function parseCsvItems(text: string, file: string): ItemsRead {
   const diagnostics: Diagnostic[] = [];
@@ -95,6 +107,14 @@ export function parseCsvItems(text: string, file: string): ItemsRead {
       });
       return;
     }
+    if (isEmptyRow(record)) {
+      diagnostics.push({
+        message: `row ${index + 1} is empty: every field of it is empty`,
+        location: origin,
+        hint: EMPTY_ROW_HINT,
+      });
+      return;
+    }
     items.push({ item: itemFrom(names, record), origin });
   });
   if (rows.length === 0) {
@@ -136,6 +156,22 @@ export function parseJsonlItems(text: string, file: string): ItemsRead {
       diagnostics.push({
         message: `line ${index + 1} must be a JSON object (one item per line), got ${got}`,
         location: origin,
+      });
+      return;
+    }
+    if (tooDeepAt(value) !== undefined) {
+      diagnostics.push({
+        message: `line ${index + 1} nests lists or maps more than ${MAX_NESTING_DEPTH} levels deep`,
+        location: origin,
+        hint: "an item's fields are text, numbers or shallow lists and maps",
+      });
+      return;
+    }
+    if (isEmptyRow(Object.values(value))) {
+      diagnostics.push({
+        message: `line ${index + 1} is an empty item: it has no field with a value`,
+        location: origin,
+        hint: EMPTY_ROW_HINT,
       });
       return;
     }

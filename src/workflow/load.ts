@@ -19,6 +19,7 @@ import { fileStem, normalizeSteps, normalizeTopLevel } from "./normalize.js";
 import { checkRules } from "./rules.js";
 import { parseWorkflowSource, type SourceMap } from "./source.js";
 import { checkStructure } from "./structure.js";
+import { decodeUtf8 } from "./utf8.js";
 import type { Job, JobFile, Workflow, WorkflowFile } from "./types.js";
 import { isRecord, jobsOf, templateSites } from "./view.js";
 
@@ -60,9 +61,9 @@ async function readItems(
   if (typeof forEach === "string") {
     const file = path.resolve(dir, forEach);
     const shownFile = path.join(path.dirname(displayFile), forEach);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = await readFile(file, "utf8");
+      bytes = await readFile(file);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       sink.add({
@@ -76,6 +77,12 @@ async function readItems(
       });
       return undefined;
     }
+    const decoded = decodeUtf8(bytes, shownFile, `items file ${JSON.stringify(forEach)}`);
+    if ("diagnostic" in decoded) {
+      sink.add({ ...decoded.diagnostic, path: `jobs.${jobId}.for_each` });
+      return undefined;
+    }
+    const text = decoded.text;
     const read = forEach.toLowerCase().endsWith(".jsonl")
       ? parseJsonlItems(text, shownFile)
       : parseCsvItems(text, shownFile);
@@ -124,7 +131,7 @@ function envRead(data: unknown, env: NodeJS.ProcessEnv): Record<string, string> 
 
 async function readWorkflowText(file: string): Promise<{ text: string } | { diagnostic: Diagnostic }> {
   try {
-    return { text: await readFile(file, "utf8") };
+    return decodeUtf8(await readFile(file), file, "the workflow file");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const reason =

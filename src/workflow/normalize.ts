@@ -35,13 +35,24 @@ export const BUILTIN_DEFAULTS = {
   outputs: "outputs/${{ workflow.name }}/${{ job.key }}",
 } as const;
 
-function durationMs(value: DurationText | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  return parseDuration(value) ?? fallback;
+/**
+ * A written duration, when it has a duration's type. The schema refuses anything else, but
+ * normalization also runs on a document that failed it (`timeout: [1, 2]`): such a value
+ * is already reported, and the default stands in.
+ */
+function asDurationText(value: unknown): DurationText | undefined {
+  return typeof value === "string" || typeof value === "number" ? value : undefined;
 }
 
-function optionalDurationMs(value: DurationText | undefined): number | undefined {
-  return value === undefined ? undefined : parseDuration(value);
+function durationMs(value: unknown, fallback: number): number {
+  const written = asDurationText(value);
+  if (written === undefined) return fallback;
+  return parseDuration(written) ?? fallback;
+}
+
+function optionalDurationMs(value: unknown): number | undefined {
+  const written = asDurationText(value);
+  return written === undefined ? undefined : parseDuration(written);
 }
 
 /** `value` when it is a map as the schema wants, else an empty one (its problem is already reported). */

@@ -264,6 +264,39 @@ const varOverrides: WorkflowRule = {
   },
 };
 
+/**
+ * The program a run step starts is the one thing of a command line no quoting makes safe:
+ * an item field that names it (`"${{ item.prog }}"` → `/bin/sh`) lets whoever wrote the
+ * items run anything. The workflow's author decides it — written out, or in `vars`, which
+ * `--var` (also the user's own choice) may override. Its arguments may still be templates.
+ */
+const runProgram: WorkflowRule = {
+  name: "run-program",
+  description:
+    "a run step's program (`run[0]`) is written in the workflow or taken from `vars`, never from items, steps or the environment",
+  check(input, report) {
+    for (const job of jobsOf(input.data)) {
+      for (const step of job.steps) {
+        if (step.kind !== "run" || !Array.isArray(step.raw.run)) continue;
+        const program: unknown = step.raw.run[0];
+        if (typeof program !== "string") continue;
+        const refs = refsOf({ text: program });
+        if (refs instanceof TemplateSyntaxError) continue; // template-syntax reports it
+        const foreign = refs.find((ref) => ref.root !== "vars");
+        if (!foreign) continue;
+        report(
+          at(
+            input,
+            [...step.path, "run", 0],
+            `${formatDocPath(step.path)}.run[0]: the program to run cannot come from ${foreign.source}; it must be written in the workflow or read from \`vars\``,
+            "write the program's name (e.g. `ffmpeg`), or put it in `vars` (`--var` may override it); the arguments after it may read items and steps",
+          ),
+        );
+      }
+    }
+  },
+};
+
 const duplicateStepIds: WorkflowRule = {
   name: "duplicate-step-ids",
   description: "step ids are unique within a job",
@@ -561,6 +594,7 @@ export const WORKFLOW_RULES: readonly WorkflowRule[] = [
   templateSyntax,
   templateRoots,
   tokenVariable,
+  runProgram,
   varsAndEnv,
   varOverrides,
   duplicateStepIds,

@@ -10,11 +10,13 @@ import {
   LineCounter,
   parseDocument,
   visit,
+  type Alias,
   type Document,
   type Node,
 } from "yaml";
 import type { Diagnostic, SourceLocation } from "../errors.js";
 import type { PathSegment } from "../template/parse.js";
+import { MAX_NESTING_DEPTH, tooDeepAt } from "./nesting.js";
 
 /**
  * Aliases a document may expand. Anchors are handy for shared inputs; thousands of them are
@@ -83,6 +85,44 @@ function keyAt(text: string, offset: number): string | undefined {
   return key ? key.replace(/^["']|["']$/g, "") : undefined;
 }
 
+/**
+ * Where a YAML problem is, as the user sees it. The yaml package puts an indentation error
+ * at the start of the line's indentation (column 1); the mistake is the misplaced key, so a
+ * position inside leading spaces moves to the line's first non-blank character. A tab stays
+ * where it is: the tab is the mistake.
+ */
+function problemOffset(text: string, offset: number): number {
+  const lineStart = text.lastIndexOf("\n", offset - 1) + 1;
+  if (!/^ *$/.test(text.slice(lineStart, offset))) return offset;
+  let first = offset;
+  while (text[first] === " ") first++;
+  return first < text.length && text[first] !== "\n" && text[first] !== "\r" ? first : offset;
+}
+
+/**
+ * The first alias that refers to a value it is itself part of (`vars: &v { self: *v }`):
+ * such a document is an endless value, which no part of runflow could walk. An alias refers
+ * to the last node before it with its anchor; a cycle means that node is one of the alias's
+ * ancestors.
+ */
+function selfReferencingAlias(doc: Document): Alias | undefined {
+  const anchored = new Map<string, Node>();
+  let found: Alias | undefined;
+  visit(doc, {
+    Node(_key, node, path) {
+      if (isAlias(node)) {
+        const target = anchored.get(node.source);
+        if (target && path.includes(target)) {
+          found = node;
+          return visit.BREAK;
+        }
+      } else if (node.anchor) anchored.set(node.anchor, node);
+      return undefined;
+    },
+  });
+  return found;
+}
+
 function firstLine(message: string): string {
   // The yaml package appends " at line L, column C:" and a code frame; we print our own location.
   return (message.split("\n")[0] ?? message).replace(/ at line \d+, column \d+:?$/, "");
@@ -103,11 +143,21 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
   const diagnostics: Diagnostic[] = [];
   const locationOf = (offset: number | undefined): SourceLocation => {
     if (offset === undefined) return { file, line: 1, column: 1 };
-    const { line, col } = lines.linePos(offset);
+    const { line, col } = lines.linePos(problemOffset(text, offset));
     return { file, line, column: col };
   };
   // Warnings are errors here too: an unknown tag (`!!js/function`) would otherwise become a string.
-  for (const problem of [...doc.errors, ...doc.warnings]) {
+  const problems = [...doc.errors, ...doc.warnings];
+  // The yaml package gives up on very deep nesting with the stack overflow's message; the
+  // errors after it are its echoes, how many depending on the stack left.
+  const overflow = problems.find((problem) => /maximum call stack/i.test(problem.message));
+  if (overflow) {
+    diagnostics.push({
+      message: `YAML: lists or maps nested too deeply (more than ${MAX_NESTING_DEPTH} levels are refused)`,
+      location: locationOf(overflow.pos[0]),
+    });
+  }
+  for (const problem of overflow ? [] : problems) {
     const key = problem.code === "DUPLICATE_KEY" ? keyAt(text, problem.pos[0]) : undefined;
     diagnostics.push({
       message: key
@@ -125,8 +175,18 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
     });
     return { data: undefined, source, diagnostics };
   }
+  const cycle = selfReferencingAlias(doc);
+  if (cycle) {
+    diagnostics.push({
+      message: `YAML: the alias \`*${cycle.source}\` is inside the value its anchor \`&${cycle.source}\` names, so that value would contain itself without end`,
+      location: locationOf(cycle.range?.[0]),
+      hint: "an alias can repeat a value written before it, not the value it is part of",
+    });
+    return { data: undefined, source, diagnostics };
+  }
+  let data: unknown;
   try {
-    return { data: doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }), source, diagnostics };
+    data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     let firstAlias: number | undefined;
@@ -143,6 +203,16 @@ export function parseWorkflowSource(text: string, file: string): ParsedSource {
     });
     return { data: undefined, source, diagnostics };
   }
+  const deep = tooDeepAt(data);
+  if (deep) {
+    diagnostics.push({
+      // The first few steps of the path name the place; the rest is `[0][0][0]…`.
+      message: `${formatDocPath(deep.slice(0, 6))}${deep.length > 6 ? "…" : ""}: lists or maps nested more than ${MAX_NESTING_DEPTH} levels deep`,
+      location: source.locate(deep),
+    });
+    return { data: undefined, source, diagnostics };
+  }
+  return { data, source, diagnostics };
 }
 
 /** `jobs.teaser.steps[0].input["image url"]`: how diagnostics name a place in the document. */
