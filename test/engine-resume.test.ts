@@ -1,6 +1,7 @@
 import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { RunComfyClient } from "../src/api/client.js";
+import { apiOriginOf } from "../src/api/origin.js";
 import { cancelRun } from "../src/engine/cancel.js";
 import { EventBus } from "../src/engine/events.js";
 import { RunControl } from "../src/engine/run-control.js";
@@ -30,6 +31,7 @@ async function deadRun(
   file: string,
   store: SqliteStore,
   client: RunComfyClient | undefined,
+  apiUrl: string,
 ): Promise<Plan> {
   const workflow = await loadWorkflow(path.join(dir, file), { registry: loadModelRegistry(), env: {} });
   const plan = planRun(workflow, emptyPriorState, { runId: "dead-run", now: Date.now() });
@@ -38,6 +40,7 @@ async function deadRun(
     file,
     options: {},
     concurrency: 4,
+    apiOrigin: apiOriginOf(apiUrl),
   });
   for (const step of plan.steps) {
     if (step.decision !== "submit") continue;
@@ -62,7 +65,13 @@ describe("resume", () => {
     const dir = tempDir();
     writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(3), mediaBase: api.url }) });
     const store = openStore(dir);
-    await deadRun(dir, "chain.yaml", store, new RunComfyClient({ baseUrl: api.url, token: TEST_TOKEN }));
+    await deadRun(
+      dir,
+      "chain.yaml",
+      store,
+      new RunComfyClient({ baseUrl: api.url, token: TEST_TOKEN }),
+      api.url,
+    );
     expect(api.submissions().total).toBe(3);
 
     const resumed = await apply(dir, "chain.yaml", api);
@@ -87,7 +96,7 @@ describe("resume", () => {
     const dir = tempDir();
     writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(2), mediaBase: api.url }) });
     const store = openStore(dir);
-    await deadRun(dir, "chain.yaml", store, undefined);
+    await deadRun(dir, "chain.yaml", store, undefined, api.url);
 
     const resumed = await apply(dir, "chain.yaml", api);
     expect(resumed.exitCode).toBe(1);
@@ -158,7 +167,7 @@ describe("cancel", () => {
     writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(3), mediaBase: api.url }) });
     const store = openStore(dir);
     const client = new RunComfyClient({ baseUrl: api.url, token: TEST_TOKEN });
-    await deadRun(dir, "chain.yaml", store, client);
+    await deadRun(dir, "chain.yaml", store, client, api.url);
 
     const outcome = await cancelRun({ cwd: dir, env: {} }, { api: client });
     expect(outcome).toMatchObject({ runId: "dead-run", live: false, finalStatus: "cancelled" });

@@ -48,6 +48,7 @@ describe("the plan stored with a run (for retry)", () => {
       file: "flow.yaml",
       options: {},
       concurrency: 2,
+      apiOrigin: "https://api.example",
     });
 
     const saved = readStoredPlan(store, plan.runId);
@@ -77,6 +78,7 @@ describe("the plan stored with a run (for retry)", () => {
         file: "flow.yaml",
         options: {},
         concurrency: 2,
+        apiOrigin: "https://api.example",
       },
     );
     // Until the recorder finishes, the run has no plan retry could read.

@@ -3,7 +3,9 @@ import { describe, expect, test } from "vitest";
 import type { Output } from "../src/cli/context.js";
 import { runPlanCommand } from "../src/cli/commands/plan.js";
 import { runCli } from "../src/cli/program.js";
-import { fingerprintModelStep, priorStateOf, type Plan } from "../src/plan/index.js";
+import { apiOriginOf } from "../src/api/origin.js";
+import { fingerprintModelStep, type Plan } from "../src/plan/index.js";
+import { openSqliteStore } from "../src/store/sqlite.js";
 import { CHAIN, HAILUO, testdir } from "./workflow-testdir.js";
 
 function capture(): { output: Output; text: () => { stdout: string; stderr: string } } {
@@ -26,6 +28,46 @@ async function run(...argv: string[]): Promise<{ code: number; stdout: string; s
 
 const flow = (text = CHAIN): string => path.join(testdir({ "flow.yaml": text }), "flow.yaml");
 
+/** A state database at `file` in which teaser/cat/animate succeeded at RunComfy with this fingerprint. */
+function seedSucceeded(file: string, step: { runId: string; fingerprint: string; finishedAt: number }): void {
+  const store = openSqliteStore(file, { secrets: [] });
+  const address = "teaser/cat/animate";
+  store.createRun({
+    id: step.runId,
+    workflowName: "chain",
+    workflowFile: "flow.yaml",
+    kind: "apply",
+    plan: null,
+    options: {},
+    startedAt: step.finishedAt - 10,
+    pid: 1,
+    hostname: "host",
+    apiOrigin: apiOriginOf(undefined),
+  });
+  store.insertSteps(
+    step.runId,
+    [
+      {
+        address,
+        jobId: "teaser",
+        instanceKey: "cat",
+        stepId: "animate",
+        kind: "model",
+        state: "pending",
+        fingerprint: step.fingerprint,
+      },
+    ],
+    step.finishedAt - 10,
+  );
+  store.updateStep(step.runId, address, {
+    updatedAt: step.finishedAt,
+    state: "succeeded",
+    finishedAt: step.finishedAt,
+    output: { video: "https://cdn.example.com/cat.mp4" },
+  });
+  store.close();
+}
+
 describe("runflow plan", () => {
   test("prints each instance's steps, their decisions and the exact request bodies", async () => {
     const { code, stdout, stderr } = await run("plan", flow());
@@ -45,7 +87,15 @@ describe("runflow plan", () => {
     const { code, stdout } = await run("plan", flow(), "--json");
     expect(code).toBe(0);
     const plan = JSON.parse(stdout) as Plan;
-    expect(plan.counts).toEqual({ total: 4, reuse: 0, submit: 2, deferred: 2, run: 0 });
+    expect(plan.counts).toEqual({
+      total: 4,
+      reuse: 0,
+      submit: 2,
+      reattach: 0,
+      unknown: 0,
+      deferred: 2,
+      run: 0,
+    });
     expect(plan.steps.map((step) => step.address)).toEqual([
       "teaser/cat/animate",
       "teaser/cat/restyle",
@@ -81,28 +131,25 @@ describe("runflow plan", () => {
     expect(invalid.stderr).toContain(`${file}:19:19: jobs.teaser.steps[1].input.prompt: \${{ vars.stlye }}`);
   });
 
-  test("shows reuse from the prior state it is given, and none with --fresh", async () => {
+  test("shows reuse from the state database, and none with --fresh", async () => {
+    const dir = testdir({ "flow.yaml": CHAIN });
+    const state = path.join(dir, "state.db");
     const body = { prompt: "a cat", image_url: "https://example.com/cat.png", prompt_optimizer: true };
-    const prior = priorStateOf([
-      {
-        workflowName: "chain",
-        fingerprint: fingerprintModelStep(HAILUO, body),
-        runId: "run-1",
-        address: "teaser/cat/animate",
-        finishedAt: 1_000,
-        output: { video: "https://cdn.example.com/cat.mp4" },
-      },
-    ]);
+    seedSucceeded(state, {
+      runId: "run-1",
+      fingerprint: fingerprintModelStep(HAILUO, body),
+      finishedAt: 1_000,
+    });
     const { output, text } = capture();
-    const plan = await runPlanCommand(flow(), { runId: "run-2", now: 2_000 }, prior, output);
+    const file = path.join(dir, "flow.yaml");
+    const plan = await runPlanCommand(file, { runId: "run-2", now: 2_000, state, env: {} }, output);
     expect(plan.counts.reuse).toBe(1);
     expect(text().stdout).toContain(
       "      reused from run run-1 (teaser/cat/animate, finished 1970-01-01T00:00:01.000Z)",
     );
     const fresh = await runPlanCommand(
-      flow(),
-      { runId: "run-3", now: 2_000, fresh: true },
-      prior,
+      file,
+      { runId: "run-3", now: 2_000, fresh: true, state, env: {} },
       capture().output,
     );
     expect(fresh.counts.reuse).toBe(0);

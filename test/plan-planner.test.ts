@@ -91,7 +91,15 @@ describe("planRun decisions", () => {
     });
     expect(restyle.body).toBeUndefined();
     expect(restyle.fingerprint).toBeUndefined();
-    expect(plan.counts).toEqual({ total: 4, reuse: 0, submit: 2, deferred: 2, run: 0 });
+    expect(plan.counts).toEqual({
+      total: 4,
+      reuse: 0,
+      submit: 2,
+      reattach: 0,
+      unknown: 0,
+      deferred: 2,
+      run: 0,
+    });
   });
 
   test("reuses a step whose fingerprint already succeeded, and resolves the steps after it", async () => {
@@ -105,7 +113,15 @@ describe("planRun decisions", () => {
       body: restyleBody,
       fingerprint: fingerprintModelStep(ALEPH, restyleBody),
     });
-    expect(plan.counts).toEqual({ total: 4, reuse: 1, submit: 2, deferred: 1, run: 0 });
+    expect(plan.counts).toEqual({
+      total: 4,
+      reuse: 1,
+      submit: 2,
+      reattach: 0,
+      unknown: 0,
+      deferred: 1,
+      run: 0,
+    });
   });
 
   test("reuses a whole chain that already succeeded", async () => {

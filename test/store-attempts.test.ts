@@ -1,6 +1,8 @@
 import { describe, expect, test } from "vitest";
 import type { AttemptKey, SqliteStore } from "../src/store/index.js";
-import { open, seedRun, spawnStoreChild, tempDbPath } from "./store-helpers.js";
+import { EMBEDDED_EMULATOR_ORIGIN } from "../src/api/origin.js";
+import { unfinishedElsewhere, unfinishedRequest } from "../src/engine/prior-runs.js";
+import { open, seedRun, spawnStoreChild, tempDbPath, TEST_ORIGIN } from "./store-helpers.js";
 
 const CAT = "teaser/cat/animate";
 const DOG = "teaser/dog/animate";
@@ -44,6 +46,7 @@ describe("attempts", () => {
         startedAt: 2_000,
         submittedAt: undefined,
         finishedAt: undefined,
+        apiOrigin: TEST_ORIGIN,
       },
     ]);
     expect(store.getStep("run-1", CAT)).toMatchObject({ attempt: 1, requestId: undefined });
@@ -186,6 +189,7 @@ describe("in-flight attempts (resume)", () => {
         disposition: "reattach",
         startedAt: 2_000,
         submittedAt: 2_100,
+        apiOrigin: TEST_ORIGIN,
       },
       {
         runId: "run-1",
@@ -197,6 +201,7 @@ describe("in-flight attempts (resume)", () => {
         disposition: "maybe_billed",
         startedAt: 2_000,
         submittedAt: undefined,
+        apiOrigin: TEST_ORIGIN,
       },
     ]);
     expect(store.findInFlight("teasers", `fp-${CAT}`)?.requestId).toBe("req-cat");
@@ -306,10 +311,90 @@ describe("in-flight attempts (resume)", () => {
   });
 });
 
+describe("in-flight attempts of several API origins", () => {
+  const REAL = "https://model-api.runcomfy.net";
+  const start1 = (store: SqliteStore, runId: string, requestId: string | undefined) => {
+    const key = { runId, address: CAT, attempt: 1 };
+    store.startAttempt({ ...key, workflowName: "teasers", fingerprint: "fp", startedAt: 2_000 });
+    if (requestId) store.recordRequestId(key, requestId, 2_100);
+  };
+
+  test("an attempt carries its run's origin, and only a later attempt at the same origin takes it over", () => {
+    const store = open(tempDbPath());
+    seedRun(store, { id: "at-runcomfy", apiOrigin: REAL }, [CAT]);
+    start1(store, "at-runcomfy", "req-real");
+    // A run at the emulator then sends the same step there: the RunComfy request is still open.
+    seedRun(store, { id: "at-emulator", apiOrigin: EMBEDDED_EMULATOR_ORIGIN, startedAt: 3_000 }, [CAT]);
+    start1(store, "at-emulator", "req-emu");
+
+    expect(store.getAttempts("at-runcomfy")[0]?.apiOrigin).toBe(REAL);
+    expect(store.inFlightAt("teasers", "fp", CAT).map((a) => [a.runId, a.apiOrigin, a.requestId])).toEqual([
+      ["at-emulator", EMBEDDED_EMULATOR_ORIGIN, "req-emu"],
+      ["at-runcomfy", REAL, "req-real"],
+    ]);
+
+    seedRun(store, { id: "at-runcomfy-2", apiOrigin: REAL, startedAt: 4_000 }, [CAT]);
+    store.startAttempt({
+      runId: "at-runcomfy-2",
+      address: CAT,
+      attempt: 1,
+      workflowName: "teasers",
+      fingerprint: "fp",
+      startedAt: 4_000,
+      reattach: { requestId: "req-real", fromRunId: "at-runcomfy" },
+    });
+    expect(store.inFlightAt("teasers", "fp", CAT).map((a) => a.runId)).toEqual([
+      "at-runcomfy-2",
+      "at-emulator",
+    ]);
+  });
+
+  test("what a run at one origin makes of another's unfinished requests: collected only where they were made; held when both could bill", () => {
+    const store = open(tempDbPath());
+    seedRun(store, { id: "at-runcomfy", apiOrigin: REAL }, [CAT]);
+    start1(store, "at-runcomfy", "req-real");
+
+    expect(unfinishedRequest(store, "teasers", "fp", CAT, REAL)).toMatchObject({
+      kind: "reattach",
+      runId: "at-runcomfy",
+      requestId: "req-real",
+    });
+    // Through another base URL it may be the same account: sending it could pay twice.
+    expect(unfinishedRequest(store, "teasers", "fp", CAT, "https://proxy.example")).toEqual({
+      kind: "elsewhere",
+      runId: "at-runcomfy",
+      requestId: "req-real",
+      apiOrigin: REAL,
+    });
+    // The emulator bills nothing: it neither polls RunComfy's id nor is held by it.
+    expect(unfinishedRequest(store, "teasers", "fp", CAT, EMBEDDED_EMULATOR_ORIGIN)).toBeUndefined();
+    expect(unfinishedRequest(store, "teasers", "fp", CAT, "http://127.0.0.1:8787")).toBeUndefined();
+
+    // A request at an emulator holds nothing at RunComfy.
+    const emulated = open(tempDbPath());
+    seedRun(emulated, { id: "at-emulator", apiOrigin: "http://127.0.0.1:8787" }, [CAT]);
+    start1(emulated, "at-emulator", "req-emu");
+    expect(unfinishedRequest(emulated, "teasers", "fp", CAT, REAL)).toBeUndefined();
+    expect(unfinishedElsewhere(emulated, "teasers", REAL)).toEqual([
+      "run at-emulator has 1 request made at the emulator at http://127.0.0.1:8787 still unfinished; " +
+        "this run does not collect them (this run sends their steps here); apply against that API to collect them",
+    ]);
+
+    // A request whose origin was never recorded may be RunComfy's: held there, like any other.
+    const unrecorded = open(tempDbPath());
+    seedRun(unrecorded, { id: "old", apiOrigin: undefined }, [CAT]);
+    start1(unrecorded, "old", undefined);
+    expect(unfinishedRequest(unrecorded, "teasers", "fp", CAT, REAL)).toMatchObject({
+      kind: "elsewhere",
+      apiOrigin: undefined,
+    });
+  });
+});
+
 describe("typical durations", () => {
   test("are the median server duration of the model's latest succeeded requests, across runs", () => {
     const store = open(tempDbPath());
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live")).toBeUndefined();
+    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toBeUndefined();
     const addresses = Array.from({ length: 25 }, (_, i) => `teaser/i${i}/animate`);
     seedRun(store, { id: "run-old" }, addresses.slice(0, 5));
     seedRun(store, { id: "run-new", startedAt: 5_000 }, addresses.slice(5));
@@ -328,7 +413,7 @@ describe("typical durations", () => {
     const failed = start(store, "run-failed", "teaser/x/animate", 1);
     store.updateAttempt(failed, { state: "failed", finishedAt: 3_000 });
 
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live")).toBe(49_000);
-    expect(store.typicalDurationMs("runwayml/runway-aleph/video-to-video")).toBeUndefined();
+    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toBe(49_000);
+    expect(store.typicalDurationMs("runwayml/runway-aleph/video-to-video", TEST_ORIGIN)).toBeUndefined();
   });
 });

@@ -42,6 +42,9 @@ export function open(dbPath: string, options?: SqliteStoreOptions): SqliteStore 
   return store;
 }
 
+/** The API origin the runs newRun makes were made at. */
+export const TEST_ORIGIN = "https://api.example";
+
 export function newRun(overrides: Partial<NewRun> = {}): NewRun {
   return {
     id: "run-1",
@@ -53,6 +56,7 @@ export function newRun(overrides: Partial<NewRun> = {}): NewRun {
     startedAt: 1_000,
     pid: process.pid,
     hostname: "host-a",
+    apiOrigin: TEST_ORIGIN,
     ...overrides,
   };
 }

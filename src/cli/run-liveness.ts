@@ -4,6 +4,7 @@
  * left as recorded.
  */
 import os from "node:os";
+import { isEmulatorOrigin } from "../api/origin.js";
 import { isProcessAlive } from "../store/lock.js";
 import type { RunRecord } from "../store/types.js";
 
@@ -24,15 +25,24 @@ export function runProcess(
   return probe.isProcessAlive(run.pid) ? "alive" : "gone";
 }
 
+/** `succeeded`, `died (apply again to resume)`, `interrupted; finished by run …`. */
 export function shownStatus(
-  run: Pick<RunRecord, "status" | "pid" | "hostname">,
+  run: Pick<RunRecord, "status" | "pid" | "hostname" | "finishedByRun">,
   probe: LivenessProbe = THIS_HOST,
 ): string {
-  return runProcess(run, probe) === "gone" ? "died (apply again to resume)" : run.status;
+  const gone = runProcess(run, probe) === "gone";
+  if (run.finishedByRun !== undefined)
+    return `${gone ? "died" : run.status}; finished by run ${run.finishedByRun}`;
+  return gone ? "died (apply again to resume)" : run.status;
 }
 
-/** A run as `--json` writes it: with `process` when it is recorded as running. */
-export function runJson(run: RunRecord): RunRecord & { process?: RunProcess } {
+/**
+ * A run as `--json` writes it: with `process` when it is recorded as running, and whether
+ * it ran against an emulator (`apiOrigin` says which API; `finishedByRun` which later run
+ * finished what it left).
+ */
+export function runJson(run: RunRecord): RunRecord & { process?: RunProcess; emulator: boolean } {
   const liveness = runProcess(run);
-  return liveness === undefined ? run : { ...run, process: liveness };
+  const shown = { ...run, emulator: isEmulatorOrigin(run.apiOrigin) };
+  return liveness === undefined ? shown : { ...shown, process: liveness };
 }

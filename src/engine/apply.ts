@@ -11,6 +11,7 @@ import path from "node:path";
 import { RunComfyClient, type RetryOptions } from "../api/client.js";
 import { downloadFile } from "../api/download.js";
 import { readApiToken } from "../api/env.js";
+import { apiOriginOf } from "../api/origin.js";
 import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
 import { UsageError, WorkflowInvalidError } from "../errors.js";
 import { loadModelRegistry, type ModelRegistry } from "../models/registry.js";
@@ -22,7 +23,6 @@ import {
   type PlannedInstance,
 } from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
-import { emptyPriorState } from "../plan/prior-state.js";
 import { tokensFromEnvironment } from "../store/redact.js";
 import { openSqliteStore } from "../store/sqlite.js";
 import type { RunKind, StateStore } from "../store/types.js";
@@ -31,6 +31,7 @@ import { checkWorkflow, preflightMedia, type PollPolicy, type Workflow } from ".
 import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
 import type { EventBus } from "./events.js";
 import { executeFeed, type ExecutionResult } from "./executor.js";
+import { priorStateAt, unfinishedElsewhere } from "./prior-runs.js";
 import { retryingTransport } from "./probe-transport.js";
 import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
@@ -42,6 +43,11 @@ import { acquireWorkflowLock, DEFAULT_LOCK_TIMING, keepLockAlive, type LockTimin
 export interface ApiTarget {
   baseUrl: string;
   token: string;
+  /**
+   * What the run records as its API (api/origin.ts); default the base URL's origin. The
+   * in-process emulator, on a new port each time, passes EMBEDDED_EMULATOR_ORIGIN.
+   */
+  origin?: string | undefined;
 }
 
 export interface ApplyRequest {
@@ -110,6 +116,13 @@ export function clientPollPolicy(poll: PollPolicy | undefined): Partial<ClientPo
   return policy;
 }
 
+/** The API origin a run at this target records, and reuses and re-attaches from (a usage error for a bad base URL). */
+export function apiOriginFor(request: Pick<ApplyRequest, "api" | "env">): string {
+  if (request.api) return request.api.origin ?? apiOriginOf(request.api.baseUrl);
+  const env = request.env ?? process.env;
+  return apiOriginOf(env.RUNCOMFY_BASE_URL?.trim() || undefined);
+}
+
 function apiFor(
   workflow: Plan["workflow"],
   request: Pick<ApplyRequest, "api" | "env">,
@@ -147,8 +160,11 @@ export interface LockedRun {
   /** Stored with the run (never the token). */
   options: Record<string, unknown>;
   wait: boolean;
-  /** Makes the plan once the lock is held, so it sees every earlier run's final state. */
-  plan: (store: StateStore, runId: string, now: number) => PlanStream;
+  /**
+   * Makes the plan once the lock is held, so it sees every earlier run's final state, as a
+   * run against `apiOrigin` sees it.
+   */
+  plan: (store: StateStore, runId: string, now: number, apiOrigin: string) => PlanStream;
   execute: ExecuteOptions;
   registry: ModelRegistry;
   request: Pick<ApplyRequest, "api" | "env">;
@@ -227,6 +243,8 @@ export async function runLocked(
     services.events.emit({ event: "notice", at: clock.now(), runId, level, message });
 
   const workflowName = run.workflowName;
+  // Before the lock: a base URL runflow refuses is a usage error, and nothing is recorded.
+  const apiOrigin = apiOriginFor(run.request);
   const lockOptions = {
     workflowName,
     runId,
@@ -241,7 +259,7 @@ export async function runLocked(
   let keeper: { stop(): void } | undefined;
   try {
     // Planned under the lock: the run that held it may have finished steps since.
-    const stream = run.plan(store, runId, clock.now());
+    const stream = run.plan(store, runId, clock.now(), apiOrigin);
     const api = apiFor(stream.workflow, run.request, services, clock, random);
     const concurrency = run.execute.concurrency ?? stream.workflow.concurrency;
     const recorder = new RunRecorder({ store, events: services.events, clock }, stream, {
@@ -250,8 +268,10 @@ export async function runLocked(
       parentRunId: run.parentRunId,
       options: run.options,
       concurrency,
+      apiOrigin,
     });
     const startedAt = recorder.startedAt;
+    for (const line of unfinishedElsewhere(store, workflowName, apiOrigin)) notice("warn")(line);
     keeper = keepLockAlive({
       ...lockOptions,
       onLost: () => {
@@ -379,7 +399,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
           emulator: request.api !== undefined,
           cacheTtlMs,
         },
-        plan: (prior, runId, now) => {
+        plan: (prior, runId, now, apiOrigin) => {
           const workflow = toPlan!;
           // Held by the stream only until it is planned: 100,000 items need not stay.
           toPlan = undefined;
@@ -393,7 +413,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
               ...planTotals(workflow, options.only),
               models: planModelCounts(workflow, options.only),
             },
-            instances: planInstances(workflow, request.fresh ? emptyPriorState : prior, {
+            instances: planInstances(workflow, priorStateAt(prior, apiOrigin, { fresh: request.fresh }), {
               ...options,
               later: first && ((instance: string) => !first.has(instance)),
             }),

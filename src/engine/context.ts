@@ -19,6 +19,8 @@ export interface ResolvedExecuteOptions {
 export interface ExecutionContext {
   runId: string;
   workflowName: string;
+  /** The API the run is made at, as recorded with it: what it reuses, re-attaches to and learns from. */
+  apiOrigin: string;
   deps: EngineDeps;
   options: ResolvedExecuteOptions;
   tracker: StepTracker;

@@ -127,6 +127,8 @@ async function executeGrouped(
   control: RunControl,
 ): Promise<ExecutionResult> {
   const concurrency = options.concurrency ?? plan.workflow.concurrency;
+  const apiOrigin = deps.store.getRun(plan.runId)?.apiOrigin;
+  if (apiOrigin === undefined) throw new Error(`run ${plan.runId} is not recorded with its API origin`);
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
   const tracker = new StepTracker(plan.runId, [], deps);
   const graph = new RunGraph();
@@ -161,6 +163,7 @@ async function executeGrouped(
   const context: ExecutionContext = {
     runId: plan.runId,
     workflowName: plan.workflow.name,
+    apiOrigin,
     deps,
     options: resolveOptions(options),
     tracker,
@@ -272,7 +275,7 @@ async function executeGrouped(
       seenModels.add(step.model);
       // Each model starts at the typical duration earlier runs measured, so the first round
       // of its requests is polled on time.
-      typical.seed(step.model, deps.store.typicalDurationMs(step.model));
+      typical.seed(step.model, deps.store.typicalDurationMs(step.model, apiOrigin));
     }
     for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
     pump();

@@ -24,6 +24,7 @@ import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
 import { filesByName, outputFilesOf } from "./output-files.js";
+import { heldBecause, unfinishedRequest } from "./prior-runs.js";
 import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
 import { StepState } from "./states.js";
@@ -115,21 +116,26 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
     }
   }
 
+  // The same question `plan` asked (prior-runs.ts), asked again now: an earlier request
+  // of this step at this API is collected; one that may be billed is never sent again
+  // unless the user says so.
   const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
   let reattach: Reattachment | undefined;
-  const inFlight = deps.store.findInFlight(context.workflowName, fingerprint, address);
-  if (inFlight?.disposition === "reattach" && inFlight.requestId !== undefined) {
+  const unfinished = unfinishedRequest(
+    deps.store,
+    context.workflowName,
+    fingerprint,
+    address,
+    context.apiOrigin,
+  );
+  if (unfinished?.kind === "reattach") {
     reattach = {
-      requestId: inFlight.requestId,
-      fromRunId: inFlight.runId,
-      submittedAt: inFlight.submittedAt ?? inFlight.startedAt,
+      requestId: unfinished.requestId,
+      fromRunId: unfinished.runId,
+      submittedAt: unfinished.submittedAt,
     };
-  } else if (inFlight?.disposition === "maybe_billed" && !resubmitUnknown) {
-    tracker.transition(address, StepState.unknown, {
-      error:
-        `an earlier submission (run ${inFlight.runId}, attempt ${inFlight.attempt}) may have been created and billed, ` +
-        "but its answer never arrived; it is not sent again (`runflow retry --resubmit-unknown` sends it)",
-    });
+  } else if (unfinished && !resubmitUnknown) {
+    tracker.transition(address, StepState.unknown, { error: heldBecause(unfinished) });
     return "failed";
   }
 

@@ -10,7 +10,15 @@ import { countDecisions } from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { RunRecord, StateStore, StepRecord } from "../store/types.js";
 import { systemClock } from "../util/clock.js";
-import { newRunId, openStateStore, runLocked, type ApplyOutcome, type ApplyServices } from "./apply.js";
+import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
+import {
+  apiOriginFor,
+  newRunId,
+  openStateStore,
+  runLocked,
+  type ApplyOutcome,
+  type ApplyServices,
+} from "./apply.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { isSuccess } from "./states.js";
 import { reusableOf } from "./reuse.js";
@@ -49,6 +57,26 @@ export function findRun(store: StateStore, runId: string | undefined, statePath:
         ? `recent runs: ${recent.join(", ")} (\`runflow runs\` lists them)`
         : "`runflow runs` lists the runs",
   });
+}
+
+/**
+ * A retry takes over the results its steps read from the run it retries: those belong to the
+ * API that run was made at, so it is retried there only (an emulator's test video is no
+ * input for a real request, and a request id is polled only where it was made).
+ */
+function checkSameApi(parent: RunRecord, apiOrigin: string): void {
+  if (parent.apiOrigin === apiOrigin) return;
+  const embedded = parent.apiOrigin === EMBEDDED_EMULATOR_ORIGIN;
+  throw new UsageError(
+    `run ${parent.id} was made at ${describeOrigin(parent.apiOrigin)}; this retry would run at ${describeOrigin(apiOrigin)}`,
+    {
+      hint: embedded
+        ? `\`runflow apply ${parent.workflowFile} --emulator\` finishes it on the emulator; \`runflow apply ${parent.workflowFile}\` runs it at the API`
+        : parent.apiOrigin === undefined
+          ? `\`runflow apply ${parent.workflowFile}\` runs what is missing at this API`
+          : `set RUNCOMFY_BASE_URL=${parent.apiOrigin} to retry it there, or \`runflow apply ${parent.workflowFile}\` to run what is missing at this API`,
+    },
+  );
 }
 
 function matches(address: string, pattern: string): boolean {
@@ -115,6 +143,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
     const parent = findRun(store, request.run, statePath);
+    checkSameApi(parent, apiOriginFor({ env }));
     const saved = readStoredPlan(store, parent.id);
     if (!saved) {
       throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {

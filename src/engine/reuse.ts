@@ -21,7 +21,6 @@ export interface TakenOver {
   requestId?: string | undefined;
 }
 
-/** The earlier success of the same fingerprint still within `cache.ttl`, unless `--fresh`. */
 /** An earlier step's record as a result to take over. */
 export function reusableOf(record: StepRecord): ReusableStep {
   const reusable: ReusableStep = {
@@ -49,10 +48,14 @@ export function referencedResult(
   return record && isSuccess(record.state) ? reusableOf(record) : undefined;
 }
 
+/** The earlier success of the same fingerprint at the run's API origin still within `cache.ttl`, unless `--fresh`. */
 export function findReusable(context: ExecutionContext, fingerprint: string): ReusableStep | undefined {
   if (context.options.fresh) return undefined;
   const notBefore = context.deps.clock.now() - context.options.cacheTtlMs;
-  return context.deps.store.findSucceeded(context.workflowName, fingerprint, notBefore);
+  return context.deps.store.findSucceeded(context.workflowName, fingerprint, {
+    apiOrigin: context.apiOrigin,
+    notBefore,
+  });
 }
 
 function outputKey(name: string, index: number | undefined): string {

@@ -5,7 +5,7 @@
  */
 import os from "node:os";
 import path from "node:path";
-import type { PlannedInstance } from "../plan/plan.js";
+import { emptyCounts, type PlannedInstance } from "../plan/plan.js";
 import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
@@ -24,6 +24,8 @@ export interface RunMeta {
   options: unknown;
   /** Requests in flight at once, as this run uses it. */
   concurrency: number;
+  /** The API the run is made at (api/origin.ts): what it may reuse and re-attach to. */
+  apiOrigin: string;
 }
 
 /** What the store keeps as a step's input before it runs: the body, the input with its templates, or the command. */
@@ -96,7 +98,7 @@ export class RunRecorder {
   readonly #deps: { store: StateStore; events: RunEventSink; clock: Clock };
   readonly #stream: Omit<PlanStream, "instances">;
   readonly #encoder: PlanEncoder;
-  readonly #counts: PlanCounts = { total: 0, reuse: 0, submit: 0, deferred: 0, run: 0 };
+  readonly #counts: PlanCounts = emptyCounts();
   #parts = 0;
 
   constructor(
@@ -122,6 +124,7 @@ export class RunRecorder {
       startedAt: this.startedAt,
       pid: process.pid,
       hostname: os.hostname(),
+      apiOrigin: meta.apiOrigin,
     });
     deps.events.emit({
       event: "run_started",
@@ -184,13 +187,26 @@ export function beginRun(
   return recorder.startedAt;
 }
 
-/** Records how the run ended, then announces it. */
+/**
+ * Records how the run ended, then announces it. Earlier runs it finished the work of (they
+ * were interrupted or died) are marked so, and it says so.
+ */
 export function endRun(
   deps: { store: StateStore; events: RunEventSink; clock: Clock },
   runId: string,
   startedAt: number,
   result: Pick<ExecutionResult, "status" | "exitCode" | "counts">,
 ): void {
+  const closed = deps.store.closeRunsFinishedBy(runId);
+  if (closed.length > 0) {
+    deps.events.emit({
+      event: "notice",
+      at: deps.clock.now(),
+      runId,
+      level: "info",
+      message: `finished what ${closed.length === 1 ? "run" : "runs"} ${closed.join(", ")} left unfinished`,
+    });
+  }
   const finishedAt = deps.clock.now();
   deps.store.finishRun(runId, {
     status: result.status,

@@ -8,16 +8,19 @@ export type {
   ReusableStep,
   ReuseReference,
   StepDecision,
+  UnfinishedRequest,
 } from "./types.js";
 export { fingerprintModelStep, fingerprintRunStep } from "./fingerprint.js";
 export {
   countDecisions,
+  emptyCounts,
   planInstances,
   planRun,
   planTotals,
   planWorkflow,
   runDate,
   selectSteps,
+  unfinishedDecision,
   type PlannedInstance,
 } from "./plan.js";
 export { emptyPriorState, priorStateOf } from "./prior-state.js";

@@ -24,6 +24,7 @@ import type {
   ReusableStep,
   ReuseReference,
   StepDecision,
+  UnfinishedRequest,
 } from "./types.js";
 
 const NOTHING_DEFERRED: string[] = [];
@@ -87,6 +88,16 @@ function reusable(found: ReusableStep | undefined, planning: JobPlanning): Reusa
   if (!found || planning.options.fresh) return undefined;
   // Remote output URLs expire (SPEC §5): an older success is not reused.
   return planning.options.now - found.finishedAt <= planning.workflow.cache.ttlMs ? found : undefined;
+}
+
+/** What becomes of a step an earlier request of which may still exist (none: it is submitted). */
+export function unfinishedDecision(
+  unfinished: UnfinishedRequest | undefined,
+  resubmitUnknown: boolean,
+): "submit" | "reattach" | "unknown" {
+  if (!unfinished) return "submit";
+  if (unfinished.kind === "reattach") return "reattach";
+  return resubmitUnknown ? "submit" : "unknown";
 }
 
 function referenceTo(found: ReusableStep): ReuseReference {
@@ -168,7 +179,17 @@ function planModelStep(step: ModelStep, planning: JobPlanning): PlannedStep {
   const body = bodyOf(input, value);
   const fingerprint = fingerprintModelStep(step.model, body);
   const reuse = reusable(planning.prior.findSucceeded(planning.workflow.name, fingerprint), planning);
-  const planned = newPlannedStep(step, planning, reuse ? "reuse" : "submit", NOTHING_DEFERRED);
+  const address = `${planning.job.id}/${planning.instance.key}/${step.id}`;
+  const unfinished = reuse
+    ? undefined
+    : planning.prior.unfinished?.(planning.workflow.name, fingerprint, address);
+  const planned = newPlannedStep(
+    step,
+    planning,
+    reuse ? "reuse" : unfinishedDecision(unfinished, step.retry.resubmitUnknown),
+    NOTHING_DEFERRED,
+  );
+  if (unfinished && planned.decision !== "submit") planned.unfinished = unfinished;
   planned.model = step.model;
   planned.body = body;
   planned.fingerprint = fingerprint;
@@ -209,8 +230,13 @@ function planRunStep(step: RunStep, planning: JobPlanning): PlannedStep {
   return planned;
 }
 
+export function emptyCounts(): PlanCounts {
+  return { total: 0, reuse: 0, submit: 0, reattach: 0, unknown: 0, deferred: 0, run: 0 };
+}
+
 export function countDecisions(steps: readonly PlannedStep[]): PlanCounts {
-  const counts: PlanCounts = { total: steps.length, reuse: 0, submit: 0, deferred: 0, run: 0 };
+  const counts = emptyCounts();
+  counts.total = steps.length;
   for (const step of steps) counts[step.decision]++;
   return counts;
 }
@@ -352,6 +378,7 @@ export function planRun(workflow: Workflow, prior: PriorState, options: PlanOpti
     workflow: planWorkflow(workflow),
     runId: options.runId,
     createdAt: options.now,
+    ...(options.apiOrigin === undefined ? {} : { apiOrigin: options.apiOrigin }),
     steps,
     counts: countDecisions(steps),
   };

@@ -19,13 +19,17 @@ function instanceCount(plan: Plan): number {
   return instances.size;
 }
 
-/** The one-line header: `teasers: 9 steps in 3 instances — 3 to submit, 0 reused, 3 deferred, 3 to run`. */
+/**
+ * The one-line header: `teasers: 9 steps in 3 instances — 3 to submit, 0 reused, 3 deferred, 3 to run`,
+ * with the steps re-attached to earlier requests and those held as unknown when there are any.
+ */
 export function planHeadline(plan: Plan): string {
   const { counts } = plan;
-  return (
-    `${plan.workflow.name}: ${scopePhrase({ steps: counts.total, instances: instanceCount(plan) })} — ` +
-    `${counts.submit} to submit, ${counts.reuse} reused, ${counts.deferred} deferred, ${counts.run} to run`
-  );
+  const parts = [`${counts.submit} to submit`, `${counts.reuse} reused`];
+  if (counts.reattach > 0) parts.push(`${counts.reattach} re-attached`);
+  if (counts.unknown > 0) parts.push(`${counts.unknown} held as unknown`);
+  parts.push(`${counts.deferred} deferred`, `${counts.run} to run`);
+  return `${plan.workflow.name}: ${scopePhrase({ steps: counts.total, instances: instanceCount(plan) })} — ${parts.join(", ")}`;
 }
 
 function stepLines(step: PlannedStep, base: string): string[] {
@@ -37,6 +41,11 @@ function stepLines(step: PlannedStep, base: string): string[] {
     if (step.decision === "reuse" && step.reuse) {
       lines.push(
         `      reused from run ${step.reuse.runId} (${step.reuse.address}, finished ${new Date(step.reuse.finishedAt).toISOString()})`,
+      );
+    }
+    if (step.decision === "reattach" && step.unfinished?.kind === "reattach") {
+      lines.push(
+        `      re-attaches to request ${step.unfinished.requestId} (submitted by run ${step.unfinished.runId}): collected, not sent again`,
       );
     }
     if (step.body) lines.push(`      body ${JSON.stringify(step.body)}`);

@@ -32,15 +32,38 @@ export type ReuseReference = Pick<ReusableStep, "runId" | "address" | "finishedA
 export interface PriorState {
   /** The newest succeeded step of `workflowName` with this fingerprint, if any. */
   findSucceeded(workflowName: string, fingerprint: string): ReusableStep | undefined;
+  /**
+   * A request an earlier run made for the step at `address` with this fingerprint that may
+   * still exist, as it bears on this run; none when absent (no earlier runs).
+   */
+  unfinished?(workflowName: string, fingerprint: string, address: string): UnfinishedRequest | undefined;
 }
+
+/**
+ * A request an earlier run made for a step and that may still exist (SPEC §5: never pay twice):
+ * - `reattach`: made at this run's API, with an id: polled and collected, never sent again.
+ * - `maybe_billed`: made at this run's API, its answer lost: the step is held `unknown`.
+ * - `elsewhere`: made at another billing API (or one not recorded) and maybe still running
+ *   there: sending it here could pay twice, so the step is held `unknown` too. (A request
+ *   at an emulator, or any request while running against one, bills nothing twice: it is
+ *   not this kind, and the step is sent.)
+ * Held steps are sent only when the user says so (`retry --resubmit-unknown`, or the step's
+ * `retry.resubmit_unknown`).
+ */
+export type UnfinishedRequest =
+  | { kind: "reattach"; runId: string; requestId: string; submittedAt: number }
+  | { kind: "maybe_billed"; runId: string; attempt: number }
+  | { kind: "elsewhere"; runId: string; requestId: string | undefined; apiOrigin: string | undefined };
 
 /**
  * - `submit`: the input is fully known and no earlier success matches: it will be submitted.
  * - `reuse`: an earlier success with the same fingerprint is taken over; nothing is submitted.
+ * - `reattach`: an earlier run's request for it is still unfinished: it is collected, not sent.
+ * - `unknown`: an earlier submission may exist and be billed (`unfinished` says which): held, not sent.
  * - `deferred`: its input reads a step that has not run yet; decided (submit or reuse) at run time.
  * - `run`: a run step; its fingerprint needs its input files' contents, so it is decided at run time.
  */
-export type StepDecision = "submit" | "reuse" | "run" | "deferred";
+export type StepDecision = "submit" | "reuse" | "reattach" | "unknown" | "run" | "deferred";
 
 /**
  * One step of one job instance. Kept lean (a plan may hold 200,000 of them): policies are
@@ -79,6 +102,8 @@ export interface PlannedStep {
   fingerprint?: string;
   decision: StepDecision;
   reuse?: ReuseReference;
+  /** `reattach` and `unknown` steps: the earlier request that decided it. */
+  unfinished?: UnfinishedRequest;
   /** Problems of a fully known body found while planning (a reused step's output read by this one). */
   problems?: string[];
   retry: RetryPolicy;
@@ -91,6 +116,8 @@ export interface PlanCounts {
   total: number;
   reuse: number;
   submit: number;
+  reattach: number;
+  unknown: number;
   deferred: number;
   run: number;
 }
@@ -107,6 +134,8 @@ export interface Plan {
   runId: string;
   /** When the plan was made (ms since the epoch); `run.date` is derived from it. */
   createdAt: number;
+  /** The API origin it is planned against (api/origin.ts), when known. */
+  apiOrigin?: string | undefined;
   /** Every planned step; each instance's steps are contiguous and in dependency order. */
   steps: PlannedStep[];
   counts: PlanCounts;
@@ -118,6 +147,8 @@ export interface PlanOptions {
   now: number;
   /** Reuse nothing from earlier runs. */
   fresh?: boolean;
+  /** The API origin the run is planned against (recorded in the Plan; `prior` is already scoped to it). */
+  apiOrigin?: string | undefined;
   /** `JOB` or `JOB/STEP` (repeatable): only these steps, and the steps they depend on. */
   only?: readonly string[];
 }

@@ -3,6 +3,7 @@
  * a downloaded file is still on disk is asked through `fileExists`). The three renderers
  * (JSON, Markdown, HTML) all draw this one model.
  */
+import { isEmulatorOrigin } from "../api/origin.js";
 import { DISPLAY_GROUP, RETRYABLE_STATES, type StepState } from "../engine/states.js";
 import type {
   AttemptRecord,
@@ -122,6 +123,12 @@ export interface RunReport {
     workflowFile: string;
     kind: RunKind;
     parentRunId: string | undefined;
+    /** The API it ran at (api/origin.ts); undefined when not recorded. */
+    apiOrigin: string | undefined;
+    /** It ran against an emulator: its outputs are test media, nothing was billed. */
+    emulator: boolean;
+    /** The later run that finished the steps it left unfinished. */
+    finishedByRun: string | undefined;
     status: RunStatus;
     exitCode: number | undefined;
     startedAt: number;
@@ -257,6 +264,9 @@ export function buildRunReport(
       workflowFile: run.workflowFile,
       kind: run.kind,
       parentRunId: run.parentRunId,
+      apiOrigin: run.apiOrigin,
+      emulator: isEmulatorOrigin(run.apiOrigin),
+      finishedByRun: run.finishedByRun,
       status: run.status,
       exitCode: run.exitCode,
       startedAt: run.startedAt,

@@ -316,6 +316,9 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>, inde
   const meta = [
     `${h(run.kind)}${run.parentRunId ? ` of run <code>${h(run.parentRunId)}</code>` : ""}`,
     `<code>${h(run.workflowFile)}</code>`,
+    run.emulator
+      ? "<strong>against an emulator: test media, nothing billed</strong>"
+      : `at ${h(run.apiOrigin ?? "an unrecorded API")}`,
     `started ${time(run.startedAt)}`,
     run.finishedAt !== undefined ? `finished ${time(run.finishedAt)}` : "not finished",
   ];

@@ -73,6 +73,11 @@ export function renderReportMarkdown(report: RunReport): string {
   const status = run.exitCode === undefined ? run.status : `${run.status} (exit ${run.exitCode})`;
   lines.push(`- status: ${md(status)}`);
   lines.push(`- workflow file: ${md(run.workflowFile)}`);
+  lines.push(
+    run.emulator
+      ? `- **against an emulator** (${md(run.apiOrigin ?? "")}): test media, nothing billed`
+      : `- api: ${md(run.apiOrigin ?? "not recorded")}`,
+  );
   lines.push(`- kind: ${run.kind}${run.parentRunId ? ` of run ${md(run.parentRunId)}` : ""}`);
   const finished =
     run.finishedAt !== undefined ? `, finished ${formatTimestamp(run.finishedAt)}` : ", not finished";

@@ -155,6 +155,24 @@ export const MIGRATIONS: readonly Migration[] = [
     // (status, retry) reads one run's rows through the primary key instead.
     sql: `DROP INDEX steps_by_state;`,
   },
+  {
+    version: 6,
+    name: "runs and attempts remember their API origin; a run taken over says by whom",
+    // Results, re-attachment and durations belong to the API that produced them: an
+    // emulator's test video is not a RunComfy result. Attempts carry their run's origin so
+    // resume finds them without a join. Rows from before have no origin (NULL, unknown)
+    // and match no origin: nothing of theirs is reused, re-attached or learned from, except
+    // the runs of `apply --emulator`, which said so in their options.
+    // finished_by_run: the later run that finished the steps this one left unfinished.
+    sql: `
+      ALTER TABLE runs ADD COLUMN api_origin TEXT;
+      ALTER TABLE runs ADD COLUMN finished_by_run TEXT;
+      ALTER TABLE attempts ADD COLUMN api_origin TEXT;
+      UPDATE runs SET api_origin = 'emulator' WHERE json_extract(options_json, '$.emulator') = 1;
+      UPDATE attempts SET api_origin = 'emulator'
+        WHERE run_id IN (SELECT id FROM runs WHERE api_origin = 'emulator');
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

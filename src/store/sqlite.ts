@@ -31,6 +31,7 @@ import type {
   NewStep,
   OutputRecord,
   ReusableStep,
+  ReuseScope,
   RunKind,
   RunRecord,
   RunResult,
@@ -47,6 +48,11 @@ import type {
 export interface SqliteStoreOptions {
   /** Open for reading only (status, runs, report); the file must exist. Default false. */
   readonly?: boolean | undefined;
+  /**
+   * With `readonly`: not even an older schema is upgraded in the file (`plan` writes nothing);
+   * an older database is read from a copy upgraded in memory instead.
+   */
+  neverWrite?: boolean | undefined;
   /** How long a write waits for another process's transaction before failing. Default 10 s. */
   busyTimeoutMs?: number | undefined;
   /**
@@ -71,7 +77,11 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions = {}):
   if (readonly && !inMemory && !existsSync(path)) throw missingStateError(path);
   if (!readonly && !inMemory) mkdirSync(dirname(path), { recursive: true });
 
-  if (readonly) upgradeBeforeReading(path, busyTimeoutMs);
+  if (readonly && options.neverWrite) {
+    const copy = upgradedCopyIfOlder(path, busyTimeoutMs);
+    if (copy)
+      return new SqliteStore(copy, path, makeRedactor(options.secrets ?? tokensFromEnvironment(process.env)));
+  } else if (readonly) upgradeBeforeReading(path, busyTimeoutMs);
   const db = connect(path, { readonly, busyTimeoutMs });
   try {
     if (!readonly) prepareForWriting(db, path);
@@ -89,6 +99,28 @@ function upgradeBeforeReading(path: string, busyTimeoutMs: number): void {
   if (version > LATEST_SCHEMA_VERSION) throw newerSchemaError(path, version, LATEST_SCHEMA_VERSION);
   if (version < LATEST_SCHEMA_VERSION) {
     withDatabase(path, { readonly: false, busyTimeoutMs }, (db) => prepareForWriting(db, path));
+  }
+}
+
+/** An older database, copied into memory and upgraded there; undefined when it is up to date. */
+function upgradedCopyIfOlder(path: string, busyTimeoutMs: number): Database.Database | undefined {
+  const snapshot = withDatabase(path, { readonly: true, busyTimeoutMs }, (db) => {
+    const version = schemaVersion(db);
+    if (version > LATEST_SCHEMA_VERSION) throw newerSchemaError(path, version, LATEST_SCHEMA_VERSION);
+    return version < LATEST_SCHEMA_VERSION ? db.serialize() : undefined;
+  });
+  if (!snapshot) return undefined;
+  // The header's file format bytes say WAL, which a database in memory cannot be: rollback.
+  snapshot[18] = 1;
+  snapshot[19] = 1;
+  const copy = new Database(snapshot);
+  try {
+    copy.pragma("foreign_keys = ON");
+    migrate(copy, path);
+    return copy;
+  } catch (error) {
+    copy.close();
+    throw explainOpenError(path, error);
   }
 }
 
@@ -163,6 +195,8 @@ interface RunRow {
   started_at: number;
   finished_at: number | null;
   cancel_requested_at: number | null;
+  api_origin: string | null;
+  finished_by_run: string | null;
 }
 
 interface StepRow {
@@ -205,6 +239,7 @@ interface AttemptRow {
   started_at: number;
   submitted_at: number | null;
   finished_at: number | null;
+  api_origin: string | null;
 }
 
 interface OutputRow {
@@ -262,6 +297,8 @@ function toRunRecord(row: RunRow): RunRecord {
     startedAt: row.started_at,
     finishedAt: orUndefined(row.finished_at),
     cancelRequestedAt: orUndefined(row.cancel_requested_at),
+    apiOrigin: orUndefined(row.api_origin),
+    finishedByRun: orUndefined(row.finished_by_run),
   };
 }
 
@@ -307,6 +344,7 @@ function toAttemptRecord(row: AttemptRow): AttemptRecord {
     startedAt: row.started_at,
     submittedAt: orUndefined(row.submitted_at),
     finishedAt: orUndefined(row.finished_at),
+    apiOrigin: orUndefined(row.api_origin),
   };
 }
 
@@ -321,6 +359,7 @@ function toInFlight(row: AttemptRow): InFlightAttempt {
     disposition: row.request_id === null ? "maybe_billed" : "reattach",
     startedAt: row.started_at,
     submittedAt: orUndefined(row.submitted_at),
+    apiOrigin: orUndefined(row.api_origin),
   };
 }
 
@@ -416,17 +455,23 @@ const TYPICAL_SAMPLE = 20;
 // Written exactly as in the attempts_open partial index, so that SQLite uses it.
 const OPEN_STATES_SQL = `(${OPEN_ATTEMPT_STATES.map((state) => `'${state}'`).join(", ")})`;
 
-// The newest attempt of a (workflow, address, fingerprint) speaks for it: a later attempt
-// re-attached to this one's request, or deliberately resubmitted it.
+// The newest attempt of a (workflow, address, fingerprint) at an API origin speaks for it: a
+// later attempt there re-attached to this one's request, or deliberately resubmitted it. An
+// attempt at another origin takes nothing over: a request left running at RunComfy is still
+// there to collect after a run against the emulator.
 const IN_FLIGHT_WHERE = `
   a.state IN ${OPEN_STATES_SQL}
   AND NOT EXISTS (
     SELECT 1 FROM attempts later
     WHERE later.workflow_name = a.workflow_name AND later.fingerprint = a.fingerprint
-      AND later.address = a.address AND later.seq > a.seq)`;
+      AND later.address = a.address AND later.seq > a.seq AND later.api_origin IS a.api_origin)`;
 
 const ATTEMPT_COLUMNS = `a.run_id, a.address, a.attempt, a.workflow_name, a.fingerprint, a.request_id, a.state,
-  a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at`;
+  a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at, a.api_origin`;
+
+// Steps a run left before their end: what a later run may finish for it.
+const UNFINISHED_STEP_STATES_SQL =
+  "('pending', 'waiting', 'submitting', 'in_queue', 'in_progress', 'downloading', 'running')";
 
 function prepareStatements(db: Database.Database) {
   return {
@@ -441,11 +486,28 @@ function prepareStatements(db: Database.Database) {
       pid: number;
       hostname: string;
       started_at: number;
+      api_origin: string | null;
     }>(
       `INSERT INTO runs (id, workflow_name, workflow_file, kind, parent_run_id, plan_json, options_json, pid,
-         hostname, started_at)
+         hostname, started_at, api_origin)
        VALUES (@id, @workflow_name, @workflow_file, @kind, @parent_run_id, @plan_json, @options_json, @pid,
-         @hostname, @started_at)`,
+         @hostname, @started_at, @api_origin)`,
+    ),
+    // Runs of the same workflow and origin left unfinished, each of whose unfinished steps
+    // succeeded (or was reused) in run ?1. Their steps are read through the primary key.
+    closeRunsFinishedBy: db.prepare<{ run: string }, { id: string }>(
+      `UPDATE runs AS old SET finished_by_run = @run
+       FROM (SELECT workflow_name, api_origin, started_at FROM runs WHERE id = @run) AS new
+       WHERE old.workflow_name = new.workflow_name AND old.api_origin = new.api_origin
+         AND old.id <> @run AND old.started_at <= new.started_at AND old.finished_by_run IS NULL
+         AND old.status IN ('running', 'interrupted')
+         AND EXISTS (SELECT 1 FROM steps s WHERE s.run_id = old.id AND s.state IN ${UNFINISHED_STEP_STATES_SQL})
+         AND NOT EXISTS (
+           SELECT 1 FROM steps s WHERE s.run_id = old.id AND s.state IN ${UNFINISHED_STEP_STATES_SQL}
+             AND NOT EXISTS (
+               SELECT 1 FROM steps done WHERE done.run_id = @run AND done.address = s.address
+                 AND done.state IN ('succeeded', 'reused')))
+       RETURNING id`,
     ),
     finishRun: db.prepare<[string, number, number, string, string]>(
       `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, counts_json = ? WHERE id = ?`,
@@ -529,10 +591,11 @@ function prepareStatements(db: Database.Database) {
       started_at: number;
       submitted_at: number | null;
     }>(
+      // An attempt is made at its run's API origin.
       `INSERT INTO attempts (run_id, address, attempt, workflow_name, fingerprint, request_id, state,
-         reattached_from_run, started_at, submitted_at)
+         reattached_from_run, started_at, submitted_at, api_origin)
        VALUES (@run_id, @address, @attempt, @workflow_name, @fingerprint, @request_id, @state,
-         @reattached_from_run, @started_at, @submitted_at)`,
+         @reattached_from_run, @started_at, @submitted_at, (SELECT api_origin FROM runs WHERE id = @run_id))`,
     ),
     recordRequestId: db.prepare<[string, number, string, string, number]>(
       `UPDATE attempts
@@ -548,9 +611,9 @@ function prepareStatements(db: Database.Database) {
          server_ms      = coalesce(@server_ms, server_ms)
        WHERE run_id = @run_id AND address = @address AND attempt = @attempt`,
     ),
-    recentServerDurations: db.prepare<[string, number], { server_ms: number }>(
+    recentServerDurations: db.prepare<[string, string, number], { server_ms: number }>(
       `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
-       WHERE s.model = ? AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT ?`,
+       WHERE s.model = ? AND a.api_origin = ? AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT ?`,
     ),
     getAttemptsOfRun: db.prepare<[string], AttemptRow>(
       `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? ORDER BY a.seq`,
@@ -567,6 +630,11 @@ function prepareStatements(db: Database.Database) {
       `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
        WHERE a.workflow_name = ? AND a.fingerprint = ? AND a.address = ? AND ${IN_FLIGHT_WHERE}
        ORDER BY a.seq DESC LIMIT 1`,
+    ),
+    inFlightAt: db.prepare<[string, string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+       WHERE a.workflow_name = ? AND a.fingerprint = ? AND a.address = ? AND ${IN_FLIGHT_WHERE}
+       ORDER BY a.seq DESC`,
     ),
     listInFlight: db.prepare<[string], AttemptRow>(
       `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.workflow_name = ? AND ${IN_FLIGHT_WHERE} ORDER BY a.seq`,
@@ -587,11 +655,11 @@ function prepareStatements(db: Database.Database) {
     // Only originals are reuse sources: a reused copy would restart the retention clock
     // of remote URLs that are as old as the original. CROSS JOIN keeps the (selective)
     // fingerprint index as the outer loop however many runs there are.
-    findSucceeded: db.prepare<[string, string, number], ReusableRow>(
+    findSucceeded: db.prepare<[string, string, string, number], ReusableRow>(
       `SELECT s.run_id, s.address, coalesce(s.finished_at, s.updated_at) AS finished_at, s.request_id,
          s.output_json, s.files_json, s.stdout
        FROM steps s CROSS JOIN runs r ON r.id = s.run_id
-       WHERE s.state = 'succeeded' AND s.fingerprint = ? AND r.workflow_name = ?
+       WHERE s.state = 'succeeded' AND s.fingerprint = ? AND r.workflow_name = ? AND r.api_origin = ?
          AND coalesce(s.finished_at, s.updated_at) >= ?
        ORDER BY coalesce(s.finished_at, s.updated_at) DESC, s.rowid DESC LIMIT 1`,
     ),
@@ -659,6 +727,7 @@ export class SqliteStore implements StateStore {
       pid: run.pid,
       hostname: run.hostname,
       started_at: run.startedAt,
+      api_origin: run.apiOrigin ?? null,
     });
   }
 
@@ -722,6 +791,11 @@ export class SqliteStore implements StateStore {
     this.#beforeWrite();
     const { changes } = this.#sql.requestCancel.run(at, runId);
     if (changes === 0) throw new Error(`requestCancel: no run ${runId}`);
+  }
+
+  closeRunsFinishedBy(runId: string): string[] {
+    this.#beforeWrite();
+    return this.#sql.closeRunsFinishedBy.all({ run: runId }).map((row) => row.id);
   }
 
   // Steps
@@ -912,13 +986,17 @@ export class SqliteStore implements StateStore {
     return row && toInFlight(row);
   }
 
+  inFlightAt(workflowName: string, fingerprint: string, address: string): InFlightAttempt[] {
+    return this.#sql.inFlightAt.all(workflowName, fingerprint, address).map(toInFlight);
+  }
+
   listInFlight(workflowName: string): InFlightAttempt[] {
     return this.#sql.listInFlight.all(workflowName).map(toInFlight);
   }
 
-  typicalDurationMs(model: string): number | undefined {
+  typicalDurationMs(model: string, apiOrigin: string): number | undefined {
     const durations = this.#sql.recentServerDurations
-      .all(model, TYPICAL_SAMPLE)
+      .all(model, apiOrigin, TYPICAL_SAMPLE)
       .map((row) => row.server_ms)
       .sort((a, b) => a - b);
     return durations.length === 0 ? undefined : durations[Math.floor((durations.length - 1) / 2)];
@@ -951,8 +1029,13 @@ export class SqliteStore implements StateStore {
 
   // Reuse
 
-  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined {
-    const row = this.#sql.findSucceeded.get(fingerprint, workflowName, notBefore ?? Number.MIN_SAFE_INTEGER);
+  findSucceeded(workflowName: string, fingerprint: string, scope: ReuseScope): ReusableStep | undefined {
+    const row = this.#sql.findSucceeded.get(
+      fingerprint,
+      workflowName,
+      scope.apiOrigin,
+      scope.notBefore ?? Number.MIN_SAFE_INTEGER,
+    );
     return row && toReusableStep(row);
   }
 

@@ -5,10 +5,10 @@
  * (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
  * plain values. There is no field for the API token anywhere.
  */
-import type { PriorState, ReusableStep } from "../plan/types.js";
+import type { ReusableStep } from "../plan/types.js";
 
-// The planner owns these shapes; the store is one implementation of its PriorState port.
-export type { PriorState, ReusableStep };
+// The planner owns this shape; the engine builds its PriorState port on the store (prior-runs.ts).
+export type { ReusableStep };
 
 /** The step states as stored; must stay equal to the engine's `StepState` (checked in a test). */
 export const STORED_STEP_STATES = [
@@ -81,6 +81,11 @@ export interface NewRun {
   startedAt: number;
   pid: number;
   hostname: string;
+  /**
+   * The API it runs against (api/origin.ts): `scheme://host[:port]`, or `emulator` for the
+   * in-process one. Undefined records an unknown origin, which nothing is ever matched to.
+   */
+  apiOrigin?: string | undefined;
 }
 
 export interface RunResult {
@@ -107,6 +112,10 @@ export interface RunRecord {
   finishedAt: number | undefined;
   /** Set by `cancel`; the live apply of this run notices it and stops. */
   cancelRequestedAt: number | undefined;
+  /** The API it ran against; undefined for a run from before origins were recorded. */
+  apiOrigin: string | undefined;
+  /** The later run that finished every step this one left unfinished (it was interrupted or died). */
+  finishedByRun: string | undefined;
 }
 
 /** The columns of a step a transition may change. `undefined` leaves a column as it is, `null` clears it. */
@@ -220,6 +229,8 @@ export interface AttemptRecord extends AttemptKey {
   error: string | undefined;
   /** The run this attempt re-attached from, when it did. */
   reattachedFromRun: string | undefined;
+  /** The API it was made at (its run's); undefined when not recorded. */
+  apiOrigin: string | undefined;
   startedAt: number;
   submittedAt: number | undefined;
   finishedAt: number | undefined;
@@ -242,6 +253,8 @@ export interface InFlightAttempt {
   disposition: "reattach" | "maybe_billed";
   startedAt: number;
   submittedAt: number | undefined;
+  /** The API its request was (or may have been) made at; undefined when not recorded. */
+  apiOrigin: string | undefined;
 }
 
 export interface NewOutput {
@@ -297,7 +310,13 @@ export interface LockOptions {
 export type LockResult =
   { acquired: true; tookOverFrom?: LockHolder | undefined } | { acquired: false; holder: LockHolder };
 
-export interface StateStore extends PriorState {
+/** Which earlier results count: those of one API origin, finished at or after `notBefore` (the cache TTL). */
+export interface ReuseScope {
+  apiOrigin: string;
+  notBefore?: number | undefined;
+}
+
+export interface StateStore {
   // Runs
   createRun(run: NewRun): void;
   finishRun(runId: string, result: RunResult): void;
@@ -320,6 +339,13 @@ export interface StateStore extends PriorState {
   /** The parts of a run's plan, in order; none for a plan stored whole. */
   getRunPlanParts(runId: string): unknown[];
   requestCancel(runId: string, at: number): void;
+  /**
+   * Marks the earlier runs of `run`'s workflow and API origin that were left unfinished
+   * (interrupted, or still `running` after their process died) and whose every unfinished
+   * step has now succeeded (or been reused) in `run`: they say `run` finished them. Call
+   * it holding the workflow's lock, once `run` is over. Returns the ids it marked.
+   */
+  closeRunsFinishedBy(runId: string): string[];
 
   // Steps
   /** All in one transaction: a 100,000-step plan costs one commit. */
@@ -343,24 +369,29 @@ export interface StateStore extends PriorState {
   recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void;
   updateAttempt(key: AttemptKey, patch: AttemptPatch): void;
   getAttempts(runId: string, address?: string): AttemptRecord[];
-  /** The in-flight attempt of this workflow and fingerprint (at `address`, when given); newest first. */
+  /**
+   * The newest in-flight attempt of this workflow and fingerprint (at `address`, when given),
+   * of any API origin. An attempt is taken over only by a later one at the same origin.
+   */
   findInFlight(workflowName: string, fingerprint: string, address?: string): InFlightAttempt | undefined;
+  /** The in-flight attempts at `address` with this fingerprint: the newest of each API origin, newest first. */
+  inFlightAt(workflowName: string, fingerprint: string, address: string): InFlightAttempt[];
   /** Every in-flight attempt of the workflow, oldest first. */
   listInFlight(workflowName: string): InFlightAttempt[];
   /**
-   * The median server-measured duration of the model's latest succeeded requests (any
-   * workflow), or undefined when none is known: where a run starts polling the model.
+   * The median server-measured duration of the model's latest succeeded requests at this API
+   * origin (any workflow), or undefined when none is known: where a run starts polling the model.
    */
-  typicalDurationMs(model: string): number | undefined;
+  typicalDurationMs(model: string, apiOrigin: string): number | undefined;
 
   // Outputs
   /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */
   recordOutput(output: NewOutput): void;
   getOutputs(runId: string, address?: string): OutputRecord[];
 
-  // Reuse (the planner's PriorState): the newest step of this workflow that succeeded with
-  // this fingerprint and finished at or after `notBefore` (the cache TTL), with its outputs.
-  findSucceeded(workflowName: string, fingerprint: string, notBefore?: number): ReusableStep | undefined;
+  // Reuse: the newest step of this workflow that succeeded with this fingerprint at this API
+  // origin, within the scope's cache TTL, with its outputs.
+  findSucceeded(workflowName: string, fingerprint: string, scope: ReuseScope): ReusableStep | undefined;
 
   // Lock: one live apply per workflow
   /** Atomic across processes; takes over a holder that is stale or (same host) dead. */

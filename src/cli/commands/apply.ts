@@ -3,17 +3,14 @@
  * what an earlier apply left unfinished; reuse what already succeeded. Progress goes to
  * stdout as plain lines (or NDJSON with --json), then the summary.
  */
-import { existsSync, readFileSync } from "node:fs";
-import path from "node:path";
+import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { parse } from "yaml";
+import { EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
 import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../engine/apply.js";
 import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
-import type { PriorState } from "../../plan/types.js";
-import { emptyPriorState } from "../../plan/prior-state.js";
-import { openSqliteStore } from "../../store/sqlite.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
   collectRepeatable,
@@ -76,30 +73,40 @@ function declaresVar(file: string, name: string): boolean {
   }
 }
 
+/**
+ * The media host `plan --emulator` (and `apply --emulator --dry-run`) assumes: the emulator's
+ * usual port, where `apply --emulator` listens when it is free.
+ */
+export function planEmulatorVars(
+  file: string,
+  varFlags: readonly string[] | undefined,
+): Record<string, string> {
+  if (Object.hasOwn(parseVarOverrides(varFlags ? [...varFlags] : undefined), MEDIA_HOST_VAR)) return {};
+  if (!declaresVar(file, MEDIA_HOST_VAR)) return {};
+  return { [MEDIA_HOST_VAR]: `http://127.0.0.1:${DEFAULT_EMULATOR_PORT}` };
+}
+
+/** `--dry-run`: exactly `runflow plan` with the same options. */
 async function dryRun(
   file: string,
   flags: ApplyFlags,
   globals: GlobalOptions,
   output: Output,
 ): Promise<void> {
-  const statePath = path.resolve(globals.state);
-  let prior: PriorState = emptyPriorState;
-  let close = () => {};
-  if (!flags.fresh && existsSync(statePath)) {
-    const store = openSqliteStore(statePath, { readonly: true });
-    prior = store;
-    close = () => store.close();
-  }
-  try {
-    await runPlanCommand(
-      file,
-      { var: flags.var, only: flags.only, fresh: flags.fresh, json: globals.json, models: globals.models },
-      prior,
-      output,
-    );
-  } finally {
-    close();
-  }
+  await runPlanCommand(
+    file,
+    {
+      var: flags.var,
+      presetVars: flags.emulator ? planEmulatorVars(file, flags.var) : undefined,
+      only: flags.only,
+      fresh: flags.fresh,
+      emulator: flags.emulator,
+      json: globals.json,
+      models: globals.models,
+      state: globals.state,
+    },
+    output,
+  );
 }
 
 export async function runApplyCommand(
@@ -140,7 +147,9 @@ export async function runApplyCommand(
           download: flags.download,
           wait: flags.wait,
           models: globals.models,
-          api: emulator ? { baseUrl: emulator.url, token: "emulator" } : undefined,
+          api: emulator
+            ? { baseUrl: emulator.url, token: "emulator", origin: EMBEDDED_EMULATOR_ORIGIN }
+            : undefined,
         },
         { events, control },
       ),
@@ -174,7 +183,7 @@ export function register(program: Command): void {
     .argument("<file>", "the workflow YAML file")
     .option("--concurrency <n>", "requests in flight at once (overrides the file)")
     .option("--fresh", "reuse nothing from earlier runs")
-    .option("--dry-run", "print the plan and submit nothing (same as `runflow plan`)")
+    .option("--dry-run", "print what apply would do and submit nothing (same as `runflow plan`)")
     .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)
     .option(
       "--only <job[/step]>",

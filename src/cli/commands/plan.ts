@@ -1,52 +1,91 @@
 /**
- * `runflow plan <file>`: the expanded jobs and steps, which would be reused and which
- * submitted, and the exact request bodies (SPEC §2). Prints the very Plan `apply` executes.
+ * `runflow plan <file>` and `runflow apply <file> --dry-run` (SPEC §2): what `apply` would do,
+ * step by step — reuse, re-attach, submit, hold as unknown — against the API it would run
+ * at, with the exact request bodies. One code path for both: the planner `apply` runs, with
+ * what the state database holds, seen from that API (engine/prior-runs.ts).
+ *
+ * A plan only reads: the state database is opened read-only (never created, never locked,
+ * never upgraded in place), and a missing one means nothing to reuse.
  */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import type { Command } from "commander";
+import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
+import { apiOriginFor } from "../../engine/apply.js";
+import { heldBecause, priorStateAt, unfinishedElsewhere } from "../../engine/prior-runs.js";
 import { loadModelRegistry } from "../../models/registry.js";
-import {
-  emptyPriorState,
-  planRun,
-  planSummaryLines,
-  planToJson,
-  type Plan,
-  type PriorState,
-} from "../../plan/index.js";
+import { emptyPriorState, planRun, planSummaryLines, planToJson, type Plan } from "../../plan/index.js";
+import { openSqliteStore, type SqliteStore } from "../../store/sqlite.js";
 import { checkWorkflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
-import { collectRepeatable, commandOutput, globalOptions, processOutput, type Output } from "../context.js";
+import {
+  collectRepeatable,
+  commandOutput,
+  DEFAULT_STATE_PATH,
+  globalOptions,
+  processOutput,
+  type Output,
+} from "../context.js";
+import { planEmulatorVars } from "./apply.js";
 import { diagnosticLines, diagnosticToJson, WorkflowRejectedError } from "./validate.js";
 
 export interface PlanCommandOptions {
   /** `--var NAME=VALUE`, as given. */
-  var?: string[];
+  var?: string[] | undefined;
+  /** Vars set for the user (`--emulator`'s media host), under the `--var` ones. */
+  presetVars?: Readonly<Record<string, string>> | undefined;
   /** `--only JOB[/STEP]`, as given. */
-  only?: string[];
-  fresh?: boolean;
-  json?: boolean;
+  only?: string[] | undefined;
+  fresh?: boolean | undefined;
+  json?: boolean | undefined;
+  /** Plan against the in-process emulator `apply --emulator` starts. */
+  emulator?: boolean | undefined;
   /** Extra model schema folders (`--models`). */
-  models?: string[];
-  env?: NodeJS.ProcessEnv;
+  models?: string[] | undefined;
+  /** The state database (`--state`); relative to the current folder. */
+  state?: string | undefined;
+  env?: NodeJS.ProcessEnv | undefined;
   /** The run id templates see as `run.id` (default: `plan-` and the time). */
-  runId?: string;
+  runId?: string | undefined;
   /** Now, in ms since the epoch (default: the clock). */
-  now?: number;
+  now?: number | undefined;
+}
+
+/** The state database, read-only, or undefined when there is none yet. */
+function openForPlanning(statePath: string): SqliteStore | undefined {
+  if (!existsSync(statePath)) return undefined;
+  return openSqliteStore(statePath, { readonly: true, neverWrite: true });
+}
+
+/** Notes under the headline: the API it plans against, and requests left at another. */
+function contextLines(plan: Plan, notes: readonly string[]): string[] {
+  return [`against ${describeOrigin(plan.apiOrigin)}`, ...notes.map((note) => `note: ${note}`)];
+}
+
+/** Per held step, why: what `apply` would record as its error. */
+function heldLines(plan: Plan): string[] {
+  const lines: string[] = [];
+  for (const step of plan.steps) {
+    if (step.decision === "unknown" && step.unfinished && step.unfinished.kind !== "reattach")
+      lines.push(`  ${step.address}: ${heldBecause(step.unfinished)}`);
+  }
+  return lines.length > 0 ? ["held as unknown (not sent):", ...lines] : [];
 }
 
 /**
- * Loads, plans and prints. `prior` is what earlier runs left (the state store), or
- * emptyPriorState. Throws WorkflowRejectedError (exit 2) after printing the diagnostics
- * when the workflow is invalid.
+ * Loads, plans and prints what `apply` would do. Throws WorkflowRejectedError (exit 2) after
+ * printing the diagnostics when the workflow is invalid.
  */
 export async function runPlanCommand(
   file: string,
   options: PlanCommandOptions,
-  prior: PriorState,
   output: Output = processOutput,
 ): Promise<Plan> {
-  const vars = parseVarOverrides(options.var);
+  const env = options.env ?? process.env;
+  const vars = { ...options.presetVars, ...parseVarOverrides(options.var) };
+  const apiOrigin = options.emulator ? EMBEDDED_EMULATOR_ORIGIN : apiOriginFor({ env });
   const registry = loadModelRegistry({ dirs: options.models ?? [] });
-  const check = await checkWorkflow(file, { registry, vars, env: options.env ?? process.env });
+  const check = await checkWorkflow(file, { registry, vars, env });
   if (!check.workflow) {
     if (options.json) {
       const report = { ok: false, diagnostics: check.diagnostics.map((d) => diagnosticToJson(d, file)) };
@@ -56,22 +95,40 @@ export async function runPlanCommand(
     }
     throw new WorkflowRejectedError(file, check.diagnostics.length);
   }
-  const now = options.now ?? Date.now();
-  const plan = planRun(check.workflow, prior, {
-    runId: options.runId ?? `plan-${new Date(now).toISOString().replace(/[-:]/g, "").slice(0, 15)}`,
-    now,
-    fresh: options.fresh === true,
-    only: options.only ?? [],
-  });
-  output.stdout(options.json ? `${planToJson(plan)}\n` : `${planSummaryLines(plan).join("\n")}\n`);
-  return plan;
+  const workflow = check.workflow;
+  const store = openForPlanning(path.resolve(options.state ?? DEFAULT_STATE_PATH));
+  try {
+    const now = options.now ?? Date.now();
+    const plan = planRun(
+      workflow,
+      store ? priorStateAt(store, apiOrigin, { fresh: options.fresh }) : emptyPriorState,
+      {
+        runId: options.runId ?? `plan-${new Date(now).toISOString().replace(/[-:]/g, "").slice(0, 15)}`,
+        now,
+        fresh: options.fresh === true,
+        only: options.only ?? [],
+        apiOrigin,
+      },
+    );
+    const notes = store ? unfinishedElsewhere(store, workflow.name, apiOrigin) : [];
+    if (options.json) {
+      const withNotes: Plan & { notes?: string[] } = notes.length > 0 ? { ...plan, notes } : plan;
+      output.stdout(`${planToJson(withNotes)}\n`);
+    } else {
+      const [headline = "", ...rest] = planSummaryLines(plan);
+      output.stdout(`${[headline, ...contextLines(plan, notes), ...heldLines(plan), ...rest].join("\n")}\n`);
+    }
+    return plan;
+  } finally {
+    store?.close();
+  }
 }
 
 export function register(program: Command): void {
   program
     .command("plan")
     .description(
-      "print the expanded jobs and steps, which would be reused and which submitted, and the request bodies",
+      "print what apply would do: which steps would be reused, re-attached, submitted or held, and the request bodies",
     )
     .argument("<file>", "the workflow YAML file")
     .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)
@@ -81,17 +138,25 @@ export function register(program: Command): void {
       collectRepeatable,
     )
     .option("--fresh", "reuse nothing from earlier runs")
+    .option("--emulator", "plan against the in-process emulator `apply --emulator` runs at")
     .action(async function (
       this: Command,
       file: string,
-      local: { var?: string[]; only?: string[]; fresh?: boolean },
+      local: { var?: string[]; only?: string[]; fresh?: boolean; emulator?: boolean },
     ) {
       const globals = globalOptions(this);
       await runPlanCommand(
         file,
-        { var: local.var, only: local.only, fresh: local.fresh, json: globals.json, models: globals.models },
-        // The state store is wired here once it exists; until then nothing is reused.
-        emptyPriorState,
+        {
+          var: local.var,
+          presetVars: local.emulator ? planEmulatorVars(file, local.var) : undefined,
+          only: local.only,
+          fresh: local.fresh,
+          emulator: local.emulator,
+          json: globals.json,
+          models: globals.models,
+          state: globals.state,
+        },
         commandOutput(this),
       );
     });

@@ -1,6 +1,7 @@
 /** `runflow runs` (SPEC §2): the history of runs, newest first. */
 import path from "node:path";
 import type { Command } from "commander";
+import { shortOrigin } from "../../api/origin.js";
 import { UsageError } from "../../errors.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import { formatTable } from "../../render/table.js";
@@ -44,12 +45,15 @@ export function register(program: Command): void {
           run.id,
           run.kind,
           run.workflowName,
+          shortOrigin(run.apiOrigin),
           shownStatus(run),
           localTime(run.startedAt),
           run.finishedAt === undefined ? "" : formatDuration(run.finishedAt - run.startedAt),
           run.counts === undefined ? "" : countsPhrase(run.counts),
         ]);
-        output.stdout(formatTable(["RUN", "KIND", "WORKFLOW", "STATUS", "STARTED", "TOOK", "STEPS"], rows));
+        output.stdout(
+          formatTable(["RUN", "KIND", "WORKFLOW", "API", "STATUS", "STARTED", "TOOK", "STEPS"], rows),
+        );
       } finally {
         store.close();
       }

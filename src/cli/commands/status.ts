@@ -4,6 +4,7 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
+import { describeOrigin, isEmulatorOrigin } from "../../api/origin.js";
 import { findRun } from "../../engine/retry.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
@@ -70,8 +71,11 @@ export function register(program: Command): void {
         const lines = [
           `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${shownStatus(run)}${finished}`,
           `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
+          `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
           stepCountsLine(report.counts),
         ];
+        if (run.finishedByRun !== undefined)
+          lines.push(`the steps it left unfinished were finished by run ${run.finishedByRun}`);
         if (report.problems.length > 0) {
           lines.push("not succeeded:");
           for (const problem of report.problems.slice(0, LISTED)) {
@@ -91,7 +95,7 @@ export function register(program: Command): void {
             lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
         }
         const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
-        if (retryable > 0 && run.status !== "running")
+        if (retryable > 0 && run.status !== "running" && run.finishedByRun === undefined)
           lines.push(`to retry: runflow retry ${run.id}${stateArgument(globals)}`);
         if (report.problems.some((problem) => problem.state === "unknown"))
           lines.push(
