@@ -20,11 +20,13 @@ describe("runflow runs", () => {
     expect(table.exitCode).toBe(0);
     const [header, retry, apply, ...rest] = table.stdout.trimEnd().split("\n");
     expect(rest).toEqual([]);
-    expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
+    expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+API\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
     expect(retry).toMatch(
-      /^\S+\s+retry\s+night\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+2 failed \(1 blocked\)$/,
+      /^\S+\s+retry\s+night\s+emulator \S+\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+2 failed \(1 blocked\)$/,
     );
-    expect(apply).toMatch(/^\S+\s+apply\s+night\s+failed\s+.*4 succeeded, 2 failed \(1 blocked\)$/);
+    expect(apply).toMatch(
+      /^\S+\s+apply\s+night\s+emulator \S+\s+failed\s+.*4 succeeded, 2 failed \(1 blocked\)$/,
+    );
     // Columns line up: every row's STATUS starts where the header's does.
     const statusColumn = header!.indexOf("STATUS");
     expect(retry!.slice(statusColumn)).toMatch(/^failed/);
@@ -61,6 +63,37 @@ describe("runflow runs", () => {
     expect(listed).toMatchObject({ status: "running", process: "gone" });
     const status = JSON.parse((await flow.run(["status", "--json"])).stdout) as { run: { process?: string } };
     expect(status.run.process).toBe("gone");
+  });
+});
+
+describe("a run whose work a later apply finished", () => {
+  test("is no longer shown died or in progress: it names the run that finished it (runs, status, --json)", async () => {
+    const flow = await project(
+      { "flow.yaml": chainYaml({ name: "night" }), "items.csv": itemsCsv(2) },
+      { duration: 1_500 },
+    );
+    const child = flow.start(["apply", "flow.yaml"]);
+    await waitForOutput(child, /in_progress/);
+    child.kill("SIGKILL");
+    await child.catch(() => undefined);
+    const [dead] = JSON.parse((await flow.run(["runs", "--json"])).stdout) as { id: string }[];
+
+    const resumed = await flow.run(["apply", "flow.yaml"]);
+    expect(resumed.exitCode).toBe(0);
+    const [finisher] = JSON.parse((await flow.run(["runs", "--json"])).stdout) as { id: string }[];
+    expect(resumed.stdout).toContain(`finished what run ${dead!.id} left unfinished`);
+
+    const table = (await flow.run(["runs"])).stdout;
+    const row = table.split("\n").find((line) => line.startsWith(dead!.id))!;
+    expect(row).toContain(`died; finished by run ${finisher!.id}`);
+    expect(row).not.toContain("apply again");
+    const status = (await flow.run(["status", dead!.id])).stdout;
+    expect(status).toContain(`: died; finished by run ${finisher!.id}`);
+    expect(status).toContain(`the steps it left unfinished were finished by run ${finisher!.id}`);
+    const json = JSON.parse((await flow.run(["status", dead!.id, "--json"])).stdout) as {
+      run: { finishedByRun?: string };
+    };
+    expect(json.run.finishedByRun).toBe(finisher!.id);
   });
 });
 

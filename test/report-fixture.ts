@@ -113,6 +113,7 @@ export function seedReportRun(options: SeedOptions = {}): SeededRun {
       startedAt: T0,
       pid: 4242,
       hostname: "render-box",
+      apiOrigin: "https://model-api.runcomfy.net",
     });
     const teaser = (key: string, stepId: "animate" | "restyle", input: unknown): NewStep => ({
       address: `teaser/${key}/${stepId}`,
