@@ -109,10 +109,18 @@ describe("results belong to the API origin that made them", () => {
     await child;
     const [dead] = await runIds(p);
     const [leftRequest] = p.api.submissions().byBody[0]!.requestIds;
+    const other = await anotherApi();
+
+    // Its requests cannot be cancelled at another API: it would not know their ids.
+    const cancel = await p.run(["cancel"], { env: { RUNCOMFY_BASE_URL: other.url } });
+    expect(cancel.exitCode).toBe(2);
+    expect(cancel.stderr).toContain(
+      `error: run ${dead} was made at the emulator at ${p.api.url}; its requests can be cancelled only there`,
+    );
+    expect(other.requestLog()).toEqual([]);
 
     // Against another API (an emulator too: nothing there bills twice), the step is sent
     // there, and the user is told where the first request still is.
-    const other = await anotherApi();
     const elsewhere = await p.run(["apply", "chain.yaml"], { env: { RUNCOMFY_BASE_URL: other.url } });
     expect(elsewhere.exitCode).toBe(0);
     expect(elsewhere.stdout).not.toContain("re-attached");

@@ -9,7 +9,9 @@ import { createClientFromEnv } from "../api/env.js";
 import { decideLock, isProcessAlive } from "../store/lock.js";
 import { OPEN_ATTEMPT_STATES, type RunRecord, type StateStore } from "../store/types.js";
 import { systemClock, type Clock } from "../util/clock.js";
-import { openStateStore } from "./apply.js";
+import { describeOrigin } from "../api/origin.js";
+import { UsageError } from "../errors.js";
+import { apiOriginFor, openStateStore } from "./apply.js";
 import type { EngineApi } from "./deps.js";
 import { findRun } from "./retry.js";
 import { DEFAULT_LOCK_TIMING } from "./workflow-lock.js";
@@ -60,6 +62,19 @@ function isLive(store: StateStore, run: RunRecord, now: number): boolean {
   return decision.action === "refuse";
 }
 
+function checkRunMadeHere(run: RunRecord, apiOrigin: string): void {
+  if (run.apiOrigin === apiOrigin) return;
+  throw new UsageError(
+    `run ${run.id} was made at ${describeOrigin(run.apiOrigin)}; its requests can be cancelled only there, not at ${describeOrigin(apiOrigin)}`,
+    {
+      hint:
+        run.apiOrigin === undefined || run.apiOrigin === "emulator"
+          ? "nothing was sent to this API for it"
+          : `set RUNCOMFY_BASE_URL=${run.apiOrigin} and cancel it again`,
+    },
+  );
+}
+
 export async function cancelRun(
   request: CancelRequest,
   services: CancelServices = {},
@@ -96,6 +111,8 @@ export async function cancelRun(
       return outcome;
     }
 
+    // A request id means something only at the API that gave it.
+    if (!services.api) checkRunMadeHere(run, apiOriginFor({ env }));
     const api = services.api ?? createClientFromEnv({ env });
     for (const attempt of store.getAttempts(run.id)) {
       if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;
