@@ -85,6 +85,19 @@ describe("results belong to the API origin that made them", () => {
     );
   }, 60_000);
 
+  test("apply --emulator after a killed apply --emulator sends again what the dead emulator held, instead of asking the new one for ids it never gave", async () => {
+    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) });
+    const child = p.start(["apply", "chain.yaml", "--emulator"]);
+    await waitForOutput(child, "clip/item-1/animate in_progress");
+    child.kill("SIGKILL");
+    await child;
+
+    const again = await p.run(["apply", "chain.yaml", "--emulator", "--json"]);
+    expect(again.exitCode).toBe(0);
+    expect(endStates(again.stdout)).toEqual({ succeeded: 2 });
+    expect(again.stdout).not.toContain("re-attached");
+  });
+
   test("a standalone emulator's results are not reused at another API, and still are at its own", async () => {
     const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(3) });
     expect((await p.run(["apply", "chain.yaml", "--quiet"])).exitCode).toBe(0);

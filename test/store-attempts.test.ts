@@ -380,6 +380,14 @@ describe("in-flight attempts of several API origins", () => {
         "this run does not collect them (this run sends their steps here); apply against that API to collect them",
     ]);
 
+    // The embedded emulator's requests ended with the apply that started it: nothing to
+    // re-attach to, nothing to collect elsewhere.
+    const embedded = open(tempDbPath());
+    seedRun(embedded, { id: "tried", apiOrigin: EMBEDDED_EMULATOR_ORIGIN }, [CAT]);
+    start1(embedded, "tried", "req-gone");
+    expect(unfinishedRequest(embedded, "teasers", "fp", CAT, EMBEDDED_EMULATOR_ORIGIN)).toBeUndefined();
+    expect(unfinishedElsewhere(embedded, "teasers", REAL)).toEqual([]);
+
     // A request whose origin was never recorded may be RunComfy's: held there, like any other.
     const unrecorded = open(tempDbPath());
     seedRun(unrecorded, { id: "old", apiOrigin: undefined }, [CAT]);

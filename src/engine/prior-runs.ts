@@ -4,9 +4,17 @@
  * another API that still hold a step. The planner reads it through its PriorState port and
  * the executor asks the very same questions at run time, so `plan` says what `apply` does.
  */
-import { describeOrigin, isEmulatorOrigin } from "../api/origin.js";
+import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN, isEmulatorOrigin } from "../api/origin.js";
 import type { PriorState, UnfinishedRequest } from "../plan/types.js";
 import type { InFlightAttempt, StateStore } from "../store/types.js";
+
+/**
+ * Requests that may still exist: not those of the embedded emulator, which ended with the
+ * apply that started it (a new one knows none of their ids).
+ */
+function mayStillExist(attempt: InFlightAttempt): boolean {
+  return attempt.apiOrigin !== EMBEDDED_EMULATOR_ORIGIN;
+}
 
 /**
  * The request an earlier run made for the step at `address` that may still exist and bears
@@ -22,7 +30,7 @@ export function unfinishedRequest(
   address: string,
   apiOrigin: string,
 ): UnfinishedRequest | undefined {
-  const attempts = store.inFlightAt(workflowName, fingerprint, address);
+  const attempts = store.inFlightAt(workflowName, fingerprint, address).filter(mayStillExist);
   const here = attempts.find((attempt) => attempt.apiOrigin === apiOrigin);
   if (here) {
     return here.disposition === "reattach" && here.requestId !== undefined
@@ -93,7 +101,7 @@ export function unfinishedElsewhere(
     { runId: string; apiOrigin: string | undefined; attempts: InFlightAttempt[] }
   >();
   for (const attempt of store.listInFlight(workflowName)) {
-    if (attempt.apiOrigin === apiOrigin) continue;
+    if (attempt.apiOrigin === apiOrigin || !mayStillExist(attempt)) continue;
     const key = `${attempt.runId}\u0000${attempt.apiOrigin ?? ""}`;
     const group = groups.get(key) ?? { runId: attempt.runId, apiOrigin: attempt.apiOrigin, attempts: [] };
     group.attempts.push(attempt);
