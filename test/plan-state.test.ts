@@ -42,7 +42,7 @@ describe("plan reads the state", () => {
     expect(plan.exitCode).toBe(0);
     const [headline, against] = plan.stdout.split("\n");
     expect(headline).toBe(
-      "chain: 4 instances, 8 steps — 1 to submit, 4 reused, 1 held as unknown, 2 deferred, 0 to run",
+      "chain: 8 steps in 4 instances — 1 to submit, 4 reused, 1 held as unknown, 2 deferred, 0 to run",
     );
     expect(against).toBe(`against the emulator at ${p.api.url}`);
     expect(plan.stdout).toMatch(
@@ -78,7 +78,7 @@ describe("plan reads the state", () => {
 
     const plan = await p.run(["plan", "chain.yaml"]);
     expect(plan.stdout.split("\n")[0]).toBe(
-      "chain: 1 instance, 2 steps — 0 to submit, 0 reused, 1 re-attached, 1 deferred, 0 to run",
+      "chain: 2 steps in 1 instance — 0 to submit, 0 reused, 1 re-attached, 1 deferred, 0 to run",
     );
     expect(plan.stdout).toMatch(
       new RegExp(
@@ -106,6 +106,6 @@ describe("plan reads the state", () => {
     await waitForOutput(live, /re-attached/);
     const beside = await p.run(["plan", "chain.yaml"]);
     expect(beside.exitCode).toBe(0);
-    expect(beside.stdout).toContain("chain: 2 instances");
+    expect(beside.stdout).toContain("chain: 4 steps in 2 instances");
   });
 });
