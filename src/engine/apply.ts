@@ -413,10 +413,14 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
               ...planTotals(workflow, options.only),
               models: planModelCounts(workflow, options.only),
             },
-            instances: planInstances(workflow, priorStateAt(prior, apiOrigin, { fresh: request.fresh }), {
-              ...options,
-              later: first && ((instance: string) => !first.has(instance)),
-            }),
+            instances: planInstances(
+              workflow,
+              priorStateAt(prior, apiOrigin, { fresh: request.fresh, unfinished: false }),
+              {
+                ...options,
+                later: first && ((instance: string) => !first.has(instance)),
+              },
+            ),
           };
         },
         execute: {

@@ -73,18 +73,23 @@ export function heldBecause(unfinished: Exclude<UnfinishedRequest, { kind: "reat
 /**
  * The planner's view of earlier runs from `apiOrigin`: their successes (none with `fresh`)
  * and their unfinished requests (re-attached even with `fresh`: never paid twice).
+ * `unfinished: false` leaves the requests out: `apply` asks about them once per step, when
+ * the step starts (model-step.ts), rather than twice (about 25 µs a step).
  */
 export function priorStateAt(
   store: Pick<StateStore, "findSucceeded" | "inFlightAt">,
   apiOrigin: string,
-  options: { fresh?: boolean | undefined } = {},
+  options: { fresh?: boolean | undefined; unfinished?: boolean | undefined } = {},
 ): PriorState {
-  return {
+  const prior: PriorState = {
     findSucceeded: (workflowName, fingerprint) =>
       options.fresh ? undefined : store.findSucceeded(workflowName, fingerprint, { apiOrigin }),
-    unfinished: (workflowName, fingerprint, address) =>
-      unfinishedRequest(store, workflowName, fingerprint, address, apiOrigin),
   };
+  if (options.unfinished !== false) {
+    prior.unfinished = (workflowName, fingerprint, address) =>
+      unfinishedRequest(store, workflowName, fingerprint, address, apiOrigin);
+  }
+  return prior;
 }
 
 /**
