@@ -145,9 +145,67 @@ describe("scripted faults", () => {
     expect((await retry.arrayBuffer()).byteLength).toBe(100_000);
   });
 
+  test("stall sends half of a file and then nothing, on a connection left open", async () => {
+    const id = await submitOk(emulator.url, alephInput(emulator.url, "clip [emulator:output-bytes=100000]"));
+    emulator.configure({ faults: [{ endpoint: "files", kind: "stall", times: 1 }] });
+    const controller = new AbortController();
+    const response = await fetch(`${emulator.url}/files/${id}/video.mp4`, { signal: controller.signal });
+    expect(response.headers.get("content-length")).toBe("100000");
+    const reader: ReadableStreamDefaultReader<Uint8Array> = response.body!.getReader();
+    let received = 0;
+    while (received < 50_000) {
+      const { value, done } = await reader.read();
+      expect(done).toBe(false);
+      received += value!.byteLength;
+    }
+    expect(received).toBe(50_000);
+    // The emulator's own log tells the body went out stalled; the client gives up by itself.
+    expect(emulator.requestLog().at(-1)).toMatchObject({ endpoint: "files", status: 200, fault: "stall" });
+    controller.abort();
+  });
+
+  test("endless sends a file without Content-Length and keeps sending", async () => {
+    const id = await submitOk(emulator.url, alephInput(emulator.url, "clip [emulator:output-bytes=5000]"));
+    emulator.configure({ faults: [{ endpoint: "files", kind: "endless", times: 1 }] });
+    const controller = new AbortController();
+    const response = await fetch(`${emulator.url}/files/${id}/video.mp4`, { signal: controller.signal });
+    expect(response.headers.get("content-length")).toBeNull();
+    const reader: ReadableStreamDefaultReader<Uint8Array> = response.body!.getReader();
+    let received = 0;
+    while (received <= 1_000_000) received += (await reader.read()).value!.byteLength;
+    controller.abort();
+    expect(received).toBeGreaterThan(1_000_000);
+  });
+
+  test("html-page answers 200 with an HTML page instead of the file", async () => {
+    const id = await submitOk(emulator.url, alephInput(emulator.url));
+    emulator.configure({ faults: [{ endpoint: "files", kind: "html-page", times: 1 }] });
+    const response = await fetch(`${emulator.url}/files/${id}/video.mp4`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(await response.text()).toContain("<html>");
+  });
+
+  test("output replaces a succeeded result's output, with {url} and {base} filled in", async () => {
+    const id = await submitOk(emulator.url, alephInput(emulator.url));
+    emulator.configure({
+      faults: [
+        { endpoint: "result", kind: "output", output: { "../x": "{url}", other: ["{base}/media/a.png"] } },
+      ],
+    });
+    const { json } = await resultOf(emulator.url, id);
+    expect(json.output).toEqual({
+      "../x": `${emulator.url}/files/${id}/video.mp4`,
+      other: [`${emulator.url}/media/a.png`],
+    });
+    expect(() => emulator.configure({ faults: [{ endpoint: "result", kind: "output" }] })).toThrow(
+      "Expected `faults[0].output` to be the `output` object a succeeded /result gives instead, got `nothing`",
+    );
+  });
+
   test("refuses a malformed fault, naming the field", () => {
     expect(() => emulator.configure({ faults: [{ endpoint: "status", kind: "418" as "500" }] })).toThrow(
-      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", got `418`',
+      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", "html-page", "output", got `418`',
     );
     expect(() =>
       emulator.configure({ faults: [{ endpoint: "status", kind: "500", retryAfter: 3 }] }),

@@ -26,6 +26,8 @@ export const FAULT_KINDS = [
   "307",
   "endless",
   "stall",
+  "html-page",
+  "output",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -53,6 +55,12 @@ export interface Fault {
    * cancel cancels. `drop-after-create` is `drop` with this set.
    */
   afterCreate?: boolean;
+  /**
+   * `output` only: what a succeeded /result says as its `output` instead of the real one. In
+   * its strings `{url}` stands for the request's real output URL and `{base}` for the
+   * emulator's URL, so hostile keys can still point at real files.
+   */
+  output?: Record<string, unknown>;
 }
 
 export type ErrorShape = "object" | "string";
@@ -198,13 +206,13 @@ const latency: Check<EmulatorConfig["latency"]> = (value, name) => {
   return result;
 };
 
-const FAULT_FIELDS = ["endpoint", "kind", "times", "rate", "retryAfter", "delayMs", "afterCreate"];
+const FAULT_FIELDS = ["endpoint", "kind", "times", "rate", "retryAfter", "delayMs", "afterCreate", "output"];
 
 function fault(value: unknown, name: string): Fault {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw expected(
       name,
-      "a fault { endpoint, kind, times?, rate?, retryAfter?, delayMs?, afterCreate? }",
+      "a fault { endpoint, kind, times?, rate?, retryAfter?, delayMs?, afterCreate?, output? }",
       value,
     );
   }
@@ -235,6 +243,15 @@ function fault(value: unknown, name: string): Fault {
   }
   if (raw.delayMs !== undefined) result.delayMs = milliseconds(raw.delayMs, `${name}.delayMs`);
   if (raw.afterCreate !== undefined) result.afterCreate = boolean(raw.afterCreate, `${name}.afterCreate`);
+  if (result.kind === "output") {
+    const output = raw.output;
+    if (typeof output !== "object" || output === null || Array.isArray(output)) {
+      throw expected(`${name}.output`, "the `output` object a succeeded /result gives instead", output);
+    }
+    result.output = structuredClone(output as Record<string, unknown>);
+  } else if (raw.output !== undefined) {
+    throw new UsageError(`\`${name}.output\` applies only to an "output" fault`);
+  }
   return result;
 }
 

@@ -7,25 +7,32 @@ export interface ChosenFault {
   afterCreate: boolean;
   retryAfter?: number;
   delayMs?: number;
+  /** `output`: the result's `output` to give instead of the real one. */
+  output?: Record<string, unknown>;
   /** How the request log names it. */
   label: string;
 }
 
 export const DEFAULT_SLOW_MS = 2_000;
 /** Faults that break an API answer's JSON (hostile gateways and proxies). */
-const BROKEN_JSON_KINDS: ReadonlySet<FaultKind> = new Set([
-  "empty-200",
-  "truncated-json",
-  "endless",
-  "stall",
-]);
+const BROKEN_JSON_KINDS: ReadonlySet<FaultKind> = new Set(["empty-200", "truncated-json"]);
 const RANDOM_ERRORS = ["500", "502", "503", "504"] as const;
+
+/** Faults of a file's body: they exist only where bodies are files. */
+const FILE_BODY_FAULTS: ReadonlySet<FaultKind> = new Set(["truncate", "html-page"]);
+
+/** The file host's endpoints, as opposed to the API's JSON ones. */
+export function isFileEndpoint(endpoint: Endpoint): boolean {
+  return endpoint === "files" || endpoint === "media";
+}
 
 function applies(fault: Fault, endpoint: Endpoint): boolean {
   if (fault.endpoint !== "*" && fault.endpoint !== endpoint) return false;
-  // A truncated body only exists where bodies are files; broken JSON only where answers are JSON.
-  if (fault.kind === "truncate") return endpoint === "files" || endpoint === "media";
-  if (BROKEN_JSON_KINDS.has(fault.kind)) return endpoint !== "files" && endpoint !== "media";
+  // File faults exist only where bodies are files; broken JSON only where answers are JSON;
+  // `stall` and `endless` break either, each in its own way.
+  if (FILE_BODY_FAULTS.has(fault.kind)) return isFileEndpoint(endpoint);
+  if (BROKEN_JSON_KINDS.has(fault.kind)) return !isFileEndpoint(endpoint);
+  if (fault.kind === "output") return endpoint === "result";
   return true;
 }
 
@@ -54,6 +61,7 @@ export function takeScriptedFault(
     };
     if (fault.retryAfter !== undefined) chosen.retryAfter = fault.retryAfter;
     if (fault.kind === "slow") chosen.delayMs = fault.delayMs ?? DEFAULT_SLOW_MS;
+    if (fault.output !== undefined) chosen.output = fault.output;
     return chosen;
   }
   return undefined;
@@ -74,4 +82,27 @@ export function latencyFor(
 ): number {
   const setting = latency[endpoint] ?? latency["*"];
   return setting === undefined ? 0 : sampleDuration(setting, random);
+}
+
+/**
+ * A succeeded result's body with `output` replaced by `template`, whose strings may say
+ * `{url}` (the request's real output URL) and `{base}` (the emulator's URL). Other bodies
+ * (not yet succeeded, failed) are returned as they are.
+ */
+export function withOutput(body: unknown, template: Record<string, unknown>, baseUrl: string): unknown {
+  if (typeof body !== "object" || body === null) return body;
+  const record = body as Record<string, unknown>;
+  if (record.status !== "succeeded" || typeof record.output !== "object" || record.output === null)
+    return body;
+  const realUrl = Object.values(record.output).find((value) => typeof value === "string") ?? "";
+  const fill = (value: unknown): unknown => {
+    if (typeof value === "string")
+      return value.replaceAll("{url}", String(realUrl)).replaceAll("{base}", baseUrl);
+    if (Array.isArray(value)) return value.map(fill);
+    if (typeof value === "object" && value !== null) {
+      return Object.fromEntries(Object.entries(value).map(([key, element]) => [key, fill(element)]));
+    }
+    return value;
+  };
+  return { ...record, output: fill(template) };
 }

@@ -56,10 +56,15 @@ function writeBuffered(
 }
 
 export interface WriteOptions {
-  /** Send the headers and half of the body, then drop the connection (a failing download). */
-  truncate?: boolean;
   /** A JSON reply: send only the first half of its JSON, as a complete answer (Content-Length of the half). */
   truncateJson?: boolean;
+  /**
+   * How a file's body is sent: `whole`; `truncate` sends the headers and half of it, then
+   * drops the connection; `stall` sends the headers and half of it, then nothing more, with
+   * the connection left open; `endless` sends it without Content-Length, followed by zeros
+   * for as long as the client reads.
+   */
+  body?: "whole" | "truncate" | "stall" | "endless";
   /** Called with the status just before the headers go out. */
   onStatus?: (status: number) => void;
 }
@@ -133,7 +138,7 @@ async function writeFile(
   response: ServerResponse,
   file: VirtualFile,
   head: boolean,
-  { truncate = false, onStatus }: WriteOptions,
+  { body = "whole", onStatus }: WriteOptions,
 ): Promise<number> {
   const range = parseRange(request.headers.range, file.size);
   const common = { "content-type": file.contentType, "accept-ranges": "bytes", "cache-control": "no-store" };
@@ -148,13 +153,32 @@ async function writeFile(
   const length = end - start + 1;
   const headers: Record<string, string> = { ...common, "content-length": String(Math.max(length, 0)) };
   if (range) headers["content-range"] = `bytes ${start}-${end}/${file.size}`;
+  // An endless body has no length to announce: it goes out chunked.
+  if (body === "endless") delete headers["content-length"];
   onStatus?.(status);
   response.writeHead(status, headers);
   if (head || length <= 0) {
     response.end();
     return status;
   }
-  if (truncate) {
+  if (body === "endless") {
+    try {
+      await pipeline(Readable.from(endlessly(file, start, end)), response);
+    } catch {
+      // The client gave up, as it should.
+    }
+    return status;
+  }
+  if (body === "stall") {
+    const sent = Math.floor(length / 2);
+    // Half the body, then silence on an open connection: only the client's idle timeout ends it.
+    if (sent > 0)
+      await pipeline(Readable.from(readRange(file, start, start + sent - 1)), response, { end: false }).catch(
+        () => undefined,
+      );
+    return status;
+  }
+  if (body === "truncate") {
     const sent = Math.floor(length / 2);
     try {
       if (sent > 0)
@@ -171,4 +195,12 @@ async function writeFile(
     // The client went away mid-download: nothing to answer any more.
   }
   return status;
+}
+
+const ZEROS = Buffer.alloc(64 * 1024);
+
+/** The bytes `start`..`end` of `file`, then zeros for ever. */
+function* endlessly(file: VirtualFile, start: number, end: number): Generator<Buffer> {
+  yield* readRange(file, start, end);
+  for (;;) yield ZEROS;
 }

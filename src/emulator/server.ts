@@ -17,7 +17,14 @@ import {
 } from "./config.js";
 import { control } from "./control.js";
 import { EmulatorCore, type EmulatorState } from "./core.js";
-import { latencyFor, randomServerError, takeScriptedFault, type ChosenFault } from "./faults.js";
+import {
+  isFileEndpoint,
+  latencyFor,
+  randomServerError,
+  takeScriptedFault,
+  withOutput,
+  type ChosenFault,
+} from "./faults.js";
 import { mediaFile, outputFile } from "./files.js";
 import {
   BodyTooLargeError,
@@ -132,14 +139,36 @@ function faultReply(fault: ChosenFault, url: URL): Reply | undefined {
         ? reply
         : withHeaders(reply, { "retry-after": String(fault.retryAfter) });
     }
+    case "html-page":
+      // A file host's error or login page, answered 200 as if it were the file.
+      return {
+        type: "text",
+        status: 200,
+        body: "<!doctype html>\n<html><head><title>Access denied</title></head><body><h1>Access denied</h1></body></html>\n",
+        contentType: "text/html; charset=utf-8",
+      };
     default:
       return undefined;
   }
 }
 
-/** Whether a fault replaces the answer (`slow` only delays it, `truncate` and `truncated-json` cut its body). */
-function replacesAnswer(fault: ChosenFault): boolean {
-  return fault.kind !== "slow" && fault.kind !== "truncate" && fault.kind !== "truncated-json";
+/**
+ * Whether a fault replaces the answer. `slow` only delays it; `truncate` and
+ * `truncated-json` cut its body; `output` rewrites a result; on the file host `stall` and
+ * `endless` change how the file's body is sent (on the API they replace the JSON answer).
+ */
+function replacesAnswer(fault: ChosenFault, endpoint: Endpoint): boolean {
+  if (fault.kind === "stall" || fault.kind === "endless") return !isFileEndpoint(endpoint);
+  return !ALTERS_ANSWER.has(fault.kind);
+}
+
+/** Faults that change the real answer instead of replacing it. */
+const ALTERS_ANSWER = new Set<ChosenFault["kind"]>(["slow", "truncate", "truncated-json", "output"]);
+
+/** The answer as the fault alters it: an `output` fault rewrites a succeeded result's `output`. */
+function altered(reply: Reply, fault: ChosenFault | undefined, baseUrl: string): Reply {
+  if (fault?.kind !== "output" || fault.output === undefined || reply.type !== "json") return reply;
+  return { ...reply, body: withOutput(reply.body, fault.output, baseUrl) };
 }
 
 interface Handled {
@@ -238,8 +267,11 @@ async function handle(
   });
   const answer = (reply: Reply, fault?: ChosenFault) =>
     writeReply(request, response, reply, {
-      truncate: fault?.kind === "truncate",
       truncateJson: fault?.kind === "truncated-json",
+      body:
+        fault?.kind === "truncate" || fault?.kind === "stall" || fault?.kind === "endless"
+          ? fault.kind
+          : "whole",
       onStatus: (status) => core.log.answered(entry, status, fault?.label),
     });
   const drop = (label: string) => {
@@ -285,16 +317,16 @@ async function handle(
   if (fault?.kind === "slow") await sleeper.sleep(fault.delayMs ?? 0);
   if (response.destroyed) return;
 
-  if (fault && replacesAnswer(fault) && !fault.afterCreate) {
+  if (fault && replacesAnswer(fault, endpoint) && !fault.afterCreate) {
     await answerWithFault(fault);
     return;
   }
 
   const handled = await dispatch(core, request, route, url, rawBody);
   if (response.destroyed) return;
-  if (fault && replacesAnswer(fault)) await answerWithFault(fault);
+  if (fault && replacesAnswer(fault, endpoint)) await answerWithFault(fault);
   else if (handled.loseAnswer) drop("lost-answer");
-  else await answer(handled.reply, fault);
+  else await answer(altered(handled.reply, fault, core.baseUrl), fault);
 }
 
 function internalError(response: ServerResponse, error: unknown): void {

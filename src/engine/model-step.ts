@@ -8,7 +8,6 @@
  * before anything else happens with it, and a submission whose answer was lost is never
  * sent again unless the user says so.
  */
-import path from "node:path";
 import { ApiAuthError, InputRejectedError, ModelNotFoundError, NoBalanceError } from "../api/errors.js";
 import { ApiError, ForbiddenRequestError, RequestNotFoundError } from "../api/errors.js";
 import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
@@ -23,7 +22,7 @@ import type { AttemptKey, NewOutput } from "../store/types.js";
 import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
-import { filesByName, outputFilesOf } from "./output-files.js";
+import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
 import { heldBecause, unfinishedRequest } from "./prior-runs.js";
 import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
@@ -610,8 +609,8 @@ async function collect(
     };
     rows.push(row);
     if (!context.options.download) continue;
-    const destination = path.join(step.outputsDir, file.fileName);
     try {
+      const destination = outputPath(step.outputsDir, file.fileName);
       const downloaded = await deps.download(file.url, destination, {
         signal: control.watchSignal,
         clock: deps.clock,

@@ -6,12 +6,11 @@
  * cannot be taken over and the step runs again.
  */
 import { pathToFileURL } from "node:url";
-import path from "node:path";
 import type { PlannedStep, ReusableStep, ReuseReference } from "../plan/types.js";
 import type { OutputRecord, StepRecord } from "../store/types.js";
 import type { ExecutionContext } from "./context.js";
 import { copyFileAtomic, hashFile, regularFileSize, type FileFacts } from "./local-files.js";
-import { filesByName, outputFilesOf } from "./output-files.js";
+import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
 import { isSuccess } from "./states.js";
 
 export interface TakenOver {
@@ -112,9 +111,10 @@ export async function takeOverModelStep(
       rows.push(row);
       continue;
     }
-    const wanted = path.join(step.outputsDir, file.fileName);
+    let wanted: string;
     let facts: FileFacts | undefined;
     try {
+      wanted = outputPath(step.outputsDir, file.fileName);
       facts = await placeFromEarlier(wanted, earlierRows.get(outputKey(file.name, file.index)));
       if (!facts) {
         const downloaded = await download(file.url, wanted, { signal, clock, random: context.deps.random });
