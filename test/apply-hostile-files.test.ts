@@ -5,8 +5,16 @@
  */
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { describe, expect, test } from "vitest";
-import { filesUnder, ndjson, project } from "./apply-harness.js";
+import { afterEach, describe, expect, test } from "vitest";
+import { filesUnder, ndjson, project, type Project } from "./apply-harness.js";
+import { mountSmallDisk, smallDiskUnavailable, type SmallDisk } from "./helpers/small-disk.js";
+
+const disks: SmallDisk[] = [];
+const noSmallDisk = smallDiskUnavailable();
+// After the harness's own cleanup (registered first, so run last): the CLI has exited by then.
+afterEach(() => {
+  for (const disk of disks.splice(0)) disk.unmount();
+});
 
 /** One Hailuo step over items.csv. */
 function oneStepYaml(outputs?: string): string {
@@ -30,6 +38,25 @@ jobs:
 }
 
 const ITEMS = "id,prompt\nitem-1,a paper boat\n";
+
+/** The step's error as `apply` prints it. */
+function stepError(stdout: string): string | undefined {
+  return /clip\/item-1\/animate failed: (.*)/.exec(stdout)?.[1];
+}
+
+/** Resolves once `check` holds; checks again on every turn of a short timer (a condition, not a duration). */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+function partsUnder(p: Project): string[] {
+  const outputs = path.join(p.dir, "outputs");
+  return existsSync(outputs) ? filesUnder(outputs).filter((file) => /\.part-[0-9a-f]{12}$/.test(file)) : [];
+}
 
 describe("output file names from the API's answer", () => {
   test("keys that climb out of the outputs folder or name absolute paths are reduced to safe names inside the step's folder", async () => {
@@ -79,5 +106,79 @@ describe("output file names from the API's answer", () => {
       expect(path.dirname(row.path!)).toBe(stepFolder);
       expect(row.bytes).toBe(2015);
     }
+  });
+});
+
+describe("downloads from a hostile file host", () => {
+  test("an endless output is cut at RUNFLOW_MAX_DOWNLOAD_MB and the step fails, keeping nothing", async () => {
+    const p = await project({ "hostile.yaml": oneStepYaml(), "items.csv": ITEMS });
+    p.api.configure({ faults: [{ endpoint: "files", kind: "endless" }] });
+    const result = await p.run(["apply", "hostile.yaml"], { env: { RUNFLOW_MAX_DOWNLOAD_MB: "1" } });
+    expect(result.exitCode).toBe(1);
+    expect(stepError(result.stdout)).toMatch(/the file is larger than the 1000000 bytes allowed/);
+    expect(filesUnder(path.join(p.dir, "outputs"))).toEqual([]);
+  });
+
+  test("a RUNFLOW_MAX_DOWNLOAD_MB that is not a size is refused before anything is submitted", async () => {
+    const p = await project({ "hostile.yaml": oneStepYaml(), "items.csv": ITEMS });
+    const result = await p.run(["apply", "hostile.yaml"], { env: { RUNFLOW_MAX_DOWNLOAD_MB: "lots" } });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain(
+      "Expected `RUNFLOW_MAX_DOWNLOAD_MB` to be a number of megabytes above 0, got `lots`",
+    );
+    expect(p.api.submissions().total).toBe(0);
+  });
+
+  test("an HTML page where the video should be fails the step instead of becoming animate.mp4", async () => {
+    const p = await project({ "hostile.yaml": oneStepYaml(), "items.csv": ITEMS });
+    p.api.configure({ faults: [{ endpoint: "files", kind: "html-page" }] });
+    const result = await p.run(["apply", "hostile.yaml"]);
+    expect(result.exitCode).toBe(1);
+    expect(stepError(result.stdout)).toMatch(/answered text\/html \(\d+ bytes\), not a video/);
+    expect(filesUnder(path.join(p.dir, "outputs"))).toEqual([]);
+    // Once the host answers right, the next apply collects the same request without paying again.
+    p.api.configure({ faults: [] });
+    const second = await p.run(["apply", "hostile.yaml"]);
+    expect(second.exitCode).toBe(0);
+    expect(p.api.submissions().total).toBe(1);
+  });
+
+  test("a full disk fails the step with `no space left`, and no truncated file is recorded", async (context) => {
+    if (noSmallDisk) context.skip(noSmallDisk);
+    const disk = mountSmallDisk(16);
+    disks.push(disk);
+    const p = await project({
+      "hostile.yaml": oneStepYaml(`${disk.dir}/\${{ job.key }}`),
+      "items.csv": "id,prompt\nitem-1,a paper boat [emulator:output-bytes=20000]\n",
+    });
+    const result = await p.run(["apply", "hostile.yaml", "--json"]);
+    expect(result.exitCode).toBe(1);
+    const failed = ndjson(result.stdout).find((event) => event.event === "step" && event.state === "failed");
+    expect(String(failed?.error)).toMatch(
+      new RegExp(`^no space left on the disk holding ${disk.dir}/item-1 \\(request \\S+ succeeded`),
+    );
+    expect(filesUnder(disk.dir)).toEqual([]);
+    const runId = String(ndjson(result.stdout)[0]?.runId);
+    expect(p.store().getOutputs(runId)).toEqual([]);
+  });
+});
+
+describe("parts left by a SIGKILL", () => {
+  test("are removed when the step is next collected", async () => {
+    const p = await project({ "hostile.yaml": oneStepYaml(), "items.csv": ITEMS });
+    // The download hangs half-way, so the process is killed with its part on disk.
+    p.api.configure({ faults: [{ endpoint: "files", kind: "stall" }] });
+    const child = p.start(["apply", "hostile.yaml"]);
+    await until(() => partsUnder(p).length === 1, "the download's part file");
+    child.kill("SIGKILL");
+    await child;
+    expect(partsUnder(p)).toHaveLength(1);
+
+    p.api.configure({ faults: [] });
+    const second = await p.run(["apply", "hostile.yaml"]);
+    expect(second.exitCode).toBe(0);
+    expect(p.api.submissions().total).toBe(1);
+    expect(partsUnder(p)).toEqual([]);
+    expect(readdirSync(path.join(p.dir, "outputs", "hostile", "item-1"))).toEqual(["animate.mp4"]);
   });
 });

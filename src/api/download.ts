@@ -1,17 +1,26 @@
 /**
  * Downloads an output file: streamed to a temporary file beside the destination, hashed on
- * the way, length-checked, fsynced, then renamed into place — so the destination is either
- * absent or complete, never half written. Retried on 429 / 5xx / transport errors.
+ * the way, length-checked, fsynced, checked once more as it is on disk, then renamed into
+ * place — so the destination is either absent or complete, never half written. Retried on
+ * 429 / 5xx / transport errors.
+ *
+ * The file host is not trusted (docs/security.md): a file is bounded in size (maxBytes), a
+ * body that stops moving is given up (idleTimeoutMs), and a file that does not look like the
+ * media its name claims (an HTML error page saved as `.mp4`) is refused. A full or read-only
+ * disk is said so, and is never retried.
  *
  * No Authorization header is ever sent: output hosts are not the API, and even an output
  * served from the API's own host gets no token (RunComfy's nodes do the same).
  */
-import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
+import { UsageError } from "../errors.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
+import { forgetFolder, newPartPath, partFinished, prepareFolder } from "../util/part-files.js";
 import { DownloadError } from "./errors.js";
 import { isOk, undiciTransport, type HeaderReader, type HttpAnswer, type HttpTransport } from "./http.js";
+import { mediaMismatch, SIGNATURE_BYTES } from "./media-signature.js";
 import {
   backoff,
   classify,
@@ -28,8 +37,10 @@ export interface DownloadOptions {
   signal?: AbortSignal;
   /** Every try counts, the first included (default 5). */
   attempts?: number;
-  /** Refuse a file larger than this many bytes. */
+  /** Refuse a file larger than this many bytes (default DEFAULT_MAX_DOWNLOAD_BYTES). */
   maxBytes?: number;
+  /** Give up on an answer that sends nothing for this long (default DEFAULT_IDLE_TIMEOUT_MS). */
+  idleTimeoutMs?: number;
   backoff?: BackoffPolicy;
 }
 
@@ -41,8 +52,15 @@ export interface DownloadedFile {
 }
 
 const DEFAULT_ATTEMPTS = 5;
-/** The longest wait for the answer, and for each pause in a file's bytes (undici's default). */
-const DOWNLOAD_TIMEOUT_MS = 300_000;
+/**
+ * The largest output file accepted: generous (a long 4K video is a few hundred MB) but
+ * finite, so an endless answer cannot fill the disk.
+ */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 4 * 1024 ** 3;
+/** The environment variable that sets another limit, in MB (1,000,000 bytes). */
+export const MAX_DOWNLOAD_VARIABLE = "RUNFLOW_MAX_DOWNLOAD_MB";
+/** The longest wait for the answer's headers, and for each pause in its bytes. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 };
 
 /** The URL as messages show it: signed query strings are credentials of their own. */
@@ -90,22 +108,86 @@ export async function downloadFile(
   }
 }
 
+/** A pause in the answer longer than the idle timeout. */
+class IdleTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`the file host sent nothing for ${formatSeconds(ms)} (idle timeout)`);
+  }
+}
+
+function formatSeconds(ms: number): string {
+  return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
+}
+
+/**
+ * Aborts when `arm` is not called again within `ms`: armed before the request, re-armed by
+ * every chunk of the body, stopped at the end.
+ */
+class IdleWatch {
+  readonly #controller = new AbortController();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly ms: number) {}
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get fired(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.#controller.abort(new IdleTimeout(this.ms)), this.ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+}
+
 async function attemptDownload(
   url: string,
   destination: string,
   opts: DownloadOptions,
   clock: Clock,
 ): Promise<DownloadedFile> {
+  const idle = new IdleWatch(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
+  idle.arm();
+  try {
+    return await receive(url, destination, opts, clock, idle);
+  } finally {
+    idle.stop();
+  }
+}
+
+async function receive(
+  url: string,
+  destination: string,
+  opts: DownloadOptions,
+  clock: Clock,
+  idle: IdleWatch,
+): Promise<DownloadedFile> {
   const shown = displayUrl(url);
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
   // The caller's abort passes through as it is; anything else is judged by the policy.
   const transportFailure = (error: unknown): unknown => {
     if (opts.signal?.aborted) return error;
+    if (idle.fired || transportErrorCode(error) === "TimeoutError") {
+      const stalled = Object.assign(new IdleTimeout(idle.ms), { code: "UND_ERR_BODY_TIMEOUT" });
+      return new AttemptFailed(
+        classify({ phase: "download", error: stalled }),
+        new DownloadError(shown, stalled.message, { cause: error }),
+      );
+    }
     const code = transportErrorCode(error);
     return new AttemptFailed(
       classify({ phase: "download", error }),
       new DownloadError(shown, code ?? "the connection failed", { cause: error }),
     );
   };
+  const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
 
   let response: HttpAnswer;
   try {
@@ -114,13 +196,14 @@ async function attemptDownload(
       url,
       // `identity`, so Content-Length is the file's own size and can be checked.
       headers: { "accept-encoding": "identity" },
-      signal: opts.signal,
-      timeoutMs: DOWNLOAD_TIMEOUT_MS,
+      signal,
+      timeoutMs: idle.ms,
       followRedirects: true,
     });
   } catch (error) {
     throw transportFailure(error);
   }
+  idle.arm();
   if (!isOk(response)) {
     await response.discard();
     const verdict = classify({
@@ -136,28 +219,39 @@ async function attemptDownload(
   }
 
   const declared = declaredLength(response.headers);
-  if (opts.maxBytes !== undefined && declared !== undefined && declared > opts.maxBytes) {
+  if (declared !== undefined && declared > maxBytes) {
     await response.discard();
-    throw tooLarge(shown, declared, opts.maxBytes);
+    throw tooLarge(shown, declared, maxBytes);
   }
 
-  const temporary = `${destination}.part-${randomBytes(6).toString("hex")}`;
-  const file = await openInFolder(temporary);
+  const folder = path.dirname(destination);
+  const temporary = newPartPath(destination);
+  let file: FileHandle;
+  try {
+    file = await onDisk(folder, () => openInFolder(temporary));
+  } catch (error) {
+    partFinished(temporary);
+    throw error;
+  }
   let closed = false;
   try {
     const hash = createHash("sha256");
+    const head = Buffer.alloc(SIGNATURE_BYTES);
     let bytes = 0;
     try {
       for await (const chunk of response.body) {
-        bytes += chunk.byteLength;
-        if (opts.maxBytes !== undefined && bytes > opts.maxBytes) throw tooLarge(shown, bytes, opts.maxBytes);
+        idle.arm();
+        if (bytes + chunk.byteLength > maxBytes) throw tooLarge(shown, bytes + chunk.byteLength, maxBytes);
+        if (bytes < SIGNATURE_BYTES) head.set(chunk.subarray(0, SIGNATURE_BYTES - bytes), bytes);
+        await onDisk(folder, () => writeFully(file, chunk));
         hash.update(chunk);
-        await file.write(chunk);
+        bytes += chunk.byteLength;
       }
     } catch (error) {
-      if (error instanceof DownloadError) throw error;
+      if (error instanceof DownloadError || error instanceof DiskError) throw error;
       throw transportFailure(error);
     }
+    idle.stop();
     if (declared !== undefined && bytes !== declared) {
       // undici's own code for this condition, so the policy judges it like a cut connection.
       const cut = Object.assign(new Error(`received ${bytes} of the ${declared} bytes announced`), {
@@ -168,38 +262,128 @@ async function attemptDownload(
         new DownloadError(shown, cut.message, { cause: cut }),
       );
     }
-    await file.sync();
-    await file.close();
+    const contentType = response.headers.get("content-type") ?? undefined;
+    const mismatch = mediaMismatch(path.extname(destination), head.subarray(0, bytes), bytes, contentType);
+    if (mismatch !== undefined) throw new DownloadError(shown, mismatch);
+    const sha256 = hash.digest("hex");
+    await onDisk(folder, () => file.sync());
+    // What the file system holds, not what was handed to it, is what gets recorded.
+    const stored = await onDisk(folder, () => contentOf(file));
+    if (stored.bytes !== bytes || stored.sha256 !== sha256) {
+      throw new DownloadError(
+        shown,
+        `${temporary} holds ${stored.bytes} bytes that differ from the ${bytes} received; the disk may be failing`,
+      );
+    }
+    await onDisk(folder, () => file.close());
     closed = true;
-    await rename(temporary, destination);
-    await syncDirectory(path.dirname(destination));
-    const contentType = response.headers.get("content-type");
-    return { path: destination, bytes, sha256: hash.digest("hex"), ...(contentType ? { contentType } : {}) };
+    await onDisk(folder, () => rename(temporary, destination));
+    await syncDirectory(folder);
+    return { path: destination, bytes, sha256, ...(contentType ? { contentType } : {}) };
   } catch (error) {
     if (!closed) await file.close().catch(() => undefined);
-    await rm(temporary, { force: true });
+    await rm(temporary, { force: true }).catch(() => undefined);
     throw error;
+  } finally {
+    partFinished(temporary);
   }
 }
 
-// Folders this process has made (or found): the steps of a job write into one folder, so
-// a chain needs one mkdir per job instead of one per output file.
-const madeFolders = new Set<string>();
-
-/** Opens a new file for writing, making its folder first unless it was made before (and still exists). */
-async function openInFolder(file: string) {
-  const folder = path.dirname(file);
-  if (madeFolders.has(folder)) {
-    try {
-      return await open(file, "w");
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      madeFolders.delete(folder);
-    }
+/** RUNFLOW_MAX_DOWNLOAD_MB in bytes, else DEFAULT_MAX_DOWNLOAD_BYTES. */
+export function maxBytesFromEnvironment(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env[MAX_DOWNLOAD_VARIABLE]?.trim();
+  if (text === undefined || text === "") return DEFAULT_MAX_DOWNLOAD_BYTES;
+  const megabytes = Number(text);
+  if (!Number.isFinite(megabytes) || megabytes <= 0) {
+    throw new UsageError(
+      `Expected \`${MAX_DOWNLOAD_VARIABLE}\` to be a number of megabytes above 0, got \`${text}\``,
+    );
   }
-  await mkdir(folder, { recursive: true });
-  madeFolders.add(folder);
-  return open(file, "w");
+  return Math.floor(megabytes * 1_000_000);
+}
+
+/** Writes all of `chunk`: a write may take fewer bytes than given (a disk filling up), and the rest must follow or fail. */
+async function writeFully(file: FileHandle, chunk: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < chunk.byteLength) {
+    const { bytesWritten } = await file.write(chunk, offset, chunk.byteLength - offset);
+    if (bytesWritten <= 0) {
+      throw Object.assign(new Error("the file system took none of the bytes"), { code: "ENOSPC" });
+    }
+    offset += bytesWritten;
+  }
+}
+
+const VERIFY_BUFFER_BYTES = 256 * 1024;
+
+/** Size and sha256 of what `file` holds, read back from the file system. */
+async function contentOf(file: FileHandle): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash("sha256");
+  const { size } = await file.stat();
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, VERIFY_BUFFER_BYTES)));
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return { bytes: position, sha256: hash.digest("hex") };
+}
+
+/**
+ * Runs a file-system operation in `folder`; a full, read-only or forbidden disk becomes a
+ * DownloadError that says so, which is not retried: another try cannot succeed.
+ */
+async function onDisk<T>(folder: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    const reason = diskProblem(error, folder);
+    if (reason === undefined) throw error;
+    throw new DiskError(reason, { cause: error });
+  }
+}
+
+/** A file could not be saved: the disk's fault, not the file host's. */
+export class DiskError extends Error {
+  override readonly name = "DiskError";
+}
+
+function diskProblem(error: unknown, folder: string): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case "ENOSPC":
+      return `no space left on the disk holding ${folder}`;
+    case "EDQUOT":
+      return `disk quota exceeded on the disk holding ${folder}`;
+    case "EROFS":
+      return `${folder} is read-only (its file system is mounted read-only)`;
+    case "EACCES":
+    case "EPERM":
+      return `no permission to write in ${folder}`;
+    case "EIO":
+      return `the disk holding ${folder} failed to read or write (I/O error)`;
+    case "ENOTDIR":
+    case "EEXIST":
+      return `${folder} cannot be made: a file is in the way`;
+    default:
+      return code === undefined ? undefined : `${code} writing in ${folder}`;
+  }
+}
+
+/** Opens a new file for writing and reading back, preparing its folder first unless done before (and still there). */
+async function openInFolder(file: string): Promise<FileHandle> {
+  const folder = path.dirname(file);
+  try {
+    await prepareFolder(folder);
+    return await open(file, "w+");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    forgetFolder(folder);
+    await prepareFolder(folder);
+    return open(file, "w+");
+  }
 }
 
 /** Content-Length, when it states the size of the file itself (no content encoding). */

@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import path from "node:path";
 import { RunComfyClient, type RetryOptions } from "../api/client.js";
-import { downloadFile } from "../api/download.js";
+import { downloadFile, maxBytesFromEnvironment } from "../api/download.js";
 import { readApiToken } from "../api/env.js";
 import { apiOriginOf } from "../api/origin.js";
 import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
@@ -242,6 +242,8 @@ export async function runLocked(
   const notice = (level: "info" | "warn") => (message: string) =>
     services.events.emit({ event: "notice", at: clock.now(), runId, level, message });
 
+  // Read before the lock and the first request, so a bad value is refused with nothing done.
+  const maxDownloadBytes = maxBytesFromEnvironment(run.request.env ?? process.env);
   const workflowName = run.workflowName;
   // Before the lock: a base URL runflow refuses is a usage error, and nothing is recorded.
   const apiOrigin = apiOriginFor(run.request);
@@ -289,7 +291,8 @@ export async function runLocked(
         clock,
         random,
         events: services.events,
-        download: downloadFile,
+        download: (url, destination, options) =>
+          downloadFile(url, destination, { maxBytes: maxDownloadBytes, ...options }),
         runProcess: services.runProcess ?? defaultRunProcess,
         probe: retryingTransport({ fetch: services.fetch, clock, random }),
       },

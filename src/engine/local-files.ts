@@ -1,8 +1,9 @@
 /** Small file helpers of the engine: hashing, sizes, and atomic copies (temporary file, then rename). */
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdir, rename, rm, stat } from "node:fs/promises";
+import { copyFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { makeFolder, newPartPath, partFinished, prepareFolder } from "../util/part-files.js";
 
 export interface FileFacts {
   bytes: number;
@@ -32,13 +33,17 @@ export async function regularFileSize(file: string): Promise<number | undefined>
 
 /** Copies `from` to `to` through a temporary file beside `to`: `to` is absent or complete, never half written. */
 export async function copyFileAtomic(from: string, to: string): Promise<void> {
-  await mkdir(path.dirname(to), { recursive: true });
-  const temporary = `${to}.part-${randomBytes(6).toString("hex")}`;
+  // Made every time (someone may have removed it mid-run); swept of leftovers once.
+  await makeFolder(path.dirname(to));
+  await prepareFolder(path.dirname(to));
+  const temporary = newPartPath(to);
   try {
     await copyFile(from, temporary);
     await rename(temporary, to);
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  } finally {
+    partFinished(temporary);
   }
 }
