@@ -182,3 +182,55 @@ describe("parts left by a SIGKILL", () => {
     expect(readdirSync(path.join(p.dir, "outputs", "hostile", "item-1"))).toEqual(["animate.mp4"]);
   });
 });
+
+describe("item data and step results in paths", () => {
+  test("an item value that would lead the outputs folder out is refused at validation, at its row (exit 2, nothing submitted)", async () => {
+    const p = await project({
+      "hostile.yaml": oneStepYaml("outputs/${{ item.folder }}"),
+      "items.csv":
+        "id,folder,prompt\nitem-1,cats/tabby,a cat\nitem-2,../escape,a dog\nitem-3,/tmp/runflow-item-abs,a fox\n",
+    });
+    const result = await p.run(["apply", "hostile.yaml"]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("items.csv:3");
+    expect(result.stderr).toContain(
+      'item data in a path may not lead out of it: "../escape" contains `..` or `.`',
+    );
+    expect(result.stderr).toContain("items.csv:4");
+    expect(result.stderr).toContain('"/tmp/runflow-item-abs" is an absolute path');
+    expect(p.api.submissions().total).toBe(0);
+    expect(existsSync(path.join(p.dir, "outputs"))).toBe(false);
+  });
+
+  test("item data may name subfolders inside the outputs folder", async () => {
+    const p = await project({
+      "hostile.yaml": oneStepYaml("outputs/${{ item.folder }}"),
+      "items.csv": "id,folder,prompt\nitem-1,cats/tabby,a cat\n",
+    });
+    const result = await p.run(["apply", "hostile.yaml"]);
+    expect(result.exitCode).toBe(0);
+    expect(readdirSync(path.join(p.dir, "outputs", "cats", "tabby"))).toEqual(["animate.mp4"]);
+  });
+
+  test("a run step's output path read from an earlier step's result cannot climb out: the step fails", async () => {
+    const yaml = `version: 1
+name: local
+jobs:
+  make:
+    for_each: [{ id: one }]
+    steps:
+      - id: name
+        run: [node, "-e", "console.log('../../../pwned')"]
+      - id: note
+        run: [node, "-e", "0"]
+        outputs: { note: "\${{ steps.name.stdout }}.txt" }
+`;
+    const p = await project({ "local.yaml": yaml });
+    const result = await p.run(["apply", "local.yaml"]);
+    expect(result.exitCode).toBe(1);
+    expect(result.stdout).toContain(
+      'make/one/note failed: run: ${{ steps.name.stdout }}: a step\'s result in a path may not lead out of it: "../../../pwned" contains `..` or `.`',
+    );
+    expect(existsSync(path.join(p.dir, "pwned.txt"))).toBe(false);
+  });
+});

@@ -13,6 +13,7 @@ import { TOKEN_VARIABLES } from "../api/env.js";
 import { backoff } from "../api/retry-policy.js";
 import { fingerprintRunStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
+import { pathValueGuard } from "../template/path-values.js";
 import { asText, resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
@@ -38,7 +39,13 @@ function invocationOf(context: ExecutionContext, step: PlannedStep): Invocation 
   const deferred = new Set(step.deferredFields);
   const templateContext = deferred.size > 0 ? context.results.contextFor(step) : undefined;
   const resolve = (part: string, value: unknown): unknown =>
-    templateContext && deferred.has(part) ? resolveValue(value, templateContext) : value;
+    templateContext && deferred.has(part)
+      ? resolveValue(
+          value,
+          templateContext,
+          part === "cwd" || part === "outputs" ? pathValueGuard : undefined,
+        )
+      : value;
   const argv = (resolve("run", step.argv ?? []) as unknown[]).map(asText);
   const cwd = deferred.has("cwd")
     ? path.resolve(step.outputsDir, asText(resolve("cwd", step.cwd)))

@@ -13,6 +13,7 @@ import {
   type StepResultView,
   type TemplateContext,
 } from "../template/resolve.js";
+import { pathValueGuard } from "../template/path-values.js";
 import type { Job, JobInstance, ModelStep, RunStep, Workflow } from "../workflow/types.js";
 import { fingerprintModelStep } from "./fingerprint.js";
 import type {
@@ -205,7 +206,8 @@ function planModelStep(step: ModelStep, planning: JobPlanning): PlannedStep {
 function planRunStep(step: RunStep, planning: JobPlanning): PlannedStep {
   const deferred: string[] = [];
   const known = (part: string, value: unknown): unknown => {
-    const resolved = resolveKnown(value, planning.context);
+    const isPath = part === "cwd" || part === "outputs";
+    const resolved = resolveKnown(value, planning.context, isPath ? pathValueGuard : undefined);
     if (resolved.pending) deferred.push(part);
     return resolved.value;
   };
@@ -343,7 +345,10 @@ export function* planInstances(
         context.item = instance.item;
         context.job = { id: job.id, key: instance.key };
         context.steps = {};
-        planning.outputsDir = path.resolve(workflow.dir, asText(resolveValue(workflow.outputs, context)));
+        planning.outputsDir = path.resolve(
+          workflow.dir,
+          asText(resolveValue(workflow.outputs, context, pathValueGuard)),
+        );
         const steps = jobSteps.map((step) =>
           step.kind === "model" ? planModelStep(step, planning) : planRunStep(step, planning),
         );

@@ -181,6 +181,12 @@ function escapeDeep(value: unknown): unknown {
   return value;
 }
 
+/**
+ * Checks a value before it is put in: throws TemplateResolutionError to refuse it (paths
+ * refuse item data that would climb out of them: src/template/path-values.ts).
+ */
+export type ValueGuard = (ref: TemplateRef, value: unknown) => void;
+
 class Resolver {
   /** Set when a step reference was left as its template text (partial mode only). */
   pending = false;
@@ -190,10 +196,12 @@ class Resolver {
     private readonly partial: boolean,
     /** Escape substituted values: the result will be resolved again, and data must stay data. */
     private readonly escape = false,
+    private readonly guard?: ValueGuard,
   ) {}
 
   private valueOf(ref: TemplateRef): { value: unknown } | undefined {
     const result = lookup(ref, this.context);
+    if (result.found) this.guard?.(ref, result.value);
     if (result.found) return { value: this.escape ? escapeDeep(result.value) : result.value };
     if (result.pending && this.partial) {
       this.pending = true;
@@ -251,8 +259,8 @@ class Resolver {
  * exactly one template takes the value's type; other strings get the values as text.
  * Throws TemplateResolutionError when a value is missing, a step result included.
  */
-export function resolveValue(value: unknown, context: TemplateContext): unknown {
-  return new Resolver(context, false).value(value);
+export function resolveValue(value: unknown, context: TemplateContext, guard?: ValueGuard): unknown {
+  return new Resolver(context, false, false, guard).value(value);
 }
 
 export interface PartialResolution {
@@ -267,11 +275,15 @@ export interface PartialResolution {
  * throw. When something stays pending, the values put in are escaped (`$${{`), so resolving
  * the result again with the step results gives exactly what resolveValue would have.
  */
-export function resolveKnown(value: unknown, context: TemplateContext): PartialResolution {
-  const first = new Resolver(context, true);
+export function resolveKnown(
+  value: unknown,
+  context: TemplateContext,
+  guard?: ValueGuard,
+): PartialResolution {
+  const first = new Resolver(context, true, false, guard);
   const resolved = first.value(value);
   if (!first.pending) return { value: resolved, pending: false };
-  return { value: new Resolver(context, true, true).value(value), pending: true };
+  return { value: new Resolver(context, true, true, guard).value(value), pending: true };
 }
 
 /** Calls `visit` for every string inside `value` that holds a template, with its path inside `value`. */

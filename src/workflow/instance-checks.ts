@@ -17,7 +17,9 @@ import {
   resolveKnown,
   TemplateResolutionError,
   type TemplateContext,
+  type ValueGuard,
 } from "../template/resolve.js";
+import { pathValueGuard, UnsafePathValueError } from "../template/path-values.js";
 import { SAME_PROBLEM_LIMIT, type DiagnosticSink } from "./diagnostics.js";
 import { describeItem, type ItemsKind } from "./expand.js";
 import type { SourceMap } from "./source.js";
@@ -239,17 +241,19 @@ function checkModelStep(input: InstanceCheckInput, step: ModelStep): void {
 /** Templates outside model inputs that read the item (run argv, cwd, env, outputs): resolvable for every instance. */
 function checkOtherTemplates(input: InstanceCheckInput): void {
   const { job, source, sink } = input;
-  const sites: { value: unknown; path: PathSegment[] }[] = [];
-  const add = (value: unknown, path: PathSegment[]): void => {
+  const sites: { value: unknown; path: PathSegment[]; guard: ValueGuard | undefined }[] = [];
+  const add = (value: unknown, path: PathSegment[], isPath: boolean): void => {
     if (readsRoots(value, PER_INSTANCE_ROOTS) && !input.refused(formatDocPath(path)))
-      sites.push({ value, path });
+      sites.push({ value, path, guard: isPath ? pathValueGuard : undefined });
   };
-  add(input.outputs, ["outputs"]);
+  add(input.outputs, ["outputs"], true);
   for (const step of job.steps) {
     if (step.kind !== "run") continue;
     const stepPath: PathSegment[] = ["jobs", job.id, "steps", input.stepIndex.get(step.id) ?? 0];
     const fields = { run: step.run, cwd: step.cwd, env: step.env, outputs: step.outputs };
-    for (const [name, value] of Object.entries(fields)) add(value, [...stepPath, name]);
+    for (const [name, value] of Object.entries(fields)) {
+      add(value, [...stepPath, name], name === "cwd" || name === "outputs");
+    }
   }
   if (sites.length === 0) return;
   const contexts = new InstanceContext(input);
@@ -258,10 +262,20 @@ function checkOtherTemplates(input: InstanceCheckInput): void {
     const context = contexts.at(instance);
     for (const site of sites) {
       try {
-        resolveKnown(site.value, context);
+        resolveKnown(site.value, context, site.guard);
       } catch (error) {
         if (!(error instanceof TemplateResolutionError)) throw error;
         const where = formatDocPath(site.path);
+        if (error instanceof UnsafePathValueError) {
+          // The item's data is at fault, not the template: said at the item, however many.
+          sink.addGrouped(`${job.id}\u0000${where}\u0000unsafe-path`, {
+            message: `${where}, instance ${job.id}/${instance.key} (${describeItem(input.kind, index, instance.origin)}): ${error.message}`,
+            location: instance.origin ?? source.locate(site.path),
+            path: where,
+            hint: "paths may read item data that names a folder or file (`cats/tabby`), never one that climbs out (`..`, `/abs`)",
+          });
+          continue;
+        }
         missing.record(
           `${where}\u0000${error.template}`,
           () => ({
