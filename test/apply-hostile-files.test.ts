@@ -3,7 +3,7 @@
  * host and item data never decide where runflow writes, nor get a damaged file recorded as
  * complete. The built CLI runs against the emulator's fault modes.
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { filesUnder, ndjson, project, type Project } from "./apply-harness.js";
@@ -160,6 +160,32 @@ describe("downloads from a hostile file host", () => {
     expect(filesUnder(disk.dir)).toEqual([]);
     const runId = String(ndjson(result.stdout)[0]?.runId);
     expect(p.store().getOutputs(runId)).toEqual([]);
+  });
+});
+
+describe("taking over an earlier result on a full disk", () => {
+  test("fails the step without submitting it again", async (context) => {
+    if (noSmallDisk) context.skip(noSmallDisk);
+    const disk = mountSmallDisk(16);
+    disks.push(disk);
+    const p = await project({
+      "hostile.yaml": oneStepYaml(`${disk.dir}/\${{ job.key }}`),
+      "items.csv": "id,prompt\nitem-1,a paper boat [emulator:output-bytes=3000]\n",
+    });
+    expect((await p.run(["apply", "hostile.yaml"])).exitCode).toBe(0);
+    // The file is lost, and the disk is full by the time the next apply wants it back.
+    rmSync(path.join(disk.dir, "item-1", "animate.mp4"));
+    try {
+      writeFileSync(path.join(disk.dir, "filler"), Buffer.alloc(64 * 1024));
+    } catch (error) {
+      expect((error as NodeJS.ErrnoException).code).toBe("ENOSPC");
+    }
+    const second = await p.run(["apply", "hostile.yaml"]);
+    expect(second.exitCode).toBe(1);
+    expect(stepError(second.stdout)).toMatch(
+      /^no space left on the disk holding .*item-1; nothing was submitted: `runflow apply` again takes over the result of run \S+ once the disk can hold it/,
+    );
+    expect(p.api.submissions().total).toBe(1);
   });
 });
 

@@ -17,6 +17,7 @@ import { open, rename, rm, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { UsageError } from "../errors.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
+import { DiskError, onDisk } from "../util/disk-errors.js";
 import { forgetFolder, newPartPath, partFinished, prepareFolder } from "../util/part-files.js";
 import { DownloadError } from "./errors.js";
 import { isOk, undiciTransport, type HeaderReader, type HttpAnswer, type HttpTransport } from "./http.js";
@@ -28,6 +29,8 @@ import {
   type BackoffPolicy,
   type Classification,
 } from "./retry-policy.js";
+
+export { DiskError };
 
 export interface DownloadOptions {
   /** Default undici's `request` (http.ts). */
@@ -329,47 +332,6 @@ async function contentOf(file: FileHandle): Promise<{ bytes: number; sha256: str
     position += bytesRead;
   }
   return { bytes: position, sha256: hash.digest("hex") };
-}
-
-/**
- * Runs a file-system operation in `folder`; a full, read-only or forbidden disk becomes a
- * DownloadError that says so, which is not retried: another try cannot succeed.
- */
-async function onDisk<T>(folder: string, operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation();
-  } catch (error) {
-    const reason = diskProblem(error, folder);
-    if (reason === undefined) throw error;
-    throw new DiskError(reason, { cause: error });
-  }
-}
-
-/** A file could not be saved: the disk's fault, not the file host's. */
-export class DiskError extends Error {
-  override readonly name = "DiskError";
-}
-
-function diskProblem(error: unknown, folder: string): string | undefined {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  switch (code) {
-    case "ENOSPC":
-      return `no space left on the disk holding ${folder}`;
-    case "EDQUOT":
-      return `disk quota exceeded on the disk holding ${folder}`;
-    case "EROFS":
-      return `${folder} is read-only (its file system is mounted read-only)`;
-    case "EACCES":
-    case "EPERM":
-      return `no permission to write in ${folder}`;
-    case "EIO":
-      return `the disk holding ${folder} failed to read or write (I/O error)`;
-    case "ENOTDIR":
-    case "EEXIST":
-      return `${folder} cannot be made: a file is in the way`;
-    default:
-      return code === undefined ? undefined : `${code} writing in ${folder}`;
-  }
 }
 
 /** Opens a new file for writing and reading back, preparing its folder first unless done before (and still there). */

@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { copyFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { onDisk } from "../util/disk-errors.js";
 import { makeFolder, newPartPath, partFinished, prepareFolder } from "../util/part-files.js";
 
 export interface FileFacts {
@@ -34,12 +35,13 @@ export async function regularFileSize(file: string): Promise<number | undefined>
 /** Copies `from` to `to` through a temporary file beside `to`: `to` is absent or complete, never half written. */
 export async function copyFileAtomic(from: string, to: string): Promise<void> {
   // Made every time (someone may have removed it mid-run); swept of leftovers once.
-  await makeFolder(path.dirname(to));
-  await prepareFolder(path.dirname(to));
+  const folder = path.dirname(to);
+  await onDisk(folder, () => makeFolder(folder));
+  await onDisk(folder, () => prepareFolder(folder));
   const temporary = newPartPath(to);
   try {
-    await copyFile(from, temporary);
-    await rename(temporary, to);
+    await onDisk(folder, () => copyFile(from, temporary));
+    await onDisk(folder, () => rename(temporary, to));
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;

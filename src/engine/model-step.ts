@@ -20,6 +20,7 @@ import { fingerprintModelStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
 import type { AttemptKey, NewOutput } from "../store/types.js";
 import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
+import { DiskError } from "../util/disk-errors.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
@@ -100,10 +101,18 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
     const taken = await takeOverModelStep(context, step, found, control.watchSignal).catch(
       (error: unknown) => {
         if (isStopSignal(error) || control.watchSignal.aborted) return "stopped" as const;
+        if (error instanceof DiskError) return error;
         throw error;
       },
     );
     if (taken === "stopped") return "left";
+    if (taken instanceof DiskError) {
+      // Submitting again would pay for a result that could not be saved either.
+      tracker.transition(address, StepState.failed, {
+        error: `${taken.message}; nothing was submitted: \`runflow apply\` again takes over the result of run ${found.runId} once the disk can hold it`,
+      });
+      return "failed";
+    }
     if (taken) {
       context.results.record(address, resultView(taken));
       tracker.transition(address, StepState.reused, {

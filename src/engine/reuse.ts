@@ -12,6 +12,7 @@ import type { ExecutionContext } from "./context.js";
 import { copyFileAtomic, hashFile, regularFileSize, type FileFacts } from "./local-files.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
 import { isSuccess } from "./states.js";
+import { DiskError } from "../util/disk-errors.js";
 
 export interface TakenOver {
   output?: Record<string, unknown> | undefined;
@@ -121,7 +122,8 @@ export async function takeOverModelStep(
         facts = { bytes: downloaded.bytes, sha256: downloaded.sha256 };
       }
     } catch (error) {
-      if (signal.aborted) throw error;
+      // A full or read-only disk fails the step: running it again could not save its files either.
+      if (signal.aborted || error instanceof DiskError) throw error;
       const reason = error instanceof Error ? error.message : String(error);
       context.notice(
         "warn",
