@@ -1,6 +1,6 @@
 /**
  * Downloads an output file: streamed to a temporary file beside the destination, hashed on
- * the way, length-checked, fsynced, checked once more as it is on disk, then renamed into
+ * the way, length-checked, fsynced, its size on disk checked, then renamed into
  * place — so the destination is either absent or complete, never half written. Retried on
  * 429 / 5xx / transport errors.
  *
@@ -122,63 +122,20 @@ function formatSeconds(ms: number): string {
   return ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
-/**
- * Aborts when `arm` is not called again within `ms`: armed before the request, re-armed by
- * every chunk of the body, stopped at the end.
- */
-class IdleWatch {
-  readonly #controller = new AbortController();
-  #timer: NodeJS.Timeout | undefined;
-
-  constructor(readonly ms: number) {}
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get fired(): boolean {
-    return this.#controller.signal.aborted;
-  }
-
-  arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#controller.abort(new IdleTimeout(this.ms)), this.ms);
-  }
-
-  stop(): void {
-    clearTimeout(this.#timer);
-  }
-}
-
 async function attemptDownload(
   url: string,
   destination: string,
   opts: DownloadOptions,
   clock: Clock,
 ): Promise<DownloadedFile> {
-  const idle = new IdleWatch(opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS);
-  idle.arm();
-  try {
-    return await receive(url, destination, opts, clock, idle);
-  } finally {
-    idle.stop();
-  }
-}
-
-async function receive(
-  url: string,
-  destination: string,
-  opts: DownloadOptions,
-  clock: Clock,
-  idle: IdleWatch,
-): Promise<DownloadedFile> {
   const shown = displayUrl(url);
   const maxBytes = opts.maxBytes ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+  const idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   // The caller's abort passes through as it is; anything else is judged by the policy.
   const transportFailure = (error: unknown): unknown => {
     if (opts.signal?.aborted) return error;
-    if (idle.fired || transportErrorCode(error) === "TimeoutError") {
-      const stalled = Object.assign(new IdleTimeout(idle.ms), { code: "UND_ERR_BODY_TIMEOUT" });
+    if (transportErrorCode(error) === "TimeoutError") {
+      const stalled = Object.assign(new IdleTimeout(idleMs), { code: "UND_ERR_BODY_TIMEOUT" });
       return new AttemptFailed(
         classify({ phase: "download", error: stalled }),
         new DownloadError(shown, stalled.message, { cause: error }),
@@ -190,8 +147,6 @@ async function receive(
       new DownloadError(shown, code ?? "the connection failed", { cause: error }),
     );
   };
-  const signal = opts.signal ? AbortSignal.any([opts.signal, idle.signal]) : idle.signal;
-
   let response: HttpAnswer;
   try {
     response = await (opts.transport ?? undiciTransport)({
@@ -199,14 +154,15 @@ async function receive(
       url,
       // `identity`, so Content-Length is the file's own size and can be checked.
       headers: { "accept-encoding": "identity" },
-      signal,
-      timeoutMs: idle.ms,
+      signal: opts.signal,
+      // undici's header and body timeouts are idle timeouts: the wait for the headers, and
+      // each pause between bytes of the body (a `fetch` transport makes it the whole exchange).
+      timeoutMs: idleMs,
       followRedirects: true,
     });
   } catch (error) {
     throw transportFailure(error);
   }
-  idle.arm();
   if (!isOk(response)) {
     await response.discard();
     const verdict = classify({
@@ -243,7 +199,6 @@ async function receive(
     let bytes = 0;
     try {
       for await (const chunk of response.body) {
-        idle.arm();
         if (bytes + chunk.byteLength > maxBytes) throw tooLarge(shown, bytes + chunk.byteLength, maxBytes);
         if (bytes < SIGNATURE_BYTES) head.set(chunk.subarray(0, SIGNATURE_BYTES - bytes), bytes);
         await onDisk(folder, () => writeFully(file, chunk));
@@ -254,7 +209,6 @@ async function receive(
       if (error instanceof DownloadError || error instanceof DiskError) throw error;
       throw transportFailure(error);
     }
-    idle.stop();
     if (declared !== undefined && bytes !== declared) {
       // undici's own code for this condition, so the policy judges it like a cut connection.
       const cut = Object.assign(new Error(`received ${bytes} of the ${declared} bytes announced`), {
@@ -270,12 +224,13 @@ async function receive(
     if (mismatch !== undefined) throw new DownloadError(shown, mismatch);
     const sha256 = hash.digest("hex");
     await onDisk(folder, () => file.sync());
-    // What the file system holds, not what was handed to it, is what gets recorded.
-    const stored = await onDisk(folder, () => contentOf(file));
-    if (stored.bytes !== bytes || stored.sha256 !== sha256) {
-      throw new DownloadError(
-        shown,
-        `${temporary} holds ${stored.bytes} bytes that differ from the ${bytes} received; the disk may be failing`,
+    // What the file system holds, not what was handed to it, is what gets recorded. (Reading
+    // the bytes back to hash them again would read the page cache, the same bytes the writes
+    // just put there: it would cost a read of every file and check nothing more.)
+    const stored = await onDisk(folder, () => file.stat());
+    if (stored.size !== bytes) {
+      throw new DiskError(
+        `${temporary} holds ${stored.size} bytes after writing the ${bytes} received; the disk may be failing`,
       );
     }
     await onDisk(folder, () => file.close());
@@ -317,34 +272,17 @@ async function writeFully(file: FileHandle, chunk: Uint8Array): Promise<void> {
   }
 }
 
-const VERIFY_BUFFER_BYTES = 256 * 1024;
-
-/** Size and sha256 of what `file` holds, read back from the file system. */
-async function contentOf(file: FileHandle): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash("sha256");
-  const { size } = await file.stat();
-  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(size, VERIFY_BUFFER_BYTES)));
-  let position = 0;
-  for (;;) {
-    const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
-    if (bytesRead === 0) break;
-    hash.update(buffer.subarray(0, bytesRead));
-    position += bytesRead;
-  }
-  return { bytes: position, sha256: hash.digest("hex") };
-}
-
-/** Opens a new file for writing and reading back, preparing its folder first unless done before (and still there). */
+/** Opens a new file for writing, preparing its folder first unless done before (and still there). */
 async function openInFolder(file: string): Promise<FileHandle> {
   const folder = path.dirname(file);
   try {
     await prepareFolder(folder);
-    return await open(file, "w+");
+    return await open(file, "w");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
     forgetFolder(folder);
     await prepareFolder(folder);
-    return open(file, "w+");
+    return open(file, "w");
   }
 }
 
