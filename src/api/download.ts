@@ -134,14 +134,15 @@ async function attemptDownload(
   // The caller's abort passes through as it is; anything else is judged by the policy.
   const transportFailure = (error: unknown): unknown => {
     if (opts.signal?.aborted) return error;
-    if (transportErrorCode(error) === "TimeoutError") {
+    const code = transportErrorCode(error);
+    if (code === "TimeoutError") {
+      // Retried like a cut connection, and said as what it is.
       const stalled = Object.assign(new IdleTimeout(idleMs), { code: "UND_ERR_BODY_TIMEOUT" });
       return new AttemptFailed(
         classify({ phase: "download", error: stalled }),
         new DownloadError(shown, stalled.message, { cause: error }),
       );
     }
-    const code = transportErrorCode(error);
     return new AttemptFailed(
       classify({ phase: "download", error }),
       new DownloadError(shown, code ?? "the connection failed", { cause: error }),
