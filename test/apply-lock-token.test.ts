@@ -4,7 +4,12 @@ import { chainYaml, filesUnder, itemsCsv, project, TOKEN, waitForOutput } from "
 
 describe("one live apply per workflow", () => {
   test("a second apply of the same workflow exits 3; with --wait it waits, then reuses what the first did", async () => {
-    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(2) }, { duration: 700 });
+    // The first apply's requests are held in progress until the test releases them: it is
+    // still running while the others try, however slow the machine.
+    const p = await project({
+      "chain.yaml": chainYaml(),
+      "items.csv": itemsCsv(2, () => " [emulator:hold]"),
+    });
     const first = p.start(["apply", "chain.yaml"]);
     await waitForOutput(first, "in_progress");
 
@@ -15,6 +20,8 @@ describe("one live apply per workflow", () => {
 
     const waiting = p.start(["apply", "chain.yaml", "--wait"]);
     await waitForOutput(waiting, "waiting for the apply of run");
+    expect(p.api.state().held).toBe(2);
+    expect(p.api.release()).toBe(2);
     expect((await first).exitCode).toBe(0);
     const waited = await waiting;
     expect(waited.exitCode).toBe(0);

@@ -329,6 +329,41 @@ describe("prompt markers", () => {
     expect((await statusOf(emulator.url, id)).json.status).toBe("completed");
   });
 
+  test("[emulator:hold] keeps a request in progress, whatever the clock says, until it is released", async () => {
+    const held = await submitOk(emulator.url, alephInput(emulator.url, "x [emulator:hold]"));
+    const plain = await submitOk(emulator.url, alephInput(emulator.url, "y"));
+    clock.advance(24 * 60 * 60 * 1_000);
+    expect((await statusOf(emulator.url, held)).json.status).toBe("in_progress");
+    expect((await statusOf(emulator.url, plain)).json.status).toBe("completed");
+    expect(emulator.state()).toMatchObject({ held: 1, requests: { in_progress: 1, succeeded: 1 } });
+
+    const released = await fetch(`${emulator.url}/__emulator/release`, { method: "POST" });
+    expect(await released.json()).toEqual({ released: 1 });
+    expect((await statusOf(emulator.url, held)).json.status).toBe("completed");
+    expect(emulator.state().held).toBe(0);
+  });
+
+  test("[emulator:hold=NAME] is released by its name only; a held request keeps its capacity slot", async () => {
+    emulator.configure({ capacity: 1 });
+    const first = await submitOk(emulator.url, alephInput(emulator.url, "x [emulator:hold=first]"));
+    const second = await submitOk(emulator.url, alephInput(emulator.url, "y [emulator:hold=second]"));
+    clock.advance(60_000);
+    expect((await statusOf(emulator.url, first)).json.status).toBe("in_progress");
+    expect((await statusOf(emulator.url, second)).json).toMatchObject({
+      status: "in_queue",
+      queue_position: 1,
+    });
+
+    expect(emulator.release("second")).toBe(1);
+    // Released while queued: it still waits for the slot `first` holds.
+    expect((await statusOf(emulator.url, second)).json.status).toBe("in_queue");
+    const answer = await fetch(`${emulator.url}/__emulator/release/first`, { method: "POST" });
+    expect(await answer.json()).toEqual({ released: 1 });
+    expect((await statusOf(emulator.url, first)).json.status).toBe("completed");
+    expect((await statusOf(emulator.url, second)).json.status).toBe("completed");
+    expect(emulator.release()).toBe(0);
+  });
+
   test("[emulator:output-bytes=N] makes the output video exactly N bytes", async () => {
     const id = await submitOk(
       emulator.url,
@@ -345,6 +380,7 @@ describe("prompt markers", () => {
       "x [emulator:explode]",
       "x [emulator:output-bytes=lots]",
       "x [emulator:duration=soon]",
+      "x [emulator:hold=a b]",
     ]) {
       const answer = await submit(emulator.url, alephInput(emulator.url, prompt));
       expect(answer.status).toBe(422);

@@ -47,6 +47,15 @@ export function control(
   if (is("GET", "submissions")) return json(200, core.submissions.stats());
   if (is("GET", "state")) return json(200, core.state());
   if (is("GET", "config")) return json(200, publicConfig(core.config));
+  if (method === "POST" && first === "release" && segments.length <= 2) {
+    let name: string | undefined;
+    try {
+      name = second === undefined ? undefined : decodeURIComponent(second);
+    } catch {
+      return problem(404, `no hold ${second}`);
+    }
+    return json(200, { released: core.release(name) });
+  }
   if (is("POST", "reset")) {
     core.reset();
     return json(200, { reset: true });

@@ -13,6 +13,8 @@ import { SubmissionTracker } from "./submissions.js";
 export interface EmulatorState {
   /** Requests per lifecycle phase right now; `expired` ones are counted apart. */
   requests: Record<Phase | "expired", number> & { total: number };
+  /** Requests held by `[emulator:hold]` and not released yet. */
+  held: number;
   submissions: number;
   calls: LogCounters;
 }
@@ -105,6 +107,16 @@ export class EmulatorCore {
       const state = this.stateOf(request);
       requests[state === "gone" ? "expired" : state.phase] += 1;
     }
-    return { requests, submissions: this.submissions.count, calls: this.log.stats() };
+    return {
+      requests,
+      held: this.book.heldCount(),
+      submissions: this.submissions.count,
+      calls: this.log.stats(),
+    };
+  }
+
+  /** Releases held requests (those held under `name` when given); how many were released. */
+  release(name?: string): number {
+    return this.book.release(name, this.now());
   }
 }

@@ -19,6 +19,11 @@ export interface PromptMarkers {
   durationMs?: number;
   /** `[emulator:output=missing|empty|text]`: it succeeds with no usable `output` (absent, `{}`, a string). */
   brokenOutput?: BrokenOutput;
+  /**
+   * `[emulator:hold]` or `[emulator:hold=NAME]`: the request stays in progress until
+   * released (`POST /__emulator/release[/NAME]`); the name is "" when not given.
+   */
+  hold?: string;
 }
 
 export interface MarkerParse {
@@ -50,6 +55,15 @@ export function parseMarkers(prompt: string): MarkerParse {
       case "lost-answer":
         markers.lostAnswer = true;
         break;
+      case "hold": {
+        const name = value?.trim() ?? "";
+        if (!/^[\w.-]*$/.test(name))
+          problems.push(
+            `${text}: expected a hold name of letters, digits, \`_\`, \`.\` or \`-\`, like [emulator:hold=first]`,
+          );
+        else markers.hold = name;
+        break;
+      }
       case "output-bytes": {
         const bytes = positiveInteger(value);
         if (bytes === undefined)
@@ -87,7 +101,7 @@ export function parseMarkers(prompt: string): MarkerParse {
       }
       default:
         problems.push(
-          `${text}: unknown emulator marker; known: fail, lost-answer, output-bytes=N, output-size=WxH, duration=D, output=missing|empty|text`,
+          `${text}: unknown emulator marker; known: fail, lost-answer, output-bytes=N, output-size=WxH, duration=D, output=missing|empty|text, hold[=NAME]`,
         );
     }
   }

@@ -9,6 +9,10 @@
  * `readyAt` (creation + queue delay) and the moment one of `capacity` slots frees. Starts are
  * fixed lazily, by `advance(now)`, and only once they lie at or before `now`: until then a
  * cancel of an earlier queued request may still bring them forward.
+ *
+ * A held request (`[emulator:hold]`) stays in_progress, keeping its slot, until it is
+ * released; then it ends at the later of its release and its normal end. Tests use it to
+ * order processes by state instead of by durations.
  */
 import { MinHeap } from "./min-heap.js";
 
@@ -37,6 +41,8 @@ export interface NewRequest {
   /** Set when the request is to end `failed`: the error message. */
   readonly failure?: string | undefined;
   readonly output: OutputSpec;
+  /** Set when the request is held in progress until released: the hold's name ("" unnamed). */
+  readonly hold?: string | undefined;
 }
 
 export interface EmulatedRequest extends NewRequest {
@@ -45,6 +51,8 @@ export interface EmulatedRequest extends NewRequest {
   startedAt: number | undefined;
   cancelledAt: number | undefined;
   expired: boolean;
+  /** When a held request was released; undefined while it is still held (or never was). */
+  releasedAt: number | undefined;
 }
 
 export const PHASES = ["in_queue", "in_progress", "succeeded", "failed", "cancelled"] as const;
@@ -72,6 +80,13 @@ function lowerBound(sorted: readonly number[], value: number, from = 0): number 
   return low;
 }
 
+/** When a started request ends: never while it is held, else its duration after its start (or its release). */
+function endOf(request: EmulatedRequest, startedAt: number): number {
+  const end = startedAt + request.durationMs;
+  if (request.hold === undefined) return end;
+  return request.releasedAt === undefined ? Number.POSITIVE_INFINITY : Math.max(end, request.releasedAt);
+}
+
 export class RequestBook {
   private readonly byId = new Map<string, EmulatedRequest>();
   /** Requests not yet started, in submission order; `head` is the next candidate. */
@@ -83,6 +98,8 @@ export class RequestBook {
   /** The end times of the requests occupying slots; only used when capacity is limited. */
   private readonly slots = new MinHeap();
   private nextSeq = 0;
+  /** Held requests not released yet. */
+  private readonly held = new Set<EmulatedRequest>();
 
   constructor(private capacity: number | null) {}
 
@@ -109,12 +126,15 @@ export class RequestBook {
       durationMs: request.durationMs,
       failure: request.failure,
       output: request.output,
+      hold: request.hold,
       queueSeq: this.nextSeq++,
       startedAt: undefined,
       cancelledAt: undefined,
       expired: false,
+      releasedAt: undefined,
     };
     this.byId.set(entry.id, entry);
+    if (entry.hold !== undefined) this.held.add(entry);
     this.waiting.push(entry);
     return entry;
   }
@@ -132,7 +152,7 @@ export class RequestBook {
       if (startAt > now) break;
       if (this.capacity !== null) {
         if (this.slots.size >= this.capacity) this.slots.pop();
-        this.slots.push(startAt + next.durationMs);
+        this.slots.push(endOf(next, startAt));
       }
       next.startedAt = startAt;
       this.head++;
@@ -165,7 +185,7 @@ export class RequestBook {
     if (request.startedAt === undefined) this.advance(now);
     const startedAt = request.startedAt;
     if (startedAt === undefined) return { phase: "in_queue", queuePosition: this.queuePositionOf(request) };
-    const finishedAt = startedAt + request.durationMs;
+    const finishedAt = endOf(request, startedAt);
     if (now < finishedAt) return { phase: "in_progress" };
     return { phase: request.failure === undefined ? "succeeded" : "failed", finishedAt };
   }
@@ -198,6 +218,7 @@ export class RequestBook {
 
   private withdraw(request: EmulatedRequest, now: number): void {
     request.cancelledAt = now;
+    this.held.delete(request);
     // Withdrawals come in any order; keep the list sorted for the position count.
     this.withdrawn.splice(lowerBound(this.withdrawn, request.queueSeq), 0, request.queueSeq);
   }
@@ -210,17 +231,47 @@ export class RequestBook {
     if (capacity === this.capacity) return;
     this.advance(now);
     this.capacity = capacity;
+    this.rebuildSlots(now);
+  }
+
+  /** The slots as the running requests occupy them now (after a capacity change or a release). */
+  private rebuildSlots(now: number): void {
     this.slots.clear();
+    const capacity = this.capacity;
     if (capacity === null) return;
     const runningEnds: number[] = [];
     for (const request of this.byId.values()) {
-      if (request.startedAt === undefined) continue;
-      const end = request.startedAt + request.durationMs;
+      if (request.startedAt === undefined || request.cancelledAt !== undefined) continue;
+      const end = endOf(request, request.startedAt);
       if (end > now) runningEnds.push(end);
     }
     // With `capacity` slots, a new start waits for the `capacity` latest-ending runners.
     runningEnds.sort((a, b) => b - a);
     for (const end of runningEnds.slice(0, capacity)) this.slots.push(end);
+  }
+
+  /** Requests held and not yet released, under `name` when given. */
+  heldCount(name?: string): number {
+    let count = 0;
+    for (const request of this.held) if (name === undefined || request.hold === name) count++;
+    return count;
+  }
+
+  /**
+   * Releases the held requests (those held under `name` when given): each ends at the later
+   * of now and its normal end. Returns how many were released.
+   */
+  release(name: string | undefined, now: number): number {
+    this.advance(now);
+    let released = 0;
+    for (const request of this.held) {
+      if (name !== undefined && request.hold !== name) continue;
+      request.releasedAt = now;
+      this.held.delete(request);
+      released++;
+    }
+    if (released > 0) this.rebuildSlots(now);
+    return released;
   }
 
   clear(): void {
@@ -230,6 +281,7 @@ export class RequestBook {
     this.withdrawn = [];
     this.withdrawnHead = 0;
     this.slots.clear();
+    this.held.clear();
     this.nextSeq = 0;
   }
 }

@@ -76,6 +76,11 @@ export interface RunningEmulator {
   submissions(): SubmissionStats;
   /** Same as GET /__emulator/state. */
   state(): EmulatorState;
+  /**
+   * Same as POST /__emulator/release[/NAME]: requests held by `[emulator:hold]` (under
+   * `name` when given) end now, or at their normal end if later. Returns how many.
+   */
+  release(name?: string): number;
   /** Same as POST /__emulator/requests/{id}/expire; false when there is no such request. */
   expire(requestId: string): boolean;
 }
@@ -425,5 +430,6 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     submissions: () => core.submissions.stats(),
     state: () => core.state(),
     expire: (requestId) => core.expire(requestId),
+    release: (name) => core.release(name),
   };
 }
