@@ -5,6 +5,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import Database from "better-sqlite3";
 import { execa } from "execa";
 import { afterEach, beforeAll } from "vitest";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../src/emulator/index.js";
@@ -178,4 +179,36 @@ export function waitForOutput(child: Child, text: string | RegExp): Promise<void
       reject,
     );
   });
+}
+
+/**
+ * Resolves once `check()` holds, looking every few milliseconds: how a test waits for a state
+ * it can observe (the emulator's, the database's) instead of for a duration. Fails after
+ * `timeoutMs` saying what never happened.
+ */
+export async function until(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** How many steps of the project's runs have a request id recorded (0 before the database exists). */
+export function recordedRequests(dir: string): number {
+  const file = path.join(dir, "state", "runflow.db");
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma("busy_timeout = 1000");
+    const row = db.prepare("SELECT count(*) AS n FROM steps WHERE request_id IS NOT NULL").get() as {
+      n: number;
+    };
+    return row.n;
+  } catch {
+    // Not created yet, or its tables not yet: nothing recorded.
+    return 0;
+  } finally {
+    db?.close();
+  }
 }

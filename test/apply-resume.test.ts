@@ -1,7 +1,16 @@
 import path from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, test } from "vitest";
-import { chainYaml, itemsCsv, ndjson, project, submissionCounts, waitForOutput } from "./apply-harness.js";
+import {
+  chainYaml,
+  itemsCsv,
+  ndjson,
+  project,
+  recordedRequests,
+  submissionCounts,
+  until,
+  waitForOutput,
+} from "./apply-harness.js";
 
 /** Deterministic "random" kill moments: a small linear congruential sequence. */
 function moments(seed: number, count: number, low: number, high: number): number[] {
@@ -18,10 +27,13 @@ describe("resume after a crash", () => {
       { "chain.yaml": chainYaml({ concurrency: 6 }), "items.csv": itemsCsv(16) },
       { duration: { min: 100, max: 400 }, capacity: 4 },
     );
-    for (const delay of moments(7, 4, 50, 700)) {
+    for (const [index, delay] of moments(7, 4, 50, 700).entries()) {
       const child = p.start(["apply", "chain.yaml"]);
       await waitForOutput(child, " apply ");
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      // The first kill waits for a recorded request, so some later apply must re-attach
+      // (however slow the machine); the others land at their arbitrary moments.
+      if (index === 0) await until("a recorded request id", () => recordedRequests(p.dir) > 0);
+      else await new Promise((resolve) => setTimeout(resolve, delay));
       child.kill("SIGKILL");
       await child;
     }
@@ -62,12 +74,17 @@ describe("resume after a crash", () => {
   }, 120_000);
 
   test("a request that was running when the process died is re-attached and collected, not submitted again", async () => {
-    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) }, { duration: 600 });
+    // Held in progress until released: still running when the process dies, however slow it is.
+    const p = await project({
+      "chain.yaml": chainYaml(),
+      "items.csv": itemsCsv(1, () => " [emulator:hold]"),
+    });
     const child = p.start(["apply", "chain.yaml"]);
     await waitForOutput(child, "clip/item-1/animate in_progress");
     child.kill("SIGKILL");
     await child;
     expect(p.api.submissions().total).toBe(1);
+    expect(p.api.release()).toBe(1);
 
     const resumed = await p.run(["apply", "chain.yaml"]);
     expect(resumed.exitCode).toBe(0);

@@ -1,5 +1,8 @@
 import { describe, expect, test } from "vitest";
-import { chainYaml, itemsCsv, project, waitForOutput } from "./apply-harness.js";
+import { chainYaml, itemsCsv, project, recordedRequests, until, waitForOutput } from "./apply-harness.js";
+
+/** Every request of these items stays in progress until the test releases it. */
+const HELD = () => " [emulator:hold]";
 
 async function phaseOf(apiUrl: string, requestId: string): Promise<string> {
   const answer = (await (await fetch(`${apiUrl}/__emulator/requests/${requestId}`)).json()) as {
@@ -11,10 +14,11 @@ async function phaseOf(apiUrl: string, requestId: string): Promise<string> {
 describe("signals", () => {
   test("SIGINT exits 130 with queued requests cancelled at the API; the next apply completes", async () => {
     const p = await project(
-      { "chain.yaml": chainYaml({ concurrency: 8 }), "items.csv": itemsCsv(8) },
-      { duration: 500, capacity: 2 },
+      { "chain.yaml": chainYaml({ concurrency: 8 }), "items.csv": itemsCsv(8, HELD) },
+      { capacity: 2 },
     );
     const child = p.start(["apply", "chain.yaml"]);
+    // Two held in progress, six queued behind them until the test says otherwise.
     await waitForOutput(child, /in_queue #\d/);
     child.kill("SIGINT");
     const interrupted = await child;
@@ -27,8 +31,7 @@ describe("signals", () => {
     );
 
     const state = p.api.state();
-    expect(state.requests.cancelled).toBeGreaterThan(0);
-    expect(state.requests.in_queue).toBe(0);
+    expect(state.requests).toMatchObject({ cancelled: 6, in_queue: 0, in_progress: 2 });
     const store = p.store();
     const run = store.latestRun()!;
     expect(run.status).toBe("interrupted");
@@ -37,7 +40,8 @@ describe("signals", () => {
     expect(cancelled.length).toBe(state.requests.cancelled);
     for (const step of cancelled) expect(await phaseOf(p.api.url, step.requestId!)).toBe("cancelled");
 
-    p.api.configure({ duration: 50, capacity: null });
+    p.api.release();
+    p.api.configure({ capacity: null });
     const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
     expect(again.exitCode).toBe(0);
     // Apart from the requests cancelled while queued, every body was accepted once.
@@ -48,15 +52,10 @@ describe("signals", () => {
   });
 
   test("SIGINT just after the submissions: the requests are recorded as remote, not submitting, and the next apply re-attaches to them", async () => {
-    const p = await project(
-      { "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4) },
-      { duration: 3_000 },
-    );
+    const p = await project({ "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4, HELD) });
     const child = p.start(["apply", "chain.yaml"]);
-    // Every request created, well before the first status poll (1 s after submission).
-    while (p.api.submissions().total < 4) await new Promise((resolve) => setTimeout(resolve, 10));
-    // Time for the answers to be recorded, not for a poll.
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    // Every request created and its id recorded; held, none can finish meanwhile.
+    await until("4 recorded request ids", () => recordedRequests(p.dir) === 4);
     child.kill("SIGINT");
     expect((await child).exitCode).toBe(130);
 
@@ -68,6 +67,7 @@ describe("signals", () => {
       expect(step.requestId).toEqual(expect.any(String));
       expect(["in_queue", "in_progress"]).toContain(step.state);
     }
+    expect(p.api.release()).toBe(4);
 
     const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
     expect(again.exitCode).toBe(0);
@@ -77,8 +77,8 @@ describe("signals", () => {
 
   test("a second SIGINT exits at once, even while the first is still cancelling", async () => {
     const p = await project(
-      { "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4) },
-      { duration: 2_000, capacity: 1 },
+      { "chain.yaml": chainYaml({ concurrency: 4 }), "items.csv": itemsCsv(4, HELD) },
+      { capacity: 1 },
     );
     p.api.configure({ faults: [{ endpoint: "cancel", kind: "slow", delayMs: 20_000 }] });
     const child = p.start(["apply", "chain.yaml"]);

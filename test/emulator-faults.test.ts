@@ -341,6 +341,12 @@ describe("prompt markers", () => {
     expect(await released.json()).toEqual({ released: 1 });
     expect((await statusOf(emulator.url, held)).json.status).toBe("completed");
     expect(emulator.state().held).toBe(0);
+    // Released, the hold stays open: the same prompt again (a retry, a resume) is not held.
+    const again = await submitOk(emulator.url, alephInput(emulator.url, "x [emulator:hold]"));
+    expect((await statusOf(emulator.url, again)).json.status).toBe("completed");
+    emulator.reset();
+    await submitOk(emulator.url, alephInput(emulator.url, "x [emulator:hold]"));
+    expect(emulator.state().held).toBe(1);
   });
 
   test("[emulator:hold=NAME] is released by its name only; a held request keeps its capacity slot", async () => {

@@ -59,6 +59,11 @@ async function deadRun(
   return plan;
 }
 
+/** The items with their requests held in progress until the test releases them. */
+function held(list: { id: string; prompt: string }[]): { id: string; prompt: string }[] {
+  return list.map((item) => ({ ...item, prompt: `${item.prompt} [emulator:hold]` }));
+}
+
 describe("resume", () => {
   test("re-attaches to requests an earlier run recorded: polls and collects them, submits nothing again", async () => {
     const api = await emulator({ duration: 200 });
@@ -112,9 +117,10 @@ describe("resume", () => {
   });
 
   test("an interrupted run leaves running requests recorded, and the next apply collects them", async () => {
-    const api = await emulator({ duration: 400 });
+    // Held in progress until released: still running when the run stops, however slow the machine.
+    const api = await emulator();
     const dir = tempDir();
-    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(2), mediaBase: api.url }) });
+    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: held(items(2)), mediaBase: api.url }) });
     const control = new RunControl();
     const events = new EventBus();
     events.subscribe((event) => {
@@ -124,6 +130,7 @@ describe("resume", () => {
     expect(first.exitCode).toBe(130);
     expect(first.status).toBe("interrupted");
     expect(api.submissions().total).toBe(2);
+    expect(api.release()).toBe(2);
 
     const second = await apply(dir, "chain.yaml", api);
     expect(second.exitCode).toBe(0);
@@ -134,12 +141,15 @@ describe("resume", () => {
 
 describe("cancel", () => {
   test("a live apply asked to cancel stops submitting, cancels its queued requests and collects the running one", async () => {
-    const api = await emulator({ duration: 300, capacity: 1 });
+    // One slot, held: the first request runs until the three queued behind it are cancelled.
+    const api = await emulator({ capacity: 1 });
     const dir = tempDir();
-    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(4), mediaBase: api.url }) });
+    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: held(items(4)), mediaBase: api.url }) });
     let cancelling: Promise<unknown> | undefined;
+    let cancelledSteps = 0;
     const events = new EventBus();
     events.subscribe((event) => {
+      if (event.event === "step" && event.state === "cancelled" && ++cancelledSteps === 3) api.release();
       if (
         event.event === "step" &&
         event.state === "in_queue" &&
@@ -162,9 +172,9 @@ describe("cancel", () => {
   });
 
   test("with no live process, cancel cancels the run's queued requests at the API directly", async () => {
-    const api = await emulator({ duration: 5_000, capacity: 1 });
+    const api = await emulator({ capacity: 1 });
     const dir = tempDir();
-    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: items(3), mediaBase: api.url }) });
+    writeFiles(dir, { "chain.yaml": chainWorkflow({ items: held(items(3)), mediaBase: api.url }) });
     const store = openStore(dir);
     const client = new RunComfyClient({ baseUrl: api.url, token: TEST_TOKEN });
     await deadRun(dir, "chain.yaml", store, client, api.url);

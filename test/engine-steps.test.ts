@@ -52,7 +52,8 @@ describe("model steps", () => {
   });
 
   test("an attempt that times out while queued is cancelled at the API, marked timed out and retried", async () => {
-    const api = await emulator({ duration: 5_000, capacity: 1 });
+    // One slot, held: the first request runs and the second queues for as long as the test lasts.
+    const api = await emulator({ capacity: 1 });
     const dir = tempDir();
     writeFiles(dir, {
       "wf.yaml": `version: 1
@@ -68,7 +69,7 @@ jobs:
       - id: animate
         model: ${HAILUO}
         input:
-          prompt: "\${{ item.id }}"
+          prompt: "\${{ item.id }} [emulator:hold]"
           image_url: "${api.url}/media/image.png"
 `,
     });

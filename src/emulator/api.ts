@@ -175,7 +175,7 @@ function createRequest(
     durationMs,
     failure: markers.fail ?? (failsByChance ? DEFAULT_FAILURE_MESSAGE : undefined),
     output: outputSpec(modelId, markers),
-    hold: markers.hold,
+    hold: markers.hold !== undefined && core.holds(markers.hold) ? markers.hold : undefined,
   });
 }
 

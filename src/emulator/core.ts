@@ -41,6 +41,10 @@ export class EmulatorCore {
   readonly limiter = new RateLimiter();
   readonly newRequestId: () => string;
   private readonly startConfig: EmulatorConfig;
+  /** Holds released by name: later requests held under them start released (until reset). */
+  private readonly releasedHolds = new Set<string>();
+  /** Every hold released at once: no later request is held (until reset). */
+  private allHoldsReleased = false;
   /** Token → small owner index, so requests remember their creator without keeping the token each. */
   private readonly owners = new Map<string, number>();
 
@@ -69,6 +73,8 @@ export class EmulatorCore {
     this.submissions.clear();
     this.limiter.reset();
     this.owners.clear();
+    this.releasedHolds.clear();
+    this.allHoldsReleased = false;
     this.config = applyConfigPatch(this.startConfig, {});
     this.book.setCapacity(this.config.capacity, this.now());
   }
@@ -115,8 +121,18 @@ export class EmulatorCore {
     };
   }
 
-  /** Releases held requests (those held under `name` when given); how many were released. */
+  /**
+   * Releases held requests (those held under `name` when given) and opens the hold: later
+   * requests with the same marker (a retry, a resumed apply) are not held. How many were released.
+   */
   release(name?: string): number {
+    if (name === undefined) this.allHoldsReleased = true;
+    else this.releasedHolds.add(name);
     return this.book.release(name, this.now());
+  }
+
+  /** Whether a request marked `[emulator:hold=name]` is held now: not once its hold was released. */
+  holds(name: string): boolean {
+    return !this.allHoldsReleased && !this.releasedHolds.has(name);
   }
 }
