@@ -3,7 +3,7 @@
  * the CLI spawned as a user runs it.
  */
 import { describe, expect, test } from "vitest";
-import { chainYaml, itemsCsv, project, waitForOutput } from "./apply-harness.js";
+import { chainYaml, itemsCsv, project, until, waitForOutput } from "./apply-harness.js";
 
 const FAILING = {
   "flow.yaml": chainYaml({ name: "night" }),
@@ -132,5 +132,41 @@ describe("runflow status", () => {
     const status = await flow.run(["status", "no-such-run"]);
     expect(status.exitCode).toBe(2);
     expect(status.stderr).toMatch(/^error: .*no-such-run/);
+  });
+
+  test("lists the outputs in plan order, not the order they finished in, and says how many more there are", async () => {
+    const oneStep = `version: 1
+name: many
+concurrency: 60
+defaults:
+  poll: { interval: 25ms, max_interval: 100ms }
+jobs:
+  clip:
+    for_each: items.csv
+    steps:
+      - id: animate
+        model: minimax/Hailuo Video 01 Live
+        input:
+          prompt: "\${{ item.prompt }}"
+          image_url: "{{API}}/media/image.png?w=640&h=480"
+`;
+    // item-1 is held until the 52 others have finished: it finishes last, and is first in the plan.
+    const flow = await project({
+      "flow.yaml": oneStep,
+      "items.csv": itemsCsv(53, (i) => (i === 1 ? " [emulator:hold]" : "")),
+    });
+    const child = flow.start(["apply", "flow.yaml", "--quiet"]);
+    await until("52 requests finished", () => flow.api.state().requests.succeeded === 52);
+    flow.api.release();
+    expect((await child).exitCode).toBe(0);
+
+    const text = (await flow.run(["status"])).stdout;
+    const listed = text
+      .split("\n")
+      .filter((line) => /^ {2}clip\/item-\d+\/animate video: /.test(line))
+      .map((line) => /item-(\d+)/.exec(line)![1]);
+    expect(listed).toEqual(Array.from({ length: 50 }, (_, i) => String(i + 1)));
+    expect(text).toContain("outputs (53):");
+    expect(text).toContain("  … and 3 more (--json lists them all)");
   });
 });

@@ -647,7 +647,11 @@ function prepareStatements(db: Database.Database) {
          url = excluded.url, path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256,
          created_at = excluded.created_at`,
     ),
-    getOutputsOfRun: db.prepare<[string], OutputRow>(`SELECT * FROM outputs WHERE run_id = ? ORDER BY rowid`),
+    // In plan order (the steps' order), not the order the steps finished in.
+    getOutputsOfRun: db.prepare<[string], OutputRow>(
+      `SELECT o.* FROM outputs o JOIN steps s ON s.run_id = o.run_id AND s.address = o.address
+       WHERE o.run_id = ? ORDER BY s.position, s.rowid, o.rowid`,
+    ),
     getOutputsOfStep: db.prepare<[string, string], OutputRow>(
       `SELECT * FROM outputs WHERE run_id = ? AND address = ? ORDER BY rowid`,
     ),

@@ -387,6 +387,7 @@ export interface StateStore {
   // Outputs
   /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */
   recordOutput(output: NewOutput): void;
+  /** A run's outputs in plan order (of a step, in the order recorded). */
   getOutputs(runId: string, address?: string): OutputRecord[];
 
   // Reuse: the newest step of this workflow that succeeded with this fingerprint at this API
