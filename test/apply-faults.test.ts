@@ -41,8 +41,13 @@ describe("runflow apply under faults", () => {
 
     const first = await p.run(["apply", "chain.yaml"]);
     expect(first.exitCode).toBe(1);
-    expect(first.stdout).toMatch(/clip\/item-\d\/animate unknown: submit: HTTP 503/);
-    expect(first.stdout).toContain("--resubmit-unknown");
+    // One sentence: what happened, and that it is not sent again, each said once.
+    const line = first.stdout.split("\n").find((text) => /^ {2}clip\/\S+ unknown: /.test(text))!;
+    expect(line).toMatch(
+      /^ {2}clip\/item-\d\/animate unknown: submit: HTTP 503: [^;]+; it may have been created \(and billed\), so it is not sent again$/,
+    );
+    // The summary says how to send it anyway, with the run's id.
+    expect(first.stdout).toMatch(/to submit them again: runflow retry \S+ --resubmit-unknown$/m);
     expect(first.stdout).toMatch(/4 succeeded, 2 failed \(1 unknown, 1 blocked\)/);
     const submitted = p.api.submissions().total;
     expect(submitted).toBe(4);
@@ -63,7 +68,9 @@ describe("runflow apply under faults", () => {
     const unknown = ndjson(first.stdout).filter((e) => e.event === "step" && e.state === "unknown");
     expect(unknown).toHaveLength(1);
     expect(unknown[0]).toMatchObject({ address: "clip/item-2/animate" });
-    expect(String(unknown[0]?.error)).toContain("may exist and be billed");
+    expect(String(unknown[0]?.error)).toContain(
+      "it may have been created (and billed), so it is not sent again",
+    );
     // The emulator created it: one submission, whose answer never arrived.
     expect(p.api.submissions().byBody.filter((group) => group.count > 0)).toHaveLength(5);
 

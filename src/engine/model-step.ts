@@ -30,6 +30,17 @@ import { isStopSignal } from "./run-control.js";
 import { StepState } from "./states.js";
 import { resultView } from "./step-results.js";
 
+/**
+ * The error of a step whose submission may have been created: what happened, and once what
+ * follows. The client's reason may already end in its own "may have been created" clause;
+ * it is dropped here so the sentence says it once. How to send it anyway is the summary's
+ * to say (`runflow retry RUN --resubmit-unknown`), with the run's id.
+ */
+export function unknownSubmissionError(reason: string, resubmitting: boolean): string {
+  const what = reason.replace(/;\s*(?:the submission|it) may have been created.*$/, "");
+  return `${what}; it may have been created (and billed)${resubmitting ? "" : ", so it is not sent again"}`;
+}
+
 /** How one attempt ended. */
 type AttemptOutcome =
   | { kind: "succeeded"; result: RequestResult; key: AttemptKey; requestId: string }
@@ -365,17 +376,13 @@ async function submit(
     };
   }
   if (answer.kind === "unknown") {
-    const error = `${answer.reason} — the request may exist and be billed`;
+    const error = unknownSubmissionError(answer.reason, resubmitUnknown);
     endAttempt("unknown", error);
     return {
       kind: "outcome",
       outcome: resubmitUnknown
         ? { kind: "retryable", state: "unknown", error }
-        : {
-            kind: "final",
-            state: "unknown",
-            error: `${error}; not sent again (\`runflow retry --resubmit-unknown\` sends it)`,
-          },
+        : { kind: "final", state: "unknown", error },
     };
   }
   // The caller commits the id before anything else (remoteAttempt).

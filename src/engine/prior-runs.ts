@@ -59,7 +59,7 @@ export function heldBecause(unfinished: Exclude<UnfinishedRequest, { kind: "reat
   if (unfinished.kind === "maybe_billed") {
     return (
       `an earlier submission (run ${unfinished.runId}, attempt ${unfinished.attempt}) may have been created and billed, ` +
-      "but its answer never arrived; it is not sent again (`runflow retry --resubmit-unknown` sends it)"
+      "but its answer never arrived; it is not sent again"
     );
   }
   const request = unfinished.requestId === undefined ? "a request" : `request ${unfinished.requestId}`;
