@@ -2,6 +2,7 @@
  * The in-process emulator `apply`, `retry` and `cancel` run against with `--emulator`: no
  * token, nothing billed. One place starts it, so the three commands agree on where it listens.
  */
+import { EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import type { RunningEmulator } from "../emulator/index.js";
 import type { ApiTarget } from "../engine/apply.js";
 import { DEFAULT_EMULATOR_PORT } from "./commands/emulator.js";
@@ -28,9 +29,12 @@ export async function startEmbeddedEmulator(
   }
 }
 
-/** The API target of a running embedded emulator: any token is accepted there. */
+/**
+ * The API target of a running embedded emulator: any token is accepted there, and its
+ * origin is one name whatever the port (api/origin.ts), so runs on it reuse each other.
+ */
 export function embeddedApi(emulator: RunningEmulator): ApiTarget {
-  return { baseUrl: emulator.url, token: "emulator" };
+  return { baseUrl: emulator.url, token: "emulator", origin: EMBEDDED_EMULATOR_ORIGIN };
 }
 
 /** The note printed when a command runs against the embedded emulator. */

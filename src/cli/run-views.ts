@@ -35,6 +35,14 @@ export function stateArgument(globals: GlobalOptions): string {
   return globals.state === DEFAULT_STATE_PATH ? "" : ` --state ${shellWord(globals.state)}`;
 }
 
+/**
+ * The command that retries `runId`, exactly as it works from here: with `--state` when not
+ * the default, and `--emulator` for a run on the embedded emulator (no token there).
+ */
+export function retryCommand(runId: string, globals: GlobalOptions, emulator: boolean): string {
+  return `runflow retry ${runId}${stateArgument(globals)}${emulator ? " --emulator" : ""}`;
+}
+
 /** Where a path is, as the user reads it: relative to their folder when inside it. */
 export function displayPath(absolute: string, cwd: string = process.cwd()): string {
   const relative = path.relative(cwd, absolute);
@@ -99,12 +107,12 @@ export function printSummary(
   outcome: Pick<ApplyOutcome, "outputsRoot" | "runId">,
   globals: GlobalOptions,
   output: Output,
-  context: { resumeCommand: string; downloads: boolean },
+  context: { resumeCommand: string; downloads: boolean; emulator?: boolean | undefined },
 ): void {
   if (globals.json) return;
   const lines = summaryLines(summary, {
     outputs: outcome.outputsRoot === undefined ? undefined : displayPath(outcome.outputsRoot),
-    retryCommand: `runflow retry ${outcome.runId}${stateArgument(globals)}`,
+    retryCommand: retryCommand(outcome.runId, globals, context.emulator === true),
     resumeCommand: context.resumeCommand,
     downloads: context.downloads,
   });

@@ -3,7 +3,13 @@
  * test suite, the benchmarks and `runflow apply --emulator` run against. docs/emulator.md
  * describes the markers, faults and control endpoints.
  */
-export { startEmulator, DEFAULT_HOST, type EmulatorOptions, type RunningEmulator } from "./server.js";
+export {
+  startEmulator,
+  DEFAULT_HOST,
+  PortInUseError,
+  type EmulatorOptions,
+  type RunningEmulator,
+} from "./server.js";
 export {
   applyConfigPatch,
   DEFAULT_CONFIG,

@@ -356,16 +356,25 @@ function startConfigOf(options: EmulatorOptions): EmulatorConfig {
   return applyConfigPatch(DEFAULT_CONFIG, patch);
 }
 
+/** The port asked for is taken: `runflow emulator` says to pick another; `apply --emulator` takes a free one. */
+export class PortInUseError extends UsageError {
+  constructor(
+    readonly port: number,
+    host: string,
+    cause: Error,
+  ) {
+    super(`port ${port} on ${host} is already in use`, {
+      hint: "pick another with --port, or --port 0 for any free port",
+      cause,
+    });
+  }
+}
+
 function listen(server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       if (error.code === "EADDRINUSE") {
-        reject(
-          new UsageError(`port ${port} on ${host} is already in use`, {
-            hint: "pick another with --port, or --port 0 for any free port",
-            cause: error,
-          }),
-        );
+        reject(new PortInUseError(port, host, error));
       } else {
         reject(error);
       }

@@ -3,13 +3,17 @@
  * submitting and cancels its queued requests itself); with no live process, the run's
  * queued requests are cancelled here, directly at the API. Running requests cannot be
  * cancelled (the API says so): they stay recorded, and the next apply collects them.
+ *
+ * A run on the embedded emulator (`apply --emulator`) is the exception: its requests lived
+ * in the process that ran it, and ended with it. With that process gone there is nothing
+ * to cancel at any API: its open steps are marked cancelled here, and no token is needed.
  */
 import os from "node:os";
 import { createClientFromEnv } from "../api/env.js";
 import { decideLock, isProcessAlive } from "../store/lock.js";
-import { OPEN_ATTEMPT_STATES, type RunRecord, type StateStore } from "../store/types.js";
+import { OPEN_ATTEMPT_STATES, type AttemptRecord, type RunRecord, type StateStore } from "../store/types.js";
 import { systemClock, type Clock } from "../util/clock.js";
-import { describeOrigin } from "../api/origin.js";
+import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import { UsageError } from "../errors.js";
 import { apiOriginFor, openStateStore } from "./apply.js";
 import type { EngineApi } from "./deps.js";
@@ -23,6 +27,8 @@ export interface CancelRequest {
   env?: NodeJS.ProcessEnv | undefined;
   /** How long to wait for a live apply to stop (default 30 s). */
   waitMs?: number | undefined;
+  /** `--emulator`: the run was on the embedded emulator (also known from the run's own record). */
+  emulator?: boolean | undefined;
 }
 
 export interface CancelServices {
@@ -44,6 +50,12 @@ export interface CancelOutcome {
   running: string[];
   /** Steps whose request could not be cancelled for another reason, with it. */
   errors: { address: string; error: string }[];
+}
+
+/** Whether the run was on the in-process emulator of `apply --emulator` (recorded with its options). */
+function ranOnEmbeddedEmulator(run: RunRecord): boolean {
+  const options = run.options as { emulator?: unknown } | undefined;
+  return run.apiOrigin === EMBEDDED_EMULATOR_ORIGIN || options?.emulator === true;
 }
 
 /** Whether a live process holds the run's workflow lock for this very run. */
@@ -95,6 +107,12 @@ export async function cancelRun(
       errors: [],
     };
     if (outcome.alreadyFinished) return outcome;
+    const embedded = ranOnEmbeddedEmulator(run);
+    if (request.emulator && !embedded) {
+      throw new UsageError(`run ${run.id} ran against the RunComfy API, not the embedded emulator`, {
+        hint: `cancel it there: runflow cancel ${run.id} (without --emulator, with RUNCOMFY_API_TOKEN set)`,
+      });
+    }
 
     store.requestCancel(run.id, clock.now());
     if (isLive(store, run, clock.now())) {
@@ -111,33 +129,43 @@ export async function cancelRun(
       return outcome;
     }
 
+    const markCancelled = (attempt: AttemptRecord, stepError: string) => {
+      const at = clock.now();
+      store.transaction(() => {
+        store.updateAttempt(attempt, {
+          state: "cancelled",
+          error: "cancelled by `runflow cancel`",
+          finishedAt: at,
+        });
+        store.updateStep(run.id, attempt.address, {
+          updatedAt: at,
+          state: "cancelled",
+          error: stepError,
+          queuePosition: null,
+          finishedAt: at,
+        });
+      });
+      outcome.cancelled.push(attempt.address);
+    };
     // A request id means something only at the API that gave it.
-    if (!services.api) checkRunMadeHere(run, apiOriginFor({ env }));
-    const api = services.api ?? createClientFromEnv({ env });
+    if (!embedded && !services.api) checkRunMadeHere(run, apiOriginFor({ env }));
+    const api = embedded ? undefined : (services.api ?? createClientFromEnv({ env }));
     for (const attempt of store.getAttempts(run.id)) {
       if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;
+      if (!api) {
+        markCancelled(
+          attempt,
+          "cancelled (`runflow cancel`): the embedded emulator that ran it ended with its apply",
+        );
+        continue;
+      }
       try {
         const answer = await api.cancel(attempt.requestId);
         if (answer.outcome !== "cancelled") {
           outcome.running.push(attempt.address);
           continue;
         }
-        const at = clock.now();
-        store.transaction(() => {
-          store.updateAttempt(attempt, {
-            state: "cancelled",
-            error: "cancelled by `runflow cancel`",
-            finishedAt: at,
-          });
-          store.updateStep(run.id, attempt.address, {
-            updatedAt: at,
-            state: "cancelled",
-            error: "cancelled while queued (`runflow cancel`)",
-            queuePosition: null,
-            finishedAt: at,
-          });
-        });
-        outcome.cancelled.push(attempt.address);
+        markCancelled(attempt, "cancelled while queued (`runflow cancel`)");
       } catch (error) {
         outcome.errors.push({
           address: attempt.address,

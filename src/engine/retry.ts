@@ -16,6 +16,7 @@ import {
   newRunId,
   openStateStore,
   runLocked,
+  type ApiTarget,
   type ApplyOutcome,
   type ApplyServices,
 } from "./apply.js";
@@ -37,6 +38,8 @@ export interface RetryRequest {
   statePath?: string | undefined;
   models?: readonly string[] | undefined;
   env?: NodeJS.ProcessEnv | undefined;
+  /** Run against this API instead of the environment's (`--emulator`). */
+  api?: ApiTarget | undefined;
 }
 
 export type RetryOutcome =
@@ -71,7 +74,7 @@ function checkSameApi(parent: RunRecord, apiOrigin: string): void {
     `run ${parent.id} was made at ${describeOrigin(parent.apiOrigin)}; this retry would run at ${describeOrigin(apiOrigin)}`,
     {
       hint: embedded
-        ? `\`runflow apply ${parent.workflowFile} --emulator\` finishes it on the emulator; \`runflow apply ${parent.workflowFile}\` runs it at the API`
+        ? `retry it there: runflow retry ${parent.id} --emulator (or \`runflow apply ${parent.workflowFile}\` to run it at the API)`
         : parent.apiOrigin === undefined
           ? `\`runflow apply ${parent.workflowFile}\` runs what is missing at this API`
           : `set RUNCOMFY_BASE_URL=${parent.apiOrigin} to retry it there, or \`runflow apply ${parent.workflowFile}\` to run what is missing at this API`,
@@ -143,7 +146,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
     const parent = findRun(store, request.run, statePath);
-    checkSameApi(parent, apiOriginFor({ env }));
+    checkSameApi(parent, apiOriginFor({ env, api: request.api }));
     const saved = readStoredPlan(store, parent.id);
     if (!saved) {
       throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {
@@ -178,6 +181,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
           resubmitUnknown: request.resubmitUnknown ?? false,
           concurrency: request.concurrency,
           download: parentOptions.download ?? true,
+          emulator: request.api !== undefined,
           cacheTtlMs,
         },
         // Made again under the lock: the parent's steps may have changed while waiting for it.
@@ -197,7 +201,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
           cacheTtlMs,
         },
         registry: loadModelRegistry({ dirs: [...(request.models ?? [])], cwd }),
-        request: { env },
+        request: { env, api: request.api },
       },
       { ...services, runId },
     );

@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
 import { parse } from "yaml";
-import { EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
 import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../engine/apply.js";
 import { EventBus } from "../../engine/events.js";
@@ -27,11 +26,10 @@ import {
   stateArgument,
   subscribeViews,
 } from "../run-views.js";
+import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
 import { DEFAULT_EMULATOR_PORT } from "./emulator.js";
 import { runPlanCommand } from "./plan.js";
 
-/** How long each request takes on the embedded emulator: long enough to watch, short enough to wait for. */
-export const EMBEDDED_EMULATOR_DURATION_MS = 1_000;
 /** The var an example workflow reads its stills' host from; `--emulator` points it at the emulator. */
 export const MEDIA_HOST_VAR = "image_host";
 
@@ -44,22 +42,6 @@ interface ApplyFlags {
   download?: boolean;
   emulator?: boolean;
   wait?: boolean;
-}
-
-/**
- * The embedded emulator listens on the emulator's usual port when it is free, so media URLs —
- * and with them fingerprints — stay the same from one `apply --emulator` to the next, and a
- * second apply reuses what the first did. Any free port otherwise.
- */
-async function startEmbeddedEmulator(): Promise<RunningEmulator> {
-  // Loaded only here: a real apply (a restart above all) need not load the emulator.
-  const { startEmulator } = await import("../../emulator/index.js");
-  try {
-    return await startEmulator({ duration: EMBEDDED_EMULATOR_DURATION_MS, port: DEFAULT_EMULATOR_PORT });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
-    return startEmulator({ duration: EMBEDDED_EMULATOR_DURATION_MS });
-  }
 }
 
 /** Whether the workflow file declares `vars.NAME` (a cheap look: the full load comes later and reports problems). */
@@ -124,7 +106,7 @@ export async function runApplyCommand(
   let emulator: RunningEmulator | undefined;
   if (flags.emulator) {
     emulator = await startEmbeddedEmulator();
-    const notes = [`using the local emulator at ${emulator.url}: no token needed, nothing is billed`];
+    const notes = [embeddedNote(emulator)];
     if (!Object.hasOwn(vars, MEDIA_HOST_VAR) && declaresVar(file, MEDIA_HOST_VAR)) {
       vars[MEDIA_HOST_VAR] = emulator.url;
       notes.push(`vars.${MEDIA_HOST_VAR} = ${emulator.url} (the emulator serves test images under /media)`);
@@ -147,9 +129,7 @@ export async function runApplyCommand(
           download: flags.download,
           wait: flags.wait,
           models: globals.models,
-          api: emulator
-            ? { baseUrl: emulator.url, token: "emulator", origin: EMBEDDED_EMULATOR_ORIGIN }
-            : undefined,
+          api: emulator ? embeddedApi(emulator) : undefined,
         },
         { events, control },
       ),
@@ -167,6 +147,7 @@ export async function runApplyCommand(
     printSummary(views.summary, outcome, globals, output, {
       resumeCommand: resume.filter((part) => part !== "").join(" "),
       downloads: flags.download !== false,
+      emulator: flags.emulator === true,
     });
     return outcome.exitCode;
   } finally {

@@ -11,10 +11,14 @@ export function register(program: Command): void {
     .command("cancel")
     .description("stop a run (default: the latest): no new submissions, its queued requests cancelled")
     .argument("[run]", "the run id (default: the latest run)")
-    .action(async function (this: Command, run: string | undefined) {
+    .option(
+      "--emulator",
+      "the run was on the local, in-process emulator of `apply --emulator`: no token needed",
+    )
+    .action(async function (this: Command, run: string | undefined, flags: { emulator?: boolean }) {
       const globals = globalOptions(this);
       const output = commandOutput(this);
-      const outcome = await cancelRun({ run, statePath: globals.state });
+      const outcome = await cancelRun({ run, statePath: globals.state, emulator: flags.emulator });
       if (globals.json) {
         output.stdout(JSON.stringify(outcome, null, 2));
         return;

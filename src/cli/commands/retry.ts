@@ -4,17 +4,20 @@
  * with the run. `--step` narrows; `unknown` steps only with `--resubmit-unknown`.
  */
 import type { Command } from "commander";
+import type { RunningEmulator } from "../../emulator/index.js";
 import { EventBus } from "../../engine/events.js";
 import { retryRun } from "../../engine/retry.js";
 import { RunControl } from "../../engine/run-control.js";
 import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
-import { parseConcurrency, printSummary, runWithViews, stateArgument, subscribeViews } from "../run-views.js";
+import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
+import { parseConcurrency, printSummary, retryCommand, runWithViews, subscribeViews } from "../run-views.js";
 
 interface RetryFlags {
   step?: string[];
   resubmitUnknown?: boolean;
   concurrency?: string;
   wait?: boolean;
+  emulator?: boolean;
 }
 
 export function register(program: Command): void {
@@ -35,39 +38,54 @@ export function register(program: Command): void {
     )
     .option("--concurrency <n>", "requests in flight at once (overrides the workflow)")
     .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .option(
+      "--emulator",
+      "run against a local, in-process emulator of the API (as `apply --emulator`): no token needed",
+    )
     .action(async function (this: Command, run: string | undefined, flags: RetryFlags) {
       const globals = globalOptions(this);
       const output = commandOutput(this);
       const concurrency = parseConcurrency(flags.concurrency);
-      const events = new EventBus();
-      const views = subscribeViews(events, globals, output);
-      const control = new RunControl();
-      const outcome = await runWithViews(views, control, output, () =>
-        retryRun(
-          {
-            run,
-            steps: flags.step,
-            resubmitUnknown: flags.resubmitUnknown,
-            concurrency,
-            wait: flags.wait,
-            statePath: globals.state,
-            models: globals.models,
-          },
-          { events, control },
-        ),
-      );
-      if (outcome.nothingToRetry) {
-        const message = `run ${outcome.parentRunId} has nothing to retry${flags.step ? " among the steps named" : ""}`;
-        if (globals.json)
-          output.stdout(JSON.stringify({ event: "nothing_to_retry", runId: outcome.parentRunId }));
-        else output.stdout(message);
-        process.exitCode = 0;
-        return;
+      let emulator: RunningEmulator | undefined;
+      try {
+        if (flags.emulator) {
+          emulator = await startEmbeddedEmulator();
+          if (!globals.quiet) output.stderr(embeddedNote(emulator));
+        }
+        const events = new EventBus();
+        const views = subscribeViews(events, globals, output);
+        const control = new RunControl();
+        const outcome = await runWithViews(views, control, output, () =>
+          retryRun(
+            {
+              run,
+              steps: flags.step,
+              resubmitUnknown: flags.resubmitUnknown,
+              concurrency,
+              wait: flags.wait,
+              statePath: globals.state,
+              models: globals.models,
+              api: emulator ? embeddedApi(emulator) : undefined,
+            },
+            { events, control },
+          ),
+        );
+        if (outcome.nothingToRetry) {
+          const message = `run ${outcome.parentRunId} has nothing to retry${flags.step ? " among the steps named" : ""}`;
+          if (globals.json)
+            output.stdout(JSON.stringify({ event: "nothing_to_retry", runId: outcome.parentRunId }));
+          else output.stdout(message);
+          process.exitCode = 0;
+          return;
+        }
+        printSummary(views.summary, outcome, globals, output, {
+          resumeCommand: retryCommand(outcome.parentRunId, globals, emulator !== undefined),
+          downloads: true,
+          emulator: emulator !== undefined,
+        });
+        process.exitCode = outcome.exitCode;
+      } finally {
+        await emulator?.close();
       }
-      printSummary(views.summary, outcome, globals, output, {
-        resumeCommand: `runflow retry ${outcome.parentRunId}${stateArgument(globals)}`,
-        downloads: true,
-      });
-      process.exitCode = outcome.exitCode;
     });
 }

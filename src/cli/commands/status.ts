@@ -12,7 +12,7 @@ import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
-import { displayPath, stateArgument } from "../run-views.js";
+import { displayPath, retryCommand } from "../run-views.js";
 
 /** Steps and outputs listed in full up to this many; `--json` has them all. */
 const LISTED = 50;
@@ -95,11 +95,16 @@ export function register(program: Command): void {
             lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
         }
         const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
+        const retry = retryCommand(
+          run.id,
+          globals,
+          (run.options as { emulator?: unknown })?.emulator === true,
+        );
         if (retryable > 0 && run.status !== "running" && run.finishedByRun === undefined)
-          lines.push(`to retry: runflow retry ${run.id}${stateArgument(globals)}`);
+          lines.push(`to retry: ${retry}`);
         if (report.problems.some((problem) => problem.state === "unknown"))
           lines.push(
-            `unknown steps may already be billed; to submit them again: runflow retry ${run.id}${stateArgument(globals)} --resubmit-unknown`,
+            `unknown steps may already be billed; to submit them again: ${retry} --resubmit-unknown`,
           );
         output.stdout(lines.join("\n"));
       } finally {
