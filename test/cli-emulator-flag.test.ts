@@ -9,6 +9,15 @@ import { startEmbeddedEmulator } from "../src/cli/embedded-emulator.js";
 import type { RunningEmulator } from "../src/emulator/index.js";
 import { chainYaml, itemsCsv, project, waitForOutput } from "./apply-harness.js";
 
+/** A port nothing listens on: connections to it are refused at once. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** No token and no API URL: only the embedded emulator can answer. */
 const NO_TOKEN = { RUNCOMFY_API_TOKEN: undefined, RUNCOMFY_BASE_URL: undefined };
 
@@ -93,5 +102,38 @@ describe("retry and cancel --emulator", () => {
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toMatch(/ran against the RunComfy API, not the embedded emulator/);
     expect(other.api.state().requests.cancelled).toBe(0);
+  });
+});
+
+describe("media the emulator cannot serve", () => {
+  test("a media host that does not answer is one error naming its var and what to pass, not one per URL", async () => {
+    const cdn = `http://127.0.0.1:${await closedPort()}`;
+    const stills = `version: 1
+name: stills
+vars:
+  cdn: "${cdn}"
+jobs:
+  clip:
+    for_each: items.csv
+    steps:
+      - id: animate
+        model: minimax/Hailuo Video 01 Live
+        input:
+          prompt: "\${{ item.prompt }}"
+          image_url: "\${{ vars.cdn }}/stills/\${{ item.id }}.png"
+`;
+    const p = await project({ "stills.yaml": stills, "items.csv": itemsCsv(30) });
+    const result = await p.run(["apply", "stills.yaml", "--emulator"], { env: NO_TOKEN });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr.match(/could not fetch/g)).toHaveLength(1);
+    expect(result.stderr).toContain(`(and 29 more media URLs on ${cdn})`);
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `hint: ${cdn.replaceAll(".", "\\.")} \\(vars\\.cdn\\) gave no answer: pass --var cdn=URL of a host`,
+      ),
+    );
+    expect(result.stderr).toMatch(
+      /The emulator serves only its test media, http:\/\/127\.0\.0\.1:\d+\/media\/image\.png/,
+    );
   });
 });

@@ -327,6 +327,33 @@ export function openStateStore(
   return { store: openSqliteStore(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
 }
 
+/**
+ * What to do about a media host that gave no answer: the var that names it and what to pass
+ * instead. Under `--emulator` (`emulatorUrl`), also that the emulator serves only its own
+ * test media — it cannot stand in for a host on the internet.
+ */
+export function unreachableMediaHint(
+  origin: string,
+  vars: Readonly<Record<string, unknown>>,
+  emulatorUrl: string | undefined,
+): string {
+  const names = Object.entries(vars)
+    .filter(
+      ([, value]) => typeof value === "string" && URL.canParse(value) && new URL(value).origin === origin,
+    )
+    .map(([name]) => name);
+  const [name] = names;
+  const where =
+    name === undefined
+      ? `${origin} gave no answer: check the URLs on it and this machine's network`
+      : `${origin} (vars.${name}) gave no answer: pass --var ${name}=URL of a host this machine can reach`;
+  if (emulatorUrl === undefined) return where;
+  return (
+    `${where}. The emulator serves only its test media, ${emulatorUrl}/media/image.png?w=W&h=H and /media/video.mp4` +
+    (name === undefined ? "" : ` (--var ${name}=${emulatorUrl} when the paths are those)`)
+  );
+}
+
 /** Loads and validates the workflow, then preflights its static media: exit 2 before anything runs. */
 async function loadChecked(
   file: string,
@@ -341,8 +368,10 @@ async function loadChecked(
     collectMedia: true,
   });
   if (!check.workflow) throw new WorkflowInvalidError(check.diagnostics);
+  const vars = check.workflow.vars;
   const preflight = await preflightMedia(check.media, registry, {
     transport: retryingTransport({ fetch: services.fetch, clock: services.clock, random: services.random }),
+    unreachableHint: (origin) => unreachableMediaHint(origin, vars, request.api?.baseUrl),
   });
   if (preflight.length > 0) {
     throw new WorkflowInvalidError(preflight, {

@@ -24,9 +24,12 @@ export class UnknownModelError extends RunflowError {
 /** The media behind an input URL could not be fetched for a preflight check. */
 export class MediaUnreachableError extends RunflowError {
   readonly url: string;
+  /** No HTTP answer at all (DNS, refused, timeout): every URL on the same host fails alike. */
+  readonly noAnswer: boolean;
 
-  constructor(url: string, reason: string, options?: RunflowErrorOptions) {
+  constructor(url: string, reason: string, options?: RunflowErrorOptions & { noAnswer?: boolean }) {
     super("media_unreachable", ExitCode.invalid, `could not fetch ${url}: ${reason}`, options);
     this.url = url;
+    this.noAnswer = options?.noAnswer ?? false;
   }
 }

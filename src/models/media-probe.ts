@@ -70,12 +70,13 @@ function unreachable(probe: Probe, error: unknown): Error {
   if (error instanceof Error && error.name === "TimeoutError") {
     return new MediaUnreachableError(probe.url, `no answer within ${probe.timeoutMs / 1000} s`, {
       cause: error,
+      noAnswer: true,
     });
   }
   // The caller's own abort is not a problem of the medium: let it through unchanged.
   if (error instanceof Error && error.name === "AbortError") return error;
   const reason = transportErrorCode(error) ?? (error instanceof Error ? error.message : String(error));
-  return new MediaUnreachableError(probe.url, reason, { cause: error });
+  return new MediaUnreachableError(probe.url, reason, { cause: error, noAnswer: true });
 }
 
 function failure(probe: Probe, answer: HttpAnswer): MediaUnreachableError {
@@ -249,7 +250,13 @@ export async function checkMediaInput(
         (measured) => evaluateMediaRules(field, rules, measured),
         (error: unknown) => {
           if (!(error instanceof MediaUnreachableError)) throw error;
-          return [{ field, kind: "media_unreachable", message: `input.${field}: ${error.message}` }];
+          const issue: InputIssue = {
+            field,
+            kind: "media_unreachable",
+            message: `input.${field}: ${error.message}`,
+          };
+          if (error.noAnswer) issue.unreachableOrigin = new URL(url).origin;
+          return [issue];
         },
       ),
     );

@@ -55,6 +55,11 @@ export interface InputIssue {
   kind: string;
   /** What was measured, for a `media` issue whose message is the schema's own (e.g. `200×200 px`). */
   detail?: string | undefined;
+  /**
+   * For `media_unreachable` with no HTTP answer at all (DNS, refused, timeout): the origin
+   * (`https://cdn.example.com`) that gave none, so callers can say it once for all its URLs.
+   */
+  unreachableOrigin?: string | undefined;
 }
 
 /** Facts about the media behind a URL, as far as a probe could learn them. */
