@@ -59,6 +59,10 @@ describe("retry and cancel --emulator", () => {
     expect((await p.run(["status"], { env: NO_TOKEN })).stdout).toContain(
       `to retry: runflow retry ${runId} --emulator`,
     );
+    // Without --emulator it is refused with the command that works, token or not.
+    const refused = await p.run(["retry", runId]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(`hint: retry it there: runflow retry ${runId} --emulator`);
 
     const retried = await p.run(["retry", runId, "--emulator"], { env: NO_TOKEN });
     expect(retried.stderr).not.toMatch(/error|RUNCOMFY_API_TOKEN/);
@@ -84,7 +88,9 @@ describe("retry and cancel --emulator", () => {
     const cancelled = await p.run(["cancel", "--emulator"], { env: NO_TOKEN });
     expect(cancelled.stderr).toBe("");
     expect(cancelled.exitCode).toBe(0);
-    expect(cancelled.stdout).toMatch(/^run \S+ cancelled: 2 /);
+    expect(cancelled.stdout).toMatch(
+      /^run \S+ cancelled: 2 open steps marked cancelled \(the embedded emulator/,
+    );
     const status = (await p.run(["status"], { env: NO_TOKEN })).stdout;
     expect(status).toContain(": cancelled");
     expect(status).toMatch(/clip\/item-1\/animate cancelled: .*embedded emulator/);

@@ -50,6 +50,8 @@ export interface CancelOutcome {
   running: string[];
   /** Steps whose request could not be cancelled for another reason, with it. */
   errors: { address: string; error: string }[];
+  /** The run was on the embedded emulator, gone with its process: its open steps were only marked. */
+  emulatorGone: boolean;
 }
 
 /** Whether the run was on the in-process emulator of `apply --emulator` (recorded with its options). */
@@ -105,6 +107,7 @@ export async function cancelRun(
       cancelled: [],
       running: [],
       errors: [],
+      emulatorGone: false,
     };
     if (outcome.alreadyFinished) return outcome;
     const embedded = ranOnEmbeddedEmulator(run);
@@ -150,6 +153,7 @@ export async function cancelRun(
     // A request id means something only at the API that gave it.
     if (!embedded && !services.api) checkRunMadeHere(run, apiOriginFor({ env }));
     const api = embedded ? undefined : (services.api ?? createClientFromEnv({ env }));
+    outcome.emulatorGone = embedded;
     for (const attempt of store.getAttempts(run.id)) {
       if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;
       if (!api) {

@@ -137,6 +137,8 @@ export function retryPlan(
 interface StoredOptions {
   download?: boolean;
   cacheTtlMs?: number;
+  /** The run was on the in-process emulator of `apply --emulator`. */
+  emulator?: boolean;
 }
 
 export async function retryRun(request: RetryRequest, services: ApplyServices): Promise<RetryOutcome> {

@@ -37,8 +37,11 @@ export function register(program: Command): void {
         );
         return;
       }
+      const count = outcome.cancelled.length;
       const lines = [
-        `run ${outcome.runId} cancelled: ${outcome.cancelled.length} queued request${outcome.cancelled.length === 1 ? "" : "s"} cancelled`,
+        outcome.emulatorGone
+          ? `run ${outcome.runId} cancelled: ${count} open step${count === 1 ? "" : "s"} marked cancelled (the embedded emulator that ran them ended with its apply)`
+          : `run ${outcome.runId} cancelled: ${count} queued request${count === 1 ? "" : "s"} cancelled`,
       ];
       if (outcome.running.length > 0) {
         lines.push(
