@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { chainYaml, filesUnder, itemsCsv, project, TOKEN, waitForOutput } from "./apply-harness.js";
+import { chainYaml, filesUnder, itemsCsv, ndjson, project, TOKEN, waitForOutput } from "./apply-harness.js";
 
 describe("one live apply per workflow", () => {
   test("a second apply of the same workflow exits 3; with --wait it waits, then reuses what the first did", async () => {
@@ -17,6 +17,11 @@ describe("one live apply per workflow", () => {
     expect(second.exitCode).toBe(3);
     expect(second.stderr).toMatch(/error: another apply of workflow chain is running: run \S+ \(pid \d+ on /);
     expect(second.stderr).toContain("--wait");
+    // With --json: stdout holds only NDJSON events, the error is one JSON object on stderr.
+    const json = await p.run(["apply", "chain.yaml", "--json"]);
+    expect(json.exitCode).toBe(3);
+    expect(() => ndjson(json.stdout)).not.toThrow();
+    expect(JSON.parse(json.stderr)).toMatchObject({ event: "error", code: "lock_held", exit_code: 3 });
 
     const waiting = p.start(["apply", "chain.yaml", "--wait"]);
     await waitForOutput(waiting, "waiting for the apply of run");
