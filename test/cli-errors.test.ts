@@ -34,6 +34,12 @@ describe("runflow with nothing to do", () => {
     expect(alone.stderr).toMatch(/^Usage: runflow \[options\] \[command\]/);
     expect(alone.stderr).toContain("apply [options] <file>");
 
+    expect(onlyJson((await run("--json")).stderr)).toMatchObject({
+      event: "error",
+      message: "no command given",
+      exit_code: 2,
+    });
+
     const help = await run("help");
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: runflow/);

@@ -41,7 +41,19 @@ export function buildProgram(
     // capture commander's own messages too.
     .configureOutput({
       writeOut: (text) => output.stdout(text),
-      writeErr: (text) => output.stderr(text),
+      // On stderr commander writes only the help it shows when no command is given (its
+      // errors go through outputError): with --json, that is an error like any other.
+      writeErr: (text) =>
+        output.stderr(
+          jsonErrors
+            ? errorJson({
+                code: "usage",
+                message: "no command given",
+                hint: "`runflow --help` lists the commands",
+                exitCode: ExitCode.invalid,
+              })
+            : text,
+        ),
       outputError: (text, write) => {
         if (!jsonErrors) write(text);
         else
