@@ -106,7 +106,9 @@ describe("retry and cancel --emulator", () => {
     await live.catch(() => undefined);
     const refused = await other.run(["cancel", "--emulator"]);
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toMatch(/ran against the RunComfy API, not the embedded emulator/);
+    expect(refused.stderr).toMatch(
+      /was made at the emulator at http:\/\/127\.0\.0\.1:\d+, not the embedded emulator/,
+    );
     expect(other.api.state().requests.cancelled).toBe(0);
   });
 });

@@ -112,9 +112,12 @@ export async function cancelRun(
     if (outcome.alreadyFinished) return outcome;
     const embedded = ranOnEmbeddedEmulator(run);
     if (request.emulator && !embedded) {
-      throw new UsageError(`run ${run.id} ran against the RunComfy API, not the embedded emulator`, {
-        hint: `cancel it there: runflow cancel ${run.id} (without --emulator, with RUNCOMFY_API_TOKEN set)`,
-      });
+      throw new UsageError(
+        `run ${run.id} was made at ${describeOrigin(run.apiOrigin)}, not the embedded emulator`,
+        {
+          hint: `cancel it there: runflow cancel ${run.id} (without --emulator, with RUNCOMFY_API_TOKEN set)`,
+        },
+      );
     }
 
     store.requestCancel(run.id, clock.now());
