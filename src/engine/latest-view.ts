@@ -13,11 +13,11 @@
  * files are). The view is a convenience for people and tools that look at the folder; the
  * state database never records a path in it.
  */
-import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { PlannedStep } from "../plan/types.js";
 import type { StepFiles } from "../store/types.js";
+import { newPartPath, partFinished } from "../util/part-files.js";
 import { linkOrCopyAtomic } from "./local-files.js";
 import { latestPathOf, runFolder, RUNS_FOLDER } from "./run-folders.js";
 import { StepState } from "./states.js";
@@ -66,9 +66,13 @@ async function readRecord(file: string): Promise<LatestRecord | undefined> {
 
 async function writeRecord(file: string, record: LatestRecord): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const temporary = `${file}.part-${randomBytes(6).toString("hex")}`;
-  await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`);
-  await rename(temporary, file);
+  const temporary = newPartPath(file);
+  try {
+    await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`);
+    await rename(temporary, file);
+  } finally {
+    partFinished(temporary);
+  }
 }
 
 /** Whether the view shows exactly `runFiles`, as the same files (links to them), for this step. */
@@ -174,9 +178,12 @@ export class LatestView {
   async #withdraw(step: PlannedStep, state: StepState): Promise<void> {
     const recordFile = latestRecordPath(step.outputsDir, step.stepId);
     const earlier = await readRecord(recordFile);
-    for (const old of earlier?.files ?? []) await rm(path.join(step.outputsDir, old), { force: true });
+    // Nothing of this step was ever shown: nothing to take out, and nothing written (a run
+    // whose every step fails leaves its folders as empty as it found them).
+    if (!earlier) return;
+    for (const old of earlier.files) await rm(path.join(step.outputsDir, old), { force: true });
     const lastSucceeded =
-      earlier && earlier.files.length > 0
+      earlier.files.length > 0
         ? {
             run: earlier.run,
             files: earlier.files.map((file) =>
@@ -185,7 +192,7 @@ export class LatestView {
               ),
             ),
           }
-        : earlier?.lastSucceeded;
+        : earlier.lastSucceeded;
     await writeRecord(recordFile, {
       step: step.stepId,
       run: this.#runId,

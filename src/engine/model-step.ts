@@ -28,6 +28,7 @@ import { heldBecause, unfinishedRequest } from "./prior-runs.js";
 import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
 import { runFolder } from "./run-folders.js";
+import { removeStaleParts } from "../util/part-files.js";
 import { StepState } from "./states.js";
 import { resultView } from "./step-results.js";
 
@@ -44,7 +45,14 @@ export function unknownSubmissionError(reason: string, resubmitting: boolean): s
 
 /** How one attempt ended. */
 type AttemptOutcome =
-  | { kind: "succeeded"; result: RequestResult; key: AttemptKey; requestId: string }
+  | {
+      kind: "succeeded";
+      result: RequestResult;
+      key: AttemptKey;
+      requestId: string;
+      /** The run that submitted the request, when this one re-attached to it. */
+      reattachedFrom?: string;
+    }
   /** Worth another attempt under the retry policy; `state` is what the step ends in when none is left. */
   | { kind: "retryable"; state: "failed" | "timed_out" | "unknown"; error: string }
   /** The step ends here, in `state`. */
@@ -343,7 +351,9 @@ async function remoteAttempt(
     });
     await deps.store.committed();
   }
-  return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+  const outcome = await watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+  if (outcome.kind === "succeeded" && reattach) outcome.reattachedFrom = reattach.fromRunId;
+  return outcome;
 }
 
 type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; outcome: AttemptOutcome };
@@ -636,6 +646,11 @@ async function collect(
 ): Promise<StepEnding> {
   const { deps, tracker, control } = context;
   const { result, key, requestId } = outcome;
+  // A process killed mid-download left its part in its own run's folder, which no later run
+  // writes into: the run that collects the request sweeps it.
+  if (outcome.reattachedFrom !== undefined && context.options.download) {
+    await removeStaleParts(runFolder(step.outputsDir, outcome.reattachedFrom));
+  }
   const files = outputFilesOf(step.stepId, result.output);
   const rows: NewOutput[] = [];
   const placed: { name: string; index: number | undefined; path: string }[] = [];
