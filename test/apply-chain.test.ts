@@ -1,6 +1,14 @@
 import path from "node:path";
 import { describe, expect, test } from "vitest";
-import { chainYaml, fileSize, itemsCsv, ndjson, project, submissionCounts } from "./apply-harness.js";
+import {
+  chainYaml,
+  fileSize,
+  itemsCsv,
+  ndjson,
+  project,
+  readBytes,
+  submissionCounts,
+} from "./apply-harness.js";
 
 describe("runflow apply (end to end)", () => {
   test("a two-step chain over 20 items completes with every output on disk at its size, and a second apply submits nothing", async () => {
@@ -33,7 +41,11 @@ describe("runflow apply (end to end)", () => {
       const [, key, step] = output.address.split("/");
       const expected = step === "animate" ? 3000 + Number(key!.slice("item-".length)) : 2015;
       expect(output.bytes).toBe(expected);
-      expect(output.path).toBe(path.join(p.dir, "outputs", "chain", key!, `${step}.mp4`));
+      // In the run's own folder; the instance's folder shows the same file as the latest.
+      expect(output.path).toBe(path.join(p.dir, "outputs", "chain", key!, ".runs", runId, `${step}.mp4`));
+      expect(readBytes(path.join(p.dir, "outputs", "chain", key!, `${step}.mp4`))).toEqual(
+        readBytes(output.path!),
+      );
     }
 
     const second = await p.run(["apply", "chain.yaml"]);

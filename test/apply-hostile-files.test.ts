@@ -82,24 +82,28 @@ describe("output file names from the API's answer", () => {
     expect(result.stderr).toBe("");
     expect(ndjson(result.stdout).at(-1)).toMatchObject({ event: "run_finished", exitCode: 0 });
 
-    const stepFolder = path.join(p.dir, "outputs", "hostile", "item-1");
-    // Nothing outside the step's folder but the project's own files and state.
+    const runId = String(ndjson(result.stdout)[0]?.runId);
+    const instanceFolder = path.join(p.dir, "outputs", "hostile", "item-1");
+    // The step's folder is the run's own; the instance's folder shows the same files.
+    const stepFolder = path.join(instanceFolder, ".runs", runId);
+    // Nothing outside the instance's folder but the project's own files and state.
     const outside = filesUnder(p.dir).filter(
-      (file) => !file.startsWith(stepFolder + path.sep) && !file.startsWith(path.join(p.dir, "state")),
+      (file) => !file.startsWith(instanceFolder + path.sep) && !file.startsWith(path.join(p.dir, "state")),
     );
     expect(outside.map((file) => path.relative(p.dir, file)).sort()).toEqual(["hostile.yaml", "items.csv"]);
     expect(existsSync(path.join(p.dir, "victim"))).toBe(false);
     expect(existsSync("/tmp/runflow-hostile-absolute.mp4")).toBe(false);
-    expect(readdirSync(stepFolder).sort()).toEqual([
+    const names = [
       "animate-output.mp4",
       "animate-proto.mp4",
       "animate-tmp_runflow-hostile-absolute.mp4",
       "animate-victim_app.mp4",
       "animate-video.mp4",
       "animate-windows.mp4",
-    ]);
+    ];
+    expect(readdirSync(stepFolder).sort()).toEqual(names);
+    expect(readdirSync(instanceFolder).sort()).toEqual([".runs", ...names]);
 
-    const runId = String(ndjson(result.stdout)[0]?.runId);
     const rows = p.store().getOutputs(runId);
     expect(rows).toHaveLength(6);
     for (const row of rows) {
@@ -155,7 +159,9 @@ describe("downloads from a hostile file host", () => {
     expect(result.exitCode).toBe(1);
     const failed = ndjson(result.stdout).find((event) => event.event === "step" && event.state === "failed");
     expect(String(failed?.error)).toMatch(
-      new RegExp(`^no space left on the disk holding ${disk.dir}/item-1 \\(request \\S+ succeeded`),
+      new RegExp(
+        `^no space left on the disk holding ${disk.dir}/item-1/\\.runs/\\S+ \\(request \\S+ succeeded`,
+      ),
     );
     expect(filesUnder(disk.dir)).toEqual([]);
     const runId = String(ndjson(result.stdout)[0]?.runId);
@@ -172,8 +178,11 @@ describe("taking over an earlier result on a full disk", () => {
       "hostile.yaml": oneStepYaml(`${disk.dir}/\${{ job.key }}`),
       "items.csv": "id,prompt\nitem-1,a paper boat [emulator:output-bytes=3000]\n",
     });
-    expect((await p.run(["apply", "hostile.yaml"])).exitCode).toBe(0);
+    const first = await p.run(["apply", "hostile.yaml", "--json"]);
+    expect(first.exitCode).toBe(0);
+    const firstRun = String(ndjson(first.stdout)[0]?.runId);
     // The file is lost, and the disk is full by the time the next apply wants it back.
+    rmSync(path.join(disk.dir, "item-1", ".runs", firstRun, "animate.mp4"));
     rmSync(path.join(disk.dir, "item-1", "animate.mp4"));
     try {
       writeFileSync(path.join(disk.dir, "filler"), Buffer.alloc(64 * 1024));
@@ -183,7 +192,7 @@ describe("taking over an earlier result on a full disk", () => {
     const second = await p.run(["apply", "hostile.yaml"]);
     expect(second.exitCode).toBe(1);
     expect(stepError(second.stdout)).toMatch(
-      /^no space left on the disk holding .*item-1; nothing was submitted: `runflow apply` again takes over the result of run \S+ once the disk can hold it/,
+      /^no space left on the disk holding .*item-1\/\.runs\/\S+; nothing was submitted: `runflow apply` again takes over the result of run \S+ once the disk can hold it/,
     );
     expect(p.api.submissions().total).toBe(1);
   });
@@ -205,7 +214,10 @@ describe("parts left by a SIGKILL", () => {
     expect(second.exitCode).toBe(0);
     expect(p.api.submissions().total).toBe(1);
     expect(partsUnder(p)).toEqual([]);
-    expect(readdirSync(path.join(p.dir, "outputs", "hostile", "item-1"))).toEqual(["animate.mp4"]);
+    expect(readdirSync(path.join(p.dir, "outputs", "hostile", "item-1")).sort()).toEqual([
+      ".runs",
+      "animate.mp4",
+    ]);
   });
 });
 
@@ -235,7 +247,10 @@ describe("item data and step results in paths", () => {
     });
     const result = await p.run(["apply", "hostile.yaml"]);
     expect(result.exitCode).toBe(0);
-    expect(readdirSync(path.join(p.dir, "outputs", "cats", "tabby"))).toEqual(["animate.mp4"]);
+    expect(readdirSync(path.join(p.dir, "outputs", "cats", "tabby")).sort()).toEqual([
+      ".runs",
+      "animate.mp4",
+    ]);
   });
 
   test("a run step's output path read from an earlier step's result cannot climb out: the step fails", async () => {

@@ -109,8 +109,8 @@ describe("runflow status", () => {
     expect(text).toContain("steps: ");
     expect(text).toContain("clip/item-2/animate failed: GPU out of memory");
     expect(text).toMatch(/clip\/item-2\/restyle blocked: not run: clip\/item-2\/animate failed/);
-    expect(text).toContain("clip/item-1/restyle video: outputs/night/item-1/restyle.mp4");
     const runId = /^run (\S+)/.exec(text)![1]!;
+    expect(text).toContain(`clip/item-1/restyle video: outputs/night/item-1/.runs/${runId}/restyle.mp4`);
     expect(text).toContain(`to retry: runflow retry ${runId}`);
 
     const json = JSON.parse((await flow.run(["status", "--json"])).stdout) as {

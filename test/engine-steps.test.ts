@@ -85,7 +85,7 @@ jobs:
     expect(api.submissions().total).toBe(4);
   });
 
-  test("a reused step's files are copied into this run's outputs folder when it moved", async () => {
+  test("a reused step's files are linked into this run's folder when the outputs folder moved", async () => {
     const api = await emulator();
     const dir = tempDir();
     const workflow = chainWorkflow({ items: items(2), mediaBase: api.url })
@@ -96,10 +96,12 @@ jobs:
     const second = await apply(dir, "chain.yaml", api, { vars: { batch: "tuesday" } });
     expect(second.counts).toEqual({ reused: 4 });
     expect(api.submissions().total).toBe(4);
-    const moved = path.join(dir, "out", "tuesday", "item-2", "restyle.mp4");
+    const moved = path.join(dir, "out", "tuesday", "item-2", ".runs", second.runId, "restyle.mp4");
     expect(statSync(moved).size).toBe(2015);
     const store = openStore(dir);
     expect(store.getOutputs(second.runId).find((o) => o.path === moved)?.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // ...and shown in the moved folder's latest view.
+    expect(statSync(path.join(dir, "out", "tuesday", "item-2", "restyle.mp4")).ino).toBe(statSync(moved).ino);
   });
 
   test("--fresh reuses nothing", async () => {
@@ -166,9 +168,13 @@ jobs:
     });
     const first = await apply(dir, "local.yaml", api);
     expect(first.exitCode).toBe(0);
-    const note = path.join(dir, "outputs", "local", "one", "note.txt");
+    // In the run's own folder of the instance (the instance's folder shows it as the latest).
+    const note = path.join(dir, "outputs", "local", "one", ".runs", first.runId, "note.txt");
     // No shell: `$HOME` stayed as written.
     expect(readFileSync(note, "utf8")).toBe("hello one $HOME");
+    expect(readFileSync(path.join(dir, "outputs", "local", "one", "note.txt"), "utf8")).toBe(
+      "hello one $HOME",
+    );
     const store = openStore(dir);
     const steps = store.getSteps(first.runId);
     expect(steps.map((s) => [s.stepId, s.state, s.stdout])).toEqual([
@@ -180,10 +186,23 @@ jobs:
     expect(second.counts).toEqual({ reused: 2 });
 
     // The count step reads note.txt: a changed file is a changed input, so it runs again.
-    writeFileSync(note, "changed by hand");
+    // (Reused, `write` takes over its recorded file only while it is unchanged: an edit in
+    // place, which every run's link to it shares, makes it run again.)
+    const edited = "changed by hand, longer";
+    writeFileSync(
+      path.join(dir, "local.yaml"),
+      runWorkflow(`[node, "-e", "require('fs').writeFileSync('note.txt', '${edited}')"]`),
+    );
     const third = await apply(dir, "local.yaml", api);
-    expect(third.steps.filter((e) => e.state === "reused").map((e) => e.step)).toEqual(["write"]);
-    expect(third.counts).toEqual({ reused: 1, succeeded: 1 });
+    expect(third.counts).toEqual({ succeeded: 2 });
+    const fourth = await apply(dir, "local.yaml", api);
+    expect(fourth.counts).toEqual({ reused: 2 });
+    // Editing the file in place (through the latest view) changes the recorded file: `write`
+    // cannot take it over and runs again; `count` then reads what it read before, and is reused.
+    writeFileSync(path.join(dir, "outputs", "local", "one", "note.txt"), "edited by hand, longer!");
+    const fifth = await apply(dir, "local.yaml", api);
+    expect(fifth.steps.filter((e) => e.state === "reused").map((e) => e.step)).toEqual(["count"]);
+    expect(fifth.counts).toEqual({ reused: 1, succeeded: 1 });
   });
 
   test("a named output the program did not produce fails the step", async () => {

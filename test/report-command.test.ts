@@ -1,10 +1,11 @@
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { runReportCommand } from "../src/cli/commands/report.js";
 import { runCli } from "../src/cli/program.js";
 import type { Output } from "../src/cli/context.js";
 import { ExitCode } from "../src/errors.js";
+import type { RunReport } from "../src/report/index.js";
 import { RUN_ID, seedReportRun, tempRoot } from "./report-fixture.js";
 
 function capture(): Output & { out: string; err: string } {
@@ -62,6 +63,23 @@ describe("runflow report", () => {
     expect(report.run.id).toBe(RUN_ID);
     expect(report.jobs).toHaveLength(4);
     expect(existsSync(path.join(seeded.root, "reports"))).toBe(false);
+  });
+
+  it("checks each output's sha256, or with --no-verify only its size", async () => {
+    const seeded = seedReportRun();
+    const replaced = path.join(seeded.root, "outputs", "teasers", "001", "restyle.mp4");
+    const bytes = readFileSync(replaced);
+    bytes.fill(0x20, bytes.length - 8); // same size, other content
+    writeFileSync(replaced, bytes);
+    const outputOf = async (...extra: string[]) => {
+      const output = capture();
+      const args = ["report", "--format", "json", "--out", "-", "--state", seeded.statePath, ...extra];
+      expect(await runCli(args, output)).toBe(0);
+      const report = JSON.parse(output.out) as RunReport;
+      return report.jobs[0]!.steps[1]!.outputs[0]!;
+    };
+    expect(await outputOf()).toMatchObject({ changed: true, local: false });
+    expect(await outputOf("--no-verify")).toMatchObject({ changed: false, local: true });
   });
 
   it("prints one JSON document naming the report with --json", async () => {

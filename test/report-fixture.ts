@@ -3,7 +3,7 @@
  * report tests. Times are fixed, so renderings are exact; only the temp folder varies.
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -181,7 +181,7 @@ export function seedReportRun(options: SeedOptions = {}): SeededRun {
         url,
         path: file,
         bytes: file ? statSync(file).size : undefined,
-        sha256: undefined,
+        sha256: file ? createHash("sha256").update(readFileSync(file)).digest("hex") : undefined,
         createdAt: T0,
       });
 

@@ -1,8 +1,10 @@
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   buildRunReport,
+  checkRecordedFile,
+  type BuildReportOptions,
   renderReportJson,
   renderReportMarkdown,
   type RunReport,
@@ -12,7 +14,11 @@ import { RUN_ID, seedReportRun, T0, type SeededRun } from "./report-fixture.js";
 
 const GENERATED_AT = T0 + 3_600_000;
 
-function reportOf(seeded: SeededRun, fileExists?: (file: string) => boolean): RunReport {
+function reportOf(
+  seeded: SeededRun,
+  fileExists?: (file: string) => boolean,
+  checkFile?: BuildReportOptions["checkFile"],
+): RunReport {
   const store = openSqliteStore(seeded.statePath, { readonly: true });
   try {
     const run = store.getRun(RUN_ID);
@@ -22,6 +28,7 @@ function reportOf(seeded: SeededRun, fileExists?: (file: string) => boolean): Ru
       now: GENERATED_AT,
       attempts: store.getAttempts(RUN_ID),
       fileExists,
+      checkFile,
     });
   } finally {
     store.close();
@@ -139,6 +146,41 @@ describe("buildRunReport", () => {
     rmSync(gone);
     const report = reportOf(seeded, (file) => file !== gone);
     expect(report.jobs[0]?.steps[1]?.outputs[0]).toMatchObject({ missing: true, local: false, path: gone });
+  });
+
+  it("checks each recorded file's sha256: the run's own files are linked", () => {
+    const report = reportOf(seedReportRun(), undefined, checkRecordedFile);
+    const outputs = report.jobs.flatMap((job) => job.steps.flatMap((step) => step.outputs));
+    expect(outputs.length).toBeGreaterThan(0);
+    for (const output of outputs)
+      expect(output).toMatchObject({ local: true, missing: false, changed: false });
+  });
+
+  it("shows another file at a recorded path (a later run's, an edit) as changed, never as this run's output", () => {
+    const seeded = seedReportRun();
+    const replaced = path.join(seeded.root, "outputs", "teasers", "001", "restyle.mp4");
+    const bytes = readFileSync(replaced);
+    const last = bytes.length - 1;
+    bytes.writeUInt8(bytes.readUInt8(last) ^ 0xff, last); // same size, other content: only the sha256 tells
+    writeFileSync(replaced, bytes);
+    const report = reportOf(seeded, undefined, checkRecordedFile);
+    const output = report.jobs[0]?.steps[1]?.outputs[0];
+    expect(output).toMatchObject({ changed: true, missing: false, local: false, path: replaced });
+    // Shown from where the run got it, not from the file that replaced it.
+    expect(output?.href).toBe(output?.url);
+    expect(output?.href).toMatch(/^https?:/);
+    expect(renderReportMarkdown(report)).toContain("video: file changed since this run (");
+    // The other files of the run are untouched and still shown from disk.
+    expect(report.jobs[0]?.steps[1]?.inputs[0]).toMatchObject({ local: true });
+    expect(report.jobs[0]?.steps[0]?.outputs[0]).toMatchObject({ local: true, changed: false });
+  });
+
+  it("names the run that made each output: this run, or the run a reused step took it from", () => {
+    const report = reportOf(seedReportRun());
+    const [animate, restyle] = report.jobs[0]!.steps;
+    expect(animate?.outputs[0]?.producedBy).toBe("r-20250228-0200-ff00");
+    expect(restyle?.outputs[0]?.producedBy).toBe(RUN_ID);
+    expect(restyle?.inputs[0]?.producedBy).toBe("r-20250228-0200-ff00");
   });
 });
 

@@ -18,6 +18,7 @@ import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./con
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import { startGroupCommit } from "./group-commit.js";
+import { LatestView } from "./latest-view.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
 import { RunControl, type StopReason } from "./run-control.js";
@@ -130,7 +131,6 @@ async function executeGrouped(
   const apiOrigin = deps.store.getRun(plan.runId)?.apiOrigin;
   if (apiOrigin === undefined) throw new Error(`run ${plan.runId} is not recorded with its API origin`);
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
-  const tracker = new StepTracker(plan.runId, [], deps);
   const graph = new RunGraph();
   const typical = new TypicalDurations(undefined, (model, typicalMs) =>
     deps.events.emit({
@@ -143,6 +143,15 @@ async function executeGrouped(
   );
   const notices = (level: "info" | "warn", message: string) =>
     deps.events.emit({ event: "notice", at: deps.clock.now(), runId: plan.runId, level, message });
+  const latest = new LatestView(
+    plan.runId,
+    (message) => notices("warn", message),
+    () => control.stopped,
+  );
+  const tracker = new StepTracker(plan.runId, [], {
+    ...deps,
+    onEnded: (step, state, files, reusedFrom) => latest.stepEnded(step, state, files, reusedFrom),
+  });
   const apiHealth = apiHealthMonitor(
     new ApiHealth(),
     () => deps.clock.now(),
@@ -298,6 +307,7 @@ async function executeGrouped(
   finishIfDone();
   await finished;
   await context.processes.onIdle();
+  await latest.settled();
   if (feedError !== undefined) throw feedError;
 
   const counts = tracker.counts();

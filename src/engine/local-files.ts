@@ -1,7 +1,7 @@
-/** Small file helpers of the engine: hashing, sizes, and atomic copies (temporary file, then rename). */
+/** Small file helpers of the engine: hashing, sizes, and atomic links and copies (temporary file, then rename). */
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { copyFile, rename, rm, stat } from "node:fs/promises";
+import { constants, createReadStream } from "node:fs";
+import { copyFile, link, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { onDisk } from "../util/disk-errors.js";
 import { makeFolder, newPartPath, partFinished, prepareFolder } from "../util/part-files.js";
@@ -32,15 +32,25 @@ export async function regularFileSize(file: string): Promise<number | undefined>
   }
 }
 
-/** Copies `from` to `to` through a temporary file beside `to`: `to` is absent or complete, never half written. */
-export async function copyFileAtomic(from: string, to: string): Promise<void> {
+/**
+ * Puts the file `from` at `to` without copying its bytes when the file system allows: a hard
+ * link (a reused gigabyte costs nothing), else a copy-on-write clone, else a copy (FAT, some
+ * SMB/NFS shares, another device). Through a temporary part and a rename, so `to` is
+ * replaced in one step (a reader sees the old file or the new, never none or half) and a
+ * file that was at `to` keeps its content under its other names.
+ */
+export async function linkOrCopyAtomic(from: string, to: string): Promise<void> {
   // Made every time (someone may have removed it mid-run); swept of leftovers once.
   const folder = path.dirname(to);
   await onDisk(folder, () => makeFolder(folder));
   await onDisk(folder, () => prepareFolder(folder));
   const temporary = newPartPath(to);
   try {
-    await onDisk(folder, () => copyFile(from, temporary));
+    try {
+      await link(from, temporary);
+    } catch {
+      await onDisk(folder, () => copyFile(from, temporary, constants.COPYFILE_FICLONE));
+    }
     await onDisk(folder, () => rename(temporary, to));
   } catch (error) {
     await rm(temporary, { force: true });

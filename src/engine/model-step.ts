@@ -17,7 +17,7 @@ import { checkMediaInput } from "../models/media-probe.js";
 import { validateModelInput } from "../models/validate-input.js";
 import { outputProblem } from "../models/validate-output.js";
 import { fingerprintModelStep } from "../plan/fingerprint.js";
-import type { PlannedStep } from "../plan/types.js";
+import type { PlannedStep, ReusableStep } from "../plan/types.js";
 import type { AttemptKey, NewOutput } from "../store/types.js";
 import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { DiskError } from "../util/disk-errors.js";
@@ -27,6 +27,8 @@ import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
 import { heldBecause, unfinishedRequest } from "./prior-runs.js";
 import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
+import { runFolder } from "./run-folders.js";
+import { removeStaleParts } from "../util/part-files.js";
 import { StepState } from "./states.js";
 import { resultView } from "./step-results.js";
 
@@ -43,7 +45,14 @@ export function unknownSubmissionError(reason: string, resubmitting: boolean): s
 
 /** How one attempt ended. */
 type AttemptOutcome =
-  | { kind: "succeeded"; result: RequestResult; key: AttemptKey; requestId: string }
+  | {
+      kind: "succeeded";
+      result: RequestResult;
+      key: AttemptKey;
+      requestId: string;
+      /** The run that submitted the request, when this one re-attached to it. */
+      reattachedFrom?: string;
+    }
   /** Worth another attempt under the retry policy; `state` is what the step ends in when none is left. */
   | { kind: "retryable"; state: "failed" | "timed_out" | "unknown"; error: string }
   /** The step ends here, in `state`. */
@@ -92,6 +101,24 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   const address = step.address;
   tracker.transition(address, StepState.waiting);
 
+  // A step planned as reused takes over the step it names first: a retry's plan holds it
+  // without the steps its input read (they succeeded and are not run again), so that input
+  // could not be resolved here.
+  const referenced = step.reuse && referencedResult(context, step.reuse);
+  if (referenced && step.reuse) {
+    const earlier = step.body ? undefined : deps.store.getStep(step.reuse.runId, step.reuse.address);
+    if (earlier) {
+      // Its resolved input, as the step it takes over had it (the plan holds templates).
+      deps.store.updateStep(context.runId, address, {
+        updatedAt: deps.clock.now(),
+        fingerprint: earlier.fingerprint ?? null,
+        input: earlier.input,
+      });
+    }
+    const ending = await takeOver(context, step, referenced, step.fingerprint ?? earlier?.fingerprint);
+    if (ending) return ending;
+  }
+
   const prepared =
     step.body && step.fingerprint !== undefined
       ? preparedFromPlan(step)
@@ -107,32 +134,10 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
     deps.store.updateStep(context.runId, address, { updatedAt: deps.clock.now(), fingerprint, input: body });
   }
 
-  const found = (step.reuse && referencedResult(context, step.reuse)) ?? findReusable(context, fingerprint);
+  const found = findReusable(context, fingerprint);
   if (found) {
-    const taken = await takeOverModelStep(context, step, found, control.watchSignal).catch(
-      (error: unknown) => {
-        if (isStopSignal(error) || control.watchSignal.aborted) return "stopped" as const;
-        if (error instanceof DiskError) return error;
-        throw error;
-      },
-    );
-    if (taken === "stopped") return "left";
-    if (taken instanceof DiskError) {
-      // Submitting again would pay for a result that could not be saved either.
-      tracker.transition(address, StepState.failed, {
-        error: `${taken.message}; nothing was submitted: \`runflow apply\` again takes over the result of run ${found.runId} once the disk can hold it`,
-      });
-      return "failed";
-    }
-    if (taken) {
-      context.results.record(address, resultView(taken));
-      tracker.transition(address, StepState.reused, {
-        reusedFrom: found.runId,
-        requestId: taken.requestId,
-        patch: { output: taken.output ?? null, files: taken.files ?? null, fingerprint },
-      });
-      return "succeeded";
-    }
+    const ending = await takeOver(context, step, found, fingerprint);
+    if (ending) return ending;
   }
 
   // The same question `plan` asked (prior-runs.ts), asked again now: an earlier request
@@ -204,6 +209,37 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       }
     }
   }
+}
+
+/** Takes over an earlier success; undefined when its files are gone (the step then runs). */
+async function takeOver(
+  context: ExecutionContext,
+  step: PlannedStep,
+  found: ReusableStep,
+  fingerprint: string | undefined,
+): Promise<StepEnding | undefined> {
+  const { control, tracker } = context;
+  const taken = await takeOverModelStep(context, step, found, control.watchSignal).catch((error: unknown) => {
+    if (isStopSignal(error) || control.watchSignal.aborted) return "stopped" as const;
+    if (error instanceof DiskError) return error;
+    throw error;
+  });
+  if (taken === "stopped") return "left";
+  if (taken instanceof DiskError) {
+    // Submitting again would pay for a result that could not be saved either.
+    tracker.transition(step.address, StepState.failed, {
+      error: `${taken.message}; nothing was submitted: \`runflow apply\` again takes over the result of run ${found.runId} once the disk can hold it`,
+    });
+    return "failed";
+  }
+  if (!taken) return undefined;
+  context.results.record(step.address, resultView(taken));
+  tracker.transition(step.address, StepState.reused, {
+    reusedFrom: found.runId,
+    requestId: taken.requestId,
+    patch: { output: taken.output ?? null, files: taken.files ?? null, fingerprint },
+  });
+  return "succeeded";
 }
 
 function preparedFromPlan(
@@ -315,7 +351,9 @@ async function remoteAttempt(
     });
     await deps.store.committed();
   }
-  return watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+  const outcome = await watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+  if (outcome.kind === "succeeded" && reattach) outcome.reattachedFrom = reattach.fromRunId;
+  return outcome;
 }
 
 type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; outcome: AttemptOutcome };
@@ -595,7 +633,7 @@ async function cancelRequest(context: ExecutionContext, requestId: string): Prom
 }
 
 /**
- * The request succeeded: download every output into the instance's folder (temporary file,
+ * The request succeeded: download every output into this run's folder of the instance (temporary file,
  * rename, size and sha256 recorded), then the step succeeds. The attempt stays open until
  * then, so a crash or a failed download leaves a request the next apply re-attaches to and
  * collects, instead of paying for it again.
@@ -608,6 +646,11 @@ async function collect(
 ): Promise<StepEnding> {
   const { deps, tracker, control } = context;
   const { result, key, requestId } = outcome;
+  // A process killed mid-download left its part in its own run's folder, which no later run
+  // writes into: the run that collects the request sweeps it.
+  if (outcome.reattachedFrom !== undefined && context.options.download) {
+    await removeStaleParts(runFolder(step.outputsDir, outcome.reattachedFrom));
+  }
   const files = outputFilesOf(step.stepId, result.output);
   const rows: NewOutput[] = [];
   const placed: { name: string; index: number | undefined; path: string }[] = [];
@@ -626,13 +669,19 @@ async function collect(
     rows.push(row);
     if (!context.options.download) continue;
     try {
-      const destination = outputPath(step.outputsDir, file.fileName);
+      const destination = outputPath(runFolder(step.outputsDir, context.runId), file.fileName);
       const downloaded = await deps.download(file.url, destination, {
         signal: control.watchSignal,
         clock: deps.clock,
         random: deps.random,
       });
-      Object.assign(row, { path: destination, bytes: downloaded.bytes, sha256: downloaded.sha256 });
+      // Recorded once the file is written: a file modified after its record is one to check again.
+      Object.assign(row, {
+        path: destination,
+        bytes: downloaded.bytes,
+        sha256: downloaded.sha256,
+        createdAt: deps.clock.now(),
+      });
       placed.push({ name: file.name, index: file.index, path: destination });
     } catch (error) {
       if (control.watchSignal.aborted) return "left";

@@ -1,16 +1,18 @@
 /**
  * Reuse (SPEC §5): a step whose fingerprint matches a success of an earlier run of the same
- * workflow takes that result over instead of running. Its files are put where this run
- * expects them: kept when already there, copied from the earlier run's folder, or downloaded
- * again from the output URL (still within `cache.ttl`). When none of that works the result
- * cannot be taken over and the step runs again.
+ * workflow takes that result over instead of running. Its files are put in this run's own
+ * folder (run-folders.ts): linked from the earlier run's file (copied where the file system
+ * cannot link), or downloaded again from the output URL (still within `cache.ttl`). When
+ * none of that works the result cannot be taken over and the step runs again.
  */
+import { stat } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import type { PlannedStep, ReusableStep, ReuseReference } from "../plan/types.js";
 import type { OutputRecord, StepRecord } from "../store/types.js";
 import type { ExecutionContext } from "./context.js";
-import { copyFileAtomic, hashFile, regularFileSize, type FileFacts } from "./local-files.js";
+import { hashFile, linkOrCopyAtomic, type FileFacts } from "./local-files.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
+import { runFolder } from "./run-folders.js";
 import { isSuccess } from "./states.js";
 import { DiskError } from "../util/disk-errors.js";
 
@@ -63,25 +65,37 @@ function outputKey(name: string, index: number | undefined): string {
 }
 
 /**
- * Puts the file `wanted` in place: it is there already (same size as recorded), or is
- * copied from `earlier`. Returns its facts, or undefined when neither works.
+ * Puts the earlier run's file at `wanted` (in this run's folder): linked, or copied where
+ * the file system cannot link. Only the file that run recorded is taken over: a file since
+ * changed (edited in place through the latest view, which shares its content) is not.
+ * Its sha256 is read again only when the file was modified after it was recorded (or that
+ * time is unknown): an untouched file is never newer than its record, and reading every
+ * reused file made a resumed run of many steps twice as slow.
+ * Returns its facts, or undefined when there is no such file.
  */
 async function placeFromEarlier(
   wanted: string,
-  earlier: { path?: string | undefined; bytes?: number | undefined; sha256?: string | undefined } | undefined,
+  earlier:
+    | {
+        path?: string | undefined;
+        bytes?: number | undefined;
+        sha256?: string | undefined;
+        createdAt?: number;
+      }
+    | undefined,
 ): Promise<FileFacts | undefined> {
-  const size = await regularFileSize(wanted);
-  if (size !== undefined && (earlier?.bytes === undefined || earlier.bytes === size)) {
-    return earlier?.sha256 !== undefined && earlier.bytes === size
-      ? { bytes: size, sha256: earlier.sha256 }
-      : hashFile(wanted);
-  }
   if (earlier?.path === undefined || earlier.path === wanted) return undefined;
-  const earlierSize = await regularFileSize(earlier.path);
-  if (earlierSize === undefined || (earlier.bytes !== undefined && earlierSize !== earlier.bytes))
-    return undefined;
-  await copyFileAtomic(earlier.path, wanted);
-  return earlier.sha256 !== undefined ? { bytes: earlierSize, sha256: earlier.sha256 } : hashFile(wanted);
+  const info = await stat(earlier.path).catch(() => undefined);
+  if (!info?.isFile() || (earlier.bytes !== undefined && info.size !== earlier.bytes)) return undefined;
+  let facts: FileFacts;
+  if (earlier.sha256 !== undefined && earlier.createdAt !== undefined && info.mtimeMs <= earlier.createdAt) {
+    facts = { bytes: info.size, sha256: earlier.sha256 };
+  } else {
+    facts = await hashFile(earlier.path);
+    if (earlier.sha256 !== undefined && facts.sha256 !== earlier.sha256) return undefined;
+  }
+  await linkOrCopyAtomic(earlier.path, wanted);
+  return facts;
 }
 
 /** Takes over a model step's result; undefined when its files can be neither found nor downloaded. */
@@ -115,7 +129,7 @@ export async function takeOverModelStep(
     let wanted: string;
     let facts: FileFacts | undefined;
     try {
-      wanted = outputPath(step.outputsDir, file.fileName);
+      wanted = outputPath(runFolder(step.outputsDir, context.runId), file.fileName);
       facts = await placeFromEarlier(wanted, earlierRows.get(outputKey(file.name, file.index)));
       if (!facts) {
         const downloaded = await download(file.url, wanted, { signal, clock, random: context.deps.random });
@@ -132,7 +146,8 @@ export async function takeOverModelStep(
       return undefined;
     }
     placed.push({ name: file.name, index: file.index, path: wanted });
-    rows.push({ ...row, path: wanted, bytes: facts.bytes, sha256: facts.sha256 });
+    // Recorded once the file is in place: a file modified after its record is one to check again.
+    rows.push({ ...row, path: wanted, bytes: facts.bytes, sha256: facts.sha256, createdAt: clock.now() });
   }
   store.transaction(() => {
     for (const row of rows) store.recordOutput(row);

@@ -1,6 +1,6 @@
 /**
- * One run step (SPEC §4): a local program run from an argument vector — no shell — in its
- * instance's outputs folder (or its `cwd`), with the step's `env` over runflow's own
+ * One run step (SPEC §4): a local program run from an argument vector — no shell — in this
+ * run's folder of its instance's outputs (or its `cwd`), with the step's `env` over runflow's own
  * environment minus the API token, a timeout, killed when the run is interrupted or
  * cancelled. Its named `outputs` must exist afterwards; its stdout is kept for
  * `steps.ID.stdout`. Fingerprinted with the content of the files its arguments name, so
@@ -20,6 +20,7 @@ import type { ExecutionContext, StepEnding } from "./context.js";
 import type { ProcessOutcome } from "./deps.js";
 import { hashFile, regularFileSize } from "./local-files.js";
 import { findReusable, takeOverRunStep } from "./reuse.js";
+import { inRunFolder, intoRunFolder, runFolder, stableText } from "./run-folders.js";
 import { StepState } from "./states.js";
 import { resultView } from "./step-results.js";
 
@@ -34,7 +35,13 @@ interface Invocation {
 /** The most of a program's stdout kept (for templates and the database). */
 const MAX_STDOUT_CHARS = 1_000_000;
 
-/** The argument vector, folder, environment and output paths, with earlier steps' results put in. */
+/**
+ * The argument vector, folder, environment and output paths, with earlier steps' results put
+ * in, all in this run's folder of the instance (run-folders.ts): the default working folder,
+ * a `cwd` inside the outputs folder and the outputs relative to it move there, and a path to
+ * an earlier run's file (a reused step's result, resolved when planning) becomes this run's
+ * own copy of it. A `cwd` outside the outputs folder is the user's, left as it is.
+ */
 function invocationOf(context: ExecutionContext, step: PlannedStep): Invocation {
   const deferred = new Set(step.deferredFields);
   const templateContext = deferred.size > 0 ? context.results.contextFor(step) : undefined;
@@ -46,22 +53,43 @@ function invocationOf(context: ExecutionContext, step: PlannedStep): Invocation 
           part === "cwd" || part === "outputs" ? pathValueGuard : undefined,
         )
       : value;
-  const argv = (resolve("run", step.argv ?? []) as unknown[]).map(asText);
-  const cwd = deferred.has("cwd")
-    ? path.resolve(step.outputsDir, asText(resolve("cwd", step.cwd)))
-    : (step.cwd ?? step.outputsDir);
+  const runDir = runFolder(step.outputsDir, context.runId);
+  const own = (text: string) => inRunFolder(text, step.outputsDir, runDir);
+  const argv = (resolve("run", step.argv ?? []) as unknown[]).map((arg) => own(asText(arg)));
+  const plannedCwd = own(
+    deferred.has("cwd")
+      ? path.resolve(step.outputsDir, asText(resolve("cwd", step.cwd)))
+      : (step.cwd ?? step.outputsDir),
+  );
+  const cwd = intoRunFolder(plannedCwd, step.outputsDir, runDir);
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(resolve("env", step.env ?? {}) as Record<string, unknown>)) {
-    env[name] = asText(value);
+    env[name] = own(asText(value));
   }
   const outputs: Record<string, string> = {};
   const pathsPending = deferred.has("cwd") || deferred.has("outputs");
   for (const [name, file] of Object.entries(
     resolve("outputs", step.outputNames ?? {}) as Record<string, unknown>,
   )) {
-    outputs[name] = pathsPending ? path.resolve(cwd, asText(file)) : asText(file);
+    // Planned relative to the planned folder: they move with it.
+    const planned = own(pathsPending ? path.resolve(plannedCwd, asText(file)) : asText(file));
+    outputs[name] = cwd === plannedCwd ? planned : intoRunFolder(planned, step.outputsDir, runDir);
   }
   return { argv, cwd, env, outputs };
+}
+
+/**
+ * The run step's fingerprint: of its arguments and environment as they would read in the
+ * instance's outputs folder, whichever run's folder they name (the same step over the same
+ * files is the same step in every run), and of the content of the files its arguments name.
+ */
+async function fingerprintOf(step: PlannedStep, invocation: Invocation): Promise<string> {
+  const stable = (text: string) => stableText(text, step.outputsDir);
+  const hashes: Record<string, string> = {};
+  for (const [arg, sha256] of Object.entries(await inputFileHashes(invocation))) hashes[stable(arg)] = sha256;
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(invocation.env)) env[name] = stable(value);
+  return fingerprintRunStep(invocation.argv.map(stable), env, hashes);
 }
 
 /**
@@ -109,7 +137,7 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
   try {
     invocation = invocationOf(context, step);
     await mkdir(invocation.cwd, { recursive: true });
-    fingerprint = fingerprintRunStep(invocation.argv, invocation.env, await inputFileHashes(invocation));
+    fingerprint = await fingerprintOf(step, invocation);
   } catch (error) {
     const message =
       error instanceof TemplateResolutionError ? `run: ${error.message}` : (error as Error).message;

@@ -5,7 +5,7 @@
  * right after an announcement loses nothing.
  */
 import type { PlannedStep } from "../plan/types.js";
-import type { StateStore, StepPatch } from "../store/types.js";
+import type { StateStore, StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink, WaitReason } from "./events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
@@ -26,6 +26,14 @@ export interface TransitionDetails {
   commitWith?: ((patch: StepPatch) => void) | undefined;
 }
 
+/** Told of every step that reached a terminal state, once it is written (the latest view listens). */
+export type StepEndedListener = (
+  step: PlannedStep,
+  state: StepState,
+  files: StepFiles | null | undefined,
+  reusedFrom: string | undefined,
+) => void;
+
 interface LiveStep {
   state: StepState;
   attempt: number;
@@ -37,6 +45,7 @@ export class StepTracker {
   readonly #store: StateStore;
   readonly #events: RunEventSink;
   readonly #clock: Clock;
+  readonly #onEnded: StepEndedListener | undefined;
   readonly #steps = new Map<string, PlannedStep>();
   readonly #live = new Map<string, LiveStep>();
   readonly #counts = new Map<StepState, number>();
@@ -44,12 +53,13 @@ export class StepTracker {
   constructor(
     runId: string,
     steps: readonly PlannedStep[],
-    deps: { store: StateStore; events: RunEventSink; clock: Clock },
+    deps: { store: StateStore; events: RunEventSink; clock: Clock; onEnded?: StepEndedListener | undefined },
   ) {
     this.#runId = runId;
     this.#store = deps.store;
     this.#events = deps.events;
     this.#clock = deps.clock;
+    this.#onEnded = deps.onEnded;
     this.add(steps);
   }
 
@@ -138,6 +148,7 @@ export class StepTracker {
       error: details.error,
       reusedFrom: details.reusedFrom,
     });
+    if (step && isTerminal(to)) this.#onEnded?.(step, to, details.patch?.files, details.reusedFrom);
   }
 
   /**

@@ -4,14 +4,17 @@ export {
   REPORT_FORMAT_VERSION,
   type BuildReportOptions,
   type DisplayGroup,
+  type FileCheck,
   type FailedStep,
   type JobReport,
   type JobStatus,
   type MediaRef,
+  type RecordedFile,
   type ReportCounts,
   type RunReport,
   type StepReport,
 } from "./model.js";
+export { checkRecordedFile } from "./file-check.js";
 export { renderReportJson } from "./render-json.js";
 export { renderReportMarkdown } from "./render-markdown.js";
 export { renderReportHtml, type HtmlReportOptions } from "./render-html.js";

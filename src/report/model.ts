@@ -53,8 +53,18 @@ export interface MediaRef {
   local: boolean;
   /** A download was recorded but the file is no longer on disk. */
   missing: boolean;
+  /**
+   * A file is on disk at the recorded path, but it is not the one this run recorded (its
+   * size or sha256 differs): it is neither linked nor shown, since it is some other file.
+   */
+  changed: boolean;
   bytes: number | undefined;
   sha256: string | undefined;
+  /**
+   * The run whose step made this file: the report's run, or for a reused step the earlier
+   * run it was taken over from (the file itself is this run's own link or copy of it).
+   */
+  producedBy: string | undefined;
 }
 
 export interface StepReport {
@@ -154,9 +164,20 @@ export interface BuildReportOptions {
   retryCommand?: string | undefined;
   /** The run's attempts: a step without its own start time started with its first attempt. */
   attempts?: readonly AttemptRecord[] | undefined;
-  /** Whether a downloaded file is still there (default: assume it is). */
+  /** Whether a downloaded file is still there (default: assume it is); `checkFile` wins when given. */
   fileExists?: ((absolutePath: string) => boolean) | undefined;
+  /** Whether a downloaded file is still there and still the one recorded (report/file-check.ts). */
+  checkFile?: ((absolutePath: string, recorded: RecordedFile) => FileCheck) | undefined;
 }
+
+/** What the run recorded of a file it wrote. */
+export interface RecordedFile {
+  bytes: number | undefined;
+  sha256: string | undefined;
+}
+
+/** `same`: the recorded file is there; `missing`: nothing is; `changed`: another file is. */
+export type FileCheck = "same" | "missing" | "changed";
 
 /** Captured output kept in the report; the rest stays in the state database. */
 const MAX_STDOUT_CHARS = 4_000;
@@ -168,7 +189,11 @@ export function buildRunReport(
   options: BuildReportOptions,
 ): RunReport {
   const fileExists = options.fileExists ?? (() => true);
+  const checkFile =
+    options.checkFile ?? ((file: string): FileCheck => (fileExists(file) ? "same" : "missing"));
   const outputsByAddress = groupOutputs(outputs);
+  const producerOf = new Map<string, string>();
+  for (const step of steps) producerOf.set(step.address, step.reusedFromRun ?? run.id);
   const firstAttemptAt = new Map<string, number>();
   for (const attempt of options.attempts ?? []) {
     const earliest = firstAttemptAt.get(attempt.address);
@@ -187,7 +212,11 @@ export function buildRunReport(
     downloaded: OutputRecord | undefined,
   ): MediaRef => {
     const path = downloaded?.path;
-    const present = path !== undefined && fileExists(path);
+    const check =
+      path === undefined
+        ? undefined
+        : checkFile(path, { bytes: downloaded?.bytes, sha256: downloaded?.sha256 });
+    const present = path !== undefined && check === "same";
     return {
       name,
       index,
@@ -196,9 +225,11 @@ export function buildRunReport(
       path,
       href: present ? relativeHref(options.reportDir, path) : url,
       local: present,
-      missing: path !== undefined && !present,
+      missing: check === "missing",
+      changed: check === "changed",
       bytes: downloaded?.bytes,
       sha256: downloaded?.sha256,
+      producedBy: downloaded === undefined ? undefined : producerOf.get(downloaded.address),
     };
   };
 

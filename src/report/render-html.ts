@@ -121,6 +121,9 @@ function mediaFigure(media: MediaRef, index: PageIndex, id: string | undefined):
   if (media.missing) {
     return `<figure${idAttribute}><p class="missing">${label}: file missing (${h(media.path ?? "")})</p></figure>`;
   }
+  if (media.changed) {
+    return `<figure${idAttribute}><p class="missing">${label}: file changed since this run (${h(media.path ?? "")} is not the file it recorded)</p></figure>`;
+  }
   if (media.href === undefined) return `<figure${idAttribute}><p>${label}: —</p></figure>`;
   const src = h(media.href);
   const preview = previewOf(index, media);
@@ -150,7 +153,8 @@ function inputFigure(media: MediaRef, index: PageIndex): string {
   if (produced) {
     return `<figure class="ref"><p>${label}: <a href="#${produced.id}">${h(produced.label)}</a> (shown there)</p></figure>`;
   }
-  if (media.local || media.missing || media.url === undefined) return mediaFigure(media, index, undefined);
+  if (media.local || media.missing || media.changed || media.url === undefined)
+    return mediaFigure(media, index, undefined);
   let where = media.url;
   try {
     const url = new URL(media.url);
@@ -240,11 +244,13 @@ function tileThumb(job: JobReport, index: PageIndex): string {
     const outputs = job.steps.flatMap((step) => step.outputs);
     const text = outputs.some((output) => output.missing)
       ? "file missing"
-      : outputs.length > 0
-        ? "not downloaded"
-        : job.status === "succeeded"
-          ? "no picture"
-          : job.status;
+      : outputs.some((output) => output.changed)
+        ? "file changed"
+        : outputs.length > 0
+          ? "not downloaded"
+          : job.status === "succeeded"
+            ? "no picture"
+            : job.status;
     return `<span class="thumb thumb-empty">${h(text)}</span>`;
   }
   const preview = previewOf(index, media);

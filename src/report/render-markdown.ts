@@ -18,6 +18,8 @@ function linkTarget(href: string): string {
 function mediaLine(media: MediaRef, role: "input" | "output"): string {
   const label = media.index === undefined ? media.name : `${media.name}[${media.index}]`;
   if (media.missing) return `${md(label)}: file missing (${md(media.path ?? "")})`;
+  if (media.changed)
+    return `${md(label)}: file changed since this run (${md(media.path ?? "")} is not the file it recorded)`;
   if (media.href === undefined) return `${md(label)}: —`;
   // A local file reads as its path relative to the report, which is also the link.
   const shown = media.local ? decodeURIComponent(media.href) : media.href;

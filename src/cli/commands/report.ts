@@ -2,11 +2,12 @@
  * `runflow report [run]`: writes a report of a run (SPEC §2, §6) — a self-contained HTML
  * gallery (default), Markdown or JSON — and prints where it went.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { Option, type Command } from "commander";
 import {
   buildRunReport,
+  checkRecordedFile,
   defaultReportPath,
   formatFromFileName,
   makeThumbnails,
@@ -47,6 +48,8 @@ export interface ReportCommandOptions {
   ffmpeg?: string | false | undefined;
   /** HTML: how ffmpeg is started (tests count the thumbnails made). */
   ffmpegRunner?: FfmpegRunner | undefined;
+  /** `--no-verify`: compare each file's size only, not its sha256 (which reads every file). */
+  verify?: boolean | undefined;
 }
 
 export interface WrittenReport {
@@ -89,7 +92,10 @@ export async function runReportCommand(
       now: options.now ?? Date.now(),
       attempts: store.getAttempts(run.id),
       retryCommand: options.retryCommand?.(run.id),
-      fileExists: existsSync,
+      checkFile:
+        options.verify === false
+          ? (file, recorded) => checkRecordedFile(file, { bytes: recorded.bytes, sha256: undefined })
+          : checkRecordedFile,
     });
   } finally {
     store.close();
@@ -143,10 +149,11 @@ export function register(program: Command): void {
       ).choices(REPORT_FORMATS),
     )
     .option("--out <file>", "where to write it; - for stdout (default: reports/RUN.FORMAT beside the state)")
+    .option("--no-verify", "check only that each output file has its recorded size, not its sha256 (faster)")
     .action(async function (
       this: Command,
       runId: string | undefined,
-      local: { format?: ReportFormat; out?: string },
+      local: { format?: ReportFormat; out?: string; verify: boolean },
     ) {
       const globals = globalOptions(this);
       await runReportCommand(
@@ -157,6 +164,7 @@ export function register(program: Command): void {
           out: local.out,
           json: globals.json,
           quiet: globals.quiet,
+          verify: local.verify,
           retryCommand: (id) => `runflow retry ${id}${stateArgument(globals)}`,
         },
         commandOutput(this),

@@ -1,6 +1,7 @@
 /**
  * `runflow status [run]` (SPEC §2): the state of a run (default: the latest) — counts per
- * state, each step that did not succeed with its error, and where the outputs are.
+ * state, each step that did not succeed with its error, and where the outputs are: each in
+ * the run's own folder (`.runs/RUN/`), with the run that made it when a reused step took it over.
  */
 import path from "node:path";
 import type { Command } from "commander";
@@ -30,6 +31,9 @@ export interface RunStatusReport {
     path: string | undefined;
     url: string;
     bytes: number | undefined;
+    sha256: string | undefined;
+    /** The run whose step made the file: this run, or the earlier one a reused step took it over from. */
+    producedBy: string;
   }[];
 }
 
@@ -53,15 +57,17 @@ export function register(program: Command): void {
           problems: store
             .getSteps(run.id, { states: PROBLEM_STATES })
             .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
-          outputs: store.getOutputs(run.id).map(({ address, name, index, path: file, url, bytes }) => ({
-            address,
-            name,
-            index,
-            path: file,
-            url,
-            bytes,
-          })),
+          outputs: [],
         };
+        const reusedFrom = new Map(
+          store
+            .getSteps(run.id, { states: ["reused"] })
+            .map((step) => [step.address, step.reusedFromRun ?? run.id]),
+        );
+        for (const { address, name, index, path: file, url, bytes, sha256 } of store.getOutputs(run.id)) {
+          const producedBy = reusedFrom.get(address) ?? run.id;
+          report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
+        }
         if (globals.json) {
           output.stdout(JSON.stringify({ ...report, run: runJson(run) }, null, 2));
           return;
@@ -90,7 +96,11 @@ export function register(program: Command): void {
         if (files.length > 0) {
           lines.push(`outputs (${files.length}):`);
           for (const file of files.slice(0, LISTED))
-            lines.push(`  ${file.address} ${file.name}: ${displayPath(file.path!)}`);
+            lines.push(
+              `  ${file.address} ${file.name}: ${displayPath(file.path!)}${
+                file.producedBy === run.id ? "" : ` (made by run ${file.producedBy})`
+              }`,
+            );
           if (files.length > LISTED)
             lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
         }
