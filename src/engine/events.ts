@@ -39,6 +39,12 @@ export interface StepEvent {
   error?: string | undefined;
   /** Set once, on the transition to reused: the run whose result is taken over. */
   reusedFrom?: string | undefined;
+  /**
+   * On a step's end: what its attempts of this run cost in USD, when the API reported it
+   * (SPEC §9); `costUnknown` counts its billed attempts that reported no cost.
+   */
+  cost?: number | undefined;
+  costUnknown?: number | undefined;
 }
 
 /**
@@ -117,6 +123,21 @@ export interface RunFinishedEvent {
   exitCode: number;
   elapsedMs: number;
   counts: Record<string, number>;
+  /** What the run's attempts cost: USD reported (null when none was), and billed attempts that reported none. */
+  cost?: { usd: number | null; unknown: number } | undefined;
+  /** The run's budget (`--max-cost`), when it had one. */
+  budget?: BudgetOutcome | undefined;
+}
+
+/** How an apply's budget ended. */
+export interface BudgetOutcome {
+  maxUsd: number;
+  /** Actual costs of the finished attempts (estimates for those that reported none). */
+  spentUsd: number;
+  /** Whether a step was held back. */
+  reached: boolean;
+  /** Steps not submitted because of it: held back, and blocked behind those. */
+  notSubmitted: number;
 }
 
 export type RunStatus = "succeeded" | "failed" | "interrupted" | "auth_failed" | "cancelled";

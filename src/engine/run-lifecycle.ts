@@ -10,6 +10,7 @@ import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
+import { costToJson } from "../cost/money.js";
 import type { ExecutionResult } from "./executor.js";
 import { PlanEncoder } from "./stored-plan.js";
 
@@ -195,7 +196,7 @@ export function endRun(
   deps: { store: StateStore; events: RunEventSink; clock: Clock },
   runId: string,
   startedAt: number,
-  result: Pick<ExecutionResult, "status" | "exitCode" | "counts">,
+  result: Pick<ExecutionResult, "status" | "exitCode" | "counts" | "budget">,
 ): void {
   const closed = deps.store.closeRunsFinishedBy(runId);
   if (closed.length > 0) {
@@ -222,5 +223,7 @@ export function endRun(
     exitCode: result.exitCode,
     elapsedMs: finishedAt - startedAt,
     counts: result.counts,
+    cost: costToJson(deps.store.runCost(runId)),
+    ...(result.budget ? { budget: result.budget } : {}),
   });
 }
