@@ -153,12 +153,16 @@ async function listModels(command: Command): Promise<void> {
   const width = Math.max(...entries.map((entry) => entry.model_id.length));
   for (const entry of entries) {
     output.stdout(`${entry.model_id.padEnd(width)}  ${summarizeInputs(entry)}\n`);
-    output.stdout(`${"".padEnd(width)}  ${priceText(prices.get(entry.model_id))}\n`);
+    // Under its model, when one is known: a list without prices reads as before.
+    const price = prices.get(entry.model_id);
+    if (price) output.stdout(`${"".padEnd(width)}  ${priceText(price)}\n`);
   }
   for (const note of notes) output.stderr(`note: ${note}\n`);
   const whence = live
     ? "prices read from the API now"
-    : "prices as last recorded by apply (set RUNCOMFY_API_TOKEN to read them now)";
+    : prices.size > 0
+      ? "prices as last recorded by apply"
+      : "prices unknown until read: set RUNCOMFY_API_TOKEN";
   output.stdout(`(* required; ${whence}; \`runflow models show ID\` for details)\n`);
 }
 
