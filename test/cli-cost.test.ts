@@ -26,10 +26,7 @@ interface PlanJson {
 
 describe("cost and budgets through the CLI", () => {
   test("plan of a 20-row chain estimates the emulator's prices × what it submits; after the batch, $0 to spend and the saving; every view shows what the emulator billed, to the cent", async () => {
-    const p = await project(
-      { "wf.yaml": chainYaml(), "items.csv": itemsCsv(20) },
-      { prices: PRICES },
-    );
+    const p = await project({ "wf.yaml": chainYaml(), "items.csv": itemsCsv(20) }, { prices: PRICES });
     const planned = await p.run(["--json", "plan", "wf.yaml"]);
     expect(planned.exitCode).toBe(0);
     const estimate = (JSON.parse(planned.stdout) as PlanJson).estimate;
@@ -61,7 +58,10 @@ describe("cost and budgets through the CLI", () => {
     };
     expect(cents(status.cost.usd)).toBe(cents(billed.usd));
     expect(status.stepCosts).toHaveLength(40);
-    expect(status.stepCosts.find((step) => step.address === "clip/item-1/animate")!.usd).toBeCloseTo(0.225, 6);
+    expect(status.stepCosts.find((step) => step.address === "clip/item-1/animate")!.usd).toBeCloseTo(
+      0.225,
+      6,
+    );
     const statusText = (await p.run(["status"])).stdout;
     expect(statusText).toContain("cost: $6.90");
     expect(statusText).toContain("  clip/item-1/restyle $0.12");
@@ -123,7 +123,9 @@ describe("cost and budgets through the CLI", () => {
     expect(unpriced.stderr).toContain(`the API gives no price for ${ALEPH}`);
     expect(p.api.state().submissions).toBe(0);
     const planned = await p.run(["plan", "wf.yaml"]);
-    expect(planned.stdout).toContain(`${ALEPH}: unknown for 2 to submit — unknown: the API gives no price for this model`);
+    expect(planned.stdout).toContain(
+      `${ALEPH}: unknown for 2 to submit — unknown: the API gives no price for this model`,
+    );
     expect(planned.stdout).toContain("+ unknown to spend");
   }, 60_000);
 

@@ -36,7 +36,10 @@ describe("a budget never exceeded", () => {
         random: seeded(seed),
         duration: { min: 0, max: 40 },
         queueDelay: { min: 0, max: 10 },
-        prices: { [HAILUO]: { usd: 0.05, unit: "second", seconds: 4 }, [ALEPH]: { usd: 0.1, unit: "output" } },
+        prices: {
+          [HAILUO]: { usd: 0.05, unit: "second", seconds: 4 },
+          [ALEPH]: { usd: 0.1, unit: "output" },
+        },
       });
       const dir = tempDir();
       writeFiles(dir, {
