@@ -50,7 +50,9 @@ describe("cost and budgets through the CLI", () => {
       .reduce((sum, event) => sum + (event.cost as number), 0);
     expect(cents(stepCosts)).toBe(cents(billed.usd));
     const end = events.find((event) => event.event === "run_finished")!;
-    expect(end.cost).toEqual({ usd: expect.closeTo(billed.usd, 6), unknown: 0 });
+    const endCost = end.cost as { usd: number; unknown: number };
+    expect(cents(endCost.usd)).toBe(cents(billed.usd));
+    expect(endCost.unknown).toBe(0);
 
     const status = JSON.parse((await p.run(["--json", "status"])).stdout) as {
       cost: { usd: number };
