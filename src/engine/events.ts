@@ -19,6 +19,8 @@ export interface RunStartedEvent {
   limits?: Record<string, number> | undefined;
   /** Model steps per model, when known at the start (the ETA weighs each by its duration). */
   models?: Record<string, number> | undefined;
+  /** The apply's budget in USD (`--max-cost`), when it has one: the live view shows spend against it. */
+  maxCostUsd?: number | undefined;
 }
 
 export interface StepEvent {

@@ -10,7 +10,7 @@ import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
-import { costToJson } from "../cost/money.js";
+import { costToJson, usdOf } from "../cost/money.js";
 import type { ExecutionResult } from "./executor.js";
 import { PlanEncoder } from "./stored-plan.js";
 
@@ -58,6 +58,12 @@ export interface PlanStream {
   /** Steps and jobs in all (and model steps per model), known before the first is planned. */
   totals: { steps: number; jobs: number; models?: Record<string, number> | undefined };
   instances: Iterable<PlannedInstance>;
+}
+
+/** The budget an apply recorded in its options (`maxCostMicros`), as run_started tells it. */
+function budgetOf(options: unknown): { maxCostUsd?: number } {
+  const micros = (options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
+  return typeof micros === "number" ? { maxCostUsd: usdOf(micros) } : {};
 }
 
 /** A whole plan as a stream: its instances, in order. */
@@ -141,6 +147,7 @@ export class RunRecorder {
       ...(stream.totals.models && Object.keys(stream.totals.models).length > 0
         ? { models: stream.totals.models }
         : {}),
+      ...budgetOf(meta.options),
     });
   }
 
