@@ -96,7 +96,9 @@ export function register(program: Command): void {
         if (spent !== "—" || typeof maxCostMicros === "number") {
           const budget =
             typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
-          lines.push(`cost: ${spent === "—" ? "$0.00" : spent}${budget}`);
+          // An emulator's costs are what it was set to charge: nothing was paid.
+          const emulated = isEmulatorOrigin(run.apiOrigin) ? " (emulated)" : "";
+          lines.push(`cost: ${spent === "—" ? "$0.00" : spent}${emulated}${budget}`);
         }
         if (run.finishedByRun !== undefined)
           lines.push(`the steps it left unfinished were finished by run ${run.finishedByRun}`);
