@@ -14,7 +14,7 @@ import { commitOpenGroups, GroupCommit } from "./group-commit.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.js";
 import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
-import { addCost, NO_COST, type CostTotal } from "../cost/money.js";
+import type { CostTotal } from "../cost/money.js";
 import { OPEN_ATTEMPT_STATES } from "./types.js";
 import type {
   PriceRecord,
@@ -1038,8 +1038,12 @@ export class SqliteStore implements StateStore {
   // Cost
 
   runCost(runId: string): CostTotal {
-    let total: CostTotal = NO_COST;
-    for (const cost of this.stepCosts(runId).values()) total = addCost(total, cost);
+    const total: CostTotal = { micros: 0, known: 0, unknown: 0 };
+    for (const cost of this.stepCosts(runId).values()) {
+      total.micros += cost.micros;
+      total.known += cost.known;
+      total.unknown += cost.unknown;
+    }
     return total;
   }
 
