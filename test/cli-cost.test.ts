@@ -112,6 +112,26 @@ describe("cost and budgets through the CLI", () => {
     expect(second.stdout).toContain("budget: $1.20 of $5.00 spent");
   }, 60_000);
 
+  test("budget.max_cost in the workflow is the budget without --max-cost; a budget that is not above 0 is refused at its line (exit 2)", async () => {
+    const withBudget = (budget: string) => chainYaml().replace("jobs:", `budget: ${budget}\njobs:`);
+    const p = await project(
+      {
+        "wf.yaml": withBudget("{ max_cost: 0.3 }"),
+        "bad.yaml": withBudget("{ max_cost: 0 }"),
+        "items.csv": itemsCsv(4),
+      },
+      { prices: { [HAILUO]: { usd: 0.1, unit: "output" }, [ALEPH]: { usd: 0.1, unit: "output" } } },
+    );
+    const bad = await p.run(["apply", "bad.yaml"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/bad\.yaml:\d+:\d+/);
+    expect(bad.stderr).toContain("max_cost");
+    const applied = await p.run(["apply", "wf.yaml", "--concurrency", "1"]);
+    expect(applied.exitCode).toBe(1);
+    expect(p.api.state().submissions).toBe(3);
+    expect(applied.stdout).toContain("budget reached: $0.30 of $0.30 spent");
+  }, 60_000);
+
   test("--max-cost that is not an amount, and an API without a price under a budget: exit 2, nothing sent", async () => {
     const p = await project(
       { "wf.yaml": chainYaml(), "items.csv": itemsCsv(2) },

@@ -180,7 +180,7 @@ export function register(program: Command): void {
   program
     .command("plan")
     .description(
-      "print what apply would do: which steps would be reused, re-attached, submitted or held, and the request bodies",
+      "print what apply would do: which steps would be reused, re-attached, submitted or held, the request bodies, and what it will cost (per model, with the basis of each figure)",
     )
     .argument("<file>", "the workflow YAML file")
     .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)
