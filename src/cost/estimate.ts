@@ -46,6 +46,8 @@ export function requestEstimate(
   price: PriceInput | undefined,
   learned: { micros: number; requests: number } | undefined,
   assumption: CostAssumption | undefined,
+  /** Why there is no price, when there is none. */
+  noPrice = "the API gives no price for this model",
 ): RequestEstimate {
   if (price === undefined) {
     if (assumption?.micros !== undefined) {
@@ -55,7 +57,7 @@ export function requestEstimate(
         basis: `${formatUsd(assumption.micros)} a request (assumed in budget.assume; the API gives no price)`,
       };
     }
-    return { model, micros: undefined, basis: "unknown: the API gives no price for this model" };
+    return { model, micros: undefined, basis: `unknown: ${noPrice}` };
   }
   const priced = formatPrice(price.micros, price.unit);
   if (price.unit === "output") {
@@ -141,9 +143,13 @@ export function estimateCost(
 /** `estimate: $1.20 to spend (12 requests), $0.60 saved by reuse`, then a line per model with its basis. */
 export function estimateLines(estimate: CostEstimate): string[] {
   const requests = estimate.models.reduce((sum, model) => sum + model.submit, 0);
-  const unknown = estimate.unknownModels.length > 0 ? " + unknown" : "";
+  const unknown = estimate.unknownModels.length > 0;
+  const total =
+    unknown && estimate.micros === 0
+      ? "unknown"
+      : `${formatUsd(estimate.micros)}${unknown ? " + unknown" : ""}`;
   const lines = [
-    `estimate: ${formatUsd(estimate.micros)}${unknown} to spend (${requests} ${requests === 1 ? "request" : "requests"}), ${formatUsd(estimate.savedMicros)} saved by reuse`,
+    `estimate: ${total} to spend (${requests} ${requests === 1 ? "request" : "requests"}), ${formatUsd(estimate.savedMicros)} saved by reuse`,
   ];
   for (const model of estimate.models) {
     const spend = model.micros === undefined ? "unknown" : formatUsd(model.micros);

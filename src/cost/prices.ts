@@ -76,10 +76,12 @@ export function requestEstimates(
   prices: ReadonlyMap<string, PriceRecord>,
   learned: (model: string) => { micros: number; requests: number } | undefined,
   assume: Readonly<Record<string, CostAssumption>>,
+  /** Why a model has no price (default: the API gives none). */
+  noPrice?: string,
 ): Map<string, RequestEstimate> {
   const estimates = new Map<string, RequestEstimate>();
   for (const model of models) {
-    estimates.set(model, requestEstimate(model, prices.get(model), learned(model), assume[model]));
+    estimates.set(model, requestEstimate(model, prices.get(model), learned(model), assume[model], noPrice));
   }
   return estimates;
 }

@@ -143,9 +143,10 @@ export async function runPlanCommand(
     );
     const notes = store ? unfinishedElsewhere(store, workflow.name, apiOrigin) : [];
     const models = [...planModelUse(plan).keys()];
+    const source = priceSource(apiOrigin, env);
     const read = await readPrices(models, {
       apiOrigin,
-      source: priceSource(apiOrigin, env),
+      source,
       // Read only: a plan records nothing, not even the prices it read.
       store: store && { pricesAt: (origin: string) => store.pricesAt(origin) },
       now,
@@ -156,6 +157,7 @@ export async function runPlanCommand(
       read.prices,
       (model) => store?.learnedCost(model, apiOrigin),
       workflow.budget.assume,
+      source ? undefined : "no price recorded from this API (set RUNCOMFY_API_TOKEN to read it)",
     );
     const estimate = planEstimate(plan, perRequest);
     if (options.json) {
