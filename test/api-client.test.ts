@@ -242,6 +242,8 @@ describe("status, result and cancel", () => {
       output: { video: `${emulator.url}/files/${requestId}/video.mp4` },
       createdAt: "2025-01-01T00:00:00.000Z",
       finishedAt: "2025-01-01T00:00:03.000Z",
+      // The emulator's default video price, $0.10/second × 5 s: asked with include_cost=true.
+      costMicros: 500_000,
     });
   });
 

@@ -86,7 +86,9 @@ describe("runflow apply (end to end)", () => {
     );
     expect(lines).toContainEqual(expect.stringMatching(/Z clip\/item-1\/restyle succeeded$/));
     expect(result.stdout).not.toContain("\u001b[");
-    expect(lines.at(-2)).toMatch(/^run \S+ succeeded in \S+ — 2 steps: 2 succeeded$/);
+    expect(lines.at(-3)).toMatch(/^run \S+ succeeded in \S+ — 2 steps: 2 succeeded$/);
+    // The emulator's default video price: $0.10/second × 5 s, twice.
+    expect(lines.at(-2)).toBe("cost: $1.00");
   });
 
   test("--dry-run prints the plan and submits nothing", async () => {

@@ -60,7 +60,7 @@ describe("results belong to the API origin that made them", () => {
     // Every view says which runs were against an emulator.
     const [embedded, atApi] = await runIds(p);
     const table = (await p.run(["runs"])).stdout.split("\n");
-    expect(table[0]).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+API\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
+    expect(table[0]).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+API\s+STATUS\s+STARTED\s+TOOK\s+COST\s+STEPS$/);
     const host = new URL(p.api.url).host;
     expect(table.find((line) => line.startsWith(embedded!))).toMatch(/\bchain\s+emulator\s+succeeded\b/);
     expect(table.find((line) => line.startsWith(atApi!))).toContain(`chain     emulator ${host}  succeeded`);

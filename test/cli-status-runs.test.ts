@@ -20,9 +20,9 @@ describe("runflow runs", () => {
     expect(table.exitCode).toBe(0);
     const [header, retry, apply, ...rest] = table.stdout.trimEnd().split("\n");
     expect(rest).toEqual([]);
-    expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+API\s+STATUS\s+STARTED\s+TOOK\s+STEPS$/);
+    expect(header).toMatch(/^RUN\s+KIND\s+WORKFLOW\s+API\s+STATUS\s+STARTED\s+TOOK\s+COST\s+STEPS$/);
     expect(retry).toMatch(
-      /^\S+\s+retry\s+night\s+emulator \S+\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+2 failed \(1 blocked\)$/,
+      /^\S+\s+retry\s+night\s+emulator \S+\s+failed\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+\S+\s+\$\d+\.\d\d\s+2 failed \(1 blocked\)$/,
     );
     expect(apply).toMatch(
       /^\S+\s+apply\s+night\s+emulator \S+\s+failed\s+.*4 succeeded, 2 failed \(1 blocked\)$/,

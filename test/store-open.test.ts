@@ -34,7 +34,15 @@ describe("opening the state database", () => {
     expect(existsSync(path.dirname(dbPath))).toBe(false);
     open(dbPath).close();
 
-    expect(tableNames(dbPath)).toEqual(["attempts", "locks", "outputs", "run_plan_parts", "runs", "steps"]);
+    expect(tableNames(dbPath)).toEqual([
+      "attempts",
+      "locks",
+      "model_prices",
+      "outputs",
+      "run_plan_parts",
+      "runs",
+      "steps",
+    ]);
     expect(pragma(dbPath, "user_version")).toBe(LATEST_SCHEMA_VERSION);
     expect(pragma(dbPath, "journal_mode")).toBe("wal");
   });

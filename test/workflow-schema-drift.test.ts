@@ -8,6 +8,7 @@ import { describe, expect, test } from "vitest";
 import { workflowSchema, type SchemaNode } from "../src/workflow/schema.js";
 import { BUILTIN_DEFAULTS } from "../src/workflow/normalize.js";
 import type {
+  BudgetFile,
   CacheFile,
   DefaultsFile,
   JobFile,
@@ -31,8 +32,10 @@ const workflowKeys = {
   vars: true,
   outputs: true,
   cache: true,
+  budget: true,
   jobs: true,
 } satisfies Keys<WorkflowFile>;
+const budgetKeys = { max_cost: true, assume: true } satisfies Keys<BudgetFile>;
 const defaultsKeys = { retry: true, timeout: true, poll: true } satisfies Keys<DefaultsFile>;
 const retryKeys = {
   attempts: true,
@@ -86,6 +89,7 @@ describe("the workflow schema and WorkflowFile", () => {
     ["retry", definitions.retry, retryKeys],
     ["defaults.poll", schema.properties?.defaults?.properties?.poll, pollKeys],
     ["cache", schema.properties?.cache, cacheKeys],
+    ["budget", schema.properties?.budget, budgetKeys],
     ["a job", definitions.job, jobKeys],
     ["a matrix for_each", (definitions.job?.properties?.for_each?.oneOf as SchemaNode[])[2], matrixKeys],
     ["a model step", definitions.modelStep, modelStepKeys],

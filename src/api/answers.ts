@@ -3,6 +3,7 @@
  * vocabularies differ (`/status` says `completed`, `/result` says `succeeded`); both
  * spellings of cancelled are accepted; a word we do not know is `unknown`, never success.
  */
+import { microsFromUsd } from "../cost/money.js";
 import type { ModelEntry } from "../models/types.js";
 
 export type SubmitOutcome =
@@ -49,6 +50,16 @@ export interface RequestResult {
   error?: string;
   createdAt?: string;
   finishedAt?: string;
+  /** What the request cost in micro-dollars (`?include_cost=true`); absent when the API reported none. */
+  costMicros?: number;
+}
+
+/** A model's price (`GET /v1/models/{id}`): `micros` USD-millionths per second of output, or per output. */
+export interface ModelPriceAnswer {
+  modelId: string;
+  micros: number;
+  unit: "second" | "output";
+  note?: string;
 }
 
 export interface CancelOutcome {
@@ -134,7 +145,22 @@ export function toRequestResult(body: unknown, requestId: string): RequestResult
   if (createdAt !== undefined) result.createdAt = createdAt;
   const finishedAt = text(data.finished_at);
   if (finishedAt !== undefined) result.finishedAt = finishedAt;
+  // Only a terminal result's cost is what the request cost; a missing or odd one is unknown, never 0.
+  const costMicros = isTerminalResult(result.status) ? microsFromUsd(data.cost) : undefined;
+  if (costMicros !== undefined) result.costMicros = costMicros;
   return result;
+}
+
+/** A price answer, or undefined when it carries no usable price (a model the API gives none for). */
+export function toModelPrice(body: unknown, modelId: string): ModelPriceAnswer | undefined {
+  const data = isRecord(body) ? body : {};
+  const micros = microsFromUsd(data.base_price_usd);
+  const unit = word(data.price_unit);
+  if (micros === undefined || (unit !== "second" && unit !== "output")) return undefined;
+  const price: ModelPriceAnswer = { modelId: text(data.model_id) ?? modelId, micros, unit };
+  const note = text(data.pricing_note);
+  if (note !== undefined) price.note = note;
+  return price;
 }
 
 export function toCancelOutcome(body: unknown, requestId: string): CancelOutcome {

@@ -19,9 +19,11 @@ import {
   isTerminalStatus,
   nextCatalogPage,
   toCancelOutcome,
+  toModelPrice,
   toRequestResult,
   toRequestStatus,
   type CancelOutcome,
+  type ModelPriceAnswer,
   type RequestResult,
   type RequestStatus,
   type SubmitOutcome,
@@ -31,6 +33,7 @@ import { fetchTransport, undiciTransport, type HeaderReader, type HttpTransport 
 import {
   ApiError,
   errorFromAnswer,
+  ModelNotFoundError,
   parseErrorBody,
   TransportError,
   UnusableAnswerError,
@@ -227,9 +230,29 @@ export class RunComfyClient {
     return toRequestStatus(body, requestId);
   }
 
+  /** Always with `include_cost=true`: a terminal result then says what the request cost (API.md). */
   async result(requestId: string, opts: CallOptions = {}): Promise<RequestResult> {
-    const body = await this.#requestCall("result", "GET", requestId, opts.signal);
+    const url = `${requestUrl(this.baseUrl, requestId, "result")}?include_cost=true`;
+    const body = await this.#idempotent({ phase: "result", requestId }, "GET", url, opts.signal);
     return toRequestResult(body, requestId);
+  }
+
+  /**
+   * The model's price (`GET /v1/models/{id}`), or undefined when the API gives none: the
+   * model is unknown there (404) or its answer carries no price.
+   */
+  async price(modelId: string, opts: CallOptions = {}): Promise<ModelPriceAnswer | undefined> {
+    const url = `${this.baseUrl}/v1/models/${encodeModelId(modelId)}`;
+    try {
+      return toModelPrice(
+        await this.#idempotent({ phase: "catalog", modelId }, "GET", url, opts.signal),
+        modelId,
+      );
+    } catch (error) {
+      if (error instanceof ModelNotFoundError || (error instanceof ApiError && error.status === 404))
+        return undefined;
+      throw error;
+    }
   }
 
   /** Cancels a queued request; a running or finished one answers `not_cancellable` and goes on. */

@@ -7,6 +7,7 @@ import { sampleDuration } from "./config.js";
 import type { EmulatorCore } from "./core.js";
 import { DEFAULT_FAILURE_MESSAGE, parseMarkers, type PromptMarkers } from "./markers.js";
 import { mp4SizeProblem } from "./mp4.js";
+import { priceFields, priceOf, requestCost } from "./prices.js";
 import { apiError, ErrorCode, json, type Reply } from "./replies.js";
 import type { EmulatedRequest, OutputSpec, Phase, RequestState } from "./request-book.js";
 
@@ -176,6 +177,7 @@ function createRequest(
     failure: markers.fail ?? (failsByChance ? DEFAULT_FAILURE_MESSAGE : undefined),
     output: outputSpec(modelId, markers),
     hold: markers.hold !== undefined && core.holds(markers.hold) ? markers.hold : undefined,
+    costUsd: requestCost(config, modelId),
   });
 }
 
@@ -229,6 +231,7 @@ export function outputUrl(core: EmulatorCore, request: EmulatedRequest): string 
 export function result(
   core: EmulatorCore,
   { request, state }: { request: EmulatedRequest; state: RequestState },
+  includeCost = false,
 ): Reply {
   const body: Record<string, unknown> = { request_id: request.id, status: state.phase };
   if (state.phase === "succeeded") {
@@ -243,6 +246,11 @@ export function result(
   }
   body.created_at = iso(request.createdAt);
   if (state.finishedAt !== undefined) body.finished_at = iso(state.finishedAt);
+  // A request that ended is billed: what it cost when it succeeded, nothing otherwise.
+  const ended = state.phase === "succeeded" || state.phase === "failed" || state.phase === "cancelled";
+  if (includeCost && ended && core.config.reportCost && request.costUsd !== undefined) {
+    body.cost = state.phase === "succeeded" ? request.costUsd : 0;
+  }
   return json(200, body);
 }
 
@@ -287,7 +295,11 @@ export function listModels(core: EmulatorCore, query: URLSearchParams): Reply {
   return json(200, { models: page, total: matching.length, limit: pageLimit, offset });
 }
 
+/** The model's catalog entry with its price (API.md "Prices and cost"); no price fields when it has none. */
 export function getModel(core: EmulatorCore, modelId: string): Reply {
   const entry = core.registry.get(modelId);
-  return entry ? json(200, catalogEntry(entry, true)) : unknownModel(core, modelId);
+  if (!entry) return unknownModel(core, modelId);
+  const price = priceOf(core.config, entry.model_id);
+  const priced = price ? priceFields(entry.model_id, price, core.config.outputSeconds) : {};
+  return json(200, { ...catalogEntry(entry, true), ...priced });
 }

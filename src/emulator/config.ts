@@ -93,6 +93,27 @@ export interface EmulatorConfig {
   modelsPageSize: number;
   /** The only accepted API token; null accepts any non-empty Bearer token. */
   token: string | null;
+  /**
+   * Prices by model id, served by `GET /v1/models/{id}` and charged on `/result?include_cost=true`
+   * (prices.ts). A model not listed gets the default price of its kind when `defaultPrices`
+   * is on; `null` gives it no price at all (its price call answers 404).
+   */
+  prices: Record<string, ModelPrice | null>;
+  /** Models without an entry in `prices` are priced by kind (video per second, image per output). */
+  defaultPrices: boolean;
+  /** Seconds of output a per-second model's request is billed for, unless its price says otherwise. */
+  outputSeconds: number;
+  /** What a request is charged, as a multiple of what its price says (2: charge double). */
+  costFactor: number;
+  /** Whether `/result?include_cost=true` carries `cost`; off, the API reports no cost. */
+  reportCost: boolean;
+}
+
+/** One model's price: `usd` per `unit`; `seconds` overrides `outputSeconds` for this model. */
+export interface ModelPrice {
+  usd: number;
+  unit: "second" | "output";
+  seconds?: number;
 }
 
 /**
@@ -118,6 +139,11 @@ export const DEFAULT_CONFIG: Readonly<EmulatorConfig> = Object.freeze({
   retention: null,
   modelsPageSize: 1,
   token: null,
+  prices: {},
+  defaultPrices: true,
+  outputSeconds: 5,
+  costFactor: 1,
+  reportCost: true,
 });
 
 type Check<T> = (value: unknown, name: string) => T;
@@ -266,6 +292,36 @@ const token: Check<string | null> = (value, name) => {
   throw new UsageError(`Expected \`${name}\` to be a non-empty token without spaces`);
 };
 
+const nonNegativeNumber: Check<number> = (value, name) => {
+  if (typeof value === "number" && Number.isFinite(value) && value >= 0) return value;
+  throw expected(name, "a number ≥ 0", value);
+};
+
+function modelPrice(value: unknown, name: string): ModelPrice | null {
+  if (value === null) return null;
+  const raw =
+    typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  const unknownField = raw && Object.keys(raw).find((key) => !["usd", "unit", "seconds"].includes(key));
+  if (!raw || unknownField !== undefined) {
+    throw expected(name, 'a price { usd, unit: "second" | "output", seconds? } or null', value);
+  }
+  const price: ModelPrice = {
+    usd: nonNegativeNumber(raw.usd, `${name}.usd`),
+    unit: oneOf(["second", "output"] as const)(raw.unit, `${name}.unit`),
+  };
+  if (raw.seconds !== undefined) price.seconds = nonNegativeNumber(raw.seconds, `${name}.seconds`);
+  return price;
+}
+
+const prices: Check<Record<string, ModelPrice | null>> = (value, name) => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw expected(name, "a map from model id to a price or null", value);
+  }
+  return Object.fromEntries(
+    Object.entries(value).map(([model, price]) => [model, modelPrice(price, `${name}.${model}`)]),
+  );
+};
+
 const CHECKS: { [K in keyof EmulatorConfig]: Check<EmulatorConfig[K]> } = {
   duration: durationSetting,
   queueDelay: durationSetting,
@@ -281,6 +337,11 @@ const CHECKS: { [K in keyof EmulatorConfig]: Check<EmulatorConfig[K]> } = {
   retention: unlimitedOr(milliseconds),
   modelsPageSize: positiveInteger,
   token,
+  prices,
+  defaultPrices: boolean,
+  outputSeconds: nonNegativeNumber,
+  costFactor: nonNegativeNumber,
+  reportCost: boolean,
 };
 
 export const CONFIG_KEYS = Object.keys(CHECKS) as (keyof EmulatorConfig)[];
@@ -291,14 +352,20 @@ function isConfigKey(key: string): key is keyof EmulatorConfig {
 
 /**
  * `base` with `patch` applied, every value checked. Keys set to `undefined` are ignored;
- * lists and maps (`faults`, `latency`) are replaced, not merged. Throws UsageError naming
+ * lists and maps (`faults`, `latency`) are replaced, not merged, except `prices`, merged
+ * model by model (a model set to `null` has no price). Throws UsageError naming
  * the first bad setting.
  */
 export function applyConfigPatch(base: Readonly<EmulatorConfig>, patch: unknown): EmulatorConfig {
   if (typeof patch !== "object" || patch === null || Array.isArray(patch)) {
     throw expected("config", "an object of settings", patch);
   }
-  const next: EmulatorConfig = { ...base, latency: { ...base.latency }, faults: [...base.faults] };
+  const next: EmulatorConfig = {
+    ...base,
+    latency: { ...base.latency },
+    faults: [...base.faults],
+    prices: { ...base.prices },
+  };
   for (const [key, value] of Object.entries(patch)) {
     if (!isConfigKey(key)) {
       throw new UsageError(
@@ -306,7 +373,8 @@ export function applyConfigPatch(base: Readonly<EmulatorConfig>, patch: unknown)
       );
     }
     if (value === undefined) continue;
-    setChecked(next, key, value);
+    if (key === "prices") next.prices = { ...next.prices, ...prices(value, key) };
+    else setChecked(next, key, value);
   }
   return next;
 }

@@ -26,6 +26,7 @@ function requestDetails(core: EmulatorCore, requestId: string): Reply {
     started_at: request.startedAt === undefined ? undefined : new Date(request.startedAt).toISOString(),
     duration_ms: request.durationMs,
     failure: request.failure,
+    cost_usd: request.costUsd,
     output_url: outputUrl(core, request),
   });
 }

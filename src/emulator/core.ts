@@ -17,6 +17,8 @@ export interface EmulatorState {
   held: number;
   submissions: number;
   calls: LogCounters;
+  /** What the requests that succeeded were charged (prices.ts): what `include_cost` reports. */
+  billed: { usd: number; requests: number };
 }
 
 export interface CoreOptions {
@@ -109,15 +111,27 @@ export class EmulatorCore {
   state(): EmulatorState {
     const requests = { total: this.book.size, expired: 0 } as EmulatorState["requests"];
     for (const phase of PHASES) requests[phase] = 0;
+    // Summed in micro-dollars, as a client does: no float drift over thousands of requests.
+    let billedMicros = 0;
+    let billed = 0;
     for (const request of this.book.all()) {
       const state = this.stateOf(request);
       requests[state === "gone" ? "expired" : state.phase] += 1;
+      const succeeded =
+        state === "gone"
+          ? this.book.stateOf(request, this.now()).phase === "succeeded"
+          : state.phase === "succeeded";
+      if (succeeded && request.costUsd !== undefined) {
+        billedMicros += Math.round(request.costUsd * 1_000_000);
+        billed += 1;
+      }
     }
     return {
       requests,
       held: this.book.heldCount(),
       submissions: this.submissions.count,
       calls: this.log.stats(),
+      billed: { usd: billedMicros / 1_000_000, requests: billed },
     };
   }
 

@@ -43,6 +43,8 @@ export interface NewRequest {
   readonly output: OutputSpec;
   /** Set when the request is held in progress until released: the hold's name ("" unnamed). */
   readonly hold?: string | undefined;
+  /** What it costs in USD once it succeeds (prices.ts); undefined for a model without a price. */
+  readonly costUsd?: number | undefined;
 }
 
 export interface EmulatedRequest extends NewRequest {
@@ -127,6 +129,7 @@ export class RequestBook {
       failure: request.failure,
       output: request.output,
       hold: request.hold,
+      costUsd: request.costUsd,
       queueSeq: this.nextSeq++,
       startedAt: undefined,
       cancelledAt: undefined,

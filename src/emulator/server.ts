@@ -228,7 +228,10 @@ async function dispatch(
       const found = api.lookUp(core, route.requestId, owner);
       if (api.isReply(found)) return { reply: found };
       if (route.endpoint === "status") return { reply: api.status(core, found) };
-      if (route.endpoint === "result") return { reply: api.result(core, found) };
+      if (route.endpoint === "result") {
+        const includeCost = ["true", "1"].includes(url.searchParams.get("include_cost") ?? "");
+        return { reply: api.result(core, found, includeCost) };
+      }
       return { reply: api.cancel(core, found.request) };
     }
   }

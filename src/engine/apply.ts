@@ -36,6 +36,11 @@ import { retryingTransport } from "./probe-transport.js";
 import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
 import { RunControl } from "./run-control.js";
+import { RunCosts } from "./run-costs.js";
+import { formatUsd } from "../cost/money.js";
+import { countOf } from "../render/vocabulary.js";
+import { estimateCost, type CostAssumption, type RequestEstimate } from "../cost/estimate.js";
+import { readPrices, requestEstimates } from "../cost/prices.js";
 import { endRun, RunRecorder, type PlanStream } from "./run-lifecycle.js";
 import { acquireWorkflowLock, DEFAULT_LOCK_TIMING, keepLockAlive, type LockTiming } from "./workflow-lock.js";
 
@@ -68,6 +73,8 @@ export interface ApplyRequest {
   env?: NodeJS.ProcessEnv | undefined;
   /** Run against this API instead of the environment's (`--emulator`). */
   api?: ApiTarget | undefined;
+  /** `--max-cost`, in micro-dollars: overrides the workflow's `budget.max_cost`. */
+  maxCostMicros?: number | undefined;
 }
 
 /** The effects an apply uses, injectable so tests drive them. */
@@ -168,6 +175,48 @@ export interface LockedRun {
   execute: ExecuteOptions;
   registry: ModelRegistry;
   request: Pick<ApplyRequest, "api" | "env">;
+  /** The budget (micro-dollars) and what to assume per model (SPEC §9); none for a retry. */
+  cost?: { maxMicros?: number | undefined; assume: Record<string, CostAssumption> } | undefined;
+}
+
+/**
+ * Prices (read from the API, recorded), each model's estimate per request, and the budget.
+ * With a budget, a model without any estimate is refused here, before anything is sent:
+ * runflow cannot promise to keep to a budget for requests it cannot put a figure on.
+ */
+async function runCostsFor(
+  store: StateStore,
+  api: EngineApi,
+  stream: PlanStream,
+  run: LockedRun,
+  apiOrigin: string,
+  context: { clock: Clock; signal: AbortSignal },
+): Promise<{ costs: RunCosts; estimates: Map<string, RequestEstimate>; notes: string[] }> {
+  const models = Object.keys(stream.totals.models ?? {});
+  const price = api.price?.bind(api);
+  const { prices, notes } = await readPrices(models, {
+    apiOrigin,
+    source: price && ((model) => price(model, { signal: context.signal })),
+    store,
+    now: context.clock.now(),
+  });
+  const estimates = requestEstimates(
+    models,
+    prices,
+    (model) => store.learnedCost(model, apiOrigin),
+    run.cost?.assume ?? {},
+  );
+  const maxMicros = run.cost?.maxMicros;
+  const unpriced = models.filter((model) => estimates.get(model)?.micros === undefined);
+  if (maxMicros !== undefined && unpriced.length > 0) {
+    throw new UsageError(
+      `cannot keep to a budget of ${formatUsd(maxMicros)}: the API gives no price for ${unpriced.join(", ")}`,
+      {
+        hint: `nothing was submitted; state what a request costs in the workflow (budget: { assume: { "${unpriced[0]}": { usd: 0.5 } } }), or apply without a budget`,
+      },
+    );
+  }
+  return { costs: new RunCosts(estimates, maxMicros), estimates, notes };
 }
 
 /**
@@ -263,6 +312,14 @@ export async function runLocked(
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = run.plan(store, runId, clock.now(), apiOrigin);
     const api = apiFor(stream.workflow, run.request, services, clock, random);
+    const {
+      costs,
+      estimates,
+      notes: priceNotes,
+    } = await runCostsFor(store, api, stream, run, apiOrigin, {
+      clock,
+      signal: control.submitSignal,
+    });
     const concurrency = run.execute.concurrency ?? stream.workflow.concurrency;
     const recorder = new RunRecorder({ store, events: services.events, clock }, stream, {
       kind: run.kind,
@@ -274,6 +331,8 @@ export async function runLocked(
     });
     const startedAt = recorder.startedAt;
     for (const line of unfinishedElsewhere(store, workflowName, apiOrigin)) notice("warn")(line);
+    for (const line of priceNotes) notice("warn")(line);
+    notice("info")(startEstimate(stream, estimates, run.cost?.maxMicros));
     keeper = keepLockAlive({
       ...lockOptions,
       onLost: () => {
@@ -296,7 +355,7 @@ export async function runLocked(
         runProcess: services.runProcess ?? defaultRunProcess,
         probe: retryingTransport({ fetch: services.fetch, clock, random }),
       },
-      { ...run.execute, concurrency },
+      { ...run.execute, concurrency, costs },
       control,
     );
     const outputsRoot = outputs.folder;
@@ -315,6 +374,33 @@ export async function runLocked(
     keeper?.stop();
     store.releaseLock(workflowName, runId);
   }
+}
+
+/**
+ * The estimate `apply` states at its start: every model step of the plan at its model's
+ * estimate — an upper bound, since steps reused or re-attached as the run goes cost nothing
+ * new (`runflow plan` tells them apart).
+ */
+function startEstimate(
+  stream: PlanStream,
+  estimates: ReadonlyMap<string, RequestEstimate>,
+  maxMicros: number | undefined,
+): string {
+  const counts = new Map(
+    Object.entries(stream.totals.models ?? {}).map(([model, steps]) => [model, { submit: steps, reused: 0 }]),
+  );
+  const estimate = estimateCost(counts, estimates);
+  const steps = estimate.models.reduce((sum, model) => sum + model.submit, 0);
+  const unknown = estimate.unknownModels.length > 0 ? " + unknown" : "";
+  const budget = maxMicros === undefined ? "" : `; budget ${formatUsd(maxMicros)}`;
+  const lines = [
+    `estimate: at most ${formatUsd(estimate.micros)}${unknown} for ${countOf(steps, "model step")} before reuse${budget}`,
+  ];
+  for (const model of estimate.models) {
+    const spend = model.micros === undefined ? "unknown" : formatUsd(model.micros);
+    lines.push(`  ${model.model}: ${spend} for ${countOf(model.submit, "step")} — ${model.basis}`);
+  }
+  return lines.join("\n");
 }
 
 /** Opens the state database of a command (`--state`, relative to `cwd`). */
@@ -412,6 +498,10 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
   );
   const workflowName = toPlan.name;
   const cacheTtlMs = toPlan.cache.ttlMs;
+  const budget = {
+    maxMicros: request.maxCostMicros ?? toPlan.budget.maxMicros,
+    assume: toPlan.budget.assume,
+  };
 
   const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
   try {
@@ -430,6 +520,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
           download: request.download ?? true,
           emulator: request.api !== undefined,
           cacheTtlMs,
+          maxCostMicros: budget.maxMicros,
         },
         plan: (prior, runId, now, apiOrigin) => {
           const workflow = toPlan!;
@@ -463,6 +554,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
         },
         registry,
         request,
+        cost: budget,
       },
       services,
     );

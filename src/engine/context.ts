@@ -4,6 +4,7 @@ import type { MediaFacts } from "../models/types.js";
 import type { ApiHealthMonitor } from "./api-health.js";
 import type { EngineDeps } from "./deps.js";
 import type { RunControl } from "./run-control.js";
+import type { RunCosts } from "./run-costs.js";
 import type { RequestScheduler } from "./scheduler.js";
 import type { StepResults } from "./step-results.js";
 import type { StepTracker } from "./transitions.js";
@@ -29,6 +30,8 @@ export interface ExecutionContext {
   /** Local processes of run steps: they use CPUs, not API slots. */
   processes: PQueue;
   typical: TypicalDurations;
+  /** Estimates, the budget and what each step cost (run-costs.ts). */
+  costs: RunCosts;
   results: StepResults;
   /** Media probes shared by every run-time check of this run. */
   mediaCache: Map<string, Promise<MediaFacts>>;

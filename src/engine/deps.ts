@@ -11,9 +11,11 @@ import type { ModelRegistry } from "../models/registry.js";
 import type { StateStore } from "../store/types.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
+import type { RunCosts } from "./run-costs.js";
 
 /** The calls the engine makes to the RunComfy API; RunComfyClient is one. */
-export type EngineApi = Pick<RunComfyClient, "submit" | "waitForResult" | "cancel">;
+export type EngineApi = Pick<RunComfyClient, "submit" | "waitForResult" | "cancel"> &
+  Partial<Pick<RunComfyClient, "price">>;
 
 export type DownloadFunction = (
   url: string,
@@ -72,4 +74,6 @@ export interface ExecuteOptions {
   cacheTtlMs?: number | undefined;
   /** Local processes (run steps) at once; default the number of CPUs. */
   processConcurrency?: number | undefined;
+  /** Per-model estimates and the budget (SPEC §9); default: no estimates, no budget. */
+  costs?: RunCosts | undefined;
 }

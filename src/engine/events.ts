@@ -19,6 +19,8 @@ export interface RunStartedEvent {
   limits?: Record<string, number> | undefined;
   /** Model steps per model, when known at the start (the ETA weighs each by its duration). */
   models?: Record<string, number> | undefined;
+  /** The apply's budget in USD (`--max-cost`), when it has one: the live view shows spend against it. */
+  maxCostUsd?: number | undefined;
 }
 
 export interface StepEvent {
@@ -39,6 +41,12 @@ export interface StepEvent {
   error?: string | undefined;
   /** Set once, on the transition to reused: the run whose result is taken over. */
   reusedFrom?: string | undefined;
+  /**
+   * On a step's end: what its attempts of this run cost in USD, when the API reported it
+   * (SPEC §9); `costUnknown` counts its billed attempts that reported no cost.
+   */
+  cost?: number | undefined;
+  costUnknown?: number | undefined;
 }
 
 /**
@@ -117,6 +125,21 @@ export interface RunFinishedEvent {
   exitCode: number;
   elapsedMs: number;
   counts: Record<string, number>;
+  /** What the run's attempts cost: USD reported (null when none was), and billed attempts that reported none. */
+  cost?: { usd: number | null; unknown: number } | undefined;
+  /** The run's budget (`--max-cost`), when it had one. */
+  budget?: BudgetOutcome | undefined;
+}
+
+/** How an apply's budget ended. */
+export interface BudgetOutcome {
+  maxUsd: number;
+  /** Actual costs of the finished attempts (estimates for those that reported none). */
+  spentUsd: number;
+  /** Whether a step was held back. */
+  reached: boolean;
+  /** Steps not submitted because of it: held back, and blocked behind those. */
+  notSubmitted: number;
 }
 
 export type RunStatus = "succeeded" | "failed" | "interrupted" | "auth_failed" | "cancelled";

@@ -29,6 +29,9 @@ import { isSuccess, StepState } from "./states.js";
 import { StepResults } from "./step-results.js";
 import { StepTracker } from "./transitions.js";
 import { TypicalDurations } from "./typical-durations.js";
+import { RunCosts } from "./run-costs.js";
+import { usdOf } from "../cost/money.js";
+import type { BudgetOutcome } from "./events.js";
 
 export interface ExecutionResult {
   status: RunOutcome;
@@ -37,6 +40,8 @@ export interface ExecutionResult {
   counts: Record<string, number>;
   /** Steps whose execution crashed on a bug or an unusable database (each also recorded as failed when possible). */
   internalErrors: { address: string; error: unknown }[];
+  /** How the budget ended, when the run had one. */
+  budget?: BudgetOutcome | undefined;
 }
 
 /** The retention of remote output URLs (SPEC §5): reuse ends after it unless `cache.ttl` says otherwise. */
@@ -169,6 +174,8 @@ async function executeGrouped(
           : { event: "api_recovered", at, runId: plan.runId, since: change.since },
       ),
   );
+  const costs = options.costs ?? new RunCosts(new Map(), undefined);
+  tracker.costOf = (address) => costs.stepCost(address);
   const context: ExecutionContext = {
     runId: plan.runId,
     workflowName: plan.workflow.name,
@@ -180,6 +187,7 @@ async function executeGrouped(
     scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
     processes: new PQueue({ concurrency: processConcurrency }),
     typical,
+    costs,
     results: new StepResults(plan),
     mediaCache: new Map<string, Promise<MediaFacts>>(),
     notice: notices,
@@ -311,5 +319,23 @@ async function executeGrouped(
   if (feedError !== undefined) throw feedError;
 
   const counts = tracker.counts();
-  return { ...judgeRun(counts, control.reason), counts, internalErrors };
+  return {
+    ...judgeRun(counts, control.reason),
+    counts,
+    internalErrors,
+    budget: budgetOutcome(costs, counts),
+  };
+}
+
+function budgetOutcome(costs: RunCosts, counts: Record<string, number>): BudgetOutcome | undefined {
+  const budget = costs.budget;
+  if (!budget) return undefined;
+  const held = counts.held ?? 0;
+  return {
+    maxUsd: usdOf(budget.maxMicros),
+    spentUsd: usdOf(budget.spentMicros + budget.reservedMicros),
+    reached: budget.reached,
+    // Steps behind a held step are blocked: not submitted for the same reason.
+    notSubmitted: held + (held > 0 ? (counts.blocked ?? 0) : 0),
+  };
 }

@@ -64,6 +64,8 @@ type AttemptOutcome =
     }
   /** Stopped before it was submitted. */
   | { kind: "not_submitted" }
+  /** Not submitted: its estimate does not fit the budget (SPEC §9). */
+  | { kind: "held" }
   /** Stopped while remote: the request stays recorded for the next apply to re-attach. */
   | { kind: "left" };
 
@@ -176,6 +178,9 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
         return "left";
       case "not_submitted":
         return stoppedBeforeSubmission(context, address);
+      case "held":
+        tracker.transition(address, StepState.held, { error: context.costs.heldMessage() });
+        return "failed";
       case "final":
         if (outcome.state === "cancelled" && outcome.keepDependentsWaiting) {
           tracker.transition(address, StepState.cancelled, { error: outcome.error });
@@ -328,6 +333,9 @@ async function remoteAttempt(
       `${step.address}: re-attached to request ${requestId} (submitted by run ${fromRunId})`,
     );
   } else {
+    // The one place that decides to spend: the budget check and the reservation are one
+    // synchronous step, so concurrent steps cannot both take the last of the budget.
+    if (!context.costs.reserve(key, model)) return { kind: "held" };
     tracker.transition(step.address, StepState.submitting, {
       attempt,
       alsoWrite: () =>
@@ -379,7 +387,8 @@ async function submit(
     context.apiHealth.answered();
   } catch (error) {
     context.apiHealth.failed(error, startedAt);
-    // A throw means nothing was created (the client's contract).
+    // A throw means nothing was created (the client's contract): nothing to pay.
+    context.costs.release(key);
     if (isStopSignal(error)) {
       const message = control.notSubmittedMessage();
       context.tracker.transition(address, StepState.waiting, {
@@ -414,6 +423,8 @@ async function submit(
     };
   }
   if (answer.kind === "unknown") {
+    // It may exist and be billed: its estimate stays spent.
+    context.costs.settle(key, model, undefined);
     const error = unknownSubmissionError(answer.reason, resubmitUnknown);
     endAttempt("unknown", error);
     return {
@@ -515,6 +526,7 @@ async function watch(
           return { kind: "left" };
         }
         if (error instanceof RequestNotFoundError || error instanceof ForbiddenRequestError) {
+          context.costs.settle(key, model, undefined);
           deps.store.updateAttempt(key, {
             state: "failed",
             error: messageOf(error),
@@ -540,6 +552,9 @@ async function watch(
     }
     context.apiHealth.answered();
     context.typical.observe(model, serverDurationMs(result));
+    // What the request cost, recorded on its attempt as soon as it is known (unknown: never 0).
+    context.costs.settle(key, model, result.costMicros);
+    if (result.costMicros !== undefined) deps.store.updateAttempt(key, { costMicros: result.costMicros });
     const now = deps.clock.now();
     if (result.status === "succeeded") {
       // A success with nothing in it is the API failing the request: a failed attempt,
@@ -575,6 +590,7 @@ async function stoppedWhileRemote(
 ): Promise<AttemptOutcome> {
   const { deps } = context;
   if (reason instanceof CancelledWhileQueued) {
+    context.costs.release(key);
     deps.store.updateAttempt(key, {
       state: "cancelled",
       error: "cancelled while queued",
@@ -584,6 +600,8 @@ async function stoppedWhileRemote(
   }
   if (reason instanceof AttemptTimeout) {
     const cancelled = await cancelRequest(context, requestId);
+    if (cancelled) context.costs.release(key);
+    else context.costs.settle(key, step.model!, undefined);
     if (!cancelled) {
       context.notice(
         "warn",
@@ -604,6 +622,7 @@ async function stoppedWhileRemote(
   // The run stopped. A request still queued is cancelled: nobody will collect it this run.
   if (isStopSignal(reason) && reason.reason === "interrupted" && remote !== "in_progress") {
     if (await cancelRequest(context, requestId)) {
+      context.costs.release(key);
       deps.store.updateAttempt(key, {
         state: "cancelled",
         error: "cancelled on interrupt",

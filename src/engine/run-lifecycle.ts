@@ -10,6 +10,7 @@ import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
 import type { NewStep, RunKind, StateStore } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
+import { costToJson, usdOf } from "../cost/money.js";
 import type { ExecutionResult } from "./executor.js";
 import { PlanEncoder } from "./stored-plan.js";
 
@@ -57,6 +58,12 @@ export interface PlanStream {
   /** Steps and jobs in all (and model steps per model), known before the first is planned. */
   totals: { steps: number; jobs: number; models?: Record<string, number> | undefined };
   instances: Iterable<PlannedInstance>;
+}
+
+/** The budget an apply recorded in its options (`maxCostMicros`), as run_started tells it. */
+function budgetOf(options: unknown): { maxCostUsd?: number } {
+  const micros = (options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
+  return typeof micros === "number" ? { maxCostUsd: usdOf(micros) } : {};
 }
 
 /** A whole plan as a stream: its instances, in order. */
@@ -140,6 +147,7 @@ export class RunRecorder {
       ...(stream.totals.models && Object.keys(stream.totals.models).length > 0
         ? { models: stream.totals.models }
         : {}),
+      ...budgetOf(meta.options),
     });
   }
 
@@ -195,7 +203,7 @@ export function endRun(
   deps: { store: StateStore; events: RunEventSink; clock: Clock },
   runId: string,
   startedAt: number,
-  result: Pick<ExecutionResult, "status" | "exitCode" | "counts">,
+  result: Pick<ExecutionResult, "status" | "exitCode" | "counts" | "budget">,
 ): void {
   const closed = deps.store.closeRunsFinishedBy(runId);
   if (closed.length > 0) {
@@ -222,5 +230,7 @@ export function endRun(
     exitCode: result.exitCode,
     elapsedMs: finishedAt - startedAt,
     counts: result.counts,
+    cost: costToJson(deps.store.runCost(runId)),
+    ...(result.budget ? { budget: result.budget } : {}),
   });
 }

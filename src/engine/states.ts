@@ -23,6 +23,11 @@ export const StepState = {
   unknown: "unknown",
   /** A step it depends on did not succeed, so it was not run. */
   blocked: "blocked",
+  /**
+   * Held back by the budget (SPEC §9): never submitted, because its estimate would have taken
+   * this apply's spending past `--max-cost`. A later apply (with a larger budget) submits it.
+   */
+  held: "held",
 } as const;
 export type StepState = (typeof StepState)[keyof typeof StepState];
 
@@ -36,6 +41,7 @@ export const TERMINAL_STATES: ReadonlySet<StepState> = new Set([
   S.cancelled,
   S.unknown,
   S.blocked,
+  S.held,
 ]);
 
 /** Terminal states a `retry` re-runs (SPEC §2); `unknown` only with --resubmit-unknown. */
@@ -44,6 +50,7 @@ export const RETRYABLE_STATES: ReadonlySet<StepState> = new Set([
   S.timed_out,
   S.cancelled,
   S.blocked,
+  S.held,
 ]);
 
 export function isTerminal(state: StepState): boolean {
@@ -61,7 +68,17 @@ const ENDINGS = [S.succeeded, S.failed, S.timed_out, S.cancelled, S.unknown] as 
 /** Allowed edges. A step that fails an attempt goes back to `waiting` for the next one. */
 const EDGES: Record<StepState, readonly StepState[]> = {
   pending: [S.waiting, S.blocked, S.reused, S.failed, S.cancelled, S.unknown, S.downloading, ...REMOTE],
-  waiting: [S.submitting, S.running, S.reused, S.failed, S.cancelled, S.unknown, S.downloading, ...REMOTE],
+  waiting: [
+    S.submitting,
+    S.running,
+    S.reused,
+    S.failed,
+    S.cancelled,
+    S.unknown,
+    S.held,
+    S.downloading,
+    ...REMOTE,
+  ],
   submitting: [...REMOTE, S.downloading, ...ENDINGS, S.waiting],
   in_queue: [S.in_queue, S.in_progress, S.downloading, ...ENDINGS, S.waiting],
   in_progress: [S.in_progress, S.downloading, ...ENDINGS, S.waiting],
@@ -75,6 +92,7 @@ const EDGES: Record<StepState, readonly StepState[]> = {
   cancelled: [],
   unknown: [],
   blocked: [],
+  held: [],
 };
 
 export function canTransition(from: StepState, to: StepState): boolean {
@@ -106,4 +124,5 @@ export const DISPLAY_GROUP: Record<
   cancelled: "failed",
   unknown: "failed",
   blocked: "failed",
+  held: "failed",
 };

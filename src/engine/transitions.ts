@@ -4,6 +4,7 @@
  * group-commit.ts). A view can never show a state the database does not hold, and a crash
  * right after an announcement loses nothing.
  */
+import { usdOf, type CostTotal } from "../cost/money.js";
 import type { PlannedStep } from "../plan/types.js";
 import type { StateStore, StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
@@ -49,6 +50,8 @@ export class StepTracker {
   readonly #steps = new Map<string, PlannedStep>();
   readonly #live = new Map<string, LiveStep>();
   readonly #counts = new Map<StepState, number>();
+  /** What a step cost so far, told on its end (set by the executor: run-costs.ts). */
+  costOf: ((address: string) => CostTotal | undefined) | undefined;
 
   constructor(
     runId: string,
@@ -133,6 +136,7 @@ export class StepTracker {
     this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
 
     const step = this.#steps.get(address);
+    const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
     this.#events.emit({
       event: "step",
       at: now,
@@ -147,6 +151,8 @@ export class StepTracker {
       model: step?.model,
       error: details.error,
       reusedFrom: details.reusedFrom,
+      ...(cost && cost.known > 0 ? { cost: usdOf(cost.micros) } : {}),
+      ...(cost && cost.unknown > 0 ? { costUnknown: cost.unknown } : {}),
     });
     if (step && isTerminal(to)) this.#onEnded?.(step, to, details.patch?.files, details.reusedFrom);
   }

@@ -5,10 +5,11 @@
  * command was called) is passed in by the command.
  */
 import type { RunEvent, RunFinishedEvent, RunStartedEvent } from "../engine/events.js";
+import { formatUsd, microsFromUsd } from "../cost/money.js";
 import { formatDuration } from "../util/duration.js";
 import { countOf, stateLabel, stepCountsLine } from "./vocabulary.js";
 
-const NOT_SUCCEEDED = new Set(["failed", "timed_out", "cancelled", "unknown"]);
+const NOT_SUCCEEDED = new Set(["failed", "timed_out", "cancelled", "unknown", "held"]);
 /** More failed steps than this are counted, not listed: `runflow status` shows them all. */
 const MAX_LISTED = 20;
 
@@ -74,6 +75,7 @@ export function summaryLines(collected: SummaryCollector, context: SummaryContex
     if (problems.length > MAX_LISTED)
       lines.push(`  … and ${problems.length - MAX_LISTED} more (runflow status ${finished.runId})`);
   }
+  lines.push(...costLines(finished));
   const blocked = finished.counts.blocked ?? 0;
   if (blocked > 0) lines.push(`${countOf(blocked, "step")} blocked: a step they depend on did not succeed`);
   if (context.outputs && context.downloads) lines.push(`outputs: ${context.outputs}`);
@@ -91,4 +93,29 @@ export function summaryLines(collected: SummaryCollector, context: SummaryContex
     }
   }
   return lines;
+}
+
+/** `cost: $1.23`, and with a budget what was spent of it (SPEC §9). */
+export function costLines(finished: Pick<RunFinishedEvent, "cost" | "budget">): string[] {
+  const lines: string[] = [];
+  const cost = finished.cost;
+  if (cost && (cost.unknown > 0 || (cost.usd ?? 0) > 0)) lines.push(`cost: ${costText(cost)}`);
+  const budget = finished.budget;
+  if (budget) {
+    const spent = `${formatUsd(microsFromUsd(budget.spentUsd) ?? 0)} of ${formatUsd(microsFromUsd(budget.maxUsd) ?? 0)} spent`;
+    lines.push(
+      budget.reached
+        ? `budget reached: ${spent}, ${countOf(budget.notSubmitted, "step")} not submitted`
+        : `budget: ${spent}`,
+    );
+  }
+  return lines;
+}
+
+/** `$1.23`, `$1.23 + unknown (2 requests reported no cost)`, `unknown`. */
+export function costText(cost: { usd: number | null; unknown: number }): string {
+  if (cost.usd === null) return "unknown (the API reported no cost)";
+  const shown = formatUsd(microsFromUsd(cost.usd) ?? 0);
+  if (cost.unknown === 0) return shown;
+  return `${shown} + unknown (${countOf(cost.unknown, "request")} reported no cost)`;
 }

@@ -100,7 +100,7 @@ export function countsPhrase(byState: Readonly<Record<string, number>>): string 
 }
 
 /** The failed group's ends other than `failed` itself, in a fixed order (then any this version does not know). */
-const FAILED_DETAIL: readonly string[] = ["timed_out", "cancelled", "unknown", "blocked"];
+const FAILED_DETAIL: readonly string[] = ["timed_out", "cancelled", "unknown", "blocked", "held"];
 
 function failedDetail(byState: Readonly<Record<string, number>>): [string, number][] {
   const known = FAILED_DETAIL.map((state): [string, number] => [state, byState[state] ?? 0]);

@@ -3,6 +3,7 @@
  * a downloaded file is still on disk is asked through `fileExists`). The three renderers
  * (JSON, Markdown, HTML) all draw this one model.
  */
+import { addCost, costToJson, NO_COST, type CostTotal } from "../cost/money.js";
 import { isEmulatorOrigin } from "../api/origin.js";
 import { DISPLAY_GROUP, RETRYABLE_STATES, type StepState } from "../engine/states.js";
 import type {
@@ -93,6 +94,14 @@ export interface StepReport {
   outputs: MediaRef[];
   /** Run steps: the captured standard output (cut to its last part). */
   stdout: string | undefined;
+  /** What its attempts in this run cost (SPEC §9); undefined when none was billed. */
+  cost: ReportCost | undefined;
+}
+
+/** USD reported (null when no attempt reported a cost), and billed attempts that reported none (unknown). */
+export interface ReportCost {
+  usd: number | null;
+  unknown: number;
 }
 
 export type JobStatus = "succeeded" | "failed" | "unfinished";
@@ -105,6 +114,8 @@ export interface JobReport {
   /** failed when any step failed (or was blocked, cancelled …); unfinished while a step has not ended. */
   status: JobStatus;
   steps: StepReport[];
+  /** Its steps' costs summed; undefined when none was billed. */
+  cost: ReportCost | undefined;
 }
 
 export interface ReportCounts {
@@ -144,6 +155,8 @@ export interface RunReport {
     startedAt: number;
     finishedAt: number | undefined;
     elapsedMs: number | undefined;
+    /** Every attempt's cost summed; undefined when none was billed. */
+    cost: ReportCost | undefined;
   };
   counts: ReportCounts;
   failed: FailedStep[];
@@ -168,6 +181,12 @@ export interface BuildReportOptions {
   fileExists?: ((absolutePath: string) => boolean) | undefined;
   /** Whether a downloaded file is still there and still the one recorded (report/file-check.ts). */
   checkFile?: ((absolutePath: string, recorded: RecordedFile) => FileCheck) | undefined;
+  /** What each step's attempts cost (store.stepCosts). */
+  costs?: ReadonlyMap<string, CostTotal> | undefined;
+}
+
+function reportCost(cost: CostTotal | undefined): ReportCost | undefined {
+  return cost && (cost.known > 0 || cost.unknown > 0) ? costToJson(cost) : undefined;
 }
 
 /** What the run recorded of a file it wrote. */
@@ -234,6 +253,8 @@ export function buildRunReport(
   };
 
   const jobs = new Map<string, JobReport>();
+  const jobCosts = new Map<string, CostTotal>();
+  let runCost: CostTotal = NO_COST;
   for (const step of steps) {
     const input: StepInput = readStepInput(step.kind, step.input);
     const startedAt = step.startedAt ?? firstAttemptAt.get(step.address);
@@ -263,15 +284,29 @@ export function buildRunReport(
         toMedia(output.name, output.index, output.url.startsWith("file:") ? undefined : output.url, output),
       ),
       stdout: step.stdout === undefined ? undefined : lastChars(step.stdout, MAX_STDOUT_CHARS),
+      cost: reportCost(options.costs?.get(step.address)),
     };
     const key = `${step.jobId}/${step.instanceKey}`;
     let job = jobs.get(key);
     if (!job) {
-      job = { key, jobId: step.jobId, instanceKey: step.instanceKey, status: "succeeded", steps: [] };
+      job = {
+        key,
+        jobId: step.jobId,
+        instanceKey: step.instanceKey,
+        status: "succeeded",
+        steps: [],
+        cost: undefined,
+      };
       jobs.set(key, job);
     }
     job.steps.push(report);
+    const stepCost = options.costs?.get(step.address);
+    if (stepCost) {
+      jobCosts.set(key, addCost(jobCosts.get(key) ?? NO_COST, stepCost));
+      runCost = addCost(runCost, stepCost);
+    }
   }
+  for (const [key, cost] of jobCosts) jobs.get(key)!.cost = reportCost(cost);
   for (const job of jobs.values()) job.status = jobStatusOf(job.steps);
 
   const allSteps = [...jobs.values()].flatMap((job) => job.steps);
@@ -303,6 +338,7 @@ export function buildRunReport(
       startedAt: run.startedAt,
       finishedAt: run.finishedAt,
       elapsedMs: run.finishedAt === undefined ? undefined : run.finishedAt - run.startedAt,
+      cost: reportCost(runCost),
     },
     counts: countSteps(
       allSteps,

@@ -11,6 +11,7 @@
  * ffmpeg) a neutral tile stands in. Every value from the run is escaped, and a
  * Content-Security-Policy allows only the page's own script.
  */
+import { costText } from "../render/summary.js";
 import { formatDuration } from "../util/duration.js";
 import { escapeHtml as h } from "./escape.js";
 import { contentSecurityPolicy, modelFilterCss, REPORT_CSS, REPORT_SCRIPT } from "./html-assets.js";
@@ -181,6 +182,7 @@ function facts(step: StepReport): string {
   if (step.durationMs !== undefined) rows.push(["duration", formatDuration(step.durationMs)]);
   if (step.requestId) rows.push(["request", `<code>${h(step.requestId)}</code>`]);
   if (step.reusedFromRun) rows.push(["reused from", `run <code>${h(step.reusedFromRun)}</code>`]);
+  if (step.cost) rows.push(["cost", h(costText(step.cost))]);
   return `<dl class="facts">${rows.map(([name, value]) => `<dt>${name}</dt><dd>${value}</dd>`).join("")}</dl>`;
 }
 
@@ -285,7 +287,8 @@ function jobCard(job: JobReport, anchor: string, index: PageIndex): string {
   return (
     `<article class="job job-${job.status}" id="${anchor}" data-job="${h(job.key)}" data-status="${job.status}" data-models="${tokens}">\n` +
     `<details><summary class="tile">${thumb}` +
-    `<h2><span class="job-key">${h(job.key)}</span> <span class="badge badge-${job.status}">${job.status}</span></h2>` +
+    `<h2><span class="job-key">${h(job.key)}</span> <span class="badge badge-${job.status}">${job.status}</span>` +
+    `${job.cost ? ` <span class="cost">${h(costText(job.cost))}</span>` : ""}</h2>` +
     `<span class="chips">${chips}</span>${error}</summary>\n` +
     `<div class="detail">\n${steps}\n</div></details>\n</article>`
   );
@@ -329,6 +332,7 @@ function runHeader(report: RunReport, anchors: ReadonlyMap<string, string>, inde
     run.finishedAt !== undefined ? `finished ${time(run.finishedAt)}` : "not finished",
   ];
   if (run.elapsedMs !== undefined) meta.push(`elapsed ${formatDuration(run.elapsedMs)}`);
+  if (run.cost) meta.push(`cost ${h(costText(run.cost))}`);
   if (run.exitCode !== undefined) meta.push(`exit ${run.exitCode}`);
   const countItems = DISPLAY_GROUPS.map((group) => {
     const n = counts.byGroup[group];

@@ -4,6 +4,7 @@
  */
 import { formatDuration } from "../util/duration.js";
 import { escapeMarkdown, markdownCodeBlock } from "./escape.js";
+import { costText } from "../render/summary.js";
 import { countOf, countsPhrase, scopePhrase, stateLabel } from "../render/vocabulary.js";
 import { type JobReport, type MediaRef, type RunReport, type StepReport } from "./model.js";
 import { formatTimestamp } from "./time.js";
@@ -49,6 +50,7 @@ function stepSection(step: StepReport): string[] {
     `attempts: ${step.attempts}`,
     step.durationMs !== undefined ? `duration: ${formatDuration(step.durationMs)}` : undefined,
     step.requestId ? `request: ${md(step.requestId)}` : undefined,
+    step.cost ? `cost: ${costText(step.cost)}` : undefined,
   ].filter((fact): fact is string => fact !== undefined);
   lines.push(`- ${facts.join(" · ")}`);
   if (step.startedAt !== undefined) {
@@ -66,7 +68,8 @@ function stepSection(step: StepReport): string[] {
 }
 
 function jobSection(job: JobReport): string[] {
-  return [`### ${md(job.key)} — ${job.status}`, "", ...job.steps.flatMap(stepSection)];
+  const cost = job.cost ? ` — ${costText(job.cost)}` : "";
+  return [`### ${md(job.key)} — ${job.status}${cost}`, "", ...job.steps.flatMap(stepSection)];
 }
 
 export function renderReportMarkdown(report: RunReport): string {
@@ -85,6 +88,7 @@ export function renderReportMarkdown(report: RunReport): string {
     run.finishedAt !== undefined ? `, finished ${formatTimestamp(run.finishedAt)}` : ", not finished";
   const elapsed = run.elapsedMs !== undefined ? ` (${formatDuration(run.elapsedMs)})` : "";
   lines.push(`- started ${formatTimestamp(run.startedAt)}${finished}${elapsed}`);
+  if (run.cost) lines.push(`- cost: ${costText(run.cost)}`);
   lines.push(
     `- ${scopePhrase({ steps: counts.steps, instances: counts.jobs })} (${countOf(counts.failedJobs, "instance")} failed): ` +
       countsPhrase(counts.byState),

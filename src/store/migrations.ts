@@ -173,6 +173,26 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE run_id IN (SELECT id FROM runs WHERE api_origin = 'emulator');
     `,
   },
+  {
+    version: 7,
+    name: "what each attempt cost, and the prices read from each API",
+    // cost_micros: what the API reported the request cost, in micro-dollars (1 USD =
+    // 1,000,000, integers so sums never drift); NULL when it reported none (unknown, never 0).
+    // Prices belong to the API origin they were read from, like results; the newest reading
+    // of a model's price is kept with when it was read.
+    sql: `
+      ALTER TABLE attempts ADD COLUMN cost_micros INTEGER;
+      CREATE TABLE model_prices (
+        api_origin TEXT NOT NULL,
+        model_id   TEXT NOT NULL,
+        micros     INTEGER NOT NULL,
+        unit       TEXT NOT NULL CHECK (unit IN ('second', 'output')),
+        note       TEXT,
+        read_at    INTEGER NOT NULL,
+        PRIMARY KEY (api_origin, model_id)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

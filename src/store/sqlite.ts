@@ -14,8 +14,10 @@ import { commitOpenGroups, GroupCommit } from "./group-commit.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.js";
 import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
+import type { CostTotal } from "../cost/money.js";
 import { OPEN_ATTEMPT_STATES } from "./types.js";
 import type {
+  PriceRecord,
   AttemptKey,
   AttemptPatch,
   AttemptRecord,
@@ -447,6 +449,7 @@ interface AttemptPatchParams {
   set_finished_at: Flag;
   finished_at: number | null;
   server_ms: number | null;
+  cost_micros: number | null;
 }
 
 /** How many of a model's latest succeeded requests its typical duration is the median of. */
@@ -608,9 +611,34 @@ function prepareStatements(db: Database.Database) {
          error          = CASE WHEN @set_error THEN @error ELSE error END,
          queue_position = CASE WHEN @set_queue_position THEN @queue_position ELSE queue_position END,
          finished_at    = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END,
-         server_ms      = coalesce(@server_ms, server_ms)
+         server_ms      = coalesce(@server_ms, server_ms),
+         cost_micros    = coalesce(@cost_micros, cost_micros)
        WHERE run_id = @run_id AND address = @address AND attempt = @attempt`,
     ),
+    // Billed with no cost reported: ended after its request existed (or maybe existed), no cost.
+    costByAddress: db.prepare<
+      [string],
+      { address: string; micros: number | null; known: number; unknown: number }
+    >(
+      `SELECT address, sum(cost_micros) AS micros, count(cost_micros) AS known,
+         sum(cost_micros IS NULL AND (state = 'unknown'
+           OR (request_id IS NOT NULL AND state IN ('succeeded', 'failed', 'timed_out')))) AS unknown
+       FROM attempts WHERE run_id = ? GROUP BY address`,
+    ),
+    recentCosts: db.prepare<[string, string, number], { cost_micros: number }>(
+      `SELECT a.cost_micros FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
+       WHERE s.model = ? AND a.api_origin = ? AND a.state = 'succeeded' AND a.cost_micros IS NOT NULL
+       ORDER BY a.seq DESC LIMIT ?`,
+    ),
+    upsertPrice: db.prepare<[string, string, number, string, string | null, number]>(
+      `INSERT INTO model_prices (api_origin, model_id, micros, unit, note, read_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (api_origin, model_id) DO UPDATE SET
+         micros = excluded.micros, unit = excluded.unit, note = excluded.note, read_at = excluded.read_at`,
+    ),
+    pricesAt: db.prepare<
+      [string],
+      { model_id: string; micros: number; unit: "second" | "output"; note: string | null; read_at: number }
+    >(`SELECT model_id, micros, unit, note, read_at FROM model_prices WHERE api_origin = ?`),
     recentServerDurations: db.prepare<[string, string, number], { server_ms: number }>(
       `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
        WHERE s.model = ? AND a.api_origin = ? AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT ?`,
@@ -969,6 +997,7 @@ export class SqliteStore implements StateStore {
       set_finished_at: setFinishedAt,
       finished_at: finishedAt,
       server_ms: patch.serverMs ?? null,
+      cost_micros: patch.costMicros ?? null,
     });
     if (changes === 0)
       throw new Error(`updateAttempt: no attempt ${key.attempt} of ${key.address} in run ${key.runId}`);
@@ -1004,6 +1033,62 @@ export class SqliteStore implements StateStore {
       .map((row) => row.server_ms)
       .sort((a, b) => a - b);
     return durations.length === 0 ? undefined : durations[Math.floor((durations.length - 1) / 2)];
+  }
+
+  // Cost
+
+  runCost(runId: string): CostTotal {
+    const total: CostTotal = { micros: 0, known: 0, unknown: 0 };
+    for (const cost of this.stepCosts(runId).values()) {
+      total.micros += cost.micros;
+      total.known += cost.known;
+      total.unknown += cost.unknown;
+    }
+    return total;
+  }
+
+  stepCosts(runId: string): Map<string, CostTotal> {
+    const costs = new Map<string, CostTotal>();
+    for (const row of this.#sql.costByAddress.all(runId)) {
+      if (row.known === 0 && row.unknown === 0) continue;
+      costs.set(row.address, { micros: row.micros ?? 0, known: row.known, unknown: row.unknown });
+    }
+    return costs;
+  }
+
+  learnedCost(model: string, apiOrigin: string): { micros: number; requests: number } | undefined {
+    const costs = this.#sql.recentCosts.all(model, apiOrigin, TYPICAL_SAMPLE).map((row) => row.cost_micros);
+    if (costs.length === 0) return undefined;
+    const sum = costs.reduce((a, b) => a + b, 0);
+    return { micros: Math.round(sum / costs.length), requests: costs.length };
+  }
+
+  recordPrice(price: PriceRecord): void {
+    this.#beforeWrite();
+    this.#sql.upsertPrice.run(
+      price.apiOrigin,
+      price.modelId,
+      price.micros,
+      price.unit,
+      price.note ?? null,
+      price.readAt,
+    );
+  }
+
+  pricesAt(apiOrigin: string): Map<string, PriceRecord> {
+    return new Map(
+      this.#sql.pricesAt.all(apiOrigin).map((row) => [
+        row.model_id,
+        {
+          apiOrigin,
+          modelId: row.model_id,
+          micros: row.micros,
+          unit: row.unit,
+          note: row.note ?? undefined,
+          readAt: row.read_at,
+        },
+      ]),
+    );
   }
 
   // Outputs

@@ -5,6 +5,7 @@
  * (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
  * plain values. There is no field for the API token anywhere.
  */
+import type { CostTotal } from "../cost/money.js";
 import type { ReusableStep } from "../plan/types.js";
 
 // The planner owns this shape; the engine builds its PriorState port on the store (prior-runs.ts).
@@ -26,6 +27,7 @@ export const STORED_STEP_STATES = [
   "cancelled",
   "unknown",
   "blocked",
+  "held",
 ] as const;
 export type StoredStepState = (typeof STORED_STEP_STATES)[number];
 
@@ -218,6 +220,19 @@ export interface AttemptPatch {
   finishedAt?: number | null | undefined;
   /** How long the API says the request took (`finished_at − created_at`), once it succeeded. */
   serverMs?: number | undefined;
+  /** What the API reported the request cost, in micro-dollars (never set when it reported none). */
+  costMicros?: number | undefined;
+}
+
+/** A model's price as read from one API (`GET /v1/models/{id}`), with when it was read. */
+export interface PriceRecord {
+  apiOrigin: string;
+  modelId: string;
+  /** Micro-dollars per `unit`. */
+  micros: number;
+  unit: "second" | "output";
+  note: string | undefined;
+  readAt: number;
 }
 
 export interface AttemptRecord extends AttemptKey {
@@ -383,6 +398,20 @@ export interface StateStore {
    * origin (any workflow), or undefined when none is known: where a run starts polling the model.
    */
   typicalDurationMs(model: string, apiOrigin: string): number | undefined;
+
+  // Cost (SPEC §9)
+  /** What the run's attempts cost: reported costs summed, and billed attempts that reported none. */
+  runCost(runId: string): CostTotal;
+  /** The same, per step address (steps without a billed attempt are absent). */
+  stepCosts(runId: string): Map<string, CostTotal>;
+  /**
+   * The mean reported cost of the model's latest succeeded requests at this API origin (any
+   * workflow), in micro-dollars, and how many it is the mean of; undefined when none is known.
+   */
+  learnedCost(model: string, apiOrigin: string): { micros: number; requests: number } | undefined;
+  recordPrice(price: PriceRecord): void;
+  /** The prices read from this API origin, by model id. */
+  pricesAt(apiOrigin: string): Map<string, PriceRecord>;
 
   // Outputs
   /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */

@@ -249,6 +249,7 @@ export async function checkWorkflow(file: string, options: LoadWorkflowOptions):
     env: templateEnv,
     outputs: settings.outputs,
     cache: { ttlMs: settings.cacheTtlMs },
+    budget: settings.budget,
     jobs,
   };
   return { workflow, diagnostics, media };

@@ -8,7 +8,9 @@ import path from "node:path";
 import type { ModelRegistry } from "../models/registry.js";
 import { deferredFields, referencedSteps } from "../template/resolve.js";
 import { parseDuration } from "../util/duration.js";
+import { microsFromUsd } from "../cost/money.js";
 import type {
+  BudgetFile,
   DurationText,
   JobFile,
   PollPolicy,
@@ -17,6 +19,7 @@ import type {
   RunStepFile,
   Step,
   StepFile,
+  Workflow,
   WorkflowFile,
 } from "./types.js";
 import { isRecord } from "./view.js";
@@ -84,6 +87,7 @@ export interface TopLevelSettings {
   poll: PollPolicy;
   outputs: string;
   cacheTtlMs: number;
+  budget: Workflow["budget"];
 }
 
 /** The top-level settings with defaults; `fileStem` names a workflow without `name`. */
@@ -102,7 +106,22 @@ export function normalizeTopLevel(file: WorkflowFile, fileStem: string): TopLeve
     },
     outputs: typeof file.outputs === "string" ? file.outputs : BUILTIN_DEFAULTS.outputs,
     cacheTtlMs: durationMs(mapOr(file.cache).ttl, BUILTIN_DEFAULTS.cacheTtlMs),
+    budget: normalizeBudget(file.budget),
   };
+}
+
+/** `budget:` as micro-dollars (the schema checked its shape). */
+function normalizeBudget(file: BudgetFile | undefined): Workflow["budget"] {
+  const budget = mapOr(file) as BudgetFile;
+  const assume: Workflow["budget"]["assume"] = {};
+  for (const [model, what] of Object.entries(mapOr(budget.assume))) {
+    const given: { seconds?: unknown; usd?: unknown } = isRecord(what) ? what : {};
+    assume[model] = {
+      seconds: typeof given.seconds === "number" ? given.seconds : undefined,
+      micros: microsFromUsd(given.usd),
+    };
+  }
+  return { maxMicros: microsFromUsd(budget.max_cost), assume };
 }
 
 function isRunStep(step: StepFile): step is RunStepFile {

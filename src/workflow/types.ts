@@ -82,7 +82,16 @@ export interface WorkflowFile {
   vars?: Record<string, unknown>;
   outputs?: string;
   cache?: CacheFile;
+  budget?: BudgetFile;
   jobs?: Record<string, JobFile>;
+}
+
+/** `budget:` (SPEC §9). */
+export interface BudgetFile {
+  /** USD. */
+  max_cost?: number;
+  /** Per model id: seconds of output a per-second request bills, or USD a request costs. */
+  assume?: Record<string, { seconds?: number; usd?: number }>;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -172,5 +181,10 @@ export interface Workflow {
   /** The outputs folder template, relative to `dir`. */
   outputs: string;
   cache: { ttlMs: number };
+  /** `budget:`; the cap in micro-dollars when set, and per model what to assume. */
+  budget: {
+    maxMicros?: number | undefined;
+    assume: Record<string, { seconds?: number | undefined; micros?: number | undefined }>;
+  };
   jobs: Job[];
 }

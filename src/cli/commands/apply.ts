@@ -10,6 +10,8 @@ import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../engine/apply.js";
 import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
+import { parseUsd } from "../../cost/money.js";
+import { UsageError } from "../../errors.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
   collectRepeatable,
@@ -42,6 +44,19 @@ interface ApplyFlags {
   download?: boolean;
   emulator?: boolean;
   wait?: boolean;
+  maxCost?: string;
+}
+
+/** `--max-cost 12.50` as micro-dollars; a usage error (exit 2) for anything but a positive amount. */
+function parseMaxCost(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const micros = parseUsd(text);
+  if (micros === undefined || micros <= 0) {
+    throw new UsageError(
+      `Expected \`--max-cost\` to be an amount of USD above 0 like \`12.50\`, got \`${text}\``,
+    );
+  }
+  return micros;
 }
 
 /** Whether the workflow file declares `vars.NAME` (a cheap look: the full load comes later and reports problems). */
@@ -103,6 +118,7 @@ export async function runApplyCommand(
   }
   const vars = parseVarOverrides(flags.var);
   const concurrency = parseConcurrency(flags.concurrency);
+  const maxCostMicros = parseMaxCost(flags.maxCost);
   let emulator: RunningEmulator | undefined;
   if (flags.emulator) {
     emulator = await startEmbeddedEmulator();
@@ -128,6 +144,7 @@ export async function runApplyCommand(
           concurrency,
           download: flags.download,
           wait: flags.wait,
+          maxCostMicros,
           models: globals.models,
           api: emulator ? embeddedApi(emulator) : undefined,
         },
@@ -177,6 +194,10 @@ export function register(program: Command): void {
       "run against a local, in-process emulator of the API: no token needed, nothing billed",
     )
     .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .option(
+      "--max-cost <usd>",
+      "spend at most this many USD in this apply: steps that would go past it are held back, not submitted, and the apply exits 1 (overrides the workflow's budget.max_cost)",
+    )
     .action(async function (this: Command, file: string, flags: ApplyFlags) {
       process.exitCode = await runApplyCommand(file, flags, globalOptions(this), commandOutput(this));
     });

@@ -2,9 +2,10 @@
 import { Option, type Command } from "commander";
 import { UsageError } from "../../errors.js";
 import type { DurationSetting, EmulatorOptions } from "../../emulator/index.js";
+import type { ModelPrice } from "../../emulator/config.js";
 import { loadModelRegistry } from "../../models/index.js";
 import { formatDuration, parseDuration } from "../../util/duration.js";
-import { commandOutput, globalOptions, type Output } from "../context.js";
+import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
 
 export const DEFAULT_EMULATOR_PORT = 8787;
 export const DEFAULT_EMULATOR_DURATION_MS = 3_000;
@@ -22,6 +23,30 @@ export interface EmulatorFlags {
   token?: string;
   /** `--no-log-bodies` sets false. */
   logBodies?: boolean;
+  /** `--price MODEL=USD/UNIT[@Ns]`, repeatable. */
+  price?: string[];
+  costFactor?: string;
+  /** `--no-cost` sets false: results carry no cost. */
+  cost?: boolean;
+}
+
+/** `--price MODEL=0.1/second@8s`, `--price MODEL=0.04/output`, `--price MODEL=none`. */
+function priceFlag(value: string): [string, ModelPrice | null] {
+  const at = value.lastIndexOf("=");
+  const model = value.slice(0, at).trim();
+  const text = value.slice(at + 1).trim();
+  if (at > 0 && model !== "" && text === "none") return [model, null];
+  const match = /^\$?(\d+(?:\.\d+)?)\/(second|output)(?:@(\d+(?:\.\d+)?)s)?$/.exec(text);
+  if (at <= 0 || model === "" || !match) {
+    throw invalid(
+      "--price",
+      "`MODEL=USD/second`, `MODEL=USD/second@8s`, `MODEL=USD/output` or `MODEL=none`",
+      value,
+    );
+  }
+  const price: ModelPrice = { usd: Number(match[1]), unit: match[2] as ModelPrice["unit"] };
+  if (match[3] !== undefined) price.seconds = Number(match[3]);
+  return [model, price];
 }
 
 function invalid(flag: string, what: string, value: string): UsageError {
@@ -74,6 +99,13 @@ export function emulatorOptionsFromFlags(flags: EmulatorFlags): EmulatorOptions 
   if (flags.failRate !== undefined) options.failRate = rateFlag("--fail-rate", flags.failRate);
   if (flags.errorRate !== undefined) options.errorRate = rateFlag("--error-rate", flags.errorRate);
   if (flags.rateLimit !== undefined) options.rateLimit = rateLimitFlag(flags.rateLimit);
+  if (flags.price !== undefined) options.prices = Object.fromEntries(flags.price.map(priceFlag));
+  if (flags.costFactor !== undefined) {
+    const factor = /^\d+(?:\.\d+)?$/.test(flags.costFactor.trim()) ? Number(flags.costFactor) : Number.NaN;
+    if (!(factor >= 0)) throw invalid("--cost-factor", "a number ≥ 0 like `2`", flags.costFactor);
+    options.costFactor = factor;
+  }
+  if (flags.cost === false) options.reportCost = false;
   if (flags.token !== undefined) {
     if (flags.token.trim() === "" || /\s/.test(flags.token)) {
       throw new UsageError("Expected `--token` to be a non-empty token without spaces");
@@ -170,6 +202,13 @@ export function register(program: Command): void {
       "API calls per second before 429 with Retry-After, e.g. `50/s` (default: none)",
     )
     .option("--token <token>", "accept only this API token (default: any non-empty token)")
+    .option(
+      "--price <model=usd/unit>",
+      "a model's price: `MODEL=0.1/second` (billed for 5 s of output, or `@8s`), `MODEL=0.04/output`, or `MODEL=none` (repeatable; default: video $0.10/second, image $0.04/output)",
+      collectRepeatable,
+    )
+    .option("--cost-factor <x>", "charge this multiple of what the price says, e.g. `2` (default: 1)")
+    .addOption(new Option("--no-cost", "report no cost on results (`include_cost` is ignored)"))
     .addOption(
       new Option("--no-log-bodies", "keep only the last 1000 calls, without bodies, in the request log"),
     )

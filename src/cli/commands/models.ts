@@ -2,10 +2,16 @@
  * `runflow models`: list the models runflow knows a schema for, show one, and pull entries
  * from the API's catalog into the project's `schemas/models/` (SPEC §8).
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { createClientFromEnv } from "../../api/index.js";
+import { readApiToken } from "../../api/env.js";
+import { formatPrice, usdOf } from "../../cost/money.js";
+import { readPrices, type ReadPrices } from "../../cost/prices.js";
+import { apiOriginFor } from "../../engine/apply.js";
+import { openSqliteStore } from "../../store/sqlite.js";
+import type { PriceRecord } from "../../store/types.js";
 import { UsageError } from "../../errors.js";
 import {
   catalogShapeOf,
@@ -78,13 +84,63 @@ function inputsAsJson(entry: ModelEntry): object[] {
   }));
 }
 
-function listModels(command: Command): void {
+/**
+ * The models' prices (SPEC §9): read now from the API when a token is set, else the ones
+ * `apply` recorded from that API in the state database, with when they were read.
+ */
+async function pricesOf(
+  command: Command,
+  models: readonly string[],
+): Promise<ReadPrices & { live: boolean }> {
+  const env = process.env;
+  const apiOrigin = apiOriginFor({ env });
+  const token = readApiToken(env);
+  const statePath = path.resolve(globalOptions(command).state);
+  const store = existsSync(statePath)
+    ? openSqliteStore(statePath, { readonly: true, neverWrite: true })
+    : undefined;
+  try {
+    const client = token === undefined ? undefined : createClientFromEnv({ retry: { attempts: 2 } });
+    const read = await readPrices(models, {
+      apiOrigin,
+      source: client && ((model) => client.price(model, { signal: AbortSignal.timeout(10_000) })),
+      store: store && { pricesAt: (origin: string) => store.pricesAt(origin) },
+      now: Date.now(),
+    });
+    return { ...read, live: client !== undefined };
+  } finally {
+    store?.close();
+  }
+}
+
+/** `$0.10/second (read 2026-12-04T21:48:02Z)`, or `unknown`. */
+function priceText(price: PriceRecord | undefined): string {
+  if (!price) return "price unknown";
+  return `${formatPrice(price.micros, price.unit)} (read ${new Date(price.readAt).toISOString().replace(/\.\d{3}Z$/, "Z")})`;
+}
+
+function priceJson(price: PriceRecord | undefined): object | null {
+  if (!price) return null;
+  return {
+    usd: usdOf(price.micros),
+    unit: price.unit,
+    note: price.note ?? null,
+    read_at: new Date(price.readAt).toISOString(),
+  };
+}
+
+async function listModels(command: Command): Promise<void> {
   const output = commandOutput(command);
   const entries = registryFor(command).list();
+  const { prices, notes, live } = await pricesOf(
+    command,
+    entries.map((entry) => entry.model_id),
+  );
   if (globalOptions(command).json) {
     const models = entries.map((entry) => ({
       model_id: entry.model_id,
       source: entry.source,
+      price: priceJson(prices.get(entry.model_id)),
       inputs: inputsAsJson(entry),
     }));
     output.stdout(`${JSON.stringify({ models }, null, 2)}\n`);
@@ -95,8 +151,19 @@ function listModels(command: Command): void {
     return;
   }
   const width = Math.max(...entries.map((entry) => entry.model_id.length));
-  for (const entry of entries) output.stdout(`${entry.model_id.padEnd(width)}  ${summarizeInputs(entry)}\n`);
-  output.stdout("(* required; `runflow models show ID` for details)\n");
+  for (const entry of entries) {
+    output.stdout(`${entry.model_id.padEnd(width)}  ${summarizeInputs(entry)}\n`);
+    // Under its model, when one is known: a list without prices reads as before.
+    const price = prices.get(entry.model_id);
+    if (price) output.stdout(`${"".padEnd(width)}  ${priceText(price)}\n`);
+  }
+  for (const note of notes) output.stderr(`note: ${note}\n`);
+  const whence = live
+    ? "prices read from the API now"
+    : prices.size > 0
+      ? "prices as last recorded by apply"
+      : "prices unknown until read: set RUNCOMFY_API_TOKEN";
+  output.stdout(`(* required; ${whence}; \`runflow models show ID\` for details)\n`);
 }
 
 function outputNamesOf(entry: ModelEntry): string[] {
@@ -105,17 +172,27 @@ function outputNamesOf(entry: ModelEntry): string[] {
   return Object.keys(output?.properties ?? {});
 }
 
-function showModel(modelId: string, command: Command): void {
+async function showModel(modelId: string, command: Command): Promise<void> {
   const output = commandOutput(command);
   const entry = requireModel(registryFor(command), modelId);
+  const { prices, notes } = await pricesOf(command, [entry.model_id]);
+  const price = prices.get(entry.model_id);
   if (globalOptions(command).json) {
-    output.stdout(`${JSON.stringify({ ...catalogShapeOf(entry), source: entry.source }, null, 2)}\n`);
+    const shown = { ...catalogShapeOf(entry), source: entry.source, price: priceJson(price) };
+    output.stdout(`${JSON.stringify(shown, null, 2)}\n`);
     return;
   }
+  for (const note of notes) output.stderr(`note: ${note}\n`);
   const required = new Set(entry.input_schema.required ?? []);
   const properties = Object.entries(entry.input_schema.properties);
   const width = Math.max(...properties.map(([name]) => name.length));
-  const lines = [entry.model_id, `  from ${entry.source ?? "(unknown)"}`, "", "inputs:"];
+  const lines = [
+    entry.model_id,
+    `  from ${entry.source ?? "(unknown)"}`,
+    `  price: ${priceText(price)}${price?.note ? ` — ${price.note}` : ""}`,
+    "",
+    "inputs:",
+  ];
   for (const [name, property] of properties) {
     lines.push(`  ${name.padEnd(width)}  ${constraintsOf(property, required.has(name)).join(", ")}`);
     const about = [property.title, property.description].filter((text) => text).join(": ");
@@ -189,18 +266,18 @@ export function register(program: Command): void {
   const models = program
     .command("models")
     .description(
-      "list the models runflow knows a schema for (show one, or pull schemas from the API's catalog)",
+      "list the models runflow knows a schema for, with their prices (show one, or pull schemas from the API's catalog)",
     )
-    .action(function (this: Command) {
-      listModels(this);
+    .action(async function (this: Command) {
+      await listModels(this);
     });
 
   models
     .command("show")
-    .description("print one model's inputs, their constraints and its outputs")
+    .description("print one model's price, inputs, their constraints and its outputs")
     .argument("<id>", 'the model id, e.g. "runwayml/runway-aleph/video-to-video"')
-    .action(function (this: Command, modelId: string) {
-      showModel(modelId, this);
+    .action(async function (this: Command, modelId: string) {
+      await showModel(modelId, this);
     });
 
   models

@@ -13,7 +13,13 @@ import type { Command } from "commander";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
 import { apiOriginFor } from "../../engine/apply.js";
 import { heldBecause, priorStateAt, unfinishedElsewhere } from "../../engine/prior-runs.js";
+import { RunComfyClient } from "../../api/client.js";
+import { readApiToken } from "../../api/env.js";
+import { estimateLines, estimateToJson } from "../../cost/estimate.js";
+import { microsFromUsd } from "../../cost/money.js";
+import { readPrices, requestEstimates, type PriceSource } from "../../cost/prices.js";
 import { loadModelRegistry } from "../../models/registry.js";
+import { planEstimate, planModelUse } from "../../plan/estimate.js";
 import { emptyPriorState, planRun, planSummaryLines, planToJson, type Plan } from "../../plan/index.js";
 import { openSqliteStore, type SqliteStore } from "../../store/sqlite.js";
 import { checkWorkflow } from "../../workflow/index.js";
@@ -56,6 +62,31 @@ function openForPlanning(statePath: string): SqliteStore | undefined {
   if (!existsSync(statePath)) return undefined;
   return openSqliteStore(statePath, { readonly: true, neverWrite: true });
 }
+
+/**
+ * Where a plan reads prices: the API it plans against when a token is set; the in-process
+ * emulator's own prices for `--emulator` (it starts with its defaults); otherwise none, and
+ * the prices recorded from that API before are used.
+ */
+function priceSource(apiOrigin: string, env: NodeJS.ProcessEnv): PriceSource | undefined {
+  if (apiOrigin === EMBEDDED_EMULATOR_ORIGIN) {
+    return async (model) => {
+      // Loaded only here: no other plan needs the emulator's code.
+      const { DEFAULT_CONFIG } = await import("../../emulator/config.js");
+      const { priceOf } = await import("../../emulator/prices.js");
+      const price = priceOf(DEFAULT_CONFIG, model);
+      return price && { modelId: model, micros: microsFromUsd(price.usd) ?? 0, unit: price.unit };
+    };
+  }
+  const token = readApiToken(env);
+  if (token === undefined) return undefined;
+  const baseUrl = env.RUNCOMFY_BASE_URL?.trim();
+  const client = new RunComfyClient({ token, ...(baseUrl ? { baseUrl } : {}), retry: { attempts: 2 } });
+  return (model) => client.price(model, { signal: AbortSignal.timeout(PRICE_TIMEOUT_MS) });
+}
+
+/** A plan does not wait long for a price: without one it says unknown. */
+const PRICE_TIMEOUT_MS = 10_000;
 
 /** Notes under the headline: the API it plans against, and requests left at another. */
 function contextLines(plan: Plan, notes: readonly string[]): string[] {
@@ -111,12 +142,35 @@ export async function runPlanCommand(
       },
     );
     const notes = store ? unfinishedElsewhere(store, workflow.name, apiOrigin) : [];
+    const models = [...planModelUse(plan).keys()];
+    const source = priceSource(apiOrigin, env);
+    const read = await readPrices(models, {
+      apiOrigin,
+      source,
+      // Read only: a plan records nothing, not even the prices it read.
+      store: store && { pricesAt: (origin: string) => store.pricesAt(origin) },
+      now,
+    });
+    notes.push(...read.notes);
+    const perRequest = requestEstimates(
+      models,
+      read.prices,
+      (model) => store?.learnedCost(model, apiOrigin),
+      workflow.budget.assume,
+      source ? undefined : "no price recorded from this API (set RUNCOMFY_API_TOKEN to read it)",
+    );
+    const estimate = planEstimate(plan, perRequest);
     if (options.json) {
-      const withNotes: Plan & { notes?: string[] } = notes.length > 0 ? { ...plan, notes } : plan;
+      const withNotes: Plan & { notes?: string[]; estimate: unknown } = {
+        ...plan,
+        estimate: estimateToJson(estimate),
+        ...(notes.length > 0 ? { notes } : {}),
+      };
       output.stdout(`${planToJson(withNotes)}\n`);
     } else {
       const [headline = "", ...rest] = planSummaryLines(plan);
-      output.stdout(`${[headline, ...contextLines(plan, notes), ...heldLines(plan), ...rest].join("\n")}\n`);
+      const lines = [headline, ...contextLines(plan, notes), ...estimateLines(estimate), ...heldLines(plan)];
+      output.stdout(`${[...lines, ...rest].join("\n")}\n`);
     }
     return plan;
   } finally {
@@ -128,7 +182,7 @@ export function register(program: Command): void {
   program
     .command("plan")
     .description(
-      "print what apply would do: which steps would be reused, re-attached, submitted or held, and the request bodies",
+      "print what apply would do: which steps would be reused, re-attached, submitted or held, the request bodies, and what it will cost (per model, with the basis of each figure)",
     )
     .argument("<file>", "the workflow YAML file")
     .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)

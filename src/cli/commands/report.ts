@@ -96,6 +96,7 @@ export async function runReportCommand(
         options.verify === false
           ? (file, recorded) => checkRecordedFile(file, { bytes: recorded.bytes, sha256: undefined })
           : checkRecordedFile,
+      costs: store.stepCosts(run.id),
     });
   } finally {
     store.close();

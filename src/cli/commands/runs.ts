@@ -6,6 +6,7 @@ import { UsageError } from "../../errors.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import { formatTable } from "../../render/table.js";
 import { countsPhrase } from "../../render/vocabulary.js";
+import { costToJson, formatCost } from "../../cost/money.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
@@ -34,7 +35,8 @@ export function register(program: Command): void {
       try {
         const runs = store.listRuns({ limit, workflowName: flags.workflow });
         if (globals.json) {
-          output.stdout(JSON.stringify(runs.map(runJson), null, 2));
+          const withCost = runs.map((run) => ({ ...runJson(run), cost: costToJson(store.runCost(run.id)) }));
+          output.stdout(JSON.stringify(withCost, null, 2));
           return;
         }
         if (runs.length === 0) {
@@ -49,10 +51,11 @@ export function register(program: Command): void {
           shownStatus(run),
           localTime(run.startedAt),
           run.finishedAt === undefined ? "" : formatDuration(run.finishedAt - run.startedAt),
+          formatCost(store.runCost(run.id)),
           run.counts === undefined ? "" : countsPhrase(run.counts),
         ]);
         output.stdout(
-          formatTable(["RUN", "KIND", "WORKFLOW", "API", "STATUS", "STARTED", "TOOK", "STEPS"], rows),
+          formatTable(["RUN", "KIND", "WORKFLOW", "API", "STATUS", "STARTED", "TOOK", "COST", "STEPS"], rows),
         );
       } finally {
         store.close();

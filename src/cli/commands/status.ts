@@ -10,6 +10,7 @@ import { findRun } from "../../engine/retry.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
+import { costToJson, formatCost, formatUsd, usdOf } from "../../cost/money.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
@@ -18,7 +19,7 @@ import { displayPath, retryCommand } from "../run-views.js";
 /** Steps and outputs listed in full up to this many; `--json` has them all. */
 const LISTED = 50;
 
-const PROBLEM_STATES = ["failed", "timed_out", "cancelled", "unknown", "blocked"] as const;
+const PROBLEM_STATES = ["failed", "timed_out", "cancelled", "unknown", "blocked", "held"] as const;
 
 export interface RunStatusReport {
   run: RunRecord;
@@ -35,6 +36,12 @@ export interface RunStatusReport {
     /** The run whose step made the file: this run, or the earlier one a reused step took it over from. */
     producedBy: string;
   }[];
+  /** What the run's attempts cost (SPEC §9): USD reported (null when none was), and billed attempts without a cost. */
+  cost: { usd: number | null; unknown: number };
+  /** The same per step that was billed, in plan order. */
+  stepCosts: { address: string; usd: number | null; unknown: number }[];
+  /** The apply's `--max-cost` (or `budget.max_cost`) in USD, when it had one. */
+  maxCostUsd: number | undefined;
 }
 
 export function register(program: Command): void {
@@ -51,8 +58,13 @@ export function register(program: Command): void {
       const store = openSqliteStore(statePath, { readonly: true });
       try {
         const run = findRun(store, runId, statePath);
+        const byStep = store.stepCosts(run.id);
+        const maxCostMicros = (run.options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
         const report: RunStatusReport = {
           run,
+          cost: costToJson(store.runCost(run.id)),
+          stepCosts: [...byStep].map(([address, cost]) => ({ address, ...costToJson(cost) })),
+          maxCostUsd: typeof maxCostMicros === "number" ? usdOf(maxCostMicros) : undefined,
           counts: store.countStepsByState(run.id),
           problems: store
             .getSteps(run.id, { states: PROBLEM_STATES })
@@ -80,6 +92,14 @@ export function register(program: Command): void {
           `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
           stepCountsLine(report.counts),
         ];
+        const spent = formatCost(store.runCost(run.id));
+        if (spent !== "—" || typeof maxCostMicros === "number") {
+          const budget =
+            typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
+          // An emulator's costs are what it was set to charge: nothing was paid.
+          const emulated = isEmulatorOrigin(run.apiOrigin) ? " (emulated)" : "";
+          lines.push(`cost: ${spent === "—" ? "$0.00" : spent}${emulated}${budget}`);
+        }
         if (run.finishedByRun !== undefined)
           lines.push(`the steps it left unfinished were finished by run ${run.finishedByRun}`);
         if (report.problems.length > 0) {
@@ -91,6 +111,13 @@ export function register(program: Command): void {
           }
           if (report.problems.length > LISTED)
             lines.push(`  … and ${report.problems.length - LISTED} more (--json lists them all)`);
+        }
+        if (byStep.size > 0) {
+          lines.push("cost per step:");
+          for (const [address, cost] of [...byStep].slice(0, LISTED))
+            lines.push(`  ${address} ${formatCost(cost)}`);
+          if (byStep.size > LISTED)
+            lines.push(`  … and ${byStep.size - LISTED} more (--json lists them all)`);
         }
         const files = report.outputs.filter((o) => o.path !== undefined);
         if (files.length > 0) {

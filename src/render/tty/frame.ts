@@ -10,6 +10,7 @@
  *   teaser/0011  animate: in_queue #3
  *   … and 12 more active
  */
+import { formatUsd } from "../../cost/money.js";
 import { formatDuration } from "../../util/duration.js";
 import { NOTICE_LINGER_MS, type DisplayGroup, type JobView, type ProgressModel } from "./progress-model.js";
 import { stepLabel, waitPhrase } from "./step-label.js";
@@ -56,6 +57,10 @@ function titleLine(model: ProgressModel, now: number): Segment[] {
     return joinSegments(parts);
   }
   parts.push([{ text: `${formatDuration(Math.max(0, now - header.startedAt))} elapsed` }]);
+  // Spend against the budget (SPEC §9): what the API reported so far.
+  if (header.maxCostMicros !== undefined) {
+    parts.push([{ text: `${formatUsd(model.spentMicros)} of ${formatUsd(header.maxCostMicros)} spent` }]);
+  } else if (model.spentMicros > 0) parts.push([{ text: `${formatUsd(model.spentMicros)} spent` }]);
   const rate = model.throughputPerMinute(now);
   parts.push([{ text: rate === undefined ? "— steps/min" : `${rate.toFixed(1)} steps/min` }]);
   const eta = model.remaining === 0 ? 0 : model.etaMs(now);

@@ -3,6 +3,7 @@
  * O(1) (10,000 jobs send tens of thousands of events); drawing reads only what fits on the
  * screen. Timestamps come from the events, so the model is exact under test.
  */
+import { microsFromUsd } from "../../cost/money.js";
 import type {
   RunEvent,
   RunFinishedEvent,
@@ -55,6 +56,8 @@ export interface StepView {
   wait: WaitReason | undefined;
   /** Its model, once an event named it. */
   model: string | undefined;
+  /** Micro-dollars its attempts cost so far, as its last end said (step events carry the step's total). */
+  costMicros?: number | undefined;
 }
 
 export interface JobView {
@@ -76,6 +79,8 @@ export interface RunHeader {
   totalJobs: number;
   concurrency: number;
   limits: Readonly<Record<string, number>>;
+  /** The apply's budget in micro-dollars (`--max-cost`), when it has one. */
+  maxCostMicros: number | undefined;
 }
 
 /** Steps waiting for one reason, for the header: `2 waiting for the limit of MODEL (2 at once)`. */
@@ -162,6 +167,8 @@ export class ProgressModel {
   };
   /** Events applied so far (the bench reports cost per event). */
   events = 0;
+  /** What the run's steps cost so far (reported costs), in micro-dollars: shown against the budget. */
+  spentMicros = 0;
 
   readonly #jobs = new Map<string, JobView>();
   /** Jobs with a step in flight, oldest first. */
@@ -190,6 +197,7 @@ export class ProgressModel {
           totalJobs: event.jobs,
           concurrency: event.concurrency,
           limits: event.limits ?? {},
+          maxCostMicros: event.maxCostUsd === undefined ? undefined : microsFromUsd(event.maxCostUsd),
         };
         for (const [model, steps] of Object.entries(event.models ?? {})) {
           this.#remainingByModel.set(model, steps);
@@ -262,6 +270,12 @@ export class ProgressModel {
       );
     }
 
+    if (event.cost !== undefined) {
+      // The event says the step's total so far: only what is new is added.
+      const micros = microsFromUsd(event.cost) ?? 0;
+      this.spentMicros += micros - (step.costMicros ?? 0);
+      step.costMicros = micros;
+    }
     if (changed) step.since = event.at;
     step.state = event.state;
     step.attempt = event.attempt;

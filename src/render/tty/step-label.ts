@@ -31,7 +31,9 @@ export function stepLabel(step: StepView, now: number): Segment {
 }
 
 function isEnded(state: StepView["state"]): boolean {
-  return ["succeeded", "reused", "failed", "timed_out", "cancelled", "unknown", "blocked"].includes(state);
+  return ["succeeded", "reused", "failed", "timed_out", "cancelled", "unknown", "blocked", "held"].includes(
+    state,
+  );
 }
 
 /** What one wait reason says: `waiting for the limit of MODEL (2 at once)`, `backing off`. */
