@@ -186,6 +186,25 @@ describe("scripted faults", () => {
     expect(await response.text()).toContain("<html>");
   });
 
+  test("404 answers a file as gone; `ranged` picks whole-file downloads or ranged probes", async () => {
+    emulator.configure({ faults: [{ endpoint: "media", kind: "404", ranged: false }] });
+    const still = `${emulator.url}/media/image.png?w=320&h=240`;
+    // A probe's ranged read passes; the whole file is gone.
+    const probe = await fetch(still, { headers: { range: "bytes=0-63" } });
+    expect(probe.status).toBe(206);
+    await probe.arrayBuffer();
+    const whole = await fetch(still);
+    expect(whole.status).toBe(404);
+    expect(await whole.text()).toBe("Not Found\n");
+    emulator.configure({ faults: [{ endpoint: "media", kind: "404", ranged: true, times: 1 }] });
+    expect((await fetch(still, { headers: { range: "bytes=0-63" } })).status).toBe(404);
+    expect(() =>
+      emulator.configure({
+        faults: [{ endpoint: "media", kind: "404", ranged: "no" as unknown as boolean }],
+      }),
+    ).toThrow("faults[0].ranged");
+  });
+
   test("output replaces a succeeded result's output, with {url} and {base} filled in", async () => {
     const id = await submitOk(emulator.url, alephInput(emulator.url));
     emulator.configure({
@@ -205,7 +224,7 @@ describe("scripted faults", () => {
 
   test("refuses a malformed fault, naming the field", () => {
     expect(() => emulator.configure({ faults: [{ endpoint: "status", kind: "418" as "500" }] })).toThrow(
-      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", "html-page", "output", got `418`',
+      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", "html-page", "404", "output", got `418`',
     );
     expect(() =>
       emulator.configure({ faults: [{ endpoint: "status", kind: "500", retryAfter: 3 }] }),

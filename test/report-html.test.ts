@@ -1,8 +1,9 @@
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildRunReport, renderReportHtml, type RunReport } from "../src/report/index.js";
 import { openSqliteStore } from "../src/store/index.js";
-import { HOSTILE_PROMPT, RUN_ID, seedReportRun, T0 } from "./report-fixture.js";
+import { gradientPng, HOSTILE_PROMPT, RUN_ID, seedReportRun, T0 } from "./report-fixture.js";
 
 function htmlOf(fileExists?: (file: string) => boolean): { html: string; report: RunReport } {
   const seeded = seedReportRun();
@@ -48,6 +49,66 @@ describe("renderReportHtml", () => {
         '<span class="file-name">images.example.com/stills/001.png</span><span>remote, not captured</span></a>',
     );
     expect(html).not.toMatch(/base64,/);
+  });
+
+  it("shows a still the run captured from its copy, linking the URL it came from; a failed capture says why", () => {
+    const seeded = seedReportRun();
+    const copy = path.join(
+      seeded.root,
+      "outputs",
+      "teasers",
+      "001",
+      ".runs",
+      RUN_ID,
+      ".inputs",
+      "image_url-1.png",
+    );
+    mkdirSync(path.dirname(copy), { recursive: true });
+    writeFileSync(copy, gradientPng(8, 8));
+    const store = openSqliteStore(seeded.statePath, { readonly: true });
+    let html: string;
+    try {
+      const run = store.getRun(RUN_ID);
+      if (!run) throw new Error("seeded run missing");
+      const captured = { runId: RUN_ID, address: "teaser/001/animate", sha256: undefined, createdAt: T0 };
+      const report = buildRunReport(run, store.getSteps(RUN_ID), store.getOutputs(RUN_ID), {
+        reportDir: path.join(seeded.root, "reports"),
+        now: T0,
+        captures: [
+          {
+            ...captured,
+            url: "https://images.example.com/stills/001.png",
+            path: copy,
+            bytes: 10,
+            error: undefined,
+          },
+          {
+            ...captured,
+            url: "https://images.example.com/stills/002.png",
+            path: undefined,
+            bytes: undefined,
+            error: "https://images.example.com/stills/002.png: the file host answered text/html <b>",
+          },
+        ],
+      });
+      html = renderReportHtml(report);
+    } finally {
+      store.close();
+    }
+    expect(html).toContain(
+      '<figure class="captured"><a href="../outputs/teasers/001/.runs/r-20250301-0200-ab12/.inputs/image_url-1.png">' +
+        '<img src="../outputs/teasers/001/.runs/r-20250301-0200-ab12/.inputs/image_url-1.png" alt="image_url"',
+    );
+    expect(html).toContain(
+      'captured from <a href="https://images.example.com/stills/001.png" rel="noreferrer">images.example.com/stills/001.png</a>',
+    );
+    expect(html).not.toContain('<span class="file-name">images.example.com/stills/001.png</span>');
+    expect(html).toContain(
+      "<span>remote, not captured: https://images.example.com/stills/002.png: the file host answered text/html &lt;b&gt;</span>",
+    );
+    expect(html).toContain(
+      '<span class="file-name">images.example.com/stills/003.png</span><span>remote, not captured</span>',
+    );
   });
 
   it("lists failed jobs first, then the rest in plan order, each a tile whose detail unfolds on demand", () => {

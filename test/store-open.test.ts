@@ -36,6 +36,7 @@ describe("opening the state database", () => {
 
     expect(tableNames(dbPath)).toEqual([
       "attempts",
+      "input_captures",
       "locks",
       "model_prices",
       "outputs",

@@ -27,6 +27,7 @@ export const FAULT_KINDS = [
   "endless",
   "stall",
   "html-page",
+  "404",
   "output",
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -61,6 +62,12 @@ export interface Fault {
    * emulator's URL, so hostile keys can still point at real files.
    */
   output?: Record<string, unknown>;
+  /**
+   * Files and media only: fire only on calls with (true) or without (false) a `Range`
+   * header — a host that breaks whole-file downloads but answers a ranged probe, or the
+   * reverse.
+   */
+  ranged?: boolean;
 }
 
 export type ErrorShape = "object" | "string";
@@ -232,13 +239,23 @@ const latency: Check<EmulatorConfig["latency"]> = (value, name) => {
   return result;
 };
 
-const FAULT_FIELDS = ["endpoint", "kind", "times", "rate", "retryAfter", "delayMs", "afterCreate", "output"];
+const FAULT_FIELDS = [
+  "endpoint",
+  "kind",
+  "times",
+  "rate",
+  "retryAfter",
+  "delayMs",
+  "afterCreate",
+  "output",
+  "ranged",
+];
 
 function fault(value: unknown, name: string): Fault {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw expected(
       name,
-      "a fault { endpoint, kind, times?, rate?, retryAfter?, delayMs?, afterCreate?, output? }",
+      "a fault { endpoint, kind, times?, rate?, retryAfter?, delayMs?, afterCreate?, output?, ranged? }",
       value,
     );
   }
@@ -269,6 +286,7 @@ function fault(value: unknown, name: string): Fault {
   }
   if (raw.delayMs !== undefined) result.delayMs = milliseconds(raw.delayMs, `${name}.delayMs`);
   if (raw.afterCreate !== undefined) result.afterCreate = boolean(raw.afterCreate, `${name}.afterCreate`);
+  if (raw.ranged !== undefined) result.ranged = boolean(raw.ranged, `${name}.ranged`);
   if (result.kind === "output") {
     const output = raw.output;
     if (typeof output !== "object" || output === null || Array.isArray(output)) {

@@ -19,15 +19,16 @@ const BROKEN_JSON_KINDS: ReadonlySet<FaultKind> = new Set(["empty-200", "truncat
 const RANDOM_ERRORS = ["500", "502", "503", "504"] as const;
 
 /** Faults of a file's body: they exist only where bodies are files. */
-const FILE_BODY_FAULTS: ReadonlySet<FaultKind> = new Set(["truncate", "html-page"]);
+const FILE_BODY_FAULTS: ReadonlySet<FaultKind> = new Set(["truncate", "html-page", "404"]);
 
 /** The file host's endpoints, as opposed to the API's JSON ones. */
 export function isFileEndpoint(endpoint: Endpoint): boolean {
   return endpoint === "files" || endpoint === "media";
 }
 
-function applies(fault: Fault, endpoint: Endpoint): boolean {
+function applies(fault: Fault, endpoint: Endpoint, ranged: boolean): boolean {
   if (fault.endpoint !== "*" && fault.endpoint !== endpoint) return false;
+  if (fault.ranged !== undefined && (!isFileEndpoint(endpoint) || fault.ranged !== ranged)) return false;
   // File faults exist only where bodies are files; broken JSON only where answers are JSON;
   // `stall` and `endless` break either, each in its own way.
   if (FILE_BODY_FAULTS.has(fault.kind)) return isFileEndpoint(endpoint);
@@ -44,10 +45,12 @@ export function takeScriptedFault(
   faults: Fault[],
   endpoint: Endpoint,
   random: () => number,
+  /** The call asks for a range of the file (a `Range` header). */
+  ranged = false,
 ): ChosenFault | undefined {
   for (let index = 0; index < faults.length; index++) {
     const fault = faults[index] as Fault;
-    if (!applies(fault, endpoint)) continue;
+    if (!applies(fault, endpoint, ranged)) continue;
     if (fault.rate !== undefined && random() >= fault.rate) continue;
     if (fault.times !== undefined) {
       fault.times -= 1;

@@ -152,6 +152,9 @@ function faultReply(fault: ChosenFault, url: URL): Reply | undefined {
         body: "<!doctype html>\n<html><head><title>Access denied</title></head><body><h1>Access denied</h1></body></html>\n",
         contentType: "text/html; charset=utf-8",
       };
+    case "404":
+      // A file that is gone: what a media host answers once a picture is deleted.
+      return { type: "text", status: 404, body: "Not Found\n", contentType: "text/plain; charset=utf-8" };
     default:
       return undefined;
   }
@@ -320,7 +323,7 @@ async function handle(
   const latency = latencyFor(core.config.latency, endpoint, core.random);
   if (latency > 0) await sleeper.sleep(latency);
   const fault =
-    takeScriptedFault(core.config.faults, endpoint, core.random) ??
+    takeScriptedFault(core.config.faults, endpoint, core.random, request.headers.range !== undefined) ??
     (API_ENDPOINTS.has(endpoint) ? randomServerError(core.config.errorRate, core.random) : undefined);
   if (fault?.kind === "slow") await sleeper.sleep(fault.delayMs ?? 0);
   if (response.destroyed) return;

@@ -2,6 +2,7 @@
 import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
 import type { ApiHealthMonitor } from "./api-health.js";
+import type { InputCaptures } from "./input-captures.js";
 import type { EngineDeps } from "./deps.js";
 import type { RunControl } from "./run-control.js";
 import type { RunCosts } from "./run-costs.js";
@@ -35,6 +36,8 @@ export interface ExecutionContext {
   results: StepResults;
   /** Media probes shared by every run-time check of this run. */
   mediaCache: Map<string, Promise<MediaFacts>>;
+  /** The lane that captures model steps' remote input stills, off the submissions' path. */
+  captures: InputCaptures;
   notice(level: "info" | "warn", message: string): void;
   /** Hears every API call's outcome, to tell when the API stops and starts answering. */
   apiHealth: ApiHealthMonitor;

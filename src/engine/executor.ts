@@ -18,6 +18,7 @@ import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./con
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import { startGroupCommit } from "./group-commit.js";
+import { InputCaptures } from "./input-captures.js";
 import { LatestView } from "./latest-view.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
@@ -176,12 +177,13 @@ async function executeGrouped(
   );
   const costs = options.costs ?? new RunCosts(new Map(), undefined);
   tracker.costOf = (address) => costs.stepCost(address);
+  const resolvedOptions = resolveOptions(options);
   const context: ExecutionContext = {
     runId: plan.runId,
     workflowName: plan.workflow.name,
     apiOrigin,
     deps,
-    options: resolveOptions(options),
+    options: resolvedOptions,
     tracker,
     control,
     scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
@@ -190,6 +192,7 @@ async function executeGrouped(
     costs,
     results: new StepResults(plan),
     mediaCache: new Map<string, Promise<MediaFacts>>(),
+    captures: new InputCaptures(deps, plan.runId, control.watchSignal, resolvedOptions.download),
     notice: notices,
     apiHealth,
   };
@@ -315,6 +318,8 @@ async function executeGrouped(
   finishIfDone();
   await finished;
   await context.processes.onIdle();
+  // Captures are bounded (size, idle timeout); an interrupt drops those in flight.
+  await context.captures.settled();
   await latest.settled();
   if (feedError !== undefined) throw feedError;
 

@@ -165,6 +165,9 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
     return "failed";
   }
 
+  // Its remote input stills, for the report: in their own lane, never awaited here.
+  context.captures.capture(step, body);
+
   for (let attempt = 1; ; attempt++) {
     const outcome = await context.scheduler.run(
       step.model,

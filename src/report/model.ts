@@ -8,6 +8,7 @@ import { isEmulatorOrigin } from "../api/origin.js";
 import { DISPLAY_GROUP, RETRYABLE_STATES, type StepState } from "../engine/states.js";
 import type {
   AttemptRecord,
+  InputCaptureRecord,
   OutputRecord,
   RunKind,
   RunRecord,
@@ -66,6 +67,14 @@ export interface MediaRef {
    * run it was taken over from (the file itself is this run's own link or copy of it).
    */
   producedBy: string | undefined;
+  /**
+   * Inputs: `path` is the copy of the URL the run captured when the step was submitted
+   * (`producedBy` says which run: a reused step shows the capture of the run that made it).
+   * Undefined for outputs.
+   */
+  captured: boolean | undefined;
+  /** Inputs: why the run could not capture the URL (a 404, an HTML page, too large …). */
+  captureError: string | undefined;
 }
 
 export interface StepReport {
@@ -183,6 +192,11 @@ export interface BuildReportOptions {
   checkFile?: ((absolutePath: string, recorded: RecordedFile) => FileCheck) | undefined;
   /** What each step's attempts cost (store.stepCosts). */
   costs?: ReadonlyMap<string, CostTotal> | undefined;
+  /**
+   * The input stills captured by the run, and by the runs its reused steps came from
+   * (store.getInputCaptures): an input URL is shown from its captured copy.
+   */
+  captures?: readonly InputCaptureRecord[] | undefined;
 }
 
 function reportCost(cost: CostTotal | undefined): ReportCost | undefined {
@@ -223,6 +237,17 @@ export function buildRunReport(
   // video) is shown from the local file.
   const localByUrl = new Map<string, OutputRecord>();
   for (const output of outputs) if (output.path !== undefined) localByUrl.set(output.url, output);
+  // Captured input stills, by run and URL.
+  const capturesByRun = new Map<string, Map<string, InputCaptureRecord>>();
+  for (const capture of options.captures ?? []) {
+    const byUrl = capturesByRun.get(capture.runId) ?? new Map<string, InputCaptureRecord>();
+    byUrl.set(capture.url, capture);
+    capturesByRun.set(capture.runId, byUrl);
+  }
+  // A reused step was submitted by the run it came from: that run captured its inputs.
+  const captureOf = (step: StepRecord, url: string): InputCaptureRecord | undefined =>
+    capturesByRun.get(run.id)?.get(url) ??
+    (step.reusedFromRun === undefined ? undefined : capturesByRun.get(step.reusedFromRun)?.get(url));
 
   const toMedia = (
     name: string,
@@ -249,7 +274,30 @@ export function buildRunReport(
       bytes: downloaded?.bytes,
       sha256: downloaded?.sha256,
       producedBy: downloaded === undefined ? undefined : producerOf.get(downloaded.address),
+      captured: undefined,
+      captureError: undefined,
     };
+  };
+
+  const toInput = (step: StepRecord, name: string, index: number | undefined, url: string): MediaRef => {
+    const produced = localByUrl.get(url);
+    if (produced) return { ...toMedia(name, index, url, produced), captured: false };
+    const capture = captureOf(step, url);
+    if (capture?.path === undefined) {
+      return { ...toMedia(name, index, url, undefined), captured: false, captureError: capture?.error };
+    }
+    const media = toMedia(name, index, url, {
+      runId: capture.runId,
+      address: capture.address,
+      name,
+      index,
+      url,
+      path: capture.path,
+      bytes: capture.bytes,
+      sha256: capture.sha256,
+      createdAt: capture.createdAt,
+    });
+    return { ...media, captured: true, producedBy: capture.runId };
   };
 
   const jobs = new Map<string, JobReport>();
@@ -274,9 +322,7 @@ export function buildRunReport(
         startedAt !== undefined && step.finishedAt !== undefined ? step.finishedAt - startedAt : undefined,
       error: step.error,
       prompts: input.prompts,
-      inputs: input.media.map((media) =>
-        toMedia(media.name, media.index, media.url, localByUrl.get(media.url)),
-      ),
+      inputs: input.media.map((media) => toInput(step, media.name, media.index, media.url)),
       parameters: input.parameters,
       command: input.command,
       outputs: (outputsByAddress.get(step.address) ?? []).map((output) =>

@@ -145,7 +145,21 @@ function mediaFigure(media: MediaRef, index: PageIndex, id: string | undefined):
   return `<figure${idAttribute}><p><a href="${src}">${label}</a>${note}</p></figure>`;
 }
 
-/** A step input: a link to the earlier output it is, a local file, or a remote URL the page never loads. */
+/** A remote URL as a tile shows it: its host and path (the query may be a credential). */
+function remoteWhere(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.host}${parsed.pathname}`;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * A step input: a link to the earlier output it is, the copy the run captured (its
+ * thumbnail, linking the copy, and the original URL), a local file, or a remote URL the
+ * page never loads.
+ */
 function inputFigure(media: MediaRef, index: PageIndex): string {
   const label = h(mediaLabel(media));
   const produced =
@@ -154,18 +168,24 @@ function inputFigure(media: MediaRef, index: PageIndex): string {
   if (produced) {
     return `<figure class="ref"><p>${label}: <a href="#${produced.id}">${h(produced.label)}</a> (shown there)</p></figure>`;
   }
-  if (media.local || media.missing || media.changed || media.url === undefined)
-    return mediaFigure(media, index, undefined);
-  let where = media.url;
-  try {
-    const url = new URL(media.url);
-    where = `${url.host}${url.pathname}`;
-  } catch {
-    // shown as given
+  if (media.captured && media.local && media.href !== undefined && media.url !== undefined) {
+    const preview = previewOf(index, media);
+    const original = `captured from <a href="${h(media.url)}" rel="noreferrer">${h(remoteWhere(media.url))}</a>`;
+    return (
+      `<figure class="captured"><a href="${h(media.href)}"><img src="${h(preview?.thumbnail ?? media.href)}" alt="${label}" loading="lazy" decoding="async"></a>` +
+      `${caption(media, preview, ` · ${original}`)}</figure>`
+    );
   }
+  if (!media.captured && (media.local || media.missing || media.changed || media.url === undefined))
+    return mediaFigure(media, index, undefined);
+  const url = media.url ?? "";
+  // A capture whose copy is gone or replaced since is as good as none: the URL is linked.
+  const why = media.captured
+    ? `captured copy ${media.missing ? "missing" : "changed since this run"} (${media.path ?? ""})`
+    : `remote, not captured${media.captureError ? `: ${media.captureError}` : ""}`;
   return (
-    `<figure><a class="remote-tile" href="${h(media.url)}" rel="noreferrer">` +
-    `<span class="file-name">${h(where)}</span><span>remote, not captured</span></a>` +
+    `<figure><a class="remote-tile" href="${h(url)}" rel="noreferrer">` +
+    `<span class="file-name">${h(remoteWhere(url))}</span><span>${h(why)}</span></a>` +
     `<figcaption>${label}</figcaption></figure>`
   );
 }

@@ -26,7 +26,12 @@ function mediaLine(media: MediaRef, role: "input" | "output"): string {
   const shown = media.local ? decodeURIComponent(media.href) : media.href;
   const link = `[${md(shown)}](${linkTarget(media.href)})`;
   const where = media.local ? "" : role === "input" ? ", remote" : ", not downloaded";
-  return `${md(label)} (${media.kind}${where}): ${link}`;
+  // A captured input links its copy, then the URL it was captured from.
+  const original =
+    media.captured && media.local && media.url !== undefined
+      ? `, captured from [${md(media.url)}](${linkTarget(media.url)})`
+      : "";
+  return `${md(label)} (${media.kind}${where}): ${link}${original}`;
 }
 
 function plural(n: number, one: string, many: string): string {

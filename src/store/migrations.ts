@@ -193,6 +193,28 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: "a run keeps the input stills it captured",
+    // A model step's input image on the user's media host, downloaded when the step was
+    // submitted (engine/input-captures.ts), so the run's report still shows it once the URL
+    // is gone. One row per run and URL (a URL used by many steps is captured once); `path`
+    // is NULL and `error` says why when the capture failed. Not outputs: no step's `files`,
+    // fingerprint or reuse ever reads them.
+    sql: `
+      CREATE TABLE input_captures (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        url        TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        path       TEXT,
+        bytes      INTEGER,
+        sha256     TEXT,
+        error      TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (run_id, url)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

@@ -28,6 +28,8 @@ import type {
   LockRequest,
   LockResult,
   NewAttempt,
+  InputCaptureRecord,
+  NewInputCapture,
   NewOutput,
   NewRun,
   NewStep,
@@ -256,6 +258,17 @@ interface OutputRow {
   created_at: number;
 }
 
+interface InputCaptureRow {
+  run_id: string;
+  url: string;
+  address: string;
+  path: string | null;
+  bytes: number | null;
+  sha256: string | null;
+  error: string | null;
+  created_at: number;
+}
+
 interface ReusableRow {
   run_id: string;
   address: string;
@@ -375,6 +388,19 @@ function toOutputRecord(row: OutputRow): OutputRecord {
     path: orUndefined(row.path),
     bytes: orUndefined(row.bytes),
     sha256: orUndefined(row.sha256),
+    createdAt: row.created_at,
+  };
+}
+
+function toInputCaptureRecord(row: InputCaptureRow): InputCaptureRecord {
+  return {
+    runId: row.run_id,
+    url: row.url,
+    address: row.address,
+    path: orUndefined(row.path),
+    bytes: orUndefined(row.bytes),
+    sha256: orUndefined(row.sha256),
+    error: orUndefined(row.error),
     createdAt: row.created_at,
   };
 }
@@ -682,6 +708,17 @@ function prepareStatements(db: Database.Database) {
     ),
     getOutputsOfStep: db.prepare<[string, string], OutputRow>(
       `SELECT * FROM outputs WHERE run_id = ? AND address = ? ORDER BY rowid`,
+    ),
+
+    upsertInputCapture: db.prepare<InputCaptureRow>(
+      `INSERT INTO input_captures (run_id, url, address, path, bytes, sha256, error, created_at)
+       VALUES (@run_id, @url, @address, @path, @bytes, @sha256, @error, @created_at)
+       ON CONFLICT (run_id, url) DO UPDATE SET
+         address = excluded.address, path = excluded.path, bytes = excluded.bytes,
+         sha256 = excluded.sha256, error = excluded.error, created_at = excluded.created_at`,
+    ),
+    getInputCapturesOfRun: db.prepare<[string], InputCaptureRow>(
+      `SELECT * FROM input_captures WHERE run_id = ? ORDER BY rowid`,
     ),
 
     // Only originals are reuse sources: a reused copy would restart the retention clock
@@ -1114,6 +1151,28 @@ export class SqliteStore implements StateStore {
         ? this.#sql.getOutputsOfRun.all(runId)
         : this.#sql.getOutputsOfStep.all(runId, address);
     return rows.map(toOutputRecord);
+  }
+
+  // Input captures
+
+  recordInputCapture(capture: NewInputCapture): void {
+    this.#beforeWrite();
+    this.#sql.upsertInputCapture.run({
+      run_id: capture.runId,
+      url: capture.url,
+      address: capture.address,
+      path: capture.path ?? null,
+      bytes: capture.bytes ?? null,
+      sha256: capture.sha256 ?? null,
+      error: this.#text(capture.error),
+      created_at: capture.createdAt,
+    });
+  }
+
+  getInputCaptures(runIds: readonly string[]): InputCaptureRecord[] {
+    return [...new Set(runIds)].flatMap((runId) =>
+      this.#sql.getInputCapturesOfRun.all(runId).map(toInputCaptureRecord),
+    );
   }
 
   // Reuse

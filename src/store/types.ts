@@ -299,6 +299,35 @@ export interface OutputRecord {
   createdAt: number;
 }
 
+/**
+ * An input still of a model step (a URL on the user's media host) as the run captured it
+ * when the step was submitted: `path` when it was saved, `error` when it was not.
+ */
+export interface NewInputCapture {
+  runId: string;
+  /** The input URL, as the request body held it. */
+  url: string;
+  /** The step that asked for it first (a URL used by several steps is captured once). */
+  address: string;
+  path?: string | undefined;
+  bytes?: number | undefined;
+  sha256?: string | undefined;
+  /** Why it was not captured. */
+  error?: string | undefined;
+  createdAt: number;
+}
+
+export interface InputCaptureRecord {
+  runId: string;
+  url: string;
+  address: string;
+  path: string | undefined;
+  bytes: number | undefined;
+  sha256: string | undefined;
+  error: string | undefined;
+  createdAt: number;
+}
+
 export interface LockHolder {
   workflowName: string;
   runId: string;
@@ -418,6 +447,12 @@ export interface StateStore {
   recordOutput(output: NewOutput): void;
   /** A run's outputs in plan order (of a step, in the order recorded). */
   getOutputs(runId: string, address?: string): OutputRecord[];
+
+  // Input captures: a run's copies of its steps' remote input stills (for its report)
+  /** Upsert by (run, URL). */
+  recordInputCapture(capture: NewInputCapture): void;
+  /** The captures of these runs, in the order they were recorded. */
+  getInputCaptures(runIds: readonly string[]): InputCaptureRecord[];
 
   // Reuse: the newest step of this workflow that succeeded with this fingerprint at this API
   // origin, within the scope's cache TTL, with its outputs.

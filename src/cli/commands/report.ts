@@ -87,7 +87,11 @@ export async function runReportCommand(
     file = toStdout
       ? undefined
       : path.resolve(cwd, options.out ?? defaultReportPath(statePath, run.id, format));
-    report = buildRunReport(run, store.getSteps(run.id), store.getOutputs(run.id), {
+    const steps = store.getSteps(run.id);
+    // A reused step's inputs were captured by the run it came from.
+    const capturingRuns = [run.id, ...steps.flatMap((step) => step.reusedFromRun ?? [])];
+    report = buildRunReport(run, steps, store.getOutputs(run.id), {
+      captures: store.getInputCaptures(capturingRuns),
       reportDir: file ? path.dirname(file) : cwd,
       now: options.now ?? Date.now(),
       attempts: store.getAttempts(run.id),
