@@ -58,6 +58,11 @@ function partsUnder(p: Project): string[] {
   return existsSync(outputs) ? filesUnder(outputs).filter((file) => /\.part-[0-9a-f]{12}$/.test(file)) : [];
 }
 
+/** The output files under `dir`: without the input stills the run captured (`.inputs/`), which are no output. */
+function outputFilesUnder(dir: string): string[] {
+  return filesUnder(dir).filter((file) => !file.split(path.sep).includes(".inputs"));
+}
+
 describe("output file names from the API's answer", () => {
   test("keys that climb out of the outputs folder or name absolute paths are reduced to safe names inside the step's folder", async () => {
     const p = await project({ "hostile.yaml": oneStepYaml(), "items.csv": ITEMS });
@@ -101,7 +106,7 @@ describe("output file names from the API's answer", () => {
       "animate-video.mp4",
       "animate-windows.mp4",
     ];
-    expect(readdirSync(stepFolder).sort()).toEqual(names);
+    expect(readdirSync(stepFolder).sort()).toEqual([".inputs", ...names]);
     expect(readdirSync(instanceFolder).sort()).toEqual([".runs", ...names]);
 
     const rows = p.store().getOutputs(runId);
@@ -120,7 +125,7 @@ describe("downloads from a hostile file host", () => {
     const result = await p.run(["apply", "hostile.yaml"], { env: { RUNFLOW_MAX_DOWNLOAD_MB: "1" } });
     expect(result.exitCode).toBe(1);
     expect(stepError(result.stdout)).toMatch(/the file is larger than the 1000000 bytes allowed/);
-    expect(filesUnder(path.join(p.dir, "outputs"))).toEqual([]);
+    expect(outputFilesUnder(path.join(p.dir, "outputs"))).toEqual([]);
   });
 
   test("a RUNFLOW_MAX_DOWNLOAD_MB that is not a size is refused before anything is submitted", async () => {
@@ -139,7 +144,7 @@ describe("downloads from a hostile file host", () => {
     const result = await p.run(["apply", "hostile.yaml"]);
     expect(result.exitCode).toBe(1);
     expect(stepError(result.stdout)).toMatch(/answered text\/html \(\d+ bytes\), not a video/);
-    expect(filesUnder(path.join(p.dir, "outputs"))).toEqual([]);
+    expect(outputFilesUnder(path.join(p.dir, "outputs"))).toEqual([]);
     // Once the host answers right, the next apply collects the same request without paying again.
     p.api.configure({ faults: [] });
     const second = await p.run(["apply", "hostile.yaml"]);
@@ -163,7 +168,7 @@ describe("downloads from a hostile file host", () => {
         `^no space left on the disk holding ${disk.dir}/item-1/\\.runs/\\S+ \\(request \\S+ succeeded`,
       ),
     );
-    expect(filesUnder(disk.dir)).toEqual([]);
+    expect(outputFilesUnder(disk.dir)).toEqual([]);
     const runId = String(ndjson(result.stdout)[0]?.runId);
     expect(p.store().getOutputs(runId)).toEqual([]);
   });

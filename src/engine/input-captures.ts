@@ -29,6 +29,11 @@ export const CAPTURE_MAX_BYTES = 20_000_000;
 const CAPTURE_IDLE_TIMEOUT_MS = 5_000;
 /** Captures at once: they share the machine's bandwidth with the outputs' downloads. */
 const CAPTURES_AT_ONCE = 2;
+/**
+ * The longest a capture may take, tries and waits included: the run waits for its captures
+ * before it ends, and a host that cannot be reached must not hold it there for long.
+ */
+const CAPTURE_DEADLINE_MS = 30_000;
 /** One retry for a transient failure (a 503, a cut connection); then it is not captured. */
 const CAPTURE_ATTEMPTS = 2;
 
@@ -91,10 +96,11 @@ export class InputCaptures {
   async #captureOne(address: string, url: string, folder: string, field: string): Promise<void> {
     if (this.signal.aborted) return;
     const { deps, runId } = this;
+    const deadline = AbortSignal.timeout(CAPTURE_DEADLINE_MS);
     try {
       const destination = outputPath(folder, captureFileName(field, url));
       const file = await deps.download(url, destination, {
-        signal: this.signal,
+        signal: AbortSignal.any([this.signal, deadline]),
         clock: deps.clock,
         random: deps.random,
         attempts: CAPTURE_ATTEMPTS,
@@ -112,12 +118,13 @@ export class InputCaptures {
       });
     } catch (error) {
       if (this.signal.aborted) return;
+      const why = deadline.aborted ? `not captured within ${CAPTURE_DEADLINE_MS / 1000} s` : messageOf(error);
       try {
         deps.store.recordInputCapture({
           runId,
           url,
           address,
-          error: messageOf(error),
+          error: why,
           createdAt: deps.clock.now(),
         });
       } catch {
