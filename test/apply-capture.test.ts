@@ -43,8 +43,8 @@ function itemsCsv(items: readonly { still: string; prompt?: string }[]): string 
   return ["id,prompt,still", ...rows, ""].join("\n");
 }
 
-async function applied(p: Project, args: string[] = []): Promise<string> {
-  const result = await p.run(["apply", "stills.yaml", "--json", ...args]);
+async function applied(p: Project, args: string[] = [], env: Record<string, string> = {}): Promise<string> {
+  const result = await p.run(["apply", "stills.yaml", "--json", ...args], { env });
   expect(result.stderr).toBe("");
   expect(result.exitCode).toBe(0);
   return String(ndjson(result.stdout)[0]?.runId);
@@ -135,7 +135,7 @@ describe("input stills captured at run time", () => {
     expect(store.getOutputs(runId).every((output) => output.name === "video")).toBe(true);
   });
 
-  test("a capture that fails (404, an HTML page, too large) leaves its step succeeded and its tile not captured, saying why", async () => {
+  test("a capture that fails (404, an HTML page, over the cap or RUNFLOW_MAX_DOWNLOAD_MB) leaves its step succeeded and its tile not captured, saying why", async () => {
     const p = await project({
       "stills.yaml": stillsYaml(),
       "items.csv": itemsCsv([{ still: SMALL }, { still: OTHER }]),
@@ -163,8 +163,17 @@ describe("input stills captured at run time", () => {
     expect(large).toMatchObject({ captured: false, local: false });
     expect(large?.captureError).toContain("larger than the 20000000 bytes allowed");
 
+    // A lower RUNFLOW_MAX_DOWNLOAD_MB lowers the capture's cap too.
+    writeFileSync(
+      path.join(p.dir, "items.csv"),
+      itemsCsv([{ still: `${SMALL}&bytes=600000`, prompt: "capped" }]),
+    );
+    const third = await applied(p, [], { RUNFLOW_MAX_DOWNLOAD_MB: "0.5" });
+    const [capped] = inputsOf(await jsonReport(p, third));
+    expect(capped?.captureError).toContain("larger than the 500000 bytes allowed");
+
     const store = p.store();
-    for (const runId of [first, second]) {
+    for (const runId of [first, second, third]) {
       for (const step of store.getSteps(runId)) expect(step.state).toBe("succeeded");
     }
     expect(filesUnder(path.join(p.dir, "outputs")).filter((file) => file.includes(".inputs"))).toEqual([]);

@@ -350,8 +350,12 @@ export async function runLocked(
         clock,
         random,
         events: services.events,
+        // A caller's own cap (an input capture's) only lowers RUNFLOW_MAX_DOWNLOAD_MB's.
         download: (url, destination, options) =>
-          downloadFile(url, destination, { maxBytes: maxDownloadBytes, ...options }),
+          downloadFile(url, destination, {
+            ...options,
+            maxBytes: Math.min(maxDownloadBytes, options.maxBytes ?? maxDownloadBytes),
+          }),
         runProcess: services.runProcess ?? defaultRunProcess,
         probe: retryingTransport({ fetch: services.fetch, clock, random }),
       },
