@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { buildRunReport, renderReportHtml, type RunReport } from "../src/report/index.js";
@@ -51,7 +51,7 @@ describe("renderReportHtml", () => {
     expect(html).not.toMatch(/base64,/);
   });
 
-  it("shows a still the run captured from its copy, linking the URL it came from; a failed capture says why", () => {
+  it("shows a still the run captured from its copy, linking the URL it came from; a failed capture says why, a deleted copy that it is missing", () => {
     const seeded = seedReportRun();
     const copy = path.join(
       seeded.root,
@@ -89,7 +89,16 @@ describe("renderReportHtml", () => {
             bytes: undefined,
             error: "https://images.example.com/stills/002.png: the file host answered text/html <b>",
           },
+          // Captured, then deleted from disk.
+          {
+            ...captured,
+            url: "https://images.example.com/stills/003.png",
+            path: `${copy}.gone`,
+            bytes: 10,
+            error: undefined,
+          },
         ],
+        fileExists: existsSync,
       });
       html = renderReportHtml(report);
     } finally {
@@ -107,7 +116,7 @@ describe("renderReportHtml", () => {
       "<span>remote, not captured: https://images.example.com/stills/002.png: the file host answered text/html &lt;b&gt;</span>",
     );
     expect(html).toContain(
-      '<span class="file-name">images.example.com/stills/003.png</span><span>remote, not captured</span>',
+      `<span class="file-name">images.example.com/stills/003.png</span><span>captured copy missing (${copy}.gone)</span>`,
     );
   });
 
