@@ -222,6 +222,38 @@ describe("input stills captured at run time", () => {
   }, 40_000);
 });
 
+describe("a capture cut by a SIGKILL", () => {
+  test("leaves a part that the run collecting the step's request removes", async () => {
+    const p = await project({
+      "stills.yaml": stillsYaml(),
+      "items.csv": itemsCsv([{ still: SMALL, prompt: "held [emulator:hold]" }]),
+    });
+    p.api.configure({ faults: [{ endpoint: "media", kind: "stall", ranged: false, times: 1 }] });
+    const child = p.start(["apply", "stills.yaml"]);
+    const captureParts = () =>
+      existsSync(path.join(p.dir, "outputs"))
+        ? filesUnder(path.join(p.dir, "outputs")).filter((file) =>
+            /\.inputs[\\/][^\\/]+\.part-[0-9a-f]{12}$/.test(file),
+          )
+        : [];
+    await until("the hung capture's part and the held request", () => {
+      return captureParts().length === 1 && p.api.state().held === 1;
+    });
+    child.kill("SIGKILL");
+    await child;
+    expect(captureParts()).toHaveLength(1);
+
+    p.api.release();
+    const second = await p.run(["apply", "stills.yaml", "--json"]);
+    expect(second.exitCode).toBe(0);
+    // Collected, not submitted again; the part is gone and the new run captured the still.
+    expect(p.api.submissions().total).toBe(1);
+    expect(captureParts()).toEqual([]);
+    const runId = String(ndjson(second.stdout)[0]?.runId);
+    expect(p.store().getInputCaptures([runId])[0]?.path).toBeDefined();
+  });
+});
+
 /** The id of the project's one run, read from its state. */
 function readRunId(p: Project): string | undefined {
   return p.store().listRuns({ limit: 1 })[0]?.id;

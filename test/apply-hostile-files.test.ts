@@ -53,9 +53,12 @@ async function until(check: () => boolean, what: string): Promise<void> {
   }
 }
 
+/** The parts of output downloads (not of captured input stills, in `.inputs/`). */
 function partsUnder(p: Project): string[] {
   const outputs = path.join(p.dir, "outputs");
-  return existsSync(outputs) ? filesUnder(outputs).filter((file) => /\.part-[0-9a-f]{12}$/.test(file)) : [];
+  return existsSync(outputs)
+    ? outputFilesUnder(outputs).filter((file) => /\.part-[0-9a-f]{12}$/.test(file))
+    : [];
 }
 
 /** The output files under `dir`: without the input stills the run captured (`.inputs/`), which are no output. */

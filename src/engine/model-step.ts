@@ -8,6 +8,7 @@
  * before anything else happens with it, and a submission whose answer was lost is never
  * sent again unless the user says so.
  */
+import path from "node:path";
 import { ApiAuthError, InputRejectedError, ModelNotFoundError, NoBalanceError } from "../api/errors.js";
 import { ApiError, ForbiddenRequestError, RequestNotFoundError } from "../api/errors.js";
 import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
@@ -24,6 +25,7 @@ import { DiskError } from "../util/disk-errors.js";
 import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
+import { CAPTURE_FOLDER } from "./input-captures.js";
 import { heldBecause, unfinishedRequest } from "./prior-runs.js";
 import { findReusable, referencedResult, takeOverModelStep } from "./reuse.js";
 import { isStopSignal } from "./run-control.js";
@@ -671,7 +673,10 @@ async function collect(
   // A process killed mid-download left its part in its own run's folder, which no later run
   // writes into: the run that collects the request sweeps it.
   if (outcome.reattachedFrom !== undefined && context.options.download) {
-    await removeStaleParts(runFolder(step.outputsDir, outcome.reattachedFrom));
+    const killedRunFolder = runFolder(step.outputsDir, outcome.reattachedFrom);
+    await removeStaleParts(killedRunFolder);
+    // And the part of an input still it was capturing.
+    await removeStaleParts(path.join(killedRunFolder, CAPTURE_FOLDER));
   }
   const files = outputFilesOf(step.stepId, result.output);
   const rows: NewOutput[] = [];
