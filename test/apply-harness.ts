@@ -194,16 +194,21 @@ export async function until(what: string, check: () => boolean, timeoutMs = 20_0
   }
 }
 
-/** How many steps of the project's runs have a request id recorded (0 before the database exists). */
-export function recordedRequests(dir: string): number {
+/**
+ * How many steps of the project's runs have a request id recorded (0 before the database
+ * exists); only the steps at `address` when given.
+ */
+export function recordedRequests(dir: string, address?: string): number {
   const file = path.join(dir, "state", "runflow.db");
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     db.pragma("busy_timeout = 1000");
-    const row = db.prepare("SELECT count(*) AS n FROM steps WHERE request_id IS NOT NULL").get() as {
-      n: number;
-    };
+    const row = db
+      .prepare(
+        "SELECT count(*) AS n FROM steps WHERE request_id IS NOT NULL AND address = coalesce(?, address)",
+      )
+      .get(address ?? null) as { n: number };
     return row.n;
   } catch {
     // Not created yet, or its tables not yet: nothing recorded.

@@ -8,7 +8,15 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { startEmulator, type RunningEmulator } from "../src/emulator/index.js";
-import { chainYaml, itemsCsv, ndjson, project, waitForOutput, type Project } from "./apply-harness.js";
+import {
+  chainYaml,
+  itemsCsv,
+  ndjson,
+  project,
+  waitForOutput,
+  type Child,
+  type Project,
+} from "./apply-harness.js";
 
 const running: RunningEmulator[] = [];
 
@@ -31,6 +39,25 @@ function endStates(stdout: string): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const state of last.values()) counts[state] = (counts[state] ?? 0) + 1;
   return counts;
+}
+
+/** Lets every held request of `apply --emulator` go, at the emulator it announces on stderr. */
+async function releaseEmbeddedEmulator(apply: Child): Promise<void> {
+  let seen = "";
+  const url = await new Promise<string>((resolve, reject) => {
+    const onData = (chunk: Buffer) => {
+      seen += chunk.toString();
+      const found = /using the local emulator at (http:\/\/\S+):/.exec(seen);
+      if (found) {
+        apply.stderr?.off("data", onData);
+        resolve(found[1]!);
+      }
+    };
+    apply.stderr?.on("data", onData);
+    apply.then(() => reject(new Error(`apply ended without naming its emulator:\n${seen}`)), reject);
+  });
+  const answer = await fetch(`${url}/__emulator/release`, { method: "POST" });
+  expect(answer.status).toBe(200);
 }
 
 async function runIds(p: Project): Promise<string[]> {
@@ -86,13 +113,20 @@ describe("results belong to the API origin that made them", () => {
   }, 60_000);
 
   test("apply --emulator after a killed apply --emulator sends again what the dead emulator held, instead of asking the new one for ids it never gave", async () => {
-    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) });
+    // Held: the request is still in progress when its apply dies, however slow the machine.
+    const p = await project({
+      "chain.yaml": chainYaml(),
+      "items.csv": itemsCsv(1, () => " [emulator:hold]"),
+    });
     const child = p.start(["apply", "chain.yaml", "--emulator"]);
     await waitForOutput(child, "clip/item-1/animate in_progress");
     child.kill("SIGKILL");
     await child;
 
-    const again = await p.run(["apply", "chain.yaml", "--emulator", "--json"]);
+    // The next apply's own emulator is told to let the same request go, whenever it comes.
+    const next = p.start(["apply", "chain.yaml", "--emulator", "--json"]);
+    await releaseEmbeddedEmulator(next);
+    const again = await next;
     expect(again.exitCode).toBe(0);
     expect(endStates(again.stdout)).toEqual({ succeeded: 2 });
     expect(again.stdout).not.toContain("re-attached");
@@ -115,7 +149,11 @@ describe("results belong to the API origin that made them", () => {
   });
 
   test("a request left unfinished at one API is neither polled at another nor forgotten: the next apply there collects it", async () => {
-    const p = await project({ "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) }, { duration: 1_500 });
+    // Held: still in progress when its apply dies; let go at each API before it is wanted there.
+    const p = await project({
+      "chain.yaml": chainYaml(),
+      "items.csv": itemsCsv(1, () => " [emulator:hold=left]"),
+    });
     const child = p.start(["apply", "chain.yaml"]);
     await waitForOutput(child, "clip/item-1/animate in_progress");
     child.kill("SIGKILL");
@@ -134,6 +172,7 @@ describe("results belong to the API origin that made them", () => {
 
     // Against another API (an emulator too: nothing there bills twice), the step is sent
     // there, and the user is told where the first request still is.
+    other.release("left");
     const elsewhere = await p.run(["apply", "chain.yaml"], { env: { RUNCOMFY_BASE_URL: other.url } });
     expect(elsewhere.exitCode).toBe(0);
     expect(elsewhere.stdout).not.toContain("re-attached");
@@ -145,6 +184,7 @@ describe("results belong to the API origin that made them", () => {
     expect(other.submissions().total).toBe(2);
 
     // Back at the first API, the request is collected, not sent again.
+    expect(p.api.release("left")).toBe(1);
     const home = await p.run(["apply", "chain.yaml"]);
     expect(home.exitCode).toBe(0);
     expect(home.stdout).toContain(

@@ -23,19 +23,25 @@ function moments(seed: number, count: number, low: number, high: number): number
 
 describe("resume after a crash", () => {
   test("killed with SIGKILL at several moments, then resumed: everything completes and no recorded request is submitted twice", async () => {
+    // item-1's first step is held in progress until the first apply is dead, so some later
+    // apply must re-attach to it (however slow the machine); the other kills land at their
+    // arbitrary moments, on purpose.
     const p = await project(
-      { "chain.yaml": chainYaml({ concurrency: 6 }), "items.csv": itemsCsv(16) },
+      {
+        "chain.yaml": chainYaml({ concurrency: 6 }),
+        "items.csv": itemsCsv(16, (index) => (index === 1 ? " [emulator:hold=first]" : "")),
+      },
       { duration: { min: 100, max: 400 }, capacity: 4 },
     );
     for (const [index, delay] of moments(7, 4, 50, 700).entries()) {
       const child = p.start(["apply", "chain.yaml"]);
       await waitForOutput(child, " apply ");
-      // The first kill waits for a recorded request, so some later apply must re-attach
-      // (however slow the machine); the others land at their arbitrary moments.
-      if (index === 0) await until("a recorded request id", () => recordedRequests(p.dir) > 0);
+      if (index === 0)
+        await until("item-1's request id recorded", () => recordedRequests(p.dir, "clip/item-1/animate") > 0);
       else await new Promise((resolve) => setTimeout(resolve, delay));
       child.kill("SIGKILL");
       await child;
+      if (index === 0) expect(p.api.release("first")).toBe(1);
     }
 
     let final = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });

@@ -18,7 +18,9 @@ describe("signals", () => {
       { capacity: 2 },
     );
     const child = p.start(["apply", "chain.yaml"]);
-    // Two held in progress, six queued behind them until the test says otherwise.
+    // Two held in progress, six queued behind them until the test says otherwise; all eight
+    // recorded, so each queued one is known to the run that stops.
+    await until("8 recorded request ids", () => recordedRequests(p.dir) === 8);
     await waitForOutput(child, /in_queue #\d/);
     child.kill("SIGINT");
     const interrupted = await child;

@@ -64,16 +64,18 @@ function applyInPane(flow: Project): void {
 
 describe("runflow apply on a terminal", () => {
   test("draws a live view that fits the terminal, then leaves the last frame and the summary", async () => {
-    // 24 jobs at concurrency 12 on a 14-row terminal: more jobs are active than fit.
-    const flow = await project(
-      { "flow.yaml": chainYaml({ name: "live", concurrency: 12 }), "items.csv": itemsCsv(24) },
-      { duration: 1_500 },
-    );
+    // 24 jobs at concurrency 12 on a 14-row terminal: more jobs are active than fit. The first
+    // steps are held in progress until the test has read the screen mid-run, however slow.
+    const flow = await project({
+      "flow.yaml": chainYaml({ name: "live", concurrency: 12 }),
+      "items.csv": itemsCsv(24, () => " [emulator:hold=mid]"),
+    });
     applyInPane(flow);
 
-    const mid = await waitForScreen("a step in progress", (rows) =>
-      rows.some((row) => /in_progress/.test(row)),
+    const mid = await waitForScreen("twelve steps in progress", (rows) =>
+      rows.some((row) => /\b12 running\b/.test(row)),
     );
+    expect(flow.api.release("mid")).toBe(12);
     // The header: workflow, run id, elapsed time and the counts by state, at the top.
     expect(mid[0]).toMatch(/live · run \S+ · .*elapsed/);
     expect(mid[1]).toMatch(

@@ -68,14 +68,16 @@ describe("runflow runs", () => {
 
 describe("a run whose work a later apply finished", () => {
   test("is no longer shown died or in progress: it names the run that finished it (runs, status, --json)", async () => {
-    const flow = await project(
-      { "flow.yaml": chainYaml({ name: "night" }), "items.csv": itemsCsv(2) },
-      { duration: 1_500 },
-    );
+    // Held: its requests are still running when the apply dies, however slow the machine.
+    const flow = await project({
+      "flow.yaml": chainYaml({ name: "night" }),
+      "items.csv": itemsCsv(2, () => " [emulator:hold]"),
+    });
     const child = flow.start(["apply", "flow.yaml"]);
     await waitForOutput(child, /in_progress/);
     child.kill("SIGKILL");
     await child.catch(() => undefined);
+    flow.api.release();
     const [dead] = JSON.parse((await flow.run(["runs", "--json"])).stdout) as { id: string }[];
 
     const resumed = await flow.run(["apply", "flow.yaml"]);
