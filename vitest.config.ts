@@ -3,8 +3,8 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 30_000,
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
     pool: "forks",
     // The JSON report gives .ci/run its closing "N passed, N failed" line.
     reporters: ["default", ["json", { outputFile: ".vitest-results.json" }]],

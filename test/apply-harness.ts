@@ -29,7 +29,7 @@ function startCli(args: readonly string[], cwd: string, env: Record<string, stri
     stdin: "ignore",
     reject: false,
     all: true,
-    timeout: 30_000,
+    timeout: 60_000,
   });
 }
 
@@ -67,7 +67,7 @@ export async function project(
     dir,
     api,
     run: (args, options = {}) =>
-      spawnCli(args, { cwd: dir, env: { ...env, ...options.env }, timeoutMs: options.timeoutMs ?? 20_000 }),
+      spawnCli(args, { cwd: dir, env: { ...env, ...options.env }, timeoutMs: options.timeoutMs ?? 60_000 }),
     start: (args) => {
       const child = startCli(args, dir, env);
       cleanups.push(() => {

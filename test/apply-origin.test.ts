@@ -110,7 +110,7 @@ describe("results belong to the API origin that made them", () => {
     expect(retry.stderr).toContain(
       `error: run ${embedded} was made at the embedded emulator (apply --emulator); this retry would run at the emulator at ${p.api.url}`,
     );
-  }, 60_000);
+  }, 120_000);
 
   test("apply --emulator after a killed apply --emulator sends again what the dead emulator held, instead of asking the new one for ids it never gave", async () => {
     // Held: the request is still in progress when its apply dies, however slow the machine.

@@ -44,12 +44,12 @@ describe("resume after a crash", () => {
       if (index === 0) expect(p.api.release("first")).toBe(1);
     }
 
-    let final = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    let final = await p.run(["apply", "chain.yaml"]);
     // A kill between a POST and the commit of its request id leaves the step `unknown`
     // (maybe billed); only an explicit --resubmit-unknown sends it again.
     if (final.exitCode !== 0) {
       expect(final.stdout).toContain("unknown");
-      final = await p.run(["retry", "--resubmit-unknown"], { timeoutMs: 30_000 });
+      final = await p.run(["retry", "--resubmit-unknown"]);
     }
     expect(final.exitCode).toBe(0);
 

@@ -44,7 +44,7 @@ describe("signals", () => {
 
     p.api.release();
     p.api.configure({ capacity: null });
-    const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    const again = await p.run(["apply", "chain.yaml"]);
     expect(again.exitCode).toBe(0);
     // Apart from the requests cancelled while queued, every body was accepted once.
     for (const group of p.api.submissions().byBody) {
@@ -71,7 +71,7 @@ describe("signals", () => {
     }
     expect(p.api.release()).toBe(4);
 
-    const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    const again = await p.run(["apply", "chain.yaml"]);
     expect(again.exitCode).toBe(0);
     expect(again.stdout.match(/re-attached to request/g)).toHaveLength(4);
     expect(p.api.submissions().byModel["minimax/Hailuo Video 01 Live"]).toBe(4);

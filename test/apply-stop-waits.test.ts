@@ -26,7 +26,7 @@ describe("a stop ends the wait for a rate-limited submission", () => {
     await rateLimitedSubmission(p);
     child.kill("SIGINT");
     const interrupted = await child;
-    // The harness kills the CLI after 30 s, far below the 5-minute wait it would otherwise sit out.
+    // The harness kills the CLI after 60 s, far below the 5-minute wait it would otherwise sit out.
     expect(interrupted.timedOut).toBe(false);
     expect(interrupted.exitCode).toBe(130);
     expect(p.api.submissions().total).toBe(0);
@@ -41,7 +41,7 @@ describe("a stop ends the wait for a rate-limited submission", () => {
     expect(attempts.length).toBeGreaterThan(0);
     for (const attempt of attempts) expect(attempt.state).toBe("cancelled");
     p.api.configure({ faults: [] });
-    const again = await p.run(["apply", "chain.yaml"], { timeoutMs: 30_000 });
+    const again = await p.run(["apply", "chain.yaml"]);
     expect(again.exitCode).toBe(0);
     expect(p.api.submissions().byModel["minimax/Hailuo Video 01 Live"]).toBe(2);
   }, 90_000);
@@ -51,7 +51,7 @@ describe("a stop ends the wait for a rate-limited submission", () => {
     rateLimitedForAnHour(p);
     const child = p.start(["apply", "chain.yaml"]);
     await rateLimitedSubmission(p);
-    const cancel = await p.run(["cancel"], { timeoutMs: 30_000 });
+    const cancel = await p.run(["cancel"]);
     expect(cancel.exitCode).toBe(0);
     const cancelled = await child;
     expect(cancelled.timedOut).toBe(false);

@@ -41,7 +41,7 @@ describe("polling across runs", () => {
       return [...counts.values()];
     };
 
-    const first = flow.run(["apply", "flow.yaml", "--quiet"], { timeoutMs: 60_000 });
+    const first = flow.run(["apply", "flow.yaml", "--quiet"]);
     await until("every request of the first run polled twice", () => {
       const counts = pollsPerRequest();
       return counts.length === 4 && counts.every((count) => count >= 2);
@@ -53,9 +53,7 @@ describe("polling across runs", () => {
     // The second run: due 2.5 s + a margin after its submission's answer, which the server
     // created before answering: each request is done at its first look, on any machine.
     flow.api.reset();
-    expect(
-      (await flow.run(["apply", "flow.yaml", "--fresh", "--quiet"], { timeoutMs: 60_000 })).exitCode,
-    ).toBe(0);
+    expect((await flow.run(["apply", "flow.yaml", "--fresh", "--quiet"])).exitCode).toBe(0);
     expect(flow.api.submissions().total).toBe(4);
     expect(statusCalls()).toBe(4);
   }, 120_000);

@@ -32,7 +32,7 @@ function cli(dir: string, state: string, ...args: string[]): Promise<CliResult> 
       RUNCOMFY_BASE_URL: api.url,
       RUNFLOW_STATE: undefined,
     },
-    timeoutMs: 30_000,
+    timeoutMs: 60_000,
   });
 }
 

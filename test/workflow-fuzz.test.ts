@@ -355,7 +355,7 @@ describe("fuzzing the workflow loader with mutated example workflows", () => {
           const result = await spawnCli(args, {
             cwd: seed.dir,
             env: { RUNCOMFY_API_TOKEN: "rf-fuzz-token", RUNCOMFY_BASE_URL: api.url, RUNFLOW_STATE: state },
-            timeoutMs: 30_000,
+            timeoutMs: 60_000,
           });
           const label = `${args.join(" ")} (seed ${SEED}; the mutant is kept): ${result.stderr.slice(0, 2_000)}`;
           expect([0, 2], label).toContain(result.exitCode);

@@ -44,7 +44,7 @@ export async function spawnCli(args: readonly string[], options: SpawnCliOptions
     env: { NO_COLOR: "1", FORCE_COLOR: undefined, ...options.env },
     stdin: "ignore",
     reject: false,
-    timeout: options.timeoutMs ?? 15_000,
+    timeout: options.timeoutMs ?? 60_000,
     forceKillAfterDelay: 1_000,
   });
   return {
