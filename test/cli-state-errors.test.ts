@@ -140,5 +140,5 @@ describe("a state database runflow cannot use", () => {
     // Once it is let go, the same command runs.
     const again = await cli(dir, state, "apply", "tiny.yaml");
     expect(again.exitCode, again.stderr).toBe(0);
-  }, 40_000);
+  }, 90_000);
 });

@@ -65,7 +65,7 @@ describe("a budget never exceeded", () => {
       expect(api.state().billed.usd).toBeCloseTo(4.5, 6);
       expect(second.counts.reused).toBe(30 - budget.notSubmitted);
     }
-  }, 30_000);
+  }, 120_000);
 
   test("an actual cost above its estimate tightens every later decision: the batch stops within the budget", async () => {
     // The price says $0.10 a request; the emulator charges double.
