@@ -105,7 +105,8 @@ describe("answers are bounded", () => {
   });
 
   test("a /status body that stops arriving is timed out, said so, and retried", async () => {
-    const api = client({ requestTimeoutMs: 100 });
+    // 1 s, not less: the retried call's whole answer must come within it, on a loaded machine too.
+    const api = client({ requestTimeoutMs: 1_000 });
     const requestId = await submitted(api);
     faults({ endpoint: "status", kind: "stall", times: 1 });
     expect((await api.status(requestId)).status).toBe("in_progress");
@@ -142,7 +143,8 @@ describe("answers are bounded", () => {
   test.each(["endless", "stall"] as const)(
     "the same limits hold over a fetch transport: /status answering %s once is retried",
     async (kind) => {
-      const api = client({ fetch: globalThis.fetch, requestTimeoutMs: 200, maxAnswerBytes: 1024 * 1024 });
+      // 1 s: room for the retried call's answer on a loaded machine.
+      const api = client({ fetch: globalThis.fetch, requestTimeoutMs: 1_000, maxAnswerBytes: 1024 * 1024 });
       const requestId = await submitted(api);
       faults({ endpoint: "status", kind, times: 1 });
       expect((await api.status(requestId)).status).toBe("in_progress");
