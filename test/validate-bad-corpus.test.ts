@@ -67,7 +67,6 @@ afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 function validate(file: string, ...flags: string[]): Promise<CliResult> {
   return spawnCli(["validate", file, ...flags], {
     env: { RUNCOMFY_API_TOKEN: TOKEN, RUNFLOW_STATE: path.join(stateDir, "runflow.db") },
-    timeoutMs: 15_000,
   });
 }
 
