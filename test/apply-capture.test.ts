@@ -10,7 +10,7 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import type { EmulatorLogEntry } from "../src/emulator/index.js";
 import type { RunReport } from "../src/report/index.js";
-import { filesUnder, ndjson, project, until, type Project } from "./apply-harness.js";
+import { filesUnder, ndjson, project, recordedRequests, until, type Project } from "./apply-harness.js";
 
 const SMALL = "/media/image.png?w=640&h=480";
 const OTHER = "/media/image.png?w=600&h=400";
@@ -236,8 +236,10 @@ describe("a capture cut by a SIGKILL", () => {
             /\.inputs[\\/][^\\/]+\.part-[0-9a-f]{12}$/.test(file),
           )
         : [];
-    await until("the hung capture's part and the held request", () => {
-      return captureParts().length === 1 && p.api.state().held === 1;
+    // The request's id recorded too: killed between its POST and that commit, the step would
+    // be `unknown` (maybe billed, never sent again) instead of collected.
+    await until("the hung capture's part and the held request, its id recorded", () => {
+      return captureParts().length === 1 && p.api.state().held === 1 && recordedRequests(p.dir) === 1;
     });
     child.kill("SIGKILL");
     await child;
