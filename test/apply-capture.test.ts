@@ -219,7 +219,7 @@ describe("input stills captured at run time", () => {
     const [capture] = p.store().getInputCaptures([runId as string]);
     expect(capture?.path).toBeDefined();
     expect(existsSync(capture?.path as string)).toBe(true);
-  }, 40_000);
+  }, 90_000);
 });
 
 describe("a capture cut by a SIGKILL", () => {
