@@ -5,7 +5,7 @@
  */
 import { addCost, costToJson, NO_COST, type CostTotal } from "../cost/money.js";
 import { isEmulatorOrigin } from "../api/origin.js";
-import { DISPLAY_GROUP, RETRYABLE_STATES, type StepState } from "../engine/states.js";
+import { DISPLAY_GROUP, RETRYABLE_STATES } from "../engine/states.js";
 import type {
   AttemptRecord,
   InputCaptureRecord,
@@ -19,18 +19,11 @@ import type {
 } from "../store/types.js";
 import { readStepInput, type ParameterInput, type PromptInput, type StepInput } from "./inputs.js";
 import { mediaKindOf, relativeHref, type MediaKind } from "./media.js";
+import { GROUP_ORDER, type DisplayGroup } from "../render/vocabulary.js";
 
-export type DisplayGroup = (typeof DISPLAY_GROUP)[StepState];
-
-/** The header groups, in the order every view shows them (SPEC §6). */
-export const DISPLAY_GROUPS: readonly DisplayGroup[] = [
-  "queued",
-  "submitted",
-  "running",
-  "done",
-  "reused",
-  "failed",
-];
+export type { DisplayGroup };
+/** The header groups, in the order every view shows them (SPEC §6): the vocabulary's order. */
+export const DISPLAY_GROUPS = GROUP_ORDER;
 
 /** Bumped when a field of the JSON report changes meaning or disappears. */
 export const REPORT_FORMAT_VERSION = 1;

@@ -13,8 +13,9 @@ import type {
   WaitReason,
 } from "../../engine/events.js";
 import { DISPLAY_GROUP, type StepState } from "../../engine/states.js";
+import { groupCounts, type DisplayGroup } from "../vocabulary.js";
 
-export type DisplayGroup = (typeof DISPLAY_GROUP)[StepState];
+export type { DisplayGroup };
 
 /** A step that has work in flight: its job is listed as active. */
 const IN_FLIGHT: ReadonlySet<StepState> = new Set<StepState>([
@@ -157,14 +158,7 @@ export class ProgressModel {
   notice: { level: "info" | "warn"; message: string; at: number } | undefined;
   /** While the API keeps failing: since when, and its last error. */
   apiUnreachable: { since: number; error: string } | undefined;
-  readonly counts: Record<DisplayGroup, number> = {
-    queued: 0,
-    submitted: 0,
-    running: 0,
-    done: 0,
-    reused: 0,
-    failed: 0,
-  };
+  readonly counts: Record<DisplayGroup, number> = groupCounts({});
   /** Events applied so far (the bench reports cost per event). */
   events = 0;
   /** What the run's steps cost so far (reported costs), in micro-dollars: shown against the budget. */
