@@ -280,9 +280,15 @@ async function bigApplyAndResume() {
         if (reported) secondPeak = Math.max(secondPeak, reported.maxRssMb);
         // Steps whose submission was in flight at the kill are `unknown` (maybe created, so
         // never resubmitted): exit 1 with those alone is the correct end of this benchmark.
-        const counts = /— \d+ steps: (.*)$/m.exec(done.stdout)?.[1] ?? "";
-        unknownAfterKill = Number(/(\d+) unknown/.exec(counts)?.[1] ?? 0);
-        const onlyUnknown = counts.split(", ").every((part) => /^\d+ (succeeded|reused|unknown)$/.test(part));
+        const counts = /— [\d,]+ steps: (.*)$/m.exec(done.stdout)?.[1] ?? "";
+        unknownAfterKill = Number((/([\d,]+) unknown/.exec(counts)?.[1] ?? "0").replaceAll(",", ""));
+        // The failed group names its states: `30 failed (30 unknown)` is unknown steps alone.
+        const onlyUnknown = counts
+          .split(/, (?![^(]*\))/)
+          .every(
+            (part) =>
+              /^[\d,]+ (succeeded|reused)$/.test(part) || /^([\d,]+) failed \(\1 unknown\)$/.test(part),
+          );
         if (done.code !== 0 && !(done.code === 1 && onlyUnknown))
           throw new Error(
             `the resumed apply exited ${done.code}:\n${done.stdout.slice(-3000)}\n${done.stderr.slice(-2000)}`,
