@@ -3,9 +3,7 @@
  * what an earlier apply left unfinished; reuse what already succeeded. Progress goes to
  * stdout as plain lines (or NDJSON with --json), then the summary.
  */
-import { readFileSync } from "node:fs";
 import { Option, type Command } from "commander";
-import { parse } from "yaml";
 import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../engine/apply.js";
 import { EventBus } from "../../engine/events.js";
@@ -29,11 +27,8 @@ import {
   subscribeViews,
 } from "../run-views.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
-import { DEFAULT_EMULATOR_PORT } from "./emulator.js";
+import { declaresVar, MEDIA_HOST_VAR } from "../emulator-media-host.js";
 import { runPlanCommand } from "./plan.js";
-
-/** The var an example workflow reads its stills' host from; `--emulator` points it at the emulator. */
-export const MEDIA_HOST_VAR = "image_host";
 
 interface ApplyFlags {
   concurrency?: string;
@@ -59,30 +54,6 @@ function parseMaxCost(text: string | undefined): number | undefined {
   return micros;
 }
 
-/** Whether the workflow file declares `vars.NAME` (a cheap look: the full load comes later and reports problems). */
-function declaresVar(file: string, name: string): boolean {
-  try {
-    const data = parse(readFileSync(file, "utf8")) as { vars?: unknown } | null;
-    const vars = data?.vars;
-    return typeof vars === "object" && vars !== null && Object.hasOwn(vars, name);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The media host `plan --emulator` (and `apply --emulator --dry-run`) assumes: the emulator's
- * usual port, where `apply --emulator` listens when it is free.
- */
-export function planEmulatorVars(
-  file: string,
-  varFlags: readonly string[] | undefined,
-): Record<string, string> {
-  if (Object.hasOwn(parseVarOverrides(varFlags ? [...varFlags] : undefined), MEDIA_HOST_VAR)) return {};
-  if (!declaresVar(file, MEDIA_HOST_VAR)) return {};
-  return { [MEDIA_HOST_VAR]: `http://127.0.0.1:${DEFAULT_EMULATOR_PORT}` };
-}
-
 /** `--dry-run`: exactly `runflow plan` with the same options. */
 async function dryRun(
   file: string,
@@ -94,7 +65,6 @@ async function dryRun(
     file,
     {
       var: flags.var,
-      presetVars: flags.emulator ? planEmulatorVars(file, flags.var) : undefined,
       only: flags.only,
       fresh: flags.fresh,
       emulator: flags.emulator,

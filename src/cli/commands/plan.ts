@@ -32,14 +32,12 @@ import {
   processOutput,
   type Output,
 } from "../context.js";
-import { planEmulatorVars } from "./apply.js";
+import { planEmulatorVars } from "../emulator-media-host.js";
 import { diagnosticLines, diagnosticToJson, WorkflowRejectedError } from "./validate.js";
 
 export interface PlanCommandOptions {
   /** `--var NAME=VALUE`, as given. */
   var?: string[] | undefined;
-  /** Vars set for the user (`--emulator`'s media host), under the `--var` ones. */
-  presetVars?: Readonly<Record<string, string>> | undefined;
   /** `--only JOB[/STEP]`, as given. */
   only?: string[] | undefined;
   fresh?: boolean | undefined;
@@ -113,7 +111,9 @@ export async function runPlanCommand(
   output: Output = processOutput,
 ): Promise<Plan> {
   const env = options.env ?? process.env;
-  const vars = { ...options.presetVars, ...parseVarOverrides(options.var) };
+  // `--emulator` sets the media host the emulator serves, under the user's own `--var`s.
+  const presetVars = options.emulator ? planEmulatorVars(file, options.var) : {};
+  const vars = { ...presetVars, ...parseVarOverrides(options.var) };
   const apiOrigin = options.emulator ? EMBEDDED_EMULATOR_ORIGIN : apiOriginFor({ env });
   const registry = loadModelRegistry({ dirs: options.models ?? [] });
   const check = await checkWorkflow(file, { registry, vars, env });
@@ -203,7 +203,6 @@ export function register(program: Command): void {
         file,
         {
           var: local.var,
-          presetVars: local.emulator ? planEmulatorVars(file, local.var) : undefined,
           only: local.only,
           fresh: local.fresh,
           emulator: local.emulator,
