@@ -38,4 +38,30 @@ describe("RunGraph", () => {
     const graph = new RunGraph([step("a"), step("b", "a"), step("c", "a"), step("d", "b", "c")]);
     expect(graph.failed("a").sort()).toEqual(["b", "c", "d"]);
   });
+  test("steps added slice by slice: each slice's ready steps are handed over, later slices' chains work alike", () => {
+    const graph = new RunGraph([step("a/still"), step("a/clip", "a/still")]);
+    expect(graph.takeInitiallyReady()).toEqual(["a/still"]);
+    graph.add([step("b/still"), step("b/clip", "b/still")]);
+    expect(graph.takeInitiallyReady()).toEqual(["b/still"]);
+    expect(graph.succeeded("b/still")).toEqual(["b/clip"]);
+    expect(graph.failed("a/still")).toEqual(["a/clip"]);
+    // A failure in one slice blocks nothing of another.
+    expect(graph.succeeded("b/clip")).toEqual([]);
+  });
+
+  test("a step that waits for one failed and one succeeded dependency is blocked, whichever ends first", () => {
+    const first = new RunGraph([step("x"), step("y"), step("z", "x", "y")]);
+    expect(first.succeeded("x")).toEqual([]);
+    expect(first.failed("y")).toEqual(["z"]);
+    const second = new RunGraph([step("x"), step("y"), step("z", "x", "y")]);
+    expect(second.failed("y")).toEqual(["z"]);
+    expect(second.succeeded("x")).toEqual([]);
+  });
+  test("a blocked step stays blocked even if the step that blocked it is later told to have succeeded", () => {
+    // The executor reports each ending once; should a crash handler report a second one,
+    // a step already blocked (and cancelled in the store) must not start.
+    const graph = new RunGraph([step("x"), step("z", "x")]);
+    expect(graph.failed("x")).toEqual(["z"]);
+    expect(graph.succeeded("x")).toEqual([]);
+  });
 });

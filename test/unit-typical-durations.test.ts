@@ -1,0 +1,138 @@
+/**
+ * TypicalDurations (src/engine/typical-durations.ts): each model's typical request duration,
+ * a moving average of what the server measured, seeded from earlier runs, and told to the
+ * views only when it is first known or moved by a tenth.
+ */
+import { describe, expect, test } from "vitest";
+import { TypicalDurations } from "../src/engine/typical-durations.js";
+
+function withReports(alpha?: number) {
+  const reports: [string, number][] = [];
+  const typical = new TypicalDurations(alpha, (model, ms) => reports.push([model, ms]));
+  return { typical, reports };
+}
+
+describe("TypicalDurations", () => {
+  test("unknown until a request of the model finished; the first one is taken as it is", () => {
+    const typical = new TypicalDurations();
+    expect(typical.get("hailuo")).toBeUndefined();
+    typical.observe("hailuo", 40_000);
+    expect(typical.get("hailuo")).toBe(40_000);
+    expect(typical.get("aleph")).toBeUndefined();
+  });
+
+  test("later requests move it by alpha (0.3 by default) of their difference: recent ones count more", () => {
+    const typical = new TypicalDurations();
+    typical.observe("hailuo", 10_000);
+    typical.observe("hailuo", 20_000);
+    expect(typical.get("hailuo")).toBe(13_000);
+    typical.observe("hailuo", 20_000);
+    expect(typical.get("hailuo")).toBe(15_100);
+    // One outlier does not dominate.
+    typical.observe("hailuo", 1_000_000);
+    expect(typical.get("hailuo")).toBe(310_570);
+  });
+
+  test("a custom alpha is used, and the value read is rounded to whole milliseconds", () => {
+    const typical = new TypicalDurations(0.5);
+    typical.observe("m", 1_000);
+    typical.observe("m", 1_001);
+    expect(typical.get("m")).toBe(1_001); // 1000.5 rounded
+    typical.observe("m", 1_000);
+    expect(typical.get("m")).toBe(1_000); // 1000.25
+  });
+
+  test("models are learned apart", () => {
+    const typical = new TypicalDurations();
+    typical.observe("hailuo", 40_000);
+    typical.observe("aleph", 90_000);
+    typical.observe("aleph", 100_000);
+    expect(typical.get("hailuo")).toBe(40_000);
+    expect(typical.get("aleph")).toBe(93_000);
+  });
+
+  test.each([
+    ["unreported", undefined],
+    ["negative", -5],
+    ["not a number", Number.NaN],
+    ["infinite", Number.POSITIVE_INFINITY],
+  ])("a duration that is %s is ignored", (_what, duration) => {
+    const { typical, reports } = withReports();
+    typical.observe("m", 2_000);
+    typical.observe("m", duration);
+    expect(typical.get("m")).toBe(2_000);
+    expect(reports).toEqual([["m", 2_000]]);
+  });
+
+  test("a zero duration counts (a request that finished at once)", () => {
+    const typical = new TypicalDurations();
+    typical.observe("m", 1_000);
+    typical.observe("m", 0);
+    expect(typical.get("m")).toBe(700);
+  });
+
+  test("a seed from earlier runs starts the model, but never overrides what this run has seen", () => {
+    const typical = new TypicalDurations();
+    typical.seed("hailuo", 30_000);
+    expect(typical.get("hailuo")).toBe(30_000);
+    typical.seed("hailuo", 99_000);
+    expect(typical.get("hailuo")).toBe(30_000);
+
+    typical.observe("aleph", 50_000);
+    typical.seed("aleph", 10_000);
+    expect(typical.get("aleph")).toBe(50_000);
+
+    typical.seed("new", undefined);
+    expect(typical.get("new")).toBeUndefined();
+  });
+
+  test("a seeded value is averaged with the first requests like one observed", () => {
+    const typical = new TypicalDurations();
+    typical.seed("hailuo", 10_000);
+    typical.observe("hailuo", 20_000);
+    expect(typical.get("hailuo")).toBe(13_000);
+  });
+
+  test("tells the views when a model's duration is first known, then only when it moved by a tenth or more", () => {
+    const { typical, reports } = withReports();
+    typical.observe("hailuo", 10_000);
+    expect(reports).toEqual([["hailuo", 10_000]]);
+    // 10,000 → 10,300: 3 %, not told.
+    typical.observe("hailuo", 11_000);
+    expect(reports).toHaveLength(1);
+    // Small moves add up: 10,300 → 10,810 → 11,167 (11.7 % from the 10,000 told).
+    typical.observe("hailuo", 12_000);
+    expect(reports).toHaveLength(1);
+    typical.observe("hailuo", 12_000);
+    expect(reports).toEqual([
+      ["hailuo", 10_000],
+      ["hailuo", 11_167],
+    ]);
+    // Downwards too, measured from the last value told.
+    typical.observe("hailuo", 5_000);
+    expect(reports.at(-1)).toEqual(["hailuo", 9_317]);
+  });
+
+  test("each model's reports are its own; a seed is told like a first observation", () => {
+    const { typical, reports } = withReports();
+    typical.seed("aleph", 60_000);
+    typical.observe("hailuo", 1_000);
+    typical.observe("aleph", 61_000);
+    expect(reports).toEqual([
+      ["aleph", 60_000],
+      ["hailuo", 1_000],
+    ]);
+  });
+
+  test("from zero, a move of a tenth of a millisecond is told (the tenth is of at least 1 ms)", () => {
+    const { typical, reports } = withReports(1);
+    typical.observe("m", 0);
+    typical.observe("m", 0.05);
+    expect(reports).toEqual([["m", 0]]);
+    typical.observe("m", 0.6);
+    expect(reports).toEqual([
+      ["m", 0],
+      ["m", 1],
+    ]);
+  });
+});
