@@ -217,3 +217,22 @@ export function recordedRequests(dir: string, address?: string): number {
     db?.close();
   }
 }
+
+/** The row of the workflow's lock in the project's database, read as another process sees it; undefined when none. */
+export function lockHolder(dir: string, workflowName: string): { runId: string; pid: number } | undefined {
+  const file = path.join(dir, "state", "runflow.db");
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma("busy_timeout = 1000");
+    const row = db
+      .prepare("SELECT run_id AS runId, pid FROM locks WHERE workflow_name = ?")
+      .get(workflowName) as { runId: string; pid: number } | undefined;
+    return row;
+  } catch {
+    // Not created yet, or its tables not yet: no lock.
+    return undefined;
+  } finally {
+    db?.close();
+  }
+}

@@ -1,21 +1,40 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
-import { chainYaml, filesUnder, itemsCsv, ndjson, project, TOKEN, waitForOutput } from "./apply-harness.js";
+import {
+  chainYaml,
+  filesUnder,
+  itemsCsv,
+  lockHolder,
+  ndjson,
+  project,
+  TOKEN,
+  until,
+  waitForOutput,
+} from "./apply-harness.js";
 
 describe("one live apply per workflow", () => {
   test("a second apply of the same workflow exits 3; with --wait it waits, then reuses what the first did", async () => {
     // The first apply's requests are held in progress until the test releases them: it is
-    // still running while the others try, however slow the machine.
+    // still running while the others try, however slow the machine. Every wait below is for
+    // a state the test can see (the emulator's held requests, the lock row, a line printed),
+    // never for a duration.
     const p = await project({
       "chain.yaml": chainYaml(),
       "items.csv": itemsCsv(2, () => " [emulator:hold]"),
     });
     const first = p.start(["apply", "chain.yaml"]);
-    await waitForOutput(first, "in_progress");
+    await until("the emulator to hold both requests of the first apply", () => {
+      if (first.exitCode !== null) throw new Error(`the first apply ended early (exit ${first.exitCode})`);
+      return p.api.state().held === 2;
+    });
+    // It submitted, so it holds the lock: the row names its process.
+    const holder = lockHolder(p.dir, "chain");
+    expect(holder?.pid).toBe(first.pid);
 
     const second = await p.run(["apply", "chain.yaml"]);
     expect(second.exitCode).toBe(3);
     expect(second.stderr).toMatch(/error: another apply of workflow chain is running: run \S+ \(pid \d+ on /);
+    expect(second.stderr).toContain(`run ${holder!.runId} (pid ${first.pid} on `);
     expect(second.stderr).toContain("--wait");
     // With --json: stdout holds only NDJSON events, the error is one JSON object on stderr.
     const json = await p.run(["apply", "chain.yaml", "--json"]);
@@ -32,6 +51,8 @@ describe("one live apply per workflow", () => {
     expect(waited.exitCode).toBe(0);
     expect(waited.all).toMatch(/4 steps: 4 reused/);
     expect(p.api.submissions().total).toBe(4);
+    // Each apply let the lock go at its end.
+    expect(lockHolder(p.dir, "chain")).toBeUndefined();
   });
 });
 
