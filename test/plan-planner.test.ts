@@ -7,12 +7,11 @@ import {
   fingerprintRunStep,
   planInstances,
   planRun,
-  planSummaryLines,
   planTotals,
-  planToJson,
   priorStateOf,
   type ReusableStep,
 } from "../src/plan/index.js";
+import { planSummaryLines, planToJson } from "../src/render/plan.js";
 import { resolveValue } from "../src/template/resolve.js";
 import type { Workflow } from "../src/workflow/types.js";
 import { ALEPH, CHAIN, HAILUO, load } from "./workflow-testdir.js";

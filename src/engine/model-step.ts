@@ -14,7 +14,7 @@ import { ApiError, ForbiddenRequestError, RequestNotFoundError } from "../api/er
 import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
 import { backoff } from "../api/retry-policy.js";
 import { formatInputIssue } from "../models/format-issue.js";
-import { checkMediaInput } from "../models/media-probe.js";
+import { checkMediaInput } from "../api/media-probe.js";
 import { validateModelInput } from "../models/validate-input.js";
 import { outputProblem } from "../models/validate-output.js";
 import { fingerprintModelStep } from "../plan/fingerprint.js";

@@ -32,11 +32,4 @@ export {
   mediaRulesOf,
   mediaUrlFieldsOf,
 } from "./media-rules.js";
-export {
-  checkMediaInput,
-  probeMedia,
-  type CheckMediaInputOptions,
-  type MediaNeeds,
-  type ProbeMediaOptions,
-} from "./media-probe.js";
 export { formatInputIssue } from "./format-issue.js";

@@ -1,6 +1,6 @@
 /**
  * RunComfy's non-standard `validations` rules (SPEC §4): which fields carry them, and
- * whether measured facts about a medium satisfy them. Pure: measuring is media-probe.ts.
+ * whether measured facts about a medium satisfy them. Pure: measuring is api/media-probe.ts.
  */
 import { isIPv4 } from "node:net";
 import type { InputIssue, MediaFacts, MediaRuleName, MediaValidation, ModelEntry } from "./types.js";

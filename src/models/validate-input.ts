@@ -1,7 +1,7 @@
 /**
  * Static validation of a model input against its schema (SPEC §4 "Model inputs"): required
  * fields, types, enum, maxLength and the rest of JSON Schema via ajv, unknown fields, media
- * URL schemes, and defaults filled in. Media rules need the network: see media-probe.ts.
+ * URL schemes, and defaults filled in. Media rules need the network: see api/media-probe.ts.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";

@@ -24,4 +24,3 @@ export {
   type PlannedInstance,
 } from "./plan.js";
 export { emptyPriorState, priorStateOf } from "./prior-state.js";
-export { planHeadline, planSummaryLines, planToJson } from "./render.js";

@@ -13,6 +13,7 @@
  * (`JOB/KEY`), and holds one run of each of the job's steps.
  */
 import { DISPLAY_GROUP, type StepState } from "../engine/states.js";
+import { countOf, formatCount } from "../util/counting.js";
 
 export type DisplayGroup = (typeof DISPLAY_GROUP)[StepState];
 
@@ -41,15 +42,8 @@ export function stateLabel(state: string): string {
   return state;
 }
 
-/** `1,234`: counts stay readable at 10,000 steps. */
-export function formatCount(n: number): string {
-  return Math.max(0, n).toLocaleString("en-US");
-}
-
-/** `1 step`, `2 steps`, `1,000 instances`. */
-export function countOf(count: number, noun: string): string {
-  return `${formatCount(count)} ${count === 1 ? noun : `${noun}s`}`;
-}
+/** How a count is written (kept in util/ so the engine's own messages can use it too). */
+export { countOf, formatCount } from "../util/counting.js";
 
 /** `6 steps in 3 instances`, with `of 1 job` when the number of jobs is known and matters. */
 export function scopePhrase(counts: { steps: number; instances: number; jobs?: number | undefined }): string {

@@ -30,5 +30,6 @@ export {
   type ThumbnailSummary,
 } from "./thumbnails.js";
 export { escapeHtml, escapeMarkdown } from "./escape.js";
-export { mediaKindOf, relativeHref, type MediaKind } from "./media.js";
+export { mediaKindOf, type MediaKind } from "../models/media-kind.js";
+export { relativeHref } from "./media.js";
 export { defaultReportPath, formatFromFileName, REPORT_FORMATS, type ReportFormat } from "./report-path.js";

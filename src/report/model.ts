@@ -17,8 +17,9 @@ import type {
   StepRecord,
   StoredStepState,
 } from "../store/types.js";
-import { readStepInput, type ParameterInput, type PromptInput, type StepInput } from "./inputs.js";
-import { mediaKindOf, relativeHref, type MediaKind } from "./media.js";
+import { readStepInput, type ParameterInput, type PromptInput, type StepInput } from "../plan/step-input.js";
+import { mediaKindOf, type MediaKind } from "../models/media-kind.js";
+import { relativeHref } from "./media.js";
 import { GROUP_ORDER, type DisplayGroup } from "../render/vocabulary.js";
 
 export type { DisplayGroup };

@@ -18,7 +18,6 @@ export type {
 } from "./types.js";
 export { checkWorkflow, loadWorkflow, type LoadWorkflowOptions, type WorkflowCheck } from "./load.js";
 export { PLACEHOLDER_RUN, type StaticMediaInput } from "./instance-checks.js";
-export { preflightMedia } from "./preflight.js";
 export { describeItem, expandInstances, instanceKeyProblem, type ItemsKind } from "./expand.js";
 export { matrixItems, parseCsvItems, parseJsonlItems, type SourcedItem } from "./items.js";
 export { BUILTIN_DEFAULTS } from "./normalize.js";

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { createClientFromEnv } from "../../api/index.js";
 import { readApiToken } from "../../api/env.js";
 import { formatPrice, usdOf } from "../../cost/money.js";
-import { readPrices, type ReadPrices } from "../../cost/prices.js";
+import { readPrices, type ReadPrices } from "../../engine/prices.js";
 import { apiOriginFor } from "../../engine/apply.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import type { PriceRecord } from "../../store/types.js";

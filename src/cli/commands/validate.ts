@@ -5,7 +5,8 @@
 import type { Command } from "commander";
 import { ExitCode, RunflowError, type Diagnostic } from "../../errors.js";
 import { loadModelRegistry } from "../../models/registry.js";
-import { checkWorkflow, preflightMedia, type Workflow } from "../../workflow/index.js";
+import { preflightMedia } from "../../engine/preflight.js";
+import { checkWorkflow, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import { countOf, scopePhrase } from "../../render/vocabulary.js";
 import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";

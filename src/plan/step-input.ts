@@ -3,7 +3,7 @@
  * image, source video) and the remaining parameters. Model steps store the request body;
  * run steps store their command (`{argv, cwd, env}` or a bare argument vector).
  */
-import { isHttpUrl } from "./media.js";
+import { isHttpUrl } from "../models/media-kind.js";
 
 export interface PromptInput {
   name: string;

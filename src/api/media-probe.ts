@@ -5,17 +5,17 @@
  */
 import { STATUS_CODES } from "node:http";
 import { imageSize } from "image-size";
-import { isOk, undiciTransport, type HttpAnswer, type HttpTransport } from "../api/http.js";
-import { transportErrorCode } from "../api/retry-policy.js";
-import { MediaUnreachableError } from "./errors.js";
+import { isOk, undiciTransport, type HttpAnswer, type HttpTransport } from "./http.js";
+import { transportErrorCode } from "./retry-policy.js";
+import { MediaUnreachableError } from "../models/errors.js";
 import {
   checkMediaUrl,
   evaluateMediaRules,
   factsNeededBy,
   mediaRulesOf,
   mediaUrlFieldsOf,
-} from "./media-rules.js";
-import type { InputIssue, MediaFacts, ModelEntry } from "./types.js";
+} from "../models/media-rules.js";
+import type { InputIssue, MediaFacts, ModelEntry } from "../models/types.js";
 
 export interface MediaNeeds {
   size: boolean;

@@ -3,13 +3,8 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { deflateSync } from "node:zlib";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import {
-  checkMediaInput,
-  loadModelRegistry,
-  MediaUnreachableError,
-  probeMedia,
-  requireModel,
-} from "../src/models/index.js";
+import { checkMediaInput, probeMedia } from "../src/api/media-probe.js";
+import { loadModelRegistry, MediaUnreachableError, requireModel } from "../src/models/index.js";
 
 const registry = loadModelRegistry({ cwd: os.tmpdir() });
 const aleph = requireModel(registry, "runwayml/runway-aleph/video-to-video");

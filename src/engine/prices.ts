@@ -6,7 +6,7 @@
  */
 import type { ModelPriceAnswer } from "../api/answers.js";
 import type { PriceRecord, StateStore } from "../store/types.js";
-import { requestEstimate, type CostAssumption, type RequestEstimate } from "./estimate.js";
+import { requestEstimate, type CostAssumption, type RequestEstimate } from "../cost/estimate.js";
 
 /** Asks the API for a model's price: undefined when it gives none; throws when it cannot be asked. */
 export type PriceSource = (modelId: string) => Promise<ModelPriceAnswer | undefined>;

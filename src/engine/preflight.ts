@@ -9,10 +9,10 @@
  */
 import type { HttpTransport } from "../api/http.js";
 import type { Diagnostic } from "../errors.js";
-import { checkMediaInput } from "../models/media-probe.js";
+import { checkMediaInput } from "../api/media-probe.js";
 import type { ModelRegistry } from "../models/registry.js";
 import type { MediaFacts } from "../models/types.js";
-import type { StaticMediaInput } from "./instance-checks.js";
+import type { StaticMediaInput } from "../workflow/instance-checks.js";
 
 export interface PreflightOptions {
   transport?: HttpTransport | undefined;

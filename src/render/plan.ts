@@ -1,7 +1,7 @@
 /** How `runflow plan` shows a Plan: lines for people, JSON for machines. */
 import path from "node:path";
-import { scopePhrase } from "../render/vocabulary.js";
-import type { Plan, PlannedStep } from "./types.js";
+import { scopePhrase } from "./vocabulary.js";
+import type { Plan, PlannedStep } from "../plan/types.js";
 
 /** An argument as a shell would need it quoted: only to show the command, never to run it. */
 function shellWord(word: string): string {
