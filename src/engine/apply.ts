@@ -30,6 +30,7 @@ import { systemClock, type Clock, type Random } from "../util/clock.js";
 import { checkWorkflow, type PollPolicy, type Workflow } from "../workflow/index.js";
 import { preflightMedia } from "./preflight.js";
 import type { EngineApi, ExecuteOptions, ProcessRunner } from "./deps.js";
+import type { StepPolicy } from "./step-policy.js";
 import type { EventBus } from "./events.js";
 import { executeFeed, type ExecutionResult } from "./executor.js";
 import { priorStateAt, unfinishedElsewhere } from "./prior-runs.js";
@@ -94,6 +95,8 @@ export interface ApplyServices {
   api?: EngineApi | undefined;
   /** Default: a new id from the time and a random suffix. */
   runId?: string | undefined;
+  /** What a step does about each error; default STEP_POLICY (tests inject another table). */
+  stepPolicy?: StepPolicy | undefined;
 }
 
 export interface ApplyOutcome extends Pick<ExecutionResult, "status" | "exitCode" | "counts"> {
@@ -359,6 +362,7 @@ export async function runLocked(
           }),
         runProcess: services.runProcess ?? defaultRunProcess,
         probe: retryingTransport({ fetch: services.fetch, clock, random }),
+        stepPolicy: services.stepPolicy,
       },
       { ...run.execute, concurrency, costs },
       control,

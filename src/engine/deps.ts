@@ -12,6 +12,7 @@ import type { StateStore } from "../store/types.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
 import type { RunCosts } from "./run-costs.js";
+import type { StepPolicy } from "./step-policy.js";
 
 /** The calls the engine makes to the RunComfy API; RunComfyClient is one. */
 export type EngineApi = Pick<RunComfyClient, "submit" | "waitForResult" | "cancel"> &
@@ -59,6 +60,8 @@ export interface EngineDeps {
   runProcess: ProcessRunner;
   /** Probes media produced at run time (media rules of deferred inputs); default undici (api/http.ts). */
   probe?: HttpTransport | undefined;
+  /** What a step does about each error (step-policy.ts); default STEP_POLICY. Tests inject another table. */
+  stepPolicy?: StepPolicy | undefined;
 }
 
 export interface ExecuteOptions {

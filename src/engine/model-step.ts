@@ -9,10 +9,7 @@
  * sent again unless the user says so.
  */
 import path from "node:path";
-import { ApiAuthError, InputRejectedError, ModelNotFoundError, NoBalanceError } from "../api/errors.js";
-import { ApiError, ForbiddenRequestError, RequestNotFoundError } from "../api/errors.js";
 import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
-import { backoff } from "../api/retry-policy.js";
 import { formatInputIssue } from "../models/format-issue.js";
 import { checkMediaInput } from "../api/media-probe.js";
 import { validateModelInput } from "../models/validate-input.js";
@@ -22,7 +19,6 @@ import type { PlannedStep, ReusableStep } from "../plan/types.js";
 import type { AttemptKey, NewOutput } from "../store/types.js";
 import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { DiskError } from "../util/disk-errors.js";
-import { formatDuration } from "../util/duration.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
 import { CAPTURE_FOLDER } from "./input-captures.js";
@@ -32,6 +28,14 @@ import { isStopSignal } from "./run-control.js";
 import { runFolder } from "./run-folders.js";
 import { removeStaleParts } from "../util/part-files.js";
 import { StepState } from "./states.js";
+import {
+  AttemptTimeout,
+  CancelledWhileQueued,
+  resubmitsUnknown,
+  STEP_POLICY,
+  type StepDecision,
+  type StepEvent,
+} from "./step-policy.js";
 import { resultView } from "./step-results.js";
 
 /**
@@ -55,14 +59,15 @@ type AttemptOutcome =
       /** The run that submitted the request, when this one re-attached to it. */
       reattachedFrom?: string;
     }
-  /** Worth another attempt under the retry policy; `state` is what the step ends in when none is left. */
-  | { kind: "retryable"; state: "failed" | "timed_out" | "unknown"; error: string }
-  /** The step ends here, in `state`. */
+  /** Another attempt after `waitMs` (the step policy's answer). */
+  | { kind: "retry"; waitMs: number; error: string }
+  /** The step ends here, in `state`; `retriesEnded`: its attempts ran out (or the run is stopping). */
   | {
       kind: "final";
-      state: "failed" | "unknown" | "cancelled";
+      state: "failed" | "unknown" | "cancelled" | "timed_out";
       error: string;
       keepDependentsWaiting?: boolean;
+      retriesEnded?: boolean;
     }
   /** Stopped before it was submitted. */
   | { kind: "not_submitted" }
@@ -80,24 +85,53 @@ interface Reattachment {
 /** Where a submitted request was last seen. */
 type RemoteState = "submitted" | "in_queue" | "in_progress";
 
-class AttemptTimeout extends Error {
-  constructor(readonly timeoutMs: number) {
-    super(`timed out after ${formatDuration(timeoutMs)}`);
-  }
-}
-
-class CancelledWhileQueued extends Error {}
-
 /** A re-attached request gets at least this long before its timeout counts, so a finished one is collected, not cancelled. */
 const MIN_REATTACH_WINDOW_MS = 10_000;
-/** Waits between polls that failed for a transient reason (the client already retried each call). */
-const POLL_ERROR_BACKOFF = { baseMs: 1_000, maxMs: 30_000 };
 const CANCEL_TIMEOUT_MS = 10_000;
 /** Ends an attempt's timeout timer once its watch is over; nobody reads it. */
 const WATCH_ENDED = new Error("the watch of this attempt ended");
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Asks the step policy (step-policy.ts) what to do about `event`; the engine only acts on
+ * its answer. `attempt` is the attempt that met it (0 before the first).
+ */
+function decide(
+  context: ExecutionContext,
+  step: PlannedStep,
+  attempt: number,
+  event: StepEvent,
+  pollFailures = 0,
+): StepDecision {
+  const { deps, options, control } = context;
+  return (deps.stepPolicy ?? STEP_POLICY).decide(event, {
+    attempt,
+    retry: step.retry,
+    resubmitUnknown: resubmitsUnknown(options.resubmitUnknown, step.retry),
+    stopping: control.stopped,
+    pollFailures,
+    random: deps.random,
+  });
+}
+
+/** Acts on a decision that ends the attempt: what it means for the step (and the run). */
+function outcomeOf(context: ExecutionContext, decision: StepDecision, error: string): AttemptOutcome {
+  switch (decision.kind) {
+    case "retry":
+      return { kind: "retry", waitMs: decision.waitMs, error };
+    case "final":
+      return { kind: "final", state: decision.state, error, retriesEnded: decision.retriesEnded };
+    case "unknown":
+      return { kind: "final", state: "unknown", error };
+    case "stop_run":
+      context.control.stop(decision.stop);
+      return decision.step === "left" ? { kind: "left" } : { kind: "final", state: "failed", error };
+    case "stopped":
+      return { kind: "left" };
+  }
 }
 
 export async function executeModelStep(context: ExecutionContext, step: PlannedStep): Promise<StepEnding> {
@@ -147,7 +181,6 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   // The same question `plan` asked (prior-runs.ts), asked again now: an earlier request
   // of this step at this API is collected; one that may be billed is never sent again
   // unless the user says so.
-  const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
   let reattach: Reattachment | undefined;
   const unfinished = unfinishedRequest(
     deps.store,
@@ -162,7 +195,7 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       fromRunId: unfinished.runId,
       submittedAt: unfinished.submittedAt,
     };
-  } else if (unfinished && !resubmitUnknown) {
+  } else if (unfinished && decide(context, step, 0, { at: "earlier-submission" }).kind !== "retry") {
     tracker.transition(address, StepState.unknown, { error: heldBecause(unfinished) });
     return "failed";
   }
@@ -186,33 +219,28 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       case "held":
         tracker.transition(address, StepState.held, { error: context.costs.heldMessage() });
         return "failed";
-      case "final":
+      case "final": {
         if (outcome.state === "cancelled" && outcome.keepDependentsWaiting) {
           tracker.transition(address, StepState.cancelled, { error: outcome.error });
           return "left";
         }
-        tracker.transition(address, outcome.state, { error: outcome.error });
+        const tries =
+          outcome.retriesEnded && step.retry.attempts > 1
+            ? ` (attempt ${attempt} of ${step.retry.attempts})`
+            : "";
+        tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
         return "failed";
-      case "retryable": {
-        if (attempt >= step.retry.attempts || control.stopped) {
-          const tries = step.retry.attempts > 1 ? ` (attempt ${attempt} of ${step.retry.attempts})` : "";
-          tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
-          return "failed";
-        }
+      }
+      case "retry": {
         tracker.transition(address, StepState.waiting, { error: outcome.error });
-        const wait = backoff(
-          attempt,
-          { baseMs: step.retry.backoffMs, maxMs: step.retry.maxBackoffMs },
-          deps.random,
-        );
         tracker.wait(address, {
           kind: "backoff",
-          until: deps.clock.now() + wait,
+          until: deps.clock.now() + outcome.waitMs,
           why: outcome.error,
           before: "attempt",
         });
         try {
-          await deps.clock.sleep(wait, control.submitSignal);
+          await deps.clock.sleep(outcome.waitMs, control.submitSignal);
         } catch {
           return stoppedBeforeSubmission(context, address);
         }
@@ -348,8 +376,7 @@ async function remoteAttempt(
     });
     // Under group commit: the attempt is on disk before the POST that may create (and bill) it.
     await deps.store.committed();
-    const resubmitUnknown = context.options.resubmitUnknown || step.retry.resubmitUnknown;
-    const submitted = await submit(context, key, step.address, model, body, resubmitUnknown);
+    const submitted = await submit(context, step, key, body);
     if (submitted.kind !== "submitted") return submitted.outcome;
     requestId = submitted.requestId;
     submittedAt = deps.clock.now();
@@ -373,13 +400,12 @@ type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; o
 
 async function submit(
   context: ExecutionContext,
+  step: PlannedStep,
   key: AttemptKey,
-  address: string,
-  model: string,
   body: Record<string, unknown>,
-  resubmitUnknown: boolean,
 ): Promise<Submitted> {
   const { deps, control } = context;
+  const model = step.model!;
   const endAttempt = (state: "failed" | "unknown", error: string) =>
     deps.store.updateAttempt(key, { state, error, finishedAt: state === "failed" ? deps.clock.now() : null });
   let answer;
@@ -394,9 +420,10 @@ async function submit(
     context.apiHealth.failed(error, startedAt);
     // A throw means nothing was created (the client's contract): nothing to pay.
     context.costs.release(key);
-    if (isStopSignal(error)) {
+    const decision = decide(context, step, key.attempt, { at: "submit", error });
+    if (decision.kind === "stopped") {
       const message = control.notSubmittedMessage();
-      context.tracker.transition(address, StepState.waiting, {
+      context.tracker.transition(step.address, StepState.waiting, {
         alsoWrite: () =>
           deps.store.updateAttempt(key, { state: "cancelled", error: message, finishedAt: deps.clock.now() }),
       });
@@ -404,40 +431,15 @@ async function submit(
     }
     const message = messageOf(error);
     endAttempt("failed", message);
-    if (error instanceof ApiAuthError) {
-      control.stop("auth_failed");
-      return { kind: "outcome", outcome: { kind: "final", state: "failed", error: message } };
-    }
-    if (error instanceof NoBalanceError) {
-      control.stop("no_balance");
-      return { kind: "outcome", outcome: { kind: "final", state: "failed", error: message } };
-    }
-    const refused =
-      error instanceof InputRejectedError ||
-      error instanceof ModelNotFoundError ||
-      (error instanceof ApiError &&
-        error.status !== undefined &&
-        error.status >= 400 &&
-        error.status < 500 &&
-        error.status !== 429);
-    return {
-      kind: "outcome",
-      outcome: refused
-        ? { kind: "final", state: "failed", error: message }
-        : { kind: "retryable", state: "failed", error: message },
-    };
+    return { kind: "outcome", outcome: outcomeOf(context, decision, message) };
   }
   if (answer.kind === "unknown") {
     // It may exist and be billed: its estimate stays spent.
     context.costs.settle(key, model, undefined);
-    const error = unknownSubmissionError(answer.reason, resubmitUnknown);
+    const decision = decide(context, step, key.attempt, { at: "submit-answer-lost" });
+    const error = unknownSubmissionError(answer.reason, decision.kind !== "unknown");
     endAttempt("unknown", error);
-    return {
-      kind: "outcome",
-      outcome: resubmitUnknown
-        ? { kind: "retryable", state: "unknown", error }
-        : { kind: "final", state: "unknown", error },
-    };
+    return { kind: "outcome", outcome: outcomeOf(context, decision, error) };
   }
   // The caller commits the id before anything else (remoteAttempt).
   return { kind: "submitted", requestId: answer.requestId };
@@ -522,36 +524,29 @@ async function watch(
           typicalMs: context.typical.get(model),
           startedAt: submittedAt,
         });
-      } catch (error) {
-        if (signal.aborted)
-          return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
-        context.apiHealth.failed(error, answeredAt);
-        if (error instanceof ApiAuthError) {
-          control.stop("auth_failed");
-          return { kind: "left" };
-        }
-        if (error instanceof RequestNotFoundError || error instanceof ForbiddenRequestError) {
-          context.costs.settle(key, model, undefined);
-          deps.store.updateAttempt(key, {
-            state: "failed",
-            error: messageOf(error),
-            finishedAt: deps.clock.now(),
-          });
-          return { kind: "final", state: "failed", error: messageOf(error) };
+      } catch (thrown) {
+        // Aborted, the watch ended for the abort's reason (a timeout, a cancel, the run's stop).
+        const aborted = signal.aborted;
+        const error: unknown = aborted ? (signal.reason as unknown) : thrown;
+        if (!aborted) context.apiHealth.failed(error, answeredAt);
+        const decision = decide(context, step, key.attempt, { at: "watch", error, aborted }, failures);
+        if (decision.kind !== "retry" || decision.before !== "poll") {
+          return await watchEnded(context, step, key, requestId, remote, decision, error);
         }
         // The request still exists and may be running: keep watching it, never resubmit.
-        const wait = backoff(failures, POLL_ERROR_BACKOFF, deps.random);
         backingOff = true;
         tracker.wait(address, {
           kind: "backoff",
-          until: deps.clock.now() + wait,
+          until: deps.clock.now() + decision.waitMs,
           why: messageOf(error),
           before: "poll",
         });
         try {
-          await deps.clock.sleep(wait, signal);
+          await deps.clock.sleep(decision.waitMs, signal);
         } catch {
-          return await stoppedWhileRemote(context, step, key, requestId, remote, signal.reason);
+          const event = { at: "watch", error: signal.reason as unknown, aborted: true } as const;
+          const ended = decide(context, step, key.attempt, event, failures);
+          return await watchEnded(context, step, key, requestId, remote, ended, signal.reason);
         }
       }
     }
@@ -568,15 +563,20 @@ async function watch(
       if (problem === undefined) return { kind: "succeeded", result, key, requestId };
       const error = `request ${requestId} succeeded but ${problem}`;
       deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
-      return { kind: "retryable", state: "failed", error };
+      return outcomeOf(
+        context,
+        decide(context, step, key.attempt, { at: "result", status: "empty-success" }),
+        error,
+      );
     }
     if (result.status === "cancelled") {
       deps.store.updateAttempt(key, { state: "cancelled", error: "cancelled at the API", finishedAt: now });
-      return { kind: "final", state: "cancelled", error: `request ${requestId} was cancelled at the API` };
+      const decision = decide(context, step, key.attempt, { at: "result", status: "cancelled" });
+      return outcomeOf(context, decision, `request ${requestId} was cancelled at the API`);
     }
     const error = result.error ?? "the request failed";
     deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
-    return { kind: "retryable", state: "failed", error };
+    return outcomeOf(context, decide(context, step, key.attempt, { at: "result", status: "failed" }), error);
   } finally {
     // With a reason of our own: abort() alone builds a DOMException (and its stack) per step.
     timerAbort.abort(WATCH_ENDED);
@@ -584,49 +584,24 @@ async function watch(
   }
 }
 
-/** The watch ended early: a timeout, a cancelled queued request, or the run's stop. */
-async function stoppedWhileRemote(
+/**
+ * The watch ended before a result, and the policy said what the step does next: records how
+ * the attempt ended (what happened decides that: a timeout, a cancel, a failed poll) and
+ * acts on the decision.
+ */
+async function watchEnded(
   context: ExecutionContext,
   step: PlannedStep,
   key: AttemptKey,
   requestId: string,
   remote: RemoteState,
+  decision: StepDecision,
   reason: unknown,
 ): Promise<AttemptOutcome> {
   const { deps } = context;
-  if (reason instanceof CancelledWhileQueued) {
-    context.costs.release(key);
-    deps.store.updateAttempt(key, {
-      state: "cancelled",
-      error: "cancelled while queued",
-      finishedAt: deps.clock.now(),
-    });
-    return { kind: "final", state: "cancelled", error: `cancelled while queued (request ${requestId})` };
-  }
-  if (reason instanceof AttemptTimeout) {
-    const cancelled = await cancelRequest(context, requestId);
-    if (cancelled) context.costs.release(key);
-    else context.costs.settle(key, step.model!, undefined);
-    if (!cancelled) {
-      context.notice(
-        "warn",
-        `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
-      );
-    }
-    deps.store.updateAttempt(key, {
-      state: "timed_out",
-      error: reason.message,
-      finishedAt: deps.clock.now(),
-    });
-    return {
-      kind: "retryable",
-      state: "timed_out",
-      error: `${reason.message}${cancelled ? " (cancelled while queued)" : ""}`,
-    };
-  }
-  // The run stopped. A request still queued is cancelled: nobody will collect it this run.
-  if (isStopSignal(reason) && reason.reason === "interrupted" && remote !== "in_progress") {
-    if (await cancelRequest(context, requestId)) {
+  if (decision.kind === "stopped") {
+    // A request still queued is cancelled: nobody will collect it this run.
+    if (decision.cancelQueued && remote !== "in_progress" && (await cancelRequest(context, requestId))) {
       context.costs.release(key);
       deps.store.updateAttempt(key, {
         state: "cancelled",
@@ -640,8 +615,41 @@ async function stoppedWhileRemote(
         keepDependentsWaiting: true,
       };
     }
+    // Left recorded: the next apply re-attaches to it.
+    return { kind: "left" };
   }
-  return { kind: "left" };
+  if (decision.kind === "stop_run" && decision.step === "left") return outcomeOf(context, decision, "");
+  switch (decision.situation) {
+    case "cancelled-while-queued":
+      context.costs.release(key);
+      deps.store.updateAttempt(key, {
+        state: "cancelled",
+        error: "cancelled while queued",
+        finishedAt: deps.clock.now(),
+      });
+      return outcomeOf(context, decision, `cancelled while queued (request ${requestId})`);
+    case "timed-out": {
+      const message = messageOf(reason);
+      const cancelled = await cancelRequest(context, requestId);
+      if (cancelled) context.costs.release(key);
+      else context.costs.settle(key, step.model!, undefined);
+      if (!cancelled) {
+        context.notice(
+          "warn",
+          `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
+        );
+      }
+      deps.store.updateAttempt(key, { state: "timed_out", error: message, finishedAt: deps.clock.now() });
+      return outcomeOf(context, decision, `${message}${cancelled ? " (cancelled while queued)" : ""}`);
+    }
+    default: {
+      // A poll that failed for good (the request is gone): it may have run, so its estimate stays spent.
+      const message = messageOf(reason);
+      context.costs.settle(key, step.model!, undefined);
+      deps.store.updateAttempt(key, { state: "failed", error: message, finishedAt: deps.clock.now() });
+      return outcomeOf(context, decision, message);
+    }
+  }
 }
 
 /** Asks the API to cancel; true when it did (the request was still queued). */
@@ -711,8 +719,13 @@ async function collect(
       });
       placed.push({ name: file.name, index: file.index, path: destination });
     } catch (error) {
-      if (control.watchSignal.aborted) return "left";
-      tracker.transition(step.address, StepState.failed, {
+      const aborted = control.watchSignal.aborted;
+      const decision = decide(context, step, key.attempt, { at: "download", error, aborted });
+      if (decision.kind === "stopped") return "left";
+      // The attempt stays open whatever the decision: the request succeeded and is collected
+      // by the next apply, never paid for twice.
+      const state = decision.kind === "final" ? decision.state : StepState.failed;
+      tracker.transition(step.address, state, {
         error: `${messageOf(error)} (request ${requestId} succeeded; \`runflow apply\` again collects it without paying twice)`,
       });
       return "failed";
