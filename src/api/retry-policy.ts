@@ -6,6 +6,12 @@
  * The rule that matters most: a submission is billed and the API has no idempotency key, so
  * a POST is sent again only when it surely created nothing (a 429, or a connection that
  * failed before the request left). Anything that may have created a request is `unknown`.
+ *
+ * This table decides about ONE HTTP call, inside the client (which call is tried again, how
+ * often, after which wait). What a model step does once the client has given up — another
+ * attempt, the end of the step and in which state, `unknown`, stopping the run — is the step
+ * table's, src/engine/step-policy.ts (in the engine, which may read api/ but not the
+ * reverse). Between them they hold every retry decision runflow makes.
  */
 import type { HeaderReader } from "./http.js";
 import type { Random } from "../util/clock.js";
