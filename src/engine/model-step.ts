@@ -1,8 +1,9 @@
 /**
  * One model step, from ready to done (SPEC §4–§5): the request body (resolved and validated
  * now when it reads earlier steps) → reuse of an earlier success → re-attachment to a request
- * an earlier run left running → submissions, each an attempt, under the retry policy →
- * download of every output.
+ * an earlier run left running → submissions, each an attempt → download of every output.
+ * What the step does about anything that goes wrong is the step policy's (step-policy.ts):
+ * this module asks it at each decision point and acts on the answer.
  *
  * The invariant that protects the user's money: a request id is committed to the database
  * before anything else happens with it, and a submission whose answer was lost is never
@@ -526,12 +527,28 @@ async function watch(
         });
       } catch (thrown) {
         // Aborted, the watch ended for the abort's reason (a timeout, a cancel, the run's stop).
-        const aborted = signal.aborted;
-        const error: unknown = aborted ? (signal.reason as unknown) : thrown;
-        if (!aborted) context.apiHealth.failed(error, answeredAt);
-        const decision = decide(context, step, key.attempt, { at: "watch", error, aborted }, failures);
+        const error: unknown = signal.aborted ? (signal.reason as unknown) : thrown;
+        const decision = decide(
+          context,
+          step,
+          key.attempt,
+          { at: "watch", error, aborted: signal.aborted },
+          failures,
+        );
+        if (signal.aborted)
+          return await stoppedWhileRemote(context, step, key, requestId, remote, decision, error);
+        context.apiHealth.failed(error, answeredAt);
+        if (decision.kind === "stop_run" || decision.kind === "stopped") {
+          return outcomeOf(context, decision, messageOf(error));
+        }
         if (decision.kind !== "retry" || decision.before !== "poll") {
-          return await watchEnded(context, step, key, requestId, remote, decision, error);
+          context.costs.settle(key, model, undefined);
+          deps.store.updateAttempt(key, {
+            state: "failed",
+            error: messageOf(error),
+            finishedAt: deps.clock.now(),
+          });
+          return outcomeOf(context, decision, messageOf(error));
         }
         // The request still exists and may be running: keep watching it, never resubmit.
         backingOff = true;
@@ -544,9 +561,9 @@ async function watch(
         try {
           await deps.clock.sleep(decision.waitMs, signal);
         } catch {
-          const event = { at: "watch", error: signal.reason as unknown, aborted: true } as const;
-          const ended = decide(context, step, key.attempt, event, failures);
-          return await watchEnded(context, step, key, requestId, remote, ended, signal.reason);
+          const reason = signal.reason as unknown;
+          const ended = decide(context, step, key.attempt, { at: "watch", error: reason, aborted: true });
+          return await stoppedWhileRemote(context, step, key, requestId, remote, ended, reason);
         }
       }
     }
@@ -584,12 +601,8 @@ async function watch(
   }
 }
 
-/**
- * The watch ended before a result, and the policy said what the step does next: records how
- * the attempt ended (what happened decides that: a timeout, a cancel, a failed poll) and
- * acts on the decision.
- */
-async function watchEnded(
+/** The watch ended early (a timeout, a cancelled queued request, the run's stop); `decision` says what follows. */
+async function stoppedWhileRemote(
   context: ExecutionContext,
   step: PlannedStep,
   key: AttemptKey,
@@ -599,9 +612,36 @@ async function watchEnded(
   reason: unknown,
 ): Promise<AttemptOutcome> {
   const { deps } = context;
-  if (decision.kind === "stopped") {
-    // A request still queued is cancelled: nobody will collect it this run.
-    if (decision.cancelQueued && remote !== "in_progress" && (await cancelRequest(context, requestId))) {
+  if (decision.situation === "cancelled-while-queued") {
+    context.costs.release(key);
+    deps.store.updateAttempt(key, {
+      state: "cancelled",
+      error: "cancelled while queued",
+      finishedAt: deps.clock.now(),
+    });
+    return outcomeOf(context, decision, `cancelled while queued (request ${requestId})`);
+  }
+  if (decision.situation === "timed-out") {
+    const message = messageOf(reason);
+    const cancelled = await cancelRequest(context, requestId);
+    if (cancelled) context.costs.release(key);
+    else context.costs.settle(key, step.model!, undefined);
+    if (!cancelled) {
+      context.notice(
+        "warn",
+        `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
+      );
+    }
+    deps.store.updateAttempt(key, {
+      state: "timed_out",
+      error: message,
+      finishedAt: deps.clock.now(),
+    });
+    return outcomeOf(context, decision, `${message}${cancelled ? " (cancelled while queued)" : ""}`);
+  }
+  // The run stopped. A request still queued is cancelled: nobody will collect it this run.
+  if (decision.kind === "stopped" && decision.cancelQueued && remote !== "in_progress") {
+    if (await cancelRequest(context, requestId)) {
       context.costs.release(key);
       deps.store.updateAttempt(key, {
         state: "cancelled",
@@ -615,41 +655,9 @@ async function watchEnded(
         keepDependentsWaiting: true,
       };
     }
-    // Left recorded: the next apply re-attaches to it.
-    return { kind: "left" };
   }
-  if (decision.kind === "stop_run" && decision.step === "left") return outcomeOf(context, decision, "");
-  switch (decision.situation) {
-    case "cancelled-while-queued":
-      context.costs.release(key);
-      deps.store.updateAttempt(key, {
-        state: "cancelled",
-        error: "cancelled while queued",
-        finishedAt: deps.clock.now(),
-      });
-      return outcomeOf(context, decision, `cancelled while queued (request ${requestId})`);
-    case "timed-out": {
-      const message = messageOf(reason);
-      const cancelled = await cancelRequest(context, requestId);
-      if (cancelled) context.costs.release(key);
-      else context.costs.settle(key, step.model!, undefined);
-      if (!cancelled) {
-        context.notice(
-          "warn",
-          `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
-        );
-      }
-      deps.store.updateAttempt(key, { state: "timed_out", error: message, finishedAt: deps.clock.now() });
-      return outcomeOf(context, decision, `${message}${cancelled ? " (cancelled while queued)" : ""}`);
-    }
-    default: {
-      // A poll that failed for good (the request is gone): it may have run, so its estimate stays spent.
-      const message = messageOf(reason);
-      context.costs.settle(key, step.model!, undefined);
-      deps.store.updateAttempt(key, { state: "failed", error: message, finishedAt: deps.clock.now() });
-      return outcomeOf(context, decision, message);
-    }
-  }
+  // Stopped: left recorded, the next apply re-attaches to it.
+  return decision.kind === "stopped" ? { kind: "left" } : outcomeOf(context, decision, messageOf(reason));
 }
 
 /** Asks the API to cancel; true when it did (the request was still queued). */
