@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { DEFAULT_STATE_PATH } from "../engine/apply.js";
+import { DEFAULT_STATE_PATH } from "../engine/state-path.js";
 
 /** Options every command accepts (SPEC §2, "Common options"). */
 export interface GlobalOptions {

@@ -3,7 +3,6 @@
  * (live view on a terminal, plain lines otherwise, NDJSON with --json, errors only with
  * --quiet), the summary at the end, and the two-stage signal handling.
  */
-import path from "node:path";
 import type { ApplyOutcome } from "../engine/apply.js";
 import type { EventBus, RunEvent } from "../engine/events.js";
 import type { RunControl } from "../engine/run-control.js";
@@ -13,7 +12,8 @@ import { ndjsonRenderer } from "../render/ndjson.js";
 import { apiUnreachableMessage, plainLine, plainRenderer } from "../render/plain.js";
 import { SummaryCollector, summaryLines } from "../render/summary.js";
 import { createTtyRenderer, type TtyRenderer } from "../render/tty/index.js";
-import { DEFAULT_STATE_PATH, type GlobalOptions, type Output } from "./context.js";
+import type { GlobalOptions, Output } from "./context.js";
+import { displayPath, retryCommand } from "./printed-commands.js";
 
 /** `--concurrency` as a number; a usage error for anything but an integer ≥ 1. */
 export function parseConcurrency(value: string | undefined): number | undefined {
@@ -23,30 +23,6 @@ export function parseConcurrency(value: string | undefined): number | undefined 
     throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${value}\``);
   }
   return number;
-}
-
-/** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
-export function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
-/** `--state PATH` when it is not the default, so printed commands work as they are. */
-export function stateArgument(globals: GlobalOptions): string {
-  return globals.state === DEFAULT_STATE_PATH ? "" : ` --state ${shellWord(globals.state)}`;
-}
-
-/**
- * The command that retries `runId`, exactly as it works from here: with `--state` when not
- * the default, and `--emulator` for a run on the embedded emulator (no token there).
- */
-export function retryCommand(runId: string, globals: GlobalOptions, emulator: boolean): string {
-  return `runflow retry ${runId}${stateArgument(globals)}${emulator ? " --emulator" : ""}`;
-}
-
-/** Where a path is, as the user reads it: relative to their folder when inside it. */
-export function displayPath(absolute: string, cwd: string = process.cwd()): string {
-  const relative = path.relative(cwd, absolute);
-  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute;
 }
 
 /** The views of one run, as subscribed to its event stream. */

@@ -37,6 +37,7 @@ import { priorStateAt, unfinishedElsewhere } from "./prior-runs.js";
 import { retryingTransport } from "./probe-transport.js";
 import { commonFolder } from "./paths.js";
 import { runProcess as defaultRunProcess } from "./process-runner.js";
+import { DEFAULT_STATE_PATH } from "./state-path.js";
 import { RunControl } from "./run-control.js";
 import { RunCosts } from "./run-costs.js";
 import { formatUsd } from "../cost/money.js";
@@ -108,7 +109,7 @@ export interface ApplyOutcome extends Pick<ExecutionResult, "status" | "exitCode
   outputsRoot: string | undefined;
 }
 
-export const DEFAULT_STATE_PATH = path.join("state", "runflow.db");
+export { DEFAULT_STATE_PATH };
 
 /** `20250601-120003-a1b2`: sortable by time, unique enough to never collide in one database. */
 export function newRunId(now: number, random: () => string = () => randomBytes(2).toString("hex")): string {

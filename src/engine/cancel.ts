@@ -17,7 +17,7 @@ import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import { UsageError } from "../errors.js";
 import { apiOriginFor, openStateStore } from "./apply.js";
 import type { EngineApi } from "./deps.js";
-import { findRun } from "./retry.js";
+import { findRun } from "./find-run.js";
 import { DEFAULT_LOCK_TIMING } from "./workflow-lock.js";
 
 export interface CancelRequest {

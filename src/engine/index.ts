@@ -25,7 +25,8 @@ export type {
 } from "./events.js";
 export { DEFAULT_CACHE_TTL_MS, executePlan, judgeRun, type ExecutionResult } from "./executor.js";
 export { runProcess } from "./process-runner.js";
-export { findRun, retryPlan, retryRun, type RetryOutcome, type RetryRequest } from "./retry.js";
+export { findRun } from "./find-run.js";
+export { retryPlan, retryRun, type RetryOutcome, type RetryRequest } from "./retry.js";
 export { isStopSignal, RunControl, StopSignal, type StopReason } from "./run-control.js";
 export { beginRun, endRun, type RunMeta } from "./run-lifecycle.js";
 export { handleShutdownSignals, type ShutdownOptions } from "./shutdown.js";

@@ -21,6 +21,7 @@ import {
   type ApplyServices,
 } from "./apply.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
+import { findRun } from "./find-run.js";
 import { isSuccess } from "./states.js";
 import { reusableOf } from "./reuse.js";
 import { decodePlan, readStoredPlan } from "./stored-plan.js";
@@ -45,22 +46,6 @@ export interface RetryRequest {
 export type RetryOutcome =
   | (ApplyOutcome & { parentRunId: string; nothingToRetry?: false })
   | { nothingToRetry: true; parentRunId: string; statePath: string };
-
-/** The run a `[run]` argument names, or the latest; a clear error when there is none. */
-export function findRun(store: StateStore, runId: string | undefined, statePath: string): RunRecord {
-  const run = runId === undefined ? store.latestRun() : store.getRun(runId);
-  if (run) return run;
-  if (runId === undefined) {
-    throw new UsageError(`no runs in ${statePath} yet`, { hint: "run `runflow apply FILE` first" });
-  }
-  const recent = store.listRuns({ limit: 3 }).map((r) => r.id);
-  throw new UsageError(`no run ${runId} in ${statePath}`, {
-    hint:
-      recent.length > 0
-        ? `recent runs: ${recent.join(", ")} (\`runflow runs\` lists them)`
-        : "`runflow runs` lists the runs",
-  });
-}
 
 /**
  * A retry takes over the results its steps read from the run it retries: those belong to the

@@ -18,14 +18,8 @@ import {
   type GlobalOptions,
   type Output,
 } from "../context.js";
-import {
-  parseConcurrency,
-  printSummary,
-  runWithViews,
-  shellWord,
-  stateArgument,
-  subscribeViews,
-} from "../run-views.js";
+import { shellWord, stateArgument } from "../printed-commands.js";
+import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
 import { declaresVar, MEDIA_HOST_VAR } from "../emulator-media-host.js";
 import { runPlanCommand } from "./plan.js";
@@ -142,12 +136,9 @@ export async function runApplyCommand(
   }
 }
 
-export function register(program: Command): void {
-  program
-    .command("apply")
-    .description(
-      "validate, plan and run a workflow to completion; resume what is unfinished, reuse what already succeeded",
-    )
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("<file>", "the workflow YAML file")
     .option("--concurrency <n>", "requests in flight at once (overrides the file)")
     .option("--fresh", "reuse nothing from earlier runs")

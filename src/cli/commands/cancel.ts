@@ -6,10 +6,9 @@ import type { Command } from "commander";
 import { cancelRun } from "../../engine/cancel.js";
 import { commandOutput, globalOptions } from "../context.js";
 
-export function register(program: Command): void {
-  program
-    .command("cancel")
-    .description("stop a run (default: the latest): no new submissions, its queued requests cancelled")
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("[run]", "the run id (default: the latest run)")
     .option(
       "--emulator",

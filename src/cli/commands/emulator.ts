@@ -178,12 +178,9 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-export function register(program: Command): void {
-  program
-    .command("emulator")
-    .description(
-      "start the local RunComfy-compatible API emulator (for tests and trying runflow without an account)",
-    )
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .option("--port <port>", `port to listen on; 0 picks a free one (default: ${DEFAULT_EMULATOR_PORT})`)
     .option("--host <host>", "loopback address to listen on (default: 127.0.0.1)")
     .option(

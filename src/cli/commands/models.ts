@@ -262,15 +262,11 @@ async function pullModels(options: PullOptions, command: Command): Promise<void>
   }
 }
 
-export function register(program: Command): void {
-  const models = program
-    .command("models")
-    .description(
-      "list the models runflow knows a schema for, with their prices (show one, or pull schemas from the API's catalog)",
-    )
-    .action(async function (this: Command) {
-      await listModels(this);
-    });
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(models: Command): void {
+  models.action(async function (this: Command) {
+    await listModels(this);
+  });
 
   models
     .command("show")

@@ -179,12 +179,9 @@ export async function runPlanCommand(
   }
 }
 
-export function register(program: Command): void {
-  program
-    .command("plan")
-    .description(
-      "print what apply would do: which steps would be reused, re-attached, submitted or held, the request bodies, and what it will cost (per model, with the basis of each figure)",
-    )
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("<file>", "the workflow YAML file")
     .option("--var <name=value>", "override a var of the workflow (repeatable)", collectRepeatable)
     .option(

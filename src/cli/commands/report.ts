@@ -20,11 +20,11 @@ import {
   type RunReport,
   type ThumbnailSummary,
 } from "../../report/index.js";
-import { findRun } from "../../engine/retry.js";
+import { findRun } from "../../engine/find-run.js";
 import { openSqliteStore } from "../../store/index.js";
 import { makeRedactor, tokensFromEnvironment } from "../../store/redact.js";
 import { commandOutput, globalOptions, processOutput, type Output } from "../context.js";
-import { displayPath, stateArgument } from "../run-views.js";
+import { displayPath, stateArgument } from "../printed-commands.js";
 
 export interface ReportCommandOptions {
   /** The state database (`--state`). */
@@ -142,10 +142,9 @@ export async function runReportCommand(
   return { runId: report.run.id, format, path: file, report, ...(thumbnails ? { thumbnails } : {}) };
 }
 
-export function register(program: Command): void {
-  program
-    .command("report")
-    .description("write a report of a run: an HTML gallery of inputs and outputs (default), Markdown or JSON")
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("[run]", "the run id (default: the latest run)")
     .addOption(
       new Option(

@@ -10,7 +10,8 @@ import { retryRun } from "../../engine/retry.js";
 import { RunControl } from "../../engine/run-control.js";
 import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
-import { parseConcurrency, printSummary, retryCommand, runWithViews, subscribeViews } from "../run-views.js";
+import { retryCommand } from "../printed-commands.js";
+import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
 
 interface RetryFlags {
   step?: string[];
@@ -20,12 +21,9 @@ interface RetryFlags {
   emulator?: boolean;
 }
 
-export function register(program: Command): void {
-  program
-    .command("retry")
-    .description(
-      "re-run the failed, timed-out and cancelled steps of a run (default: the latest) and the steps that depend on them",
-    )
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("[run]", "the run id (default: the latest run)")
     .option(
       "--step <id>",

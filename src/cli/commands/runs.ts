@@ -18,10 +18,9 @@ function localTime(at: number): string {
   return `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())} ${two(date.getHours())}:${two(date.getMinutes())}`;
 }
 
-export function register(program: Command): void {
-  program
-    .command("runs")
-    .description("history of runs, newest first")
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .option("--limit <n>", "at most this many runs", "20")
     .option("--workflow <name>", "only the runs of this workflow")
     .action(function (this: Command, flags: { limit: string; workflow?: string }) {

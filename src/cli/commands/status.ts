@@ -6,7 +6,7 @@
 import path from "node:path";
 import type { Command } from "commander";
 import { describeOrigin, isEmulatorOrigin } from "../../api/origin.js";
-import { findRun } from "../../engine/retry.js";
+import { findRun } from "../../engine/find-run.js";
 import { openSqliteStore } from "../../store/sqlite.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
@@ -14,7 +14,7 @@ import { costToJson, formatCost, formatUsd, usdOf } from "../../cost/money.js";
 import { formatDuration } from "../../util/duration.js";
 import { commandOutput, globalOptions } from "../context.js";
 import { runJson, shownStatus } from "../run-liveness.js";
-import { displayPath, retryCommand } from "../run-views.js";
+import { displayPath, retryCommand } from "../printed-commands.js";
 
 /** Steps and outputs listed in full up to this many; `--json` has them all. */
 const LISTED = 50;
@@ -44,108 +44,98 @@ export interface RunStatusReport {
   maxCostUsd: number | undefined;
 }
 
-export function register(program: Command): void {
-  program
-    .command("status")
-    .description(
-      "state of a run (default: the latest): its steps counted by state, failed steps with their errors, outputs",
-    )
-    .argument("[run]", "the run id (default: the latest run)")
-    .action(function (this: Command, runId: string | undefined) {
-      const globals = globalOptions(this);
-      const output = commandOutput(this);
-      const statePath = path.resolve(globals.state);
-      const store = openSqliteStore(statePath, { readonly: true });
-      try {
-        const run = findRun(store, runId, statePath);
-        const byStep = store.stepCosts(run.id);
-        const maxCostMicros = (run.options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
-        const report: RunStatusReport = {
-          run,
-          cost: costToJson(store.runCost(run.id)),
-          stepCosts: [...byStep].map(([address, cost]) => ({ address, ...costToJson(cost) })),
-          maxCostUsd: typeof maxCostMicros === "number" ? usdOf(maxCostMicros) : undefined,
-          counts: store.countStepsByState(run.id),
-          problems: store
-            .getSteps(run.id, { states: PROBLEM_STATES })
-            .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
-          outputs: [],
-        };
-        const reusedFrom = new Map(
-          store
-            .getSteps(run.id, { states: ["reused"] })
-            .map((step) => [step.address, step.reusedFromRun ?? run.id]),
-        );
-        for (const { address, name, index, path: file, url, bytes, sha256 } of store.getOutputs(run.id)) {
-          const producedBy = reusedFrom.get(address) ?? run.id;
-          report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
-        }
-        if (globals.json) {
-          output.stdout(JSON.stringify({ ...report, run: runJson(run) }, null, 2));
-          return;
-        }
-        const finished =
-          run.finishedAt === undefined ? "" : ` in ${formatDuration(run.finishedAt - run.startedAt)}`;
-        const lines = [
-          `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${shownStatus(run)}${finished}`,
-          `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
-          `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
-          stepCountsLine(report.counts),
-        ];
-        const spent = formatCost(store.runCost(run.id));
-        if (spent !== "—" || typeof maxCostMicros === "number") {
-          const budget =
-            typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
-          // An emulator's costs are what it was set to charge: nothing was paid.
-          const emulated = isEmulatorOrigin(run.apiOrigin) ? " (emulated)" : "";
-          lines.push(`cost: ${spent === "—" ? "$0.00" : spent}${emulated}${budget}`);
-        }
-        if (run.finishedByRun !== undefined)
-          lines.push(`the steps it left unfinished were finished by run ${run.finishedByRun}`);
-        if (report.problems.length > 0) {
-          lines.push("not succeeded:");
-          for (const problem of report.problems.slice(0, LISTED)) {
-            lines.push(
-              `  ${problem.address} ${stateLabel(problem.state)}${problem.error ? `: ${problem.error}` : ""}`,
-            );
-          }
-          if (report.problems.length > LISTED)
-            lines.push(`  … and ${report.problems.length - LISTED} more (--json lists them all)`);
-        }
-        if (byStep.size > 0) {
-          lines.push("cost per step:");
-          for (const [address, cost] of [...byStep].slice(0, LISTED))
-            lines.push(`  ${address} ${formatCost(cost)}`);
-          if (byStep.size > LISTED)
-            lines.push(`  … and ${byStep.size - LISTED} more (--json lists them all)`);
-        }
-        const files = report.outputs.filter((o) => o.path !== undefined);
-        if (files.length > 0) {
-          lines.push(`outputs (${files.length}):`);
-          for (const file of files.slice(0, LISTED))
-            lines.push(
-              `  ${file.address} ${file.name}: ${displayPath(file.path!)}${
-                file.producedBy === run.id ? "" : ` (made by run ${file.producedBy})`
-              }`,
-            );
-          if (files.length > LISTED)
-            lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
-        }
-        const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
-        const retry = retryCommand(
-          run.id,
-          globals,
-          (run.options as { emulator?: unknown })?.emulator === true,
-        );
-        if (retryable > 0 && run.status !== "running" && run.finishedByRun === undefined)
-          lines.push(`to retry: ${retry}`);
-        if (report.problems.some((problem) => problem.state === "unknown"))
-          lines.push(
-            `unknown steps may already be billed; to submit them again: ${retry} --resubmit-unknown`,
-          );
-        output.stdout(lines.join("\n"));
-      } finally {
-        store.close();
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command.argument("[run]", "the run id (default: the latest run)").action(function (
+    this: Command,
+    runId: string | undefined,
+  ) {
+    const globals = globalOptions(this);
+    const output = commandOutput(this);
+    const statePath = path.resolve(globals.state);
+    const store = openSqliteStore(statePath, { readonly: true });
+    try {
+      const run = findRun(store, runId, statePath);
+      const byStep = store.stepCosts(run.id);
+      const maxCostMicros = (run.options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
+      const report: RunStatusReport = {
+        run,
+        cost: costToJson(store.runCost(run.id)),
+        stepCosts: [...byStep].map(([address, cost]) => ({ address, ...costToJson(cost) })),
+        maxCostUsd: typeof maxCostMicros === "number" ? usdOf(maxCostMicros) : undefined,
+        counts: store.countStepsByState(run.id),
+        problems: store
+          .getSteps(run.id, { states: PROBLEM_STATES })
+          .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
+        outputs: [],
+      };
+      const reusedFrom = new Map(
+        store
+          .getSteps(run.id, { states: ["reused"] })
+          .map((step) => [step.address, step.reusedFromRun ?? run.id]),
+      );
+      for (const { address, name, index, path: file, url, bytes, sha256 } of store.getOutputs(run.id)) {
+        const producedBy = reusedFrom.get(address) ?? run.id;
+        report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
       }
-    });
+      if (globals.json) {
+        output.stdout(JSON.stringify({ ...report, run: runJson(run) }, null, 2));
+        return;
+      }
+      const finished =
+        run.finishedAt === undefined ? "" : ` in ${formatDuration(run.finishedAt - run.startedAt)}`;
+      const lines = [
+        `run ${run.id} (${run.kind} of ${run.workflowName}, ${run.workflowFile}): ${shownStatus(run)}${finished}`,
+        `started ${new Date(run.startedAt).toISOString()}${run.parentRunId ? `, retry of ${run.parentRunId}` : ""}`,
+        `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
+        stepCountsLine(report.counts),
+      ];
+      const spent = formatCost(store.runCost(run.id));
+      if (spent !== "—" || typeof maxCostMicros === "number") {
+        const budget = typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
+        // An emulator's costs are what it was set to charge: nothing was paid.
+        const emulated = isEmulatorOrigin(run.apiOrigin) ? " (emulated)" : "";
+        lines.push(`cost: ${spent === "—" ? "$0.00" : spent}${emulated}${budget}`);
+      }
+      if (run.finishedByRun !== undefined)
+        lines.push(`the steps it left unfinished were finished by run ${run.finishedByRun}`);
+      if (report.problems.length > 0) {
+        lines.push("not succeeded:");
+        for (const problem of report.problems.slice(0, LISTED)) {
+          lines.push(
+            `  ${problem.address} ${stateLabel(problem.state)}${problem.error ? `: ${problem.error}` : ""}`,
+          );
+        }
+        if (report.problems.length > LISTED)
+          lines.push(`  … and ${report.problems.length - LISTED} more (--json lists them all)`);
+      }
+      if (byStep.size > 0) {
+        lines.push("cost per step:");
+        for (const [address, cost] of [...byStep].slice(0, LISTED))
+          lines.push(`  ${address} ${formatCost(cost)}`);
+        if (byStep.size > LISTED) lines.push(`  … and ${byStep.size - LISTED} more (--json lists them all)`);
+      }
+      const files = report.outputs.filter((o) => o.path !== undefined);
+      if (files.length > 0) {
+        lines.push(`outputs (${files.length}):`);
+        for (const file of files.slice(0, LISTED))
+          lines.push(
+            `  ${file.address} ${file.name}: ${displayPath(file.path!)}${
+              file.producedBy === run.id ? "" : ` (made by run ${file.producedBy})`
+            }`,
+          );
+        if (files.length > LISTED)
+          lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
+      }
+      const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
+      const retry = retryCommand(run.id, globals, (run.options as { emulator?: unknown })?.emulator === true);
+      if (retryable > 0 && run.status !== "running" && run.finishedByRun === undefined)
+        lines.push(`to retry: ${retry}`);
+      if (report.problems.some((problem) => problem.state === "unknown"))
+        lines.push(`unknown steps may already be billed; to submit them again: ${retry} --resubmit-unknown`);
+      output.stdout(lines.join("\n"));
+    } finally {
+      store.close();
+    }
+  });
 }

@@ -119,12 +119,9 @@ export async function runValidateCommand(
   }
 }
 
-export function register(program: Command): void {
-  program
-    .command("validate")
-    .description(
-      "check a workflow file (syntax, structure, references, model inputs) without submitting anything",
-    )
+/** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
+export function define(command: Command): void {
+  command
     .argument("<file>", "the workflow YAML file")
     .option(
       "--preflight",

@@ -1,0 +1,31 @@
+/**
+ * The commands and paths runflow prints back to the user (`to retry: runflow retry …`,
+ * outputs relative to their folder), written so they work as they are when pasted. Apart
+ * from the run views so that `status` and `report` print them without loading those.
+ */
+import path from "node:path";
+import { DEFAULT_STATE_PATH, type GlobalOptions } from "./context.js";
+
+/** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** `--state PATH` when it is not the default, so printed commands work as they are. */
+export function stateArgument(globals: GlobalOptions): string {
+  return globals.state === DEFAULT_STATE_PATH ? "" : ` --state ${shellWord(globals.state)}`;
+}
+
+/**
+ * The command that retries `runId`, exactly as it works from here: with `--state` when not
+ * the default, and `--emulator` for a run on the embedded emulator (no token there).
+ */
+export function retryCommand(runId: string, globals: GlobalOptions, emulator: boolean): string {
+  return `runflow retry ${runId}${stateArgument(globals)}${emulator ? " --emulator" : ""}`;
+}
+
+/** Where a path is, as the user reads it: relative to their folder when inside it. */
+export function displayPath(absolute: string, cwd: string = process.cwd()): string {
+  const relative = path.relative(cwd, absolute);
+  return relative !== "" && !relative.startsWith("..") && !path.isAbsolute(relative) ? relative : absolute;
+}

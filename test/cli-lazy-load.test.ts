@@ -1,0 +1,87 @@
+/**
+ * Fast start (issue 14): each command loads only what it uses. `runflow --version`, `--help`,
+ * `status` and `runs` never load the HTTP client (undici), the emulator, the live view
+ * (listr2) or the schema validator (ajv). Asserted on what the spawned CLI loads — every
+ * module it resolves, recorded by a preloaded hook (test/helpers/module-recorder.js) —
+ * not on how long it takes.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { Command, Help } from "commander";
+import { describe, expect, test } from "vitest";
+import { COMMANDS } from "../src/cli/commands/index.js";
+import { chainYaml, itemsCsv, project, type Project } from "./apply-harness.js";
+import { REPO_ROOT } from "./helpers/spawn-cli.js";
+
+const RECORDER = path.join(REPO_ROOT, "test", "helpers", "module-recorder.js");
+
+/** What a command must not load, by the module paths that give it away. */
+const HEAVY = {
+  "the HTTP client": /\/node_modules\/undici\/|\/dist\/api\/client\.js$/,
+  "the emulator": /\/dist\/emulator\//,
+  "the live view (listr2)": /\/node_modules\/listr2\//,
+  "the schema validator (ajv)": /\/node_modules\/ajv\//,
+};
+
+/** Runs `runflow ARGS` in the project and returns its exit code and every module it loaded. */
+async function loadedBy(
+  flow: Project,
+  args: string[],
+): Promise<{ exitCode: number | undefined; modules: string[] }> {
+  const record = path.join(flow.dir, `modules-${args.join("-")}.txt`);
+  const result = await flow.run(args, {
+    env: { NODE_OPTIONS: `--import=${RECORDER}`, RUNFLOW_RECORD_MODULES: record },
+  });
+  const modules = readFileSync(record, "utf8").trim().split("\n");
+  return { exitCode: result.exitCode, modules };
+}
+
+function heavyIn(modules: string[]): string[] {
+  return Object.entries(HEAVY)
+    .filter(([, pattern]) => modules.some((name) => pattern.test(name)))
+    .map(([what]) => what);
+}
+
+describe("what each command loads", () => {
+  test("--version, --help, status and runs load none of the HTTP client, emulator, listr2, ajv", async () => {
+    const flow = await project({ "flow.yaml": chainYaml({ name: "light" }), "items.csv": itemsCsv(1) });
+    // The run status and runs then read; the recorder sees all four where they are loaded.
+    const apply = await loadedBy(flow, ["apply", "flow.yaml", "--emulator", "--quiet"]);
+    expect(apply.exitCode).toBe(0);
+    expect(heavyIn(apply.modules)).toEqual(Object.keys(HEAVY));
+
+    for (const args of [["--version"], ["--help"], ["status"], ["runs"], ["help", "status"]]) {
+      const { exitCode, modules } = await loadedBy(flow, args);
+      expect({ args, exitCode }).toEqual({ args, exitCode: 0 });
+      expect({ args, heavy: heavyIn(modules) }).toEqual({ args, heavy: [] });
+    }
+    // status and runs read the database (better-sqlite3), so the recorder did see them work.
+    expect((await loadedBy(flow, ["status"])).modules.some((name) => name.includes("better-sqlite3"))).toBe(
+      true,
+    );
+  });
+});
+
+describe("the command registry (src/cli/commands/index.ts)", () => {
+  // `runflow --help` lists each command by the usage words the registry declares, before
+  // its module is loaded: they must be what the module defines.
+  test.each(COMMANDS.map((entry) => [entry.name, entry] as const))(
+    "%s: the usage words are the ones its module defines",
+    async (_name, entry) => {
+      const program = new Command("runflow");
+      const command = program.command(entry.name).description(entry.description);
+      (await entry.load()).define(command);
+      expect(new Help().subcommandTerm(command)).toBe(
+        entry.usage === "" ? entry.name : `${entry.name} ${entry.usage}`,
+      );
+    },
+  );
+
+  test("`runflow help NAME` shows the command's options (its module loaded first)", async () => {
+    const flow = await project({});
+    const help = await flow.run(["help", "apply"]);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout).toContain("--concurrency <n>");
+    expect((await flow.run(["help", "models"])).stdout).toMatch(/show <id>/);
+  });
+});

@@ -1,0 +1,34 @@
+// Preloaded into a spawned CLI (`NODE_OPTIONS=--import=…/module-recorder.js`) to list every
+// module it loads, one per line, in the file RUNFLOW_RECORD_MODULES names: the URL of each
+// module imported (from a resolve hook, which sees ES modules and the CommonJS packages
+// they import), then at exit every CommonJS file loaded (the require cache, which holds
+// the files those packages require in turn). test/cli-lazy-load.test.ts reads the list.
+import { appendFileSync } from "node:fs";
+import { createRequire, register } from "node:module";
+import process from "node:process";
+import { isMainThread } from "node:worker_threads";
+
+const file = process.env.RUNFLOW_RECORD_MODULES;
+
+// Loaded twice: as the preload (main thread), and by register() as the hooks module, which
+// Node runs on a thread of its own.
+if (isMainThread && file) {
+  register(import.meta.url, { data: { file } });
+  const require = createRequire(import.meta.url);
+  process.on("exit", () => {
+    const loaded = Object.keys(require.cache).map((name) => `${name}\n`);
+    appendFileSync(file, loaded.join(""));
+  });
+}
+
+let recordTo;
+
+export function initialize(data) {
+  recordTo = data.file;
+}
+
+export async function resolve(specifier, context, nextResolve) {
+  const resolved = await nextResolve(specifier, context);
+  appendFileSync(recordTo, `${resolved.url}\n`);
+  return resolved;
+}
