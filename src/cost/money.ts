@@ -3,6 +3,7 @@
  * of requests never drift the way sums of floats do. Printed to the cent; a cost the API did
  * not report is `unknown`, never $0 (SPEC §9).
  */
+import { groupDigits } from "../util/digit-groups.js";
 
 /** Micro-dollars in one US dollar. */
 export const MICROS_PER_USD = 1_000_000;
@@ -18,7 +19,7 @@ export function formatUsd(micros: number): string {
   if (micros > 0 && micros < 5_000) return "<$0.01";
   const cents = Math.round(micros / 10_000);
   const dollars = Math.floor(cents / 100);
-  return `$${dollars.toLocaleString("en-US")}.${String(cents % 100).padStart(2, "0")}`;
+  return `$${groupDigits(dollars)}.${String(cents % 100).padStart(2, "0")}`;
 }
 
 /** The amount in USD for JSON: micro-dollars exactly, as a number (`1.234567`). */
