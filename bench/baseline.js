@@ -3,6 +3,7 @@
 // does), fetch /result, download the output — with a fixed pool of `concurrency` workers.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const TERMINAL = new Set(["completed", "succeeded", "failed", "cancelled", "canceled"]);
@@ -40,4 +41,22 @@ export async function runBaseline({ baseUrl, token, model, bodies, concurrency, 
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
   return { succeeded };
+}
+
+// Run as a script, as the whole-process benchmarks time it (bench/whole-process.js):
+//   RUNCOMFY_BASE_URL=… RUNCOMFY_API_TOKEN=… node bench/baseline.js COUNT CONCURRENCY OUT_DIR
+// submits the benchmarks' batch of COUNT steps (bench/lib.js) and exits 1 unless all succeed.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [count, concurrency, outDir] = process.argv.slice(2);
+  const { batchBodies, HAILUO } = await import("./lib.js");
+  const baseUrl = process.env.RUNCOMFY_BASE_URL;
+  const { succeeded } = await runBaseline({
+    baseUrl,
+    token: process.env.RUNCOMFY_API_TOKEN,
+    model: HAILUO,
+    bodies: batchBodies(Number(count), baseUrl),
+    concurrency: Number(concurrency),
+    outDir,
+  });
+  process.exitCode = succeeded === Number(count) ? 0 : 1;
 }

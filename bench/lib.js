@@ -7,7 +7,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
-export const CLI = path.join(ROOT, "dist", "cli", "main.js");
+// RUNFLOW_BENCH_CLI runs another build of the CLI instead (a bundle, an older commit's dist/)
+// to compare its figures with this one's.
+export const CLI = process.env.RUNFLOW_BENCH_CLI ?? path.join(ROOT, "dist", "cli", "main.js");
 export const TOKEN = "bench-token-0123456789";
 export const HAILUO = "minimax/Hailuo Video 01 Live";
 
@@ -98,4 +100,19 @@ export function batchBodies(count, mediaBase) {
 export function pollCalls(state) {
   const by = state.calls.byEndpoint;
   return (by.status ?? 0) + (by.result ?? 0);
+}
+
+export const REMOTE_ENDPOINTS = new Set(["submit", "status", "result"]);
+
+/**
+ * When the emulator received the first API call after `afterSeq` (ms since the epoch), from
+ * its request log (the latest 1,000 calls): the arrival time itself, not when a polling loop
+ * noticed it.
+ */
+export async function firstCallAt(emulator, afterSeq) {
+  const entries = await emulator.control("requests");
+  const arrivals = entries
+    .filter((entry) => entry.seq > afterSeq && REMOTE_ENDPOINTS.has(entry.endpoint))
+    .map((entry) => Date.parse(entry.at));
+  return arrivals.length > 0 ? Math.min(...arrivals) : undefined;
 }

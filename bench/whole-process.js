@@ -1,0 +1,203 @@
+// The whole process, as a user times it from the shell (issue 14): each figure is from the
+// spawn of a fresh `node` to the first request in the emulator's request log, or to the
+// process's exit. runflow beside bench/baseline.js (the hand-written script, run as a
+// script) and a bare `node -e 0`, spawned in turn so the machine's load weighs on each alike,
+// medians of several spawns. The emulator runs in a process of its own.
+//   startup:     apply of a 1-step workflow (spawn → first request, spawn → exit), the
+//                baseline's, `node -e 0`; `runflow --version` and `runflow status`;
+//   makespan-40: 40 jobs of 2 s at concurrency 8 (ideal 10 s), spawn → exit, both.
+import { spawn } from "node:child_process";
+import path from "node:path";
+import {
+  CLI,
+  firstCallAt,
+  pollCalls,
+  removeDir,
+  ROOT,
+  startEmulatorProcess,
+  tempDir,
+  TOKEN,
+  writeBatch,
+} from "./lib.js";
+
+const BASELINE = path.join(ROOT, "bench", "baseline.js");
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+const seconds = (ms) => `${(ms / 1000).toFixed(3)} s`;
+
+/** The environment of a command run against the emulator, with the default state database. */
+function apiEnvironment(baseUrl) {
+  const env = { ...process.env, RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: baseUrl };
+  delete env.RUNFLOW_STATE;
+  return env;
+}
+
+/**
+ * Spawns `node ARGS`; resolves at its exit with when it was spawned (ms since the epoch, to
+ * compare with the emulator's log), how long it lived, its exit code and the end of stderr.
+ */
+function timedSpawn(args, { cwd, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const spawnedAt = Date.now();
+    const started = performance.now();
+    const child = spawn(process.execPath, args, { cwd, env, stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => (stderr = (stderr + chunk).slice(-4_000)));
+    child.once("error", reject);
+    child.once("exit", (code) => resolve({ spawnedAt, ms: performance.now() - started, code, stderr }));
+  });
+}
+
+function check(what, result) {
+  if (result.code !== 0) throw new Error(`${what} exited ${result.code}:\n${result.stderr}`);
+  return result;
+}
+
+/** Spawns a command that makes requests; resolves with spawn → first request and spawn → exit. */
+async function timedRequests(emulator, what, args, options) {
+  const seqBefore = (await emulator.control("state")).calls.total;
+  const result = check(what, await timedSpawn(args, options));
+  const firstAt = await firstCallAt(emulator, seqBefore);
+  if (firstAt === undefined) throw new Error(`${what} made no request`);
+  return { firstMs: firstAt - result.spawnedAt, exitMs: result.ms };
+}
+
+export async function startup({ row, log, spawns }) {
+  const emulator = await startEmulatorProcess(["--duration", "0"]);
+  const dirs = [];
+  const times = {
+    node: [],
+    runflowFirst: [],
+    runflowExit: [],
+    baseFirst: [],
+    baseExit: [],
+    version: [],
+    status: [],
+  };
+  try {
+    log(
+      `startup: ${spawns} spawns each of node -e 0, runflow apply (1 step), the baseline, --version, status …`,
+    );
+    const env = apiEnvironment(emulator.url);
+    for (let turn = 0; turn < spawns; turn++) {
+      times.node.push(check("node -e 0", await timedSpawn(["-e", "0"])).ms);
+
+      // A fresh folder each time: a second apply of the same file would reuse, not submit.
+      const dir = tempDir("startup");
+      dirs.push(dir);
+      writeBatch(dir, { name: "one", count: 1, concurrency: 1, mediaBase: emulator.url });
+      const runflow = await timedRequests(emulator, "runflow apply", [CLI, "apply", "one.yaml", "--quiet"], {
+        cwd: dir,
+        env,
+      });
+      times.runflowFirst.push(runflow.firstMs);
+      times.runflowExit.push(runflow.exitMs);
+
+      const baseline = await timedRequests(
+        emulator,
+        "the baseline",
+        [BASELINE, "1", "1", path.join(dir, "baseline")],
+        {
+          cwd: dir,
+          env,
+        },
+      );
+      times.baseFirst.push(baseline.firstMs);
+      times.baseExit.push(baseline.exitMs);
+
+      times.version.push(
+        check("runflow --version", await timedSpawn([CLI, "--version"], { cwd: dir, env })).ms,
+      );
+      // The database the apply above left: one run of one step.
+      times.status.push(check("runflow status", await timedSpawn([CLI, "status"], { cwd: dir, env })).ms);
+    }
+  } finally {
+    await emulator.stop();
+    for (const dir of dirs) removeDir(dir);
+  }
+  const m = Object.fromEntries(Object.entries(times).map(([name, values]) => [name, median(values)]));
+  const versus = (ms, base, name) => `${seconds(ms)} (${(ms / base).toFixed(2)} × ${name})`;
+  row(
+    "spawn → first request, runflow apply (1 step)",
+    versus(m.runflowFirst, m.baseFirst, "baseline"),
+    "≤ 1.5 × baseline",
+    m.runflowFirst <= 1.5 * m.baseFirst,
+  );
+  row("spawn → first request, baseline script", seconds(m.baseFirst), "", undefined);
+  row("spawn → exit, runflow apply (1 step)", versus(m.runflowExit, m.baseExit, "baseline"), "", undefined);
+  row("spawn → exit, baseline script (1 step)", seconds(m.baseExit), "", undefined);
+  row("spawn → exit, node -e 0", seconds(m.node), "", undefined);
+  row(
+    "runflow --version, spawn → exit",
+    versus(m.version, m.node, "node -e 0"),
+    "≤ 1.5 × node -e 0",
+    m.version <= 1.5 * m.node,
+  );
+  row(
+    "runflow status, spawn → exit",
+    versus(m.status, m.node, "node -e 0"),
+    "≤ 1.5 × node -e 0",
+    m.status <= 1.5 * m.node,
+  );
+}
+
+export async function makespan40({ row, log }) {
+  const steps = 40;
+  const concurrency = 8;
+  const jobMs = 2_000;
+  const ideal = Math.ceil(steps / concurrency) * jobMs;
+  const emulator = await startEmulatorProcess(["--duration", `${jobMs}ms`]);
+  const dir = tempDir("makespan-40");
+  try {
+    const env = apiEnvironment(emulator.url);
+    log(
+      `makespan-40: runflow apply, ${steps} jobs of ${jobMs} ms at concurrency ${concurrency}, whole process …`,
+    );
+    writeBatch(dir, { name: "forty", count: steps, concurrency, mediaBase: emulator.url });
+    const runflow = check(
+      "runflow apply",
+      await timedSpawn([CLI, "apply", "forty.yaml", "--quiet"], { cwd: dir, env }),
+    );
+    const runflowPolls = pollCalls(await emulator.control("state")) / steps;
+
+    await emulator.control("reset", {});
+    log("makespan-40: the baseline script, whole process …");
+    const baseline = check(
+      "the baseline",
+      await timedSpawn([BASELINE, String(steps), String(concurrency), path.join(dir, "baseline")], {
+        cwd: dir,
+        env,
+      }),
+    );
+    const baselinePolls = pollCalls(await emulator.control("state")) / steps;
+
+    const ratio = runflow.ms / ideal;
+    row(
+      `whole process ÷ ideal, ${steps} × 2 s at concurrency ${concurrency}, runflow`,
+      `${ratio.toFixed(3)} (${seconds(runflow.ms)} / ${ideal / 1000} s)`,
+      "≤ 1.04, below the baseline",
+      ratio <= 1.04 && runflow.ms < baseline.ms,
+    );
+    row(
+      `whole process ÷ ideal, ${steps} × 2 s at concurrency ${concurrency}, baseline`,
+      `${(baseline.ms / ideal).toFixed(3)} (${seconds(baseline.ms)})`,
+      "",
+      undefined,
+    );
+    row(`status+result requests per step (${steps} × 2 s), runflow`, runflowPolls.toFixed(2), "", undefined);
+    row(
+      `status+result requests per step (${steps} × 2 s), baseline`,
+      baselinePolls.toFixed(2),
+      "",
+      undefined,
+    );
+  } finally {
+    await emulator.stop();
+    removeDir(dir);
+  }
+}
