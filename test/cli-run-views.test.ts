@@ -33,7 +33,7 @@ describe("the views of a run on a terminal", () => {
       terminal: fakeTerminal(),
     };
     const events = new EventBus();
-    const views = subscribeViews(events, GLOBALS, output);
+    const views = await subscribeViews(events, GLOBALS, output);
 
     events.emit({
       event: "notice",
@@ -65,7 +65,7 @@ describe("the views of a run on a terminal", () => {
 
   test("never draw when the run is refused before it starts", async () => {
     const output: Output = { stdout: () => {}, stderr: () => {}, terminal: fakeTerminal() };
-    const views = subscribeViews(new EventBus(), GLOBALS, output);
+    const views = await subscribeViews(new EventBus(), GLOBALS, output);
     await views.end();
     expect(views.live).toBeUndefined();
   });

@@ -11,7 +11,7 @@ import { UsageError } from "../errors.js";
 import { ndjsonRenderer } from "../render/ndjson.js";
 import { apiUnreachableMessage, plainLine, plainRenderer } from "../render/plain.js";
 import { SummaryCollector, summaryLines } from "../render/summary.js";
-import { createTtyRenderer, type TtyRenderer } from "../render/tty/index.js";
+import type { TtyRenderer } from "../render/tty/index.js";
 import type { GlobalOptions, Output } from "./context.js";
 import { displayPath, retryCommand } from "./printed-commands.js";
 
@@ -37,9 +37,15 @@ export interface RunViews {
 /**
  * Subscribes the views the output and the options call for, and the summary collector:
  * `--json` NDJSON, `--quiet` only warnings (on stderr), a terminal the live view, anything
- * else (a pipe, a file, cron's mail) plain timestamped lines.
+ * else (a pipe, a file, cron's mail) plain timestamped lines. The live view's module (and
+ * listr2 with it) is loaded only for a terminal: a run in a pipe or under cron starts
+ * without it.
  */
-export function subscribeViews(events: EventBus, globals: GlobalOptions, output: Output): RunViews {
+export async function subscribeViews(
+  events: EventBus,
+  globals: GlobalOptions,
+  output: Output,
+): Promise<RunViews> {
   const summary = new SummaryCollector();
   events.subscribe(summary.listener);
   let live: TtyRenderer | undefined;
@@ -51,6 +57,7 @@ export function subscribeViews(events: EventBus, globals: GlobalOptions, output:
     });
   else if (output.terminal) {
     const stream = output.terminal;
+    const { createTtyRenderer } = await import("../render/tty/index.js");
     // Drawn from the run's start: a workflow refused before it (exit 2, 3) leaves no empty frame.
     const unsubscribe = events.subscribe((event) => {
       // Before it (waiting for another apply's lock, taking over a dead one's): plain lines.

@@ -94,7 +94,7 @@ export async function runApplyCommand(
     if (!globals.quiet) for (const note of notes) output.stderr(note);
   }
   const events = new EventBus();
-  const views = subscribeViews(events, globals, output);
+  const views = await subscribeViews(events, globals, output);
   const control = new RunControl();
   try {
     const outcome = await runWithViews(views, control, output, () =>

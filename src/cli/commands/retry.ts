@@ -51,7 +51,7 @@ export function define(command: Command): void {
           if (!globals.quiet) output.stderr(embeddedNote(emulator));
         }
         const events = new EventBus();
-        const views = subscribeViews(events, globals, output);
+        const views = await subscribeViews(events, globals, output);
         const control = new RunControl();
         const outcome = await runWithViews(views, control, output, () =>
           retryRun(
