@@ -5,3 +5,4 @@ export { LATEST_SCHEMA_VERSION, MIGRATIONS, type Migration } from "./migrations.
 export { explainSqliteError, StateBusyError, StateStoreError } from "./errors.js";
 export { decideLock, isProcessAlive, type LockDecision } from "./lock.js";
 export { REDACTED, tokensFromEnvironment } from "./redact.js";
+export { openSqliteStateStore, SqliteStateStore, sqliteStateStoreOf } from "./sqlite-state-store.js";

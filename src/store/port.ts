@@ -1,0 +1,203 @@
+/**
+ * The state store port (SPEC §5): what the engine, the CLI and the cost code need from the
+ * state of earlier and current runs, and nothing about how it is kept. SQLite is its first
+ * adapter (sqlite-state-store.ts); another (PostgreSQL) must fit behind it without a change
+ * to the engine, and must pass the same conformance suite (test/store-conformance.ts).
+ *
+ * The contract every adapter keeps:
+ * - **Every method returns a promise.** A networked store cannot answer synchronously.
+ * - **A write's promise resolves only once what it wrote survives a crash of the process**,
+ *   and rejects when that cannot be promised. This is the money invariant's foundation: the
+ *   engine sends a POST only after `attempts.start` resolved, and polls a request only
+ *   after `attempts.recordRequestId` resolved — a crash in between leads to re-attachment,
+ *   never to a second (billed) submission. How an adapter makes writes durable (one commit
+ *   per write, or one shared by all the writes of a turn of the event loop) is its own
+ *   business: the engine never commits.
+ * - **Writes apply in call order and are visible to this store's reads at once**, before
+ *   their promise resolves: a read issued after a write sees it.
+ * - **What must change together is one method**, atomic inside the adapter (a step's new
+ *   state with its attempt's start, its request id or its outputs): there is no transaction
+ *   to open across calls.
+ * - Timestamps are milliseconds since the epoch, always passed in (the store has no clock).
+ *   There is no field for the API token anywhere; an adapter redacts it from stored text.
+ *
+ * The methods are grouped by use and named for what the engine needs, not for tables.
+ */
+import type { CostTotal } from "../cost/money.js";
+import type {
+  AttemptKey,
+  AttemptPatch,
+  AttemptRecord,
+  InFlightAttempt,
+  InputCaptureRecord,
+  LockHolder,
+  LockOptions,
+  LockRequest,
+  LockResult,
+  NewAttempt,
+  NewInputCapture,
+  NewOutput,
+  NewRun,
+  NewStep,
+  OutputRecord,
+  PriceRecord,
+  ReusableStep,
+  ReuseScope,
+  RunRecord,
+  RunResult,
+  StepFilter,
+  StepPatch,
+  StepRecord,
+  StoredStepState,
+} from "./types.js";
+
+export interface RunsPort {
+  create(run: NewRun): Promise<void>;
+  finish(runId: string, result: RunResult): Promise<void>;
+  get(runId: string): Promise<RunRecord | undefined>;
+  /** The newest run (of one workflow, or of any). */
+  latest(workflowName?: string): Promise<RunRecord | undefined>;
+  /** Newest first. */
+  list(options: { limit: number; workflowName?: string | undefined }): Promise<RunRecord[]>;
+  /** The resolved plan stored with the run; undefined when the run does not exist. */
+  plan(runId: string): Promise<unknown>;
+  /** Replaces the plan a run was created with (a plan recorded as it is made is complete only at the end). */
+  setPlan(runId: string, plan: unknown): Promise<void>;
+  /** The parts of a run's plan, in order; none for a plan stored whole. */
+  planParts(runId: string): Promise<unknown[]>;
+  /**
+   * Records a slice of a run's plan: its steps (all in one atomic write, however many) and
+   * part `part` of the stored plan (those steps as the plan keeps them).
+   */
+  addPlanPart(
+    runId: string,
+    part: number,
+    steps: readonly NewStep[],
+    stored: unknown,
+    createdAt: number,
+  ): Promise<void>;
+  requestCancel(runId: string, at: number): Promise<void>;
+  /**
+   * Marks the earlier runs of `run`'s workflow and API origin that were left unfinished and
+   * whose every unfinished step has now succeeded (or been reused) in `run`: they say `run`
+   * finished them. Called holding the workflow's lock, once `run` is over. Returns their ids.
+   */
+  closeFinishedBy(runId: string): Promise<string[]>;
+  /** The instances (`JOB/KEY`) of a run with a step that did not succeed (nor was reused). */
+  unfinishedInstances(runId: string): Promise<Set<string>>;
+}
+
+/** What is written in one atomic write with a step's new columns (`StepsPort.update`). */
+export interface WrittenWithStep {
+  /** A change to one of the step's attempts (its end, its queue position, its state). */
+  attempt?: { key: AttemptKey; patch: AttemptPatch } | undefined;
+  /** Output rows, upserted by (run, address, name, index). */
+  outputs?: readonly NewOutput[] | undefined;
+}
+
+export interface StepsPort {
+  /** All in one atomic write: a 100,000-step plan costs one commit. */
+  insert(runId: string, steps: readonly NewStep[], createdAt: number): Promise<void>;
+  /** Writes a step's columns, and with them (atomically) what `also` carries. */
+  update(runId: string, address: string, patch: StepPatch, also?: WrittenWithStep): Promise<void>;
+  get(runId: string, address: string): Promise<StepRecord | undefined>;
+  /** In plan order. */
+  list(runId: string, filter?: StepFilter): Promise<StepRecord[]>;
+  countByState(runId: string): Promise<Partial<Record<StoredStepState, number>>>;
+}
+
+export interface AttemptsPort {
+  /**
+   * Inserts the attempt, and writes the step's patch with it atomically (its `attempt` and
+   * `requestId` mirror the attempt). Resolved: the attempt is durable, a POST may go out.
+   */
+  start(attempt: NewAttempt, step: StepPatch): Promise<void>;
+  /**
+   * Records the request id the API just returned (and the step's new state, when given).
+   * Resolved: a crash from now on leads to re-attachment, never to a second submission.
+   */
+  recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): Promise<void>;
+  update(key: AttemptKey, patch: AttemptPatch): Promise<void>;
+  /** A run's attempts (of one step, when given), in the order they started. */
+  list(runId: string, address?: string): Promise<AttemptRecord[]>;
+}
+
+export interface OutputsPort {
+  /** Upserts by (run, address, name, index), all in one atomic write: a download redone on resume replaces its row. */
+  record(outputs: readonly NewOutput[]): Promise<void>;
+  /** A run's outputs in plan order (of a step, in the order recorded). */
+  list(runId: string, address?: string): Promise<OutputRecord[]>;
+  /** Upsert by (run, URL): a run's copy of a step's remote input still (for its report). */
+  recordInputCapture(capture: NewInputCapture): Promise<void>;
+  /** The captures of these runs, in the order they were recorded. */
+  inputCaptures(runIds: readonly string[]): Promise<InputCaptureRecord[]>;
+}
+
+export interface LocksPort {
+  /** One live apply per workflow. Atomic across processes; takes over a holder that is stale or (same host) dead. */
+  acquire(workflowName: string, holder: LockRequest, options: LockOptions): Promise<LockResult>;
+  /** Refreshes the heartbeat; false when this run no longer holds the lock. */
+  heartbeat(workflowName: string, runId: string, now: number): Promise<boolean>;
+  release(workflowName: string, runId: string): Promise<void>;
+  get(workflowName: string): Promise<LockHolder | undefined>;
+}
+
+/**
+ * Earlier runs as the planner and the executor read them, synchronously: the planner is a
+ * pure, synchronous function over `PriorState` (plan/types.ts), asked once per step of
+ * plans of 100,000 steps. `history.priorRuns` hands out this lookup for one workflow; an
+ * adapter answers it from indexed synchronous queries (SQLite) or from what it fetched when
+ * the lookup was made, kept up to date with its own later writes (a networked store).
+ * Only questions about the workflow it was made for may be asked.
+ */
+export interface PriorRunsLookup {
+  /** The newest step of this workflow that succeeded with this fingerprint within the scope, with its outputs. */
+  findSucceeded(workflowName: string, fingerprint: string, scope: ReuseScope): ReusableStep | undefined;
+  /** The in-flight attempts at `address` with this fingerprint: the newest of each API origin, newest first. */
+  inFlightAt(workflowName: string, fingerprint: string, address: string): InFlightAttempt[];
+  /** Every in-flight attempt of the workflow, oldest first. */
+  listInFlight(workflowName: string): InFlightAttempt[];
+}
+
+export interface HistoryPort {
+  /** The synchronous lookup of earlier runs of one workflow (PriorRunsLookup says why synchronous). */
+  priorRuns(workflowName: string): Promise<PriorRunsLookup>;
+  /**
+   * The median server-measured duration of the model's latest succeeded requests at this API
+   * origin (any workflow), or undefined when none is known: where a run starts polling the model.
+   */
+  typicalDurationMs(model: string, apiOrigin: string): Promise<number | undefined>;
+  /** The mean reported cost of the model's latest succeeded requests at this API origin, and how many it is the mean of. */
+  learnedCost(model: string, apiOrigin: string): Promise<{ micros: number; requests: number } | undefined>;
+  /** What the run's attempts cost: reported costs summed, and billed attempts that reported none. */
+  runCost(runId: string): Promise<CostTotal>;
+  /** The same, per step address (steps without a billed attempt are absent). */
+  stepCosts(runId: string): Promise<Map<string, CostTotal>>;
+  recordPrice(price: PriceRecord): Promise<void>;
+  /** The prices read from this API origin, by model id. */
+  pricesAt(apiOrigin: string): Promise<Map<string, PriceRecord>>;
+}
+
+export interface StateStore {
+  readonly runs: RunsPort;
+  readonly steps: StepsPort;
+  readonly attempts: AttemptsPort;
+  readonly outputs: OutputsPort;
+  readonly locks: LocksPort;
+  readonly history: HistoryPort;
+  /** Makes every write durable (or rejects), then releases the store. */
+  close(): Promise<void>;
+}
+
+/** Options of opening a state store for a command. */
+export interface OpenStateStoreOptions {
+  /** Reading only (status, runs, report): nothing is created, a missing store is an error. */
+  readonly?: boolean | undefined;
+  /** With `readonly`: not even an older schema is upgraded in place (`plan` writes nothing). */
+  neverWrite?: boolean | undefined;
+  /** Values never written to the store: any occurrence in stored text becomes `[redacted]`. */
+  secrets?: readonly string[] | undefined;
+}
+
+/** Opens the state store at `location` (a file path for SQLite). */
+export type StateStoreOpener = (location: string, options?: OpenStateStoreOptions) => Promise<StateStore>;
