@@ -10,20 +10,15 @@
 import path from "node:path";
 import { EMBEDDED_EMULATOR_ORIGIN } from "./api/origin.js";
 import type { EmulatorOptions, RunningEmulator } from "./emulator/index.js";
-import {
-  applyWorkflow,
-  DEFAULT_STATE_PATH,
-  type ApiTarget,
-  type ApplyOutcome,
-  type ApplyRequest,
-} from "./engine/apply.js";
+import { applyWorkflow, openStateStore } from "./app/index.js";
+import { DEFAULT_STATE_PATH, type ApiTarget, type ApplyOutcome, type ApplyRequest } from "./engine/apply.js";
 import { EventBus, type RunEventListener } from "./engine/events.js";
 import { RunControl } from "./engine/run-control.js";
 import { loadModelRegistry, type ModelRegistry } from "./models/registry.js";
 import { emptyPriorState } from "./plan/prior-state.js";
 import { planRun } from "./plan/plan.js";
 import type { Plan } from "./plan/types.js";
-import { openSqliteStore } from "./store/sqlite.js";
+import type { StateStore } from "./store/port.js";
 import type { RunRecord } from "./store/types.js";
 import { WorkflowInvalidError } from "./errors.js";
 import { checkWorkflow, type WorkflowCheck } from "./workflow/load.js";
@@ -158,9 +153,11 @@ export async function apply(options: ApplyOptions): Promise<ApplyOutcome> {
 
 /**
  * The engine's own entry, for a program that brings its own parts (`ApplyServices`: the
- * event bus, a run control, a clock, an `EngineApi` in place of the RunComfy client).
+ * event bus, a run control, a clock, an `EngineApi` in place of the RunComfy client, a
+ * `StateStore` through `openStore`; the SQLite file by default).
  */
-export { applyWorkflow, DEFAULT_STATE_PATH } from "./engine/apply.js";
+export { applyWorkflow, openStateStore } from "./app/index.js";
+export { DEFAULT_STATE_PATH } from "./engine/apply.js";
 export type { ApiTarget, ApplyOutcome, ApplyRequest, ApplyServices } from "./engine/apply.js";
 /** Stops a run from outside (`stop("interrupted")`, `stop("cancelled")`). */
 export { RunControl, type StopReason } from "./engine/run-control.js";
@@ -184,16 +181,13 @@ export interface StateOptions {
 }
 
 /** Reads the state database read-only; `StateStoreError` when there is none at that path. */
-async function withStateStore<T>(
-  options: StateOptions,
-  read: (store: ReturnType<typeof openSqliteStore>) => T | Promise<T>,
-): Promise<T> {
+async function withStateStore<T>(options: StateOptions, read: (store: StateStore) => Promise<T>): Promise<T> {
   const statePath = path.resolve(options.cwd ?? process.cwd(), options.statePath ?? DEFAULT_STATE_PATH);
-  const store = openSqliteStore(statePath, { readonly: true, neverWrite: true });
+  const store = await openStateStore(statePath, { readonly: true, neverWrite: true });
   try {
     return await read(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -202,18 +196,23 @@ export async function listRuns(
   options: StateOptions & { limit?: number | undefined; workflowName?: string | undefined } = {},
 ): Promise<RunRecord[]> {
   return withStateStore(options, (store) =>
-    store.listRuns({ limit: options.limit ?? 20, workflowName: options.workflowName }),
+    store.runs.list({ limit: options.limit ?? 20, workflowName: options.workflowName }),
   );
 }
 
 /** One run by id, or undefined when the database holds none by that id. */
 export async function getRun(runId: string, options: StateOptions = {}): Promise<RunRecord | undefined> {
-  return withStateStore(options, (store) => store.getRun(runId));
+  return withStateStore(options, (store) => store.runs.get(runId));
 }
 
 // ─── Ports ──────────────────────────────────────────────────────────────────────────────
 
-/** The state store port and its records: what a store of runs, steps, attempts and outputs provides. */
+/**
+ * The state store port (`StateStore`, store/port.ts: async, grouped by use, a write resolves
+ * once durable) and its records: what a store of runs, steps, attempts and outputs provides.
+ * The store conformance suite (test/store-conformance.ts) says what an adapter must do.
+ */
+export type * from "./store/port.js";
 export type * from "./store/types.js";
 /**
  * A run's status as the store keeps it: `running`, or how it ended (`RunOutcome`, which is

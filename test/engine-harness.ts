@@ -7,12 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach } from "vitest";
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from "../src/emulator/index.js";
-import {
-  applyWorkflow,
-  type ApplyOutcome,
-  type ApplyRequest,
-  type ApplyServices,
-} from "../src/engine/apply.js";
+import { applyWorkflow } from "../src/app/index.js";
+import type { ApplyOutcome, ApplyRequest, ApplyServices } from "../src/engine/apply.js";
 import { EventBus, type RunEvent, type StepEvent } from "../src/engine/events.js";
 import { RunControl } from "../src/engine/run-control.js";
 import { openSqliteStore, type SqliteStore } from "../src/store/index.js";

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import { RunControl } from "../src/engine/run-control.js";
 import { keepLockAlive } from "../src/engine/workflow-lock.js";
+import { sqliteStateStoreOf } from "../src/store/index.js";
 import { systemClock } from "../src/util/clock.js";
 import { open, spawnStoreChild, tempDbPath } from "./store-helpers.js";
 
@@ -24,7 +25,7 @@ describe("the workflow lock's heartbeat", () => {
       runId: "run-1",
       wait: false,
       timing: { heartbeatMs: 20, staleAfterMs: 30_000, waitPollMs: 1_000 },
-      store,
+      store: sqliteStateStoreOf(store),
       clock: systemClock,
       control: new RunControl(),
       notice: () => {},

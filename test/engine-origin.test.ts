@@ -9,6 +9,7 @@ import { RunComfyClient } from "../src/api/client.js";
 import { EventBus } from "../src/engine/events.js";
 import { priorStateAt } from "../src/engine/prior-runs.js";
 import { beginRun } from "../src/engine/run-lifecycle.js";
+import { sqliteStateStoreOf } from "../src/store/index.js";
 import { loadModelRegistry } from "../src/models/registry.js";
 import { emptyPriorState, planRun } from "../src/plan/index.js";
 import { systemClock } from "../src/util/clock.js";
@@ -40,7 +41,7 @@ describe("a request left at another billing API", () => {
       env: {},
     });
     const plan = planRun(workflow, emptyPriorState, { runId: "dead-run", now: Date.now() });
-    beginRun({ store, events: new EventBus(), clock: systemClock }, plan, {
+    await beginRun({ store: sqliteStateStoreOf(store), events: new EventBus(), clock: systemClock }, plan, {
       kind: "apply",
       file: "chain.yaml",
       options: {},

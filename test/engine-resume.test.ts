@@ -2,13 +2,13 @@ import path from "node:path";
 import { describe, expect, test } from "vitest";
 import { RunComfyClient } from "../src/api/client.js";
 import { apiOriginOf } from "../src/api/origin.js";
-import { cancelRun } from "../src/engine/cancel.js";
+import { cancelRun } from "../src/app/index.js";
 import { EventBus } from "../src/engine/events.js";
 import { RunControl } from "../src/engine/run-control.js";
 import { beginRun } from "../src/engine/run-lifecycle.js";
 import { loadModelRegistry } from "../src/models/registry.js";
 import { emptyPriorState, planRun, type Plan } from "../src/plan/index.js";
-import type { SqliteStore } from "../src/store/index.js";
+import { sqliteStateStoreOf, type SqliteStore } from "../src/store/index.js";
 import { systemClock } from "../src/util/clock.js";
 import { loadWorkflow } from "../src/workflow/index.js";
 import {
@@ -35,7 +35,7 @@ async function deadRun(
 ): Promise<Plan> {
   const workflow = await loadWorkflow(path.join(dir, file), { registry: loadModelRegistry(), env: {} });
   const plan = planRun(workflow, emptyPriorState, { runId: "dead-run", now: Date.now() });
-  beginRun({ store, events: new EventBus(), clock: systemClock }, plan, {
+  await beginRun({ store: sqliteStateStoreOf(store), events: new EventBus(), clock: systemClock }, plan, {
     kind: "apply",
     file,
     options: {},

@@ -3,6 +3,7 @@ import { decodePlan, encodePlan, isStoredPlan, readStoredPlan } from "../src/eng
 import { EventBus } from "../src/engine/events.js";
 import { beginRun, RunRecorder, streamOf } from "../src/engine/run-lifecycle.js";
 import { emptyPriorState, fingerprintModelStep, planRun, priorStateOf } from "../src/plan/index.js";
+import { sqliteStateStoreOf } from "../src/store/index.js";
 import { systemClock } from "../src/util/clock.js";
 import { open, tempDbPath } from "./store-helpers.js";
 import { CHAIN, HAILUO, load } from "./workflow-testdir.js";
@@ -43,7 +44,8 @@ describe("the plan stored with a run (for retry)", () => {
       new Set(["reuse", "submit", "deferred", "run"]),
     );
     const store = open(tempDbPath());
-    beginRun({ store, events: new EventBus(), clock: { ...systemClock, now: () => NOW } }, plan, {
+    const port = sqliteStateStoreOf(store);
+    await beginRun({ store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } }, plan, {
       kind: "apply",
       file: "flow.yaml",
       options: {},
@@ -51,7 +53,7 @@ describe("the plan stored with a run (for retry)", () => {
       apiOrigin: "https://api.example",
     });
 
-    const saved = readStoredPlan(store, plan.runId);
+    const saved = await readStoredPlan(port, plan.runId);
     const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
     if (!saved) throw new Error("not a stored plan");
     expect(decodePlan(saved, records)).toEqual(plan);
@@ -70,8 +72,9 @@ describe("the plan stored with a run (for retry)", () => {
   test("recorded out of plan order, in parts, it reads back as the whole plan in order", async () => {
     const plan = await mixedPlan();
     const store = open(tempDbPath());
+    const port = sqliteStateStoreOf(store);
     const recorder = new RunRecorder(
-      { store, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
+      { store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
       streamOf(plan),
       {
         kind: "apply",
@@ -81,18 +84,19 @@ describe("the plan stored with a run (for retry)", () => {
         apiOrigin: "https://api.example",
       },
     );
+    await recorder.start();
     // Until the recorder finishes, the run has no plan retry could read.
-    expect(readStoredPlan(store, plan.runId)).toBeUndefined();
+    expect(await readStoredPlan(port, plan.runId)).toBeUndefined();
     // The dog's instance first, then the cat's (a resumed run plans what is left first).
     const perInstance = plan.steps.length / 2;
-    recorder.record([{ position: perInstance, steps: plan.steps.slice(perInstance) }]);
-    recorder.record([{ position: 0, steps: plan.steps.slice(0, perInstance) }]);
-    expect(recorder.finish()).toEqual(plan.counts);
+    await recorder.record([{ position: perInstance, steps: plan.steps.slice(perInstance) }]);
+    await recorder.record([{ position: 0, steps: plan.steps.slice(0, perInstance) }]);
+    expect(await recorder.finish()).toEqual(plan.counts);
 
     expect(store.getSteps(plan.runId).map((step) => step.address)).toEqual(
       plan.steps.map((step) => step.address),
     );
-    const saved = readStoredPlan(store, plan.runId);
+    const saved = await readStoredPlan(port, plan.runId);
     if (!saved) throw new Error("not a stored plan");
     const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
     expect(decodePlan(saved, records)).toEqual(plan);

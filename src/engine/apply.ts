@@ -23,9 +23,9 @@ import {
   type PlannedInstance,
 } from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
+import type { StateStore, StateStoreOpener } from "../store/port.js";
 import { tokensFromEnvironment } from "../store/redact.js";
-import { openSqliteStore } from "../store/sqlite.js";
-import type { RunKind, StateStore } from "../store/types.js";
+import type { RunKind } from "../store/types.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 import { checkWorkflow, type PollPolicy, type Workflow } from "../workflow/index.js";
 import { preflightMedia } from "./preflight.js";
@@ -83,6 +83,8 @@ export interface ApplyRequest {
 /** The effects an apply uses, injectable so tests drive them. */
 export interface ApplyServices {
   events: EventBus;
+  /** Opens the state store (the composition root, src/app/, passes the SQLite adapter's). */
+  openStore: StateStoreOpener;
   /** Signals and `cancel` stop the run through it. */
   control?: RunControl | undefined;
   clock?: Clock | undefined;
@@ -176,7 +178,7 @@ export interface LockedRun {
    * Makes the plan once the lock is held, so it sees every earlier run's final state, as a
    * run against `apiOrigin` sees it.
    */
-  plan: (store: StateStore, runId: string, now: number, apiOrigin: string) => PlanStream;
+  plan: (store: StateStore, runId: string, now: number, apiOrigin: string) => Promise<PlanStream>;
   execute: ExecuteOptions;
   registry: ModelRegistry;
   request: Pick<ApplyRequest, "api" | "env">;
@@ -202,15 +204,15 @@ async function runCostsFor(
   const { prices, notes } = await readPrices(models, {
     apiOrigin,
     source: price && ((model) => price(model, { signal: context.signal })),
-    store,
+    store: store.history,
     now: context.clock.now(),
   });
-  const estimates = requestEstimates(
-    models,
-    prices,
-    (model) => store.learnedCost(model, apiOrigin),
-    run.cost?.assume ?? {},
+  const learned = new Map(
+    await Promise.all(
+      models.map(async (model) => [model, await store.history.learnedCost(model, apiOrigin)] as const),
+    ),
   );
+  const estimates = requestEstimates(models, prices, (model) => learned.get(model), run.cost?.assume ?? {});
   const maxMicros = run.cost?.maxMicros;
   const unpriced = models.filter((model) => estimates.get(model)?.micros === undefined);
   if (maxMicros !== undefined && unpriced.length > 0) {
@@ -258,8 +260,8 @@ async function* recordedSlices(
   let size = 0;
   let first = true;
   let sliceSteps = FIRST_SLICE_STEPS;
-  const flush = (): PlannedStep[] => {
-    recorder.record(batch);
+  const flush = async (): Promise<PlannedStep[]> => {
+    await recorder.record(batch);
     const steps = batch.flatMap((instance) => instance.steps);
     for (const step of steps) outputs.add(step.outputsDir);
     batch = [];
@@ -273,10 +275,10 @@ async function* recordedSlices(
     if (!first) await setImmediatePromise();
     first = false;
     sliceSteps = Math.min(SLICE_STEPS, sliceSteps * 2);
-    yield flush();
+    yield await flush();
   }
-  if (batch.length > 0) yield flush();
-  recorder.finish();
+  if (batch.length > 0) yield await flush();
+  await recorder.finish();
 }
 
 /**
@@ -315,7 +317,7 @@ export async function runLocked(
   let keeper: { stop(): void } | undefined;
   try {
     // Planned under the lock: the run that held it may have finished steps since.
-    const stream = run.plan(store, runId, clock.now(), apiOrigin);
+    const stream = await run.plan(store, runId, clock.now(), apiOrigin);
     const api = apiFor(stream.workflow, run.request, services, clock, random);
     const {
       costs,
@@ -334,8 +336,10 @@ export async function runLocked(
       concurrency,
       apiOrigin,
     });
+    await recorder.start();
     const startedAt = recorder.startedAt;
-    for (const line of unfinishedElsewhere(store, workflowName, apiOrigin)) notice("warn")(line);
+    const prior = await store.history.priorRuns(workflowName);
+    for (const line of unfinishedElsewhere(prior, workflowName, apiOrigin)) notice("warn")(line);
     for (const line of priceNotes) notice("warn")(line);
     notice("info")(startEstimate(stream, estimates, run.cost?.maxMicros));
     keeper = keepLockAlive({
@@ -370,7 +374,7 @@ export async function runLocked(
     );
     const outputsRoot = outputs.folder;
     keeper.stop();
-    endRun({ store, events: services.events, clock }, runId, startedAt, result);
+    await endRun({ store, events: services.events, clock }, runId, startedAt, result);
     if (result.internalErrors.length > 0) throw result.internalErrors[0]!.error;
     return {
       runId,
@@ -382,7 +386,7 @@ export async function runLocked(
     };
   } finally {
     keeper?.stop();
-    store.releaseLock(workflowName, runId);
+    await store.locks.release(workflowName, runId);
   }
 }
 
@@ -413,14 +417,15 @@ function startEstimate(
   return lines.join("\n");
 }
 
-/** Opens the state database of a command (`--state`, relative to `cwd`). */
-export function openStateStore(
+/** Opens the state store of a command (`--state`, relative to `cwd`). */
+export async function openStateStore(
+  open: StateStoreOpener,
   statePath: string | undefined,
   cwd: string,
   env: NodeJS.ProcessEnv,
-): { store: StateStore; path: string } {
+): Promise<{ store: StateStore; path: string }> {
   const resolved = path.resolve(cwd, statePath ?? DEFAULT_STATE_PATH);
-  return { store: openSqliteStore(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
+  return { store: await open(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
 }
 
 /**
@@ -482,10 +487,13 @@ async function loadChecked(
  * none): a resumed apply plans them first, so its first requests go out before the
  * thousands of steps it only takes over are planned.
  */
-function unfinishedBefore(store: StateStore, workflowName: string): ReadonlySet<string> | undefined {
-  const latest = store.latestRun(workflowName);
+async function unfinishedBefore(
+  store: StateStore,
+  workflowName: string,
+): Promise<ReadonlySet<string> | undefined> {
+  const latest = await store.runs.latest(workflowName);
   if (!latest) return undefined;
-  const unfinished = store.unfinishedInstances(latest.id);
+  const unfinished = await store.runs.unfinishedInstances(latest.id);
   return unfinished.size > 0 ? unfinished : undefined;
 }
 
@@ -513,7 +521,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
     assume: toPlan.budget.assume,
   };
 
-  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
   try {
     const outcome = await runLocked(
       store,
@@ -532,12 +540,14 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
           cacheTtlMs,
           maxCostMicros: budget.maxMicros,
         },
-        plan: (prior, runId, now, apiOrigin) => {
+        plan: async (lockedStore, runId, now, apiOrigin) => {
           const workflow = toPlan!;
           // Held by the stream only until it is planned: 100,000 items need not stay.
           toPlan = undefined;
           const options = { runId, now, fresh: request.fresh ?? false, only: request.only ?? [] };
-          const first = request.fresh ? undefined : unfinishedBefore(prior, workflow.name);
+          const first = request.fresh ? undefined : await unfinishedBefore(lockedStore, workflow.name);
+          // The planner is synchronous: it reads earlier runs through the store's lookup.
+          const prior = await lockedStore.history.priorRuns(workflow.name);
           return {
             runId,
             createdAt: now,
@@ -570,6 +580,6 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
     );
     return { ...outcome, statePath };
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -11,7 +11,8 @@
 import os from "node:os";
 import { createClientFromEnv } from "../api/env.js";
 import { decideLock, isProcessAlive } from "../store/lock.js";
-import { OPEN_ATTEMPT_STATES, type AttemptRecord, type RunRecord, type StateStore } from "../store/types.js";
+import type { StateStore, StateStoreOpener } from "../store/port.js";
+import { OPEN_ATTEMPT_STATES, type AttemptRecord, type RunRecord } from "../store/types.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import { UsageError } from "../errors.js";
@@ -32,6 +33,8 @@ export interface CancelRequest {
 }
 
 export interface CancelServices {
+  /** Opens the state store (the composition root, src/app/, passes the SQLite adapter's). */
+  openStore: StateStoreOpener;
   api?: EngineApi | undefined;
   clock?: Clock | undefined;
 }
@@ -61,8 +64,8 @@ function ranOnEmbeddedEmulator(run: RunRecord): boolean {
 }
 
 /** Whether a live process holds the run's workflow lock for this very run. */
-function isLive(store: StateStore, run: RunRecord, now: number): boolean {
-  const holder = store.getLock(run.workflowName);
+async function isLive(store: StateStore, run: RunRecord, now: number): Promise<boolean> {
+  const holder = await store.locks.get(run.workflowName);
   if (!holder || holder.runId !== run.id) return false;
   const decision = decideLock(
     holder,
@@ -89,16 +92,13 @@ function checkRunMadeHere(run: RunRecord, apiOrigin: string): void {
   );
 }
 
-export async function cancelRun(
-  request: CancelRequest,
-  services: CancelServices = {},
-): Promise<CancelOutcome> {
+export async function cancelRun(request: CancelRequest, services: CancelServices): Promise<CancelOutcome> {
   const cwd = request.cwd ?? process.cwd();
   const env = request.env ?? process.env;
   const clock = services.clock ?? systemClock;
-  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
   try {
-    const run = findRun(store, request.run, statePath);
+    const run = await findRun(store, request.run, statePath);
     const outcome: CancelOutcome = {
       runId: run.id,
       live: false,
@@ -120,12 +120,12 @@ export async function cancelRun(
       );
     }
 
-    store.requestCancel(run.id, clock.now());
-    if (isLive(store, run, clock.now())) {
+    await store.runs.requestCancel(run.id, clock.now());
+    if (await isLive(store, run, clock.now())) {
       outcome.live = true;
       const deadline = clock.now() + (request.waitMs ?? 30_000);
       while (clock.now() < deadline) {
-        const now = store.getRun(run.id);
+        const now = await store.runs.get(run.id);
         if (now?.finishedAt !== undefined) {
           outcome.finalStatus = now.status;
           break;
@@ -135,32 +135,29 @@ export async function cancelRun(
       return outcome;
     }
 
-    const markCancelled = (attempt: AttemptRecord, stepError: string) => {
+    const markCancelled = async (attempt: AttemptRecord, stepError: string) => {
       const at = clock.now();
-      store.transaction(() => {
-        store.updateAttempt(attempt, {
-          state: "cancelled",
-          error: "cancelled by `runflow cancel`",
-          finishedAt: at,
-        });
-        store.updateStep(run.id, attempt.address, {
-          updatedAt: at,
-          state: "cancelled",
-          error: stepError,
-          queuePosition: null,
-          finishedAt: at,
-        });
-      });
+      await store.steps.update(
+        run.id,
+        attempt.address,
+        { updatedAt: at, state: "cancelled", error: stepError, queuePosition: null, finishedAt: at },
+        {
+          attempt: {
+            key: attempt,
+            patch: { state: "cancelled", error: "cancelled by `runflow cancel`", finishedAt: at },
+          },
+        },
+      );
       outcome.cancelled.push(attempt.address);
     };
     // A request id means something only at the API that gave it.
     if (!embedded && !services.api) checkRunMadeHere(run, apiOriginFor({ env }));
     const api = embedded ? undefined : (services.api ?? createClientFromEnv({ env }));
     outcome.emulatorGone = embedded;
-    for (const attempt of store.getAttempts(run.id)) {
+    for (const attempt of await store.attempts.list(run.id)) {
       if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;
       if (!api) {
-        markCancelled(
+        await markCancelled(
           attempt,
           "cancelled (`runflow cancel`): the embedded emulator that ran it ended with its apply",
         );
@@ -172,7 +169,7 @@ export async function cancelRun(
           outcome.running.push(attempt.address);
           continue;
         }
-        markCancelled(attempt, "cancelled while queued (`runflow cancel`)");
+        await markCancelled(attempt, "cancelled while queued (`runflow cancel`)");
       } catch (error) {
         outcome.errors.push({
           address: attempt.address,
@@ -181,12 +178,12 @@ export async function cancelRun(
       }
     }
     if (run.status === "running") {
-      const counts = store.countStepsByState(run.id);
-      store.finishRun(run.id, { status: "cancelled", exitCode: 1, finishedAt: clock.now(), counts });
+      const counts = await store.steps.countByState(run.id);
+      await store.runs.finish(run.id, { status: "cancelled", exitCode: 1, finishedAt: clock.now(), counts });
       outcome.finalStatus = "cancelled";
     }
     return outcome;
   } finally {
-    store.close();
+    await store.close();
   }
 }

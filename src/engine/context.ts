@@ -1,6 +1,7 @@
 /** What every step execution shares within one run. Built once by the executor. */
 import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
+import type { PriorRunsLookup } from "../store/port.js";
 import type { ApiHealthMonitor } from "./api-health.js";
 import type { InputCaptures } from "./input-captures.js";
 import type { EngineDeps } from "./deps.js";
@@ -24,6 +25,8 @@ export interface ExecutionContext {
   /** The API the run is made at, as recorded with it: what it reuses, re-attaches to and learns from. */
   apiOrigin: string;
   deps: EngineDeps;
+  /** Earlier runs of the workflow, asked synchronously (reuse, re-attachment): store.history.priorRuns. */
+  prior: PriorRunsLookup;
   options: ResolvedExecuteOptions;
   tracker: StepTracker;
   control: RunControl;

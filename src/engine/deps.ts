@@ -8,7 +8,7 @@ import type { RunComfyClient } from "../api/client.js";
 import type { DownloadedFile, DownloadOptions } from "../api/download.js";
 import type { HttpTransport } from "../api/http.js";
 import type { ModelRegistry } from "../models/registry.js";
-import type { StateStore } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
 import type { RunCosts } from "./run-costs.js";

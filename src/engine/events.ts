@@ -156,7 +156,7 @@ export type RunEvent =
 
 export type RunEventListener = (event: RunEvent) => void;
 
-/** Where the engine announces its events: an EventBus, or one that waits for the commit (group-commit.ts). */
+/** Where the engine announces its events: an EventBus, or anything that hears them in order. */
 export interface RunEventSink {
   emit(event: RunEvent): void;
 }

@@ -17,7 +17,6 @@ import type { RunOutcome } from "../store/types.js";
 import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./context.js";
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
-import { startGroupCommit } from "./group-commit.js";
 import { InputCaptures } from "./input-captures.js";
 import { LatestView } from "./latest-view.js";
 import { executeModelStep } from "./model-step.js";
@@ -119,22 +118,8 @@ export async function executeFeed(
   options: ExecuteOptions = {},
   control: RunControl = new RunControl(),
 ): Promise<ExecutionResult> {
-  const group = startGroupCommit(deps.store, deps.events);
-  try {
-    return await executeGrouped(plan, { ...deps, events: group.events }, options, control);
-  } finally {
-    group.end();
-  }
-}
-
-async function executeGrouped(
-  plan: RunFeed,
-  deps: EngineDeps,
-  options: ExecuteOptions,
-  control: RunControl,
-): Promise<ExecutionResult> {
   const concurrency = options.concurrency ?? plan.workflow.concurrency;
-  const apiOrigin = deps.store.getRun(plan.runId)?.apiOrigin;
+  const apiOrigin = (await deps.store.runs.get(plan.runId))?.apiOrigin;
   if (apiOrigin === undefined) throw new Error(`run ${plan.runId} is not recorded with its API origin`);
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
   const graph = new RunGraph();
@@ -183,6 +168,7 @@ async function executeGrouped(
     workflowName: plan.workflow.name,
     apiOrigin,
     deps,
+    prior: await deps.store.history.priorRuns(plan.workflow.name),
     options: resolvedOptions,
     tracker,
     control,
@@ -215,11 +201,29 @@ async function executeGrouped(
     if (!feeding && active === 0 && (lanes.waiting === 0 || control.reason === "interrupted")) finish();
   };
 
-  const block = (address: string) => {
+  // Transitions made outside a step's execution (blocking, cancelling what never started):
+  // the run ends only once they are written; one that fails is an internal error.
+  const written = new Set<Promise<void>>();
+  const awaitWrite = (address: string, write: Promise<void>, quiet = false) => {
+    written.add(write);
+    write.then(
+      () => written.delete(write),
+      (error: unknown) => {
+        written.delete(write);
+        if (!quiet) internalErrors.push({ address, error });
+      },
+    );
+  };
+
+  const block = (address: string, quiet = false) => {
     for (const blocked of graph.failed(address)) {
-      tracker.transition(blocked, StepState.blocked, {
-        error: `not run: ${address} ${tracker.state(address)}`,
-      });
+      awaitWrite(
+        blocked,
+        tracker.transition(blocked, StepState.blocked, {
+          error: `not run: ${address} ${tracker.state(address)}`,
+        }),
+        quiet,
+      );
     }
   };
 
@@ -233,14 +237,11 @@ async function executeGrouped(
 
   const crashed = (address: string, error: unknown) => {
     internalErrors.push({ address, error });
-    try {
-      const message = `internal error: ${error instanceof Error ? error.message : String(error)}`;
-      if (tracker.state(address) !== StepState.failed)
-        tracker.transition(address, StepState.failed, { error: message });
-      block(address);
-    } catch {
-      // The database itself may be what failed; the error is reported by the caller.
-    }
+    // Quiet: the database itself may be what failed, and that is reported already.
+    const message = `internal error: ${error instanceof Error ? error.message : String(error)}`;
+    if (tracker.state(address) !== StepState.failed)
+      awaitWrite(address, tracker.transition(address, StepState.failed, { error: message }), true);
+    block(address, true);
   };
 
   /** Steps that will never start because the run stopped: cancelled (or left pending on an interrupt). */
@@ -250,7 +251,7 @@ async function executeGrouped(
     const message = control.notSubmittedMessage();
     for (const address of waiting) {
       if (tracker.state(address) !== StepState.pending) continue;
-      tracker.transition(address, StepState.cancelled, { error: message });
+      awaitWrite(address, tracker.transition(address, StepState.cancelled, { error: message }));
       block(address);
     }
   };
@@ -286,7 +287,7 @@ async function executeGrouped(
   };
 
   const seenModels = new Set<string>();
-  const add = (steps: readonly PlannedStep[]) => {
+  const add = async (steps: readonly PlannedStep[]) => {
     tracker.add(steps);
     context.results.add(steps);
     graph.add(steps);
@@ -295,7 +296,7 @@ async function executeGrouped(
       seenModels.add(step.model);
       // Each model starts at the typical duration earlier runs measured, so the first round
       // of its requests is polled on time.
-      typical.seed(step.model, deps.store.typicalDurationMs(step.model, apiOrigin));
+      typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, apiOrigin));
     }
     for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
     pump();
@@ -309,7 +310,7 @@ async function executeGrouped(
   try {
     // Every slice is taken in, even after a stop: its steps are recorded, and are left or
     // cancelled like any other that did not start.
-    for await (const steps of plan.slices) add(steps);
+    for await (const steps of plan.slices) await add(steps);
   } catch (error) {
     feedError = error instanceof Error ? error : new Error(String(error));
     control.stop("interrupted");
@@ -321,6 +322,7 @@ async function executeGrouped(
   // Captures are bounded (size, idle timeout); an interrupt drops those in flight.
   await context.captures.settled();
   await latest.settled();
+  while (written.size > 0) await Promise.allSettled([...written]);
   if (feedError !== undefined) throw feedError;
 
   const counts = tracker.counts();

@@ -3,16 +3,21 @@
  * that reading a run (`runflow status`) loads the store alone, not the engine that runs one.
  */
 import { UsageError } from "../errors.js";
-import type { RunRecord, StateStore } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { RunRecord } from "../store/types.js";
 
 /** The run a `[run]` argument names, or the latest; a clear error when there is none. */
-export function findRun(store: StateStore, runId: string | undefined, statePath: string): RunRecord {
-  const run = runId === undefined ? store.latestRun() : store.getRun(runId);
+export async function findRun(
+  store: StateStore,
+  runId: string | undefined,
+  statePath: string,
+): Promise<RunRecord> {
+  const run = runId === undefined ? await store.runs.latest() : await store.runs.get(runId);
   if (run) return run;
   if (runId === undefined) {
     throw new UsageError(`no runs in ${statePath} yet`, { hint: "run `runflow apply FILE` first" });
   }
-  const recent = store.listRuns({ limit: 3 }).map((r) => r.id);
+  const recent = (await store.runs.list({ limit: 3 })).map((r) => r.id);
   throw new UsageError(`no run ${runId} in ${statePath}`, {
     hint:
       recent.length > 0

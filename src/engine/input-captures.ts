@@ -107,7 +107,7 @@ export class InputCaptures {
         maxBytes: CAPTURE_MAX_BYTES,
         idleTimeoutMs: CAPTURE_IDLE_TIMEOUT_MS,
       });
-      deps.store.recordInputCapture({
+      await deps.store.outputs.recordInputCapture({
         runId,
         url,
         address,
@@ -120,7 +120,7 @@ export class InputCaptures {
       if (this.signal.aborted) return;
       const why = deadline.aborted ? `not captured within ${CAPTURE_DEADLINE_MS / 1000} s` : messageOf(error);
       try {
-        deps.store.recordInputCapture({
+        await deps.store.outputs.recordInputCapture({
           runId,
           url,
           address,

@@ -138,17 +138,17 @@ function outcomeOf(context: ExecutionContext, decision: StepDecision, error: str
 export async function executeModelStep(context: ExecutionContext, step: PlannedStep): Promise<StepEnding> {
   const { tracker, deps, control } = context;
   const address = step.address;
-  tracker.transition(address, StepState.waiting);
+  await tracker.transition(address, StepState.waiting);
 
   // A step planned as reused takes over the step it names first: a retry's plan holds it
   // without the steps its input read (they succeeded and are not run again), so that input
   // could not be resolved here.
-  const referenced = step.reuse && referencedResult(context, step.reuse);
+  const referenced = step.reuse && (await referencedResult(context, step.reuse));
   if (referenced && step.reuse) {
-    const earlier = step.body ? undefined : deps.store.getStep(step.reuse.runId, step.reuse.address);
+    const earlier = step.body ? undefined : await deps.store.steps.get(step.reuse.runId, step.reuse.address);
     if (earlier) {
       // Its resolved input, as the step it takes over had it (the plan holds templates).
-      deps.store.updateStep(context.runId, address, {
+      await deps.store.steps.update(context.runId, address, {
         updatedAt: deps.clock.now(),
         fingerprint: earlier.fingerprint ?? null,
         input: earlier.input,
@@ -165,12 +165,16 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   if ("error" in prepared) {
     // A stop ends the media probes' waits (a media host's Retry-After): not the step's fault.
     if (control.submitSignal.aborted) return stoppedBeforeSubmission(context, address);
-    tracker.transition(address, StepState.failed, { error: prepared.error });
+    await tracker.transition(address, StepState.failed, { error: prepared.error });
     return "failed";
   }
   const { body, fingerprint } = prepared;
   if (!step.body) {
-    deps.store.updateStep(context.runId, address, { updatedAt: deps.clock.now(), fingerprint, input: body });
+    await deps.store.steps.update(context.runId, address, {
+      updatedAt: deps.clock.now(),
+      fingerprint,
+      input: body,
+    });
   }
 
   const found = findReusable(context, fingerprint);
@@ -184,7 +188,7 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   // unless the user says so.
   let reattach: Reattachment | undefined;
   const unfinished = unfinishedRequest(
-    deps.store,
+    context.prior,
     context.workflowName,
     fingerprint,
     address,
@@ -197,7 +201,7 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       submittedAt: unfinished.submittedAt,
     };
   } else if (unfinished && decide(context, step, 0, { at: "earlier-submission" }).kind !== "retry") {
-    tracker.transition(address, StepState.unknown, { error: heldBecause(unfinished) });
+    await tracker.transition(address, StepState.unknown, { error: heldBecause(unfinished) });
     return "failed";
   }
 
@@ -218,22 +222,22 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
       case "not_submitted":
         return stoppedBeforeSubmission(context, address);
       case "held":
-        tracker.transition(address, StepState.held, { error: context.costs.heldMessage() });
+        await tracker.transition(address, StepState.held, { error: context.costs.heldMessage() });
         return "failed";
       case "final": {
         if (outcome.state === "cancelled" && outcome.keepDependentsWaiting) {
-          tracker.transition(address, StepState.cancelled, { error: outcome.error });
+          await tracker.transition(address, StepState.cancelled, { error: outcome.error });
           return "left";
         }
         const tries =
           outcome.retriesEnded && step.retry.attempts > 1
             ? ` (attempt ${attempt} of ${step.retry.attempts})`
             : "";
-        tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
+        await tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
         return "failed";
       }
       case "retry": {
-        tracker.transition(address, StepState.waiting, { error: outcome.error });
+        await tracker.transition(address, StepState.waiting, { error: outcome.error });
         tracker.wait(address, {
           kind: "backoff",
           until: deps.clock.now() + outcome.waitMs,
@@ -266,14 +270,14 @@ async function takeOver(
   if (taken === "stopped") return "left";
   if (taken instanceof DiskError) {
     // Submitting again would pay for a result that could not be saved either.
-    tracker.transition(step.address, StepState.failed, {
+    await tracker.transition(step.address, StepState.failed, {
       error: `${taken.message}; nothing was submitted: \`runflow apply\` again takes over the result of run ${found.runId} once the disk can hold it`,
     });
     return "failed";
   }
   if (!taken) return undefined;
   context.results.record(step.address, resultView(taken));
-  tracker.transition(step.address, StepState.reused, {
+  await tracker.transition(step.address, StepState.reused, {
     reusedFrom: found.runId,
     requestId: taken.requestId,
     patch: { output: taken.output ?? null, files: taken.files ?? null, fingerprint },
@@ -320,9 +324,11 @@ async function prepareDeferredBody(
 }
 
 /** A step that never got submitted because the run stopped: cancelled, or left waiting for the next apply. */
-function stoppedBeforeSubmission(context: ExecutionContext, address: string): StepEnding {
+async function stoppedBeforeSubmission(context: ExecutionContext, address: string): Promise<StepEnding> {
   if (context.control.reason === "interrupted") return "left";
-  context.tracker.transition(address, StepState.cancelled, { error: context.control.notSubmittedMessage() });
+  await context.tracker.transition(address, StepState.cancelled, {
+    error: context.control.notSubmittedMessage(),
+  });
   return "failed";
 }
 
@@ -350,17 +356,20 @@ async function remoteAttempt(
     requestId = reattach.requestId;
     submittedAt = reattach.submittedAt;
     const fromRunId = reattach.fromRunId;
-    tracker.transition(step.address, StepState.in_queue, {
+    await tracker.transition(step.address, StepState.in_queue, {
       attempt,
       requestId,
-      alsoWrite: () =>
-        deps.store.startAttempt({
-          ...key,
-          workflowName: context.workflowName,
-          fingerprint,
-          startedAt,
-          reattach: { requestId, fromRunId },
-        }),
+      writeWith: (patch) =>
+        deps.store.attempts.start(
+          {
+            ...key,
+            workflowName: context.workflowName,
+            fingerprint,
+            startedAt,
+            reattach: { requestId, fromRunId },
+          },
+          patch,
+        ),
     });
     context.notice(
       "info",
@@ -370,13 +379,15 @@ async function remoteAttempt(
     // The one place that decides to spend: the budget check and the reservation are one
     // synchronous step, so concurrent steps cannot both take the last of the budget.
     if (!context.costs.reserve(key, model)) return { kind: "held" };
-    tracker.transition(step.address, StepState.submitting, {
+    await tracker.transition(step.address, StepState.submitting, {
       attempt,
-      alsoWrite: () =>
-        deps.store.startAttempt({ ...key, workflowName: context.workflowName, fingerprint, startedAt }),
+      writeWith: (patch) =>
+        deps.store.attempts.start(
+          { ...key, workflowName: context.workflowName, fingerprint, startedAt },
+          patch,
+        ),
     });
-    // Under group commit: the attempt is on disk before the POST that may create (and bill) it.
-    await deps.store.committed();
+    // Resolved: the attempt is durable before the POST that may create (and bill) it.
     const submitted = await submit(context, step, key, body);
     if (submitted.kind !== "submitted") return submitted.outcome;
     requestId = submitted.requestId;
@@ -386,11 +397,10 @@ async function remoteAttempt(
     // commit as its id (the first poll may be a typical duration away), keeps views and an
     // interrupted run's counts from showing a request that exists as still `submitting`.
     const id = requestId;
-    tracker.transition(step.address, StepState.in_queue, {
+    await tracker.transition(step.address, StepState.in_queue, {
       requestId,
-      commitWith: (patch) => deps.store.recordRequestId(key, id, submittedAt, patch),
+      writeWith: (patch) => deps.store.attempts.recordRequestId(key, id, submittedAt, patch),
     });
-    await deps.store.committed();
   }
   const outcome = await watch(context, step, key, requestId, submittedAt, reattach !== undefined);
   if (outcome.kind === "succeeded" && reattach) outcome.reattachedFrom = reattach.fromRunId;
@@ -408,7 +418,11 @@ async function submit(
   const { deps, control } = context;
   const model = step.model!;
   const endAttempt = (state: "failed" | "unknown", error: string) =>
-    deps.store.updateAttempt(key, { state, error, finishedAt: state === "failed" ? deps.clock.now() : null });
+    deps.store.attempts.update(key, {
+      state,
+      error,
+      finishedAt: state === "failed" ? deps.clock.now() : null,
+    });
   let answer;
   const startedAt = deps.clock.now();
   try {
@@ -424,14 +438,16 @@ async function submit(
     const decision = decide(context, step, key.attempt, { at: "submit", error });
     if (decision.kind === "stopped") {
       const message = control.notSubmittedMessage();
-      context.tracker.transition(step.address, StepState.waiting, {
-        alsoWrite: () =>
-          deps.store.updateAttempt(key, { state: "cancelled", error: message, finishedAt: deps.clock.now() }),
+      await context.tracker.transition(step.address, StepState.waiting, {
+        writeWith: (patch) =>
+          deps.store.steps.update(context.runId, step.address, patch, {
+            attempt: { key, patch: { state: "cancelled", error: message, finishedAt: deps.clock.now() } },
+          }),
       });
       return { kind: "outcome", outcome: { kind: "not_submitted" } };
     }
     const message = messageOf(error);
-    endAttempt("failed", message);
+    await endAttempt("failed", message);
     return { kind: "outcome", outcome: outcomeOf(context, decision, message) };
   }
   if (answer.kind === "unknown") {
@@ -439,7 +455,7 @@ async function submit(
     context.costs.settle(key, model, undefined);
     const decision = decide(context, step, key.attempt, { at: "submit-answer-lost" });
     const error = unknownSubmissionError(answer.reason, decision.kind !== "unknown");
-    endAttempt("unknown", error);
+    await endAttempt("unknown", error);
     return { kind: "outcome", outcome: outcomeOf(context, decision, error) };
   }
   // The caller commits the id before anything else (remoteAttempt).
@@ -490,6 +506,13 @@ async function watch(
   let backingOff = false;
   // The last answer about this request: a failure surfacing later began after it.
   let answeredAt = deps.clock.now();
+  // Statuses arrive in a synchronous callback: their writes are awaited when the watch ends
+  // (one that failed fails the step, as any write does).
+  let statusWritten: Promise<unknown> = Promise.resolve();
+  const afterStatus = (written: Promise<void>) => {
+    statusWritten = Promise.all([statusWritten, written]);
+    statusWritten.catch(() => undefined);
+  };
   const onStatus = (status: RequestStatus) => {
     context.apiHealth.answered();
     answeredAt = deps.clock.now();
@@ -500,18 +523,28 @@ async function watch(
     if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
       remote = "in_queue";
       position = status.queuePosition;
-      tracker.transition(address, StepState.in_queue, {
-        requestId,
-        queuePosition: position,
-        alsoWrite: () =>
-          deps.store.updateAttempt(key, { state: "in_queue", queuePosition: position ?? null }),
-      });
+      const queuePosition = position;
+      afterStatus(
+        tracker.transition(address, StepState.in_queue, {
+          requestId,
+          queuePosition,
+          writeWith: (patch) =>
+            deps.store.steps.update(context.runId, address, patch, {
+              attempt: { key, patch: { state: "in_queue", queuePosition: queuePosition ?? null } },
+            }),
+        }),
+      );
     } else if (status.status === "in_progress" && remote !== "in_progress") {
       remote = "in_progress";
-      tracker.transition(address, StepState.in_progress, {
-        requestId,
-        alsoWrite: () => deps.store.updateAttempt(key, { state: "in_progress", queuePosition: null }),
-      });
+      afterStatus(
+        tracker.transition(address, StepState.in_progress, {
+          requestId,
+          writeWith: (patch) =>
+            deps.store.steps.update(context.runId, address, patch, {
+              attempt: { key, patch: { state: "in_progress", queuePosition: null } },
+            }),
+        }),
+      );
     }
   };
 
@@ -543,7 +576,7 @@ async function watch(
         }
         if (decision.kind !== "retry" || decision.before !== "poll") {
           context.costs.settle(key, model, undefined);
-          deps.store.updateAttempt(key, {
+          await deps.store.attempts.update(key, {
             state: "failed",
             error: messageOf(error),
             finishedAt: deps.clock.now(),
@@ -571,7 +604,8 @@ async function watch(
     context.typical.observe(model, serverDurationMs(result));
     // What the request cost, recorded on its attempt as soon as it is known (unknown: never 0).
     context.costs.settle(key, model, result.costMicros);
-    if (result.costMicros !== undefined) deps.store.updateAttempt(key, { costMicros: result.costMicros });
+    if (result.costMicros !== undefined)
+      await deps.store.attempts.update(key, { costMicros: result.costMicros });
     const now = deps.clock.now();
     if (result.status === "succeeded") {
       // A success with nothing in it is the API failing the request: a failed attempt,
@@ -579,7 +613,7 @@ async function watch(
       const problem = outputProblem(deps.registry.get(model), result.output ?? result.strayOutput);
       if (problem === undefined) return { kind: "succeeded", result, key, requestId };
       const error = `request ${requestId} succeeded but ${problem}`;
-      deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
+      await deps.store.attempts.update(key, { state: "failed", error, finishedAt: now });
       return outcomeOf(
         context,
         decide(context, step, key.attempt, { at: "result", status: "empty-success" }),
@@ -587,17 +621,22 @@ async function watch(
       );
     }
     if (result.status === "cancelled") {
-      deps.store.updateAttempt(key, { state: "cancelled", error: "cancelled at the API", finishedAt: now });
+      await deps.store.attempts.update(key, {
+        state: "cancelled",
+        error: "cancelled at the API",
+        finishedAt: now,
+      });
       const decision = decide(context, step, key.attempt, { at: "result", status: "cancelled" });
       return outcomeOf(context, decision, `request ${requestId} was cancelled at the API`);
     }
     const error = result.error ?? "the request failed";
-    deps.store.updateAttempt(key, { state: "failed", error, finishedAt: now });
+    await deps.store.attempts.update(key, { state: "failed", error, finishedAt: now });
     return outcomeOf(context, decide(context, step, key.attempt, { at: "result", status: "failed" }), error);
   } finally {
     // With a reason of our own: abort() alone builds a DOMException (and its stack) per step.
     timerAbort.abort(WATCH_ENDED);
     control.submitSignal.removeEventListener("abort", onStopSubmitting);
+    await statusWritten;
   }
 }
 
@@ -614,7 +653,7 @@ async function stoppedWhileRemote(
   const { deps } = context;
   if (decision.situation === "cancelled-while-queued") {
     context.costs.release(key);
-    deps.store.updateAttempt(key, {
+    await deps.store.attempts.update(key, {
       state: "cancelled",
       error: "cancelled while queued",
       finishedAt: deps.clock.now(),
@@ -632,7 +671,7 @@ async function stoppedWhileRemote(
         `${step.address}: request ${requestId} timed out while running; the API cannot cancel a running request, so it may still finish and be billed`,
       );
     }
-    deps.store.updateAttempt(key, {
+    await deps.store.attempts.update(key, {
       state: "timed_out",
       error: message,
       finishedAt: deps.clock.now(),
@@ -643,7 +682,7 @@ async function stoppedWhileRemote(
   if (decision.kind === "stopped" && decision.cancelQueued && remote !== "in_progress") {
     if (await cancelRequest(context, requestId)) {
       context.costs.release(key);
-      deps.store.updateAttempt(key, {
+      await deps.store.attempts.update(key, {
         state: "cancelled",
         error: "cancelled on interrupt",
         finishedAt: deps.clock.now(),
@@ -698,7 +737,7 @@ async function collect(
   const rows: NewOutput[] = [];
   const placed: { name: string; index: number | undefined; path: string }[] = [];
   if (context.options.download && files.length > 0) {
-    tracker.transition(step.address, StepState.downloading, { requestId });
+    await tracker.transition(step.address, StepState.downloading, { requestId });
   }
   for (const file of files) {
     const row: NewOutput = {
@@ -733,7 +772,7 @@ async function collect(
       // The attempt stays open whatever the decision: the request succeeded and is collected
       // by the next apply, never paid for twice.
       const state = decision.kind === "final" ? decision.state : StepState.failed;
-      tracker.transition(step.address, state, {
+      await tracker.transition(step.address, state, {
         error: `${messageOf(error)} (request ${requestId} succeeded; \`runflow apply\` again collects it without paying twice)`,
       });
       return "failed";
@@ -742,18 +781,22 @@ async function collect(
   const output = result.output ?? {};
   const filesView = context.options.download ? filesByName(placed) : undefined;
   context.results.record(step.address, resultView({ output, files: filesView, requestId }));
-  tracker.transition(step.address, StepState.succeeded, {
+  await tracker.transition(step.address, StepState.succeeded, {
     requestId,
     patch: { output, files: filesView ?? null, fingerprint },
-    alsoWrite: () => {
-      for (const row of rows) deps.store.recordOutput(row);
-      deps.store.updateAttempt(key, {
-        state: "succeeded",
-        error: null,
-        finishedAt: deps.clock.now(),
-        serverMs: serverDurationMs(result),
-      });
-    },
+    writeWith: (patch) =>
+      deps.store.steps.update(context.runId, step.address, patch, {
+        outputs: rows,
+        attempt: {
+          key,
+          patch: {
+            state: "succeeded",
+            error: null,
+            finishedAt: deps.clock.now(),
+            serverMs: serverDurationMs(result),
+          },
+        },
+      }),
   });
   return "succeeded";
 }

@@ -5,7 +5,8 @@
  * last at that origin is used, and said so.
  */
 import type { ModelPriceAnswer } from "../api/answers.js";
-import type { PriceRecord, StateStore } from "../store/types.js";
+import type { HistoryPort } from "../store/port.js";
+import type { PriceRecord } from "../store/types.js";
 import { requestEstimate, type CostAssumption, type RequestEstimate } from "../cost/estimate.js";
 
 /** Asks the API for a model's price: undefined when it gives none; throws when it cannot be asked. */
@@ -28,11 +29,11 @@ export async function readPrices(
     apiOrigin: string;
     source?: PriceSource | undefined;
     /** Where prices are recorded and, failing the API, read from. */
-    store?: Pick<StateStore, "pricesAt"> & Partial<Pick<StateStore, "recordPrice">>;
+    store?: Pick<HistoryPort, "pricesAt"> & Partial<Pick<HistoryPort, "recordPrice">>;
     now: number;
   },
 ): Promise<ReadPrices> {
-  const recorded = options.store?.pricesAt(options.apiOrigin) ?? new Map<string, PriceRecord>();
+  const recorded = (await options.store?.pricesAt(options.apiOrigin)) ?? new Map<string, PriceRecord>();
   const prices = new Map<string, PriceRecord>();
   const notes: string[] = [];
   await Promise.all(
@@ -54,7 +55,7 @@ export async function readPrices(
           readAt: options.now,
         };
         prices.set(model, price);
-        options.store?.recordPrice?.(price);
+        await options.store?.recordPrice?.(price);
       } catch (error) {
         const known = recorded.get(model);
         const why = error instanceof Error ? error.message : String(error);

@@ -3,10 +3,13 @@
  * successes it may take over, the requests it re-attaches to, and the requests made at
  * another API that still hold a step. The planner reads it through its PriorState port and
  * the executor asks the very same questions at run time, so `plan` says what `apply` does.
+ * Both ask the store's synchronous lookup of earlier runs (`store.history.priorRuns`): the
+ * planner is synchronous and pure.
  */
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN, isEmulatorOrigin } from "../api/origin.js";
 import type { PriorState, UnfinishedRequest } from "../plan/types.js";
-import type { InFlightAttempt, StateStore } from "../store/types.js";
+import type { PriorRunsLookup } from "../store/port.js";
+import type { InFlightAttempt } from "../store/types.js";
 
 /**
  * Requests that may still exist: not those of the embedded emulator, which ended with the
@@ -24,7 +27,7 @@ function mayStillExist(attempt: InFlightAttempt): boolean {
  *   not sent again to RunComfy through another base URL, but the emulator bills nothing.
  */
 export function unfinishedRequest(
-  store: Pick<StateStore, "inFlightAt">,
+  store: Pick<PriorRunsLookup, "inFlightAt">,
   workflowName: string,
   fingerprint: string,
   address: string,
@@ -77,7 +80,7 @@ export function heldBecause(unfinished: Exclude<UnfinishedRequest, { kind: "reat
  * the step starts (model-step.ts), rather than twice (about 25 µs a step).
  */
 export function priorStateAt(
-  store: Pick<StateStore, "findSucceeded" | "inFlightAt">,
+  store: Pick<PriorRunsLookup, "findSucceeded" | "inFlightAt">,
   apiOrigin: string,
   options: { fresh?: boolean | undefined; unfinished?: boolean | undefined } = {},
 ): PriorState {
@@ -97,7 +100,7 @@ export function priorStateAt(
  * this run neither polls them (that API would not know their ids) nor forgets them.
  */
 export function unfinishedElsewhere(
-  store: Pick<StateStore, "listInFlight">,
+  store: Pick<PriorRunsLookup, "listInFlight">,
   workflowName: string,
   apiOrigin: string,
 ): string[] {

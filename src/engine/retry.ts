@@ -8,7 +8,8 @@ import { UsageError } from "../errors.js";
 import { loadModelRegistry } from "../models/registry.js";
 import { countDecisions } from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
-import type { RunRecord, StateStore, StepRecord } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { RunRecord, StepRecord } from "../store/types.js";
 import { systemClock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import {
@@ -130,19 +131,19 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const cwd = request.cwd ?? process.cwd();
   const env = request.env ?? process.env;
   const clock = services.clock ?? systemClock;
-  const { store, path: statePath } = openStateStore(request.statePath, cwd, env);
+  const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
   try {
-    const parent = findRun(store, request.run, statePath);
+    const parent = await findRun(store, request.run, statePath);
     checkSameApi(parent, apiOriginFor({ env, api: request.api }));
-    const saved = readStoredPlan(store, parent.id);
+    const saved = await readStoredPlan(store, parent.id);
     if (!saved) {
       throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {
         hint: "run `runflow apply FILE` again instead: it finishes what is missing",
       });
     }
-    const recordsOf = (from: StateStore) =>
-      new Map(from.getSteps(parent.id).map((record) => [record.address, record]));
-    const records = recordsOf(store);
+    const recordsOf = async (from: StateStore) =>
+      new Map((await from.steps.list(parent.id)).map((record) => [record.address, record]));
+    const records = await recordsOf(store);
     const stored = decodePlan(saved, records);
     const runId = services.runId ?? newRunId(clock.now());
     const probe = retryPlan(stored, records, {
@@ -172,9 +173,9 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
           cacheTtlMs,
         },
         // Made again under the lock: the parent's steps may have changed while waiting for it.
-        plan: (lockedStore, id, now) =>
+        plan: async (lockedStore, id, now) =>
           streamOf(
-            retryPlan(stored, recordsOf(lockedStore), {
+            retryPlan(stored, await recordsOf(lockedStore), {
               runId: id,
               now,
               steps: request.steps,
@@ -194,6 +195,6 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
     );
     return { ...outcome, statePath, parentRunId: parent.id };
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -8,7 +8,7 @@
 import { stat } from "node:fs/promises";
 import { pathToFileURL } from "node:url";
 import type { PlannedStep, ReusableStep, ReuseReference } from "../plan/types.js";
-import type { OutputRecord, StepRecord } from "../store/types.js";
+import type { NewOutput, OutputRecord, StepRecord } from "../store/types.js";
 import type { ExecutionContext } from "./context.js";
 import { hashFile, linkOrCopyAtomic, type FileFacts } from "./local-files.js";
 import { filesByName, outputFilesOf, outputPath } from "./output-files.js";
@@ -42,11 +42,11 @@ export function reusableOf(record: StepRecord): ReusableStep {
  * undefined when that record is gone or no longer a success (the step then looks again by
  * fingerprint).
  */
-export function referencedResult(
+export async function referencedResult(
   context: ExecutionContext,
   reference: ReuseReference,
-): ReusableStep | undefined {
-  const record = context.deps.store.getStep(reference.runId, reference.address);
+): Promise<ReusableStep | undefined> {
+  const record = await context.deps.store.steps.get(reference.runId, reference.address);
   return record && isSuccess(record.state) ? reusableOf(record) : undefined;
 }
 
@@ -54,7 +54,7 @@ export function referencedResult(
 export function findReusable(context: ExecutionContext, fingerprint: string): ReusableStep | undefined {
   if (context.options.fresh) return undefined;
   const notBefore = context.deps.clock.now() - context.options.cacheTtlMs;
-  return context.deps.store.findSucceeded(context.workflowName, fingerprint, {
+  return context.prior.findSucceeded(context.workflowName, fingerprint, {
     apiOrigin: context.apiOrigin,
     notBefore,
   });
@@ -108,11 +108,11 @@ export async function takeOverModelStep(
   const { store, clock, download } = context.deps;
   const now = clock.now();
   const earlierRows = new Map<string, OutputRecord>();
-  for (const row of store.getOutputs(found.runId, found.address)) {
+  for (const row of await store.outputs.list(found.runId, found.address)) {
     earlierRows.set(outputKey(row.name, row.index), row);
   }
   const placed: { name: string; index: number | undefined; path: string }[] = [];
-  const rows: Parameters<typeof store.recordOutput>[0][] = [];
+  const rows: NewOutput[] = [];
   for (const file of outputFilesOf(step.stepId, found.output)) {
     const row = {
       runId: context.runId,
@@ -149,9 +149,7 @@ export async function takeOverModelStep(
     // Recorded once the file is in place: a file modified after its record is one to check again.
     rows.push({ ...row, path: wanted, bytes: facts.bytes, sha256: facts.sha256, createdAt: clock.now() });
   }
-  store.transaction(() => {
-    for (const row of rows) store.recordOutput(row);
-  });
+  await store.outputs.record(rows);
   return {
     output: found.output,
     files: context.options.download ? filesByName(placed) : undefined,
@@ -167,8 +165,10 @@ export async function takeOverRunStep(
   found: ReusableStep,
 ): Promise<TakenOver | undefined> {
   const { store, clock } = context.deps;
-  const earlierRows = new Map(store.getOutputs(found.runId, found.address).map((row) => [row.name, row]));
-  const rows: Parameters<typeof store.recordOutput>[0][] = [];
+  const earlierRows = new Map(
+    (await store.outputs.list(found.runId, found.address)).map((row) => [row.name, row]),
+  );
+  const rows: NewOutput[] = [];
   for (const [name, wanted] of Object.entries(outputNames)) {
     const earlierPath = found.files?.[name];
     const earlier =
@@ -186,8 +186,6 @@ export async function takeOverRunStep(
       createdAt: clock.now(),
     });
   }
-  store.transaction(() => {
-    for (const row of rows) store.recordOutput(row);
-  });
+  await store.outputs.record(rows);
   return { files: { ...outputNames }, stdout: found.stdout };
 }

@@ -7,7 +7,8 @@ import os from "node:os";
 import path from "node:path";
 import { emptyCounts, type PlannedInstance } from "../plan/plan.js";
 import type { Plan, PlanCounts, PlannedStep } from "../plan/types.js";
-import type { NewStep, RunKind, StateStore } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { NewStep, RunKind } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
 import { costToJson, usdOf } from "../cost/money.js";
@@ -105,6 +106,7 @@ export class RunRecorder {
   readonly #deps: { store: StateStore; events: RunEventSink; clock: Clock };
   readonly #stream: Omit<PlanStream, "instances">;
   readonly #encoder: PlanEncoder;
+  readonly #meta: RunMeta;
   readonly #counts: PlanCounts = emptyCounts();
   #parts = 0;
 
@@ -118,8 +120,16 @@ export class RunRecorder {
     // Outputs folders are stored relative to the workflow's folder: their common folder is
     // known only once every step is planned.
     this.#encoder = new PlanEncoder(path.dirname(stream.workflow.file));
+    this.#meta = meta;
     this.startedAt = deps.clock.now();
-    deps.store.createRun({
+  }
+
+  /** Records the run (without its steps yet), then announces it. */
+  async start(): Promise<void> {
+    const { store, events } = this.#deps;
+    const stream = this.#stream;
+    const meta = this.#meta;
+    await store.runs.create({
       id: stream.runId,
       workflowName: stream.workflow.name,
       workflowFile: meta.file,
@@ -133,7 +143,7 @@ export class RunRecorder {
       hostname: os.hostname(),
       apiOrigin: meta.apiOrigin,
     });
-    deps.events.emit({
+    events.emit({
       event: "run_started",
       at: this.startedAt,
       runId: stream.runId,
@@ -152,7 +162,7 @@ export class RunRecorder {
   }
 
   /** Records these instances' steps: their rows, then their part of the stored plan. */
-  record(instances: readonly PlannedInstance[]): void {
+  async record(instances: readonly PlannedInstance[]): Promise<void> {
     const rows: NewStep[] = [];
     const stored: ReturnType<PlanEncoder["step"]>[] = [];
     for (const instance of instances) {
@@ -164,14 +174,13 @@ export class RunRecorder {
       });
     }
     if (rows.length === 0) return;
-    this.#deps.store.insertSteps(this.#stream.runId, rows, this.startedAt);
-    this.#deps.store.addRunPlanPart(this.#stream.runId, this.#parts++, stored);
+    await this.#deps.store.runs.addPlanPart(this.#stream.runId, this.#parts++, rows, stored, this.startedAt);
   }
 
   /** Writes the stored plan's own record: from now on `retry` can work from this run. */
-  finish(): PlanCounts {
+  async finish(): Promise<PlanCounts> {
     const { runId, createdAt, workflow } = this.#stream;
-    this.#deps.store.setRunPlan(
+    await this.#deps.store.runs.setPlan(
       runId,
       this.#encoder.whole({ runId, createdAt, workflow, counts: this.#counts }, []),
     );
@@ -180,18 +189,19 @@ export class RunRecorder {
 }
 
 /** Records the run with its whole plan and every step (all pending), then announces it. */
-export function beginRun(
+export async function beginRun(
   deps: { store: StateStore; events: RunEventSink; clock: Clock },
   plan: Plan,
   meta: RunMeta,
-): number {
+): Promise<number> {
   const recorder = new RunRecorder(deps, streamOf(plan), meta);
+  await recorder.start();
   // In slices, so a 100,000-step plan never holds all its rows (nor its stored steps) at once.
   for (let from = 0; from < plan.steps.length; from += INSERT_SLICE) {
     const steps = plan.steps.slice(from, from + INSERT_SLICE);
-    recorder.record([{ position: from, steps }]);
+    await recorder.record([{ position: from, steps }]);
   }
-  recorder.finish();
+  await recorder.finish();
   return recorder.startedAt;
 }
 
@@ -199,13 +209,13 @@ export function beginRun(
  * Records how the run ended, then announces it. Earlier runs it finished the work of (they
  * were interrupted or died) are marked so, and it says so.
  */
-export function endRun(
+export async function endRun(
   deps: { store: StateStore; events: RunEventSink; clock: Clock },
   runId: string,
   startedAt: number,
   result: Pick<ExecutionResult, "status" | "exitCode" | "counts" | "budget">,
-): void {
-  const closed = deps.store.closeRunsFinishedBy(runId);
+): Promise<void> {
+  const closed = await deps.store.runs.closeFinishedBy(runId);
   if (closed.length > 0) {
     deps.events.emit({
       event: "notice",
@@ -216,7 +226,7 @@ export function endRun(
     });
   }
   const finishedAt = deps.clock.now();
-  deps.store.finishRun(runId, {
+  await deps.store.runs.finish(runId, {
     status: result.status,
     exitCode: result.exitCode,
     finishedAt,
@@ -230,7 +240,7 @@ export function endRun(
     exitCode: result.exitCode,
     elapsedMs: finishedAt - startedAt,
     counts: result.counts,
-    cost: costToJson(deps.store.runCost(runId)),
+    cost: costToJson(await deps.store.history.runCost(runId)),
     ...(result.budget ? { budget: result.budget } : {}),
   });
 }

@@ -13,6 +13,7 @@ import { TOKEN_VARIABLES } from "../api/env.js";
 import { backoff } from "../api/retry-policy.js";
 import { fingerprintRunStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
+import type { NewOutput } from "../store/types.js";
 import { pathValueGuard } from "../template/path-values.js";
 import { asText, resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { formatDuration } from "../util/duration.js";
@@ -130,7 +131,7 @@ function lastLines(text: string, count: number): string {
 export async function executeRunStep(context: ExecutionContext, step: PlannedStep): Promise<StepEnding> {
   const { tracker, deps, control } = context;
   const address = step.address;
-  tracker.transition(address, StepState.waiting);
+  await tracker.transition(address, StepState.waiting);
 
   let invocation: Invocation;
   let fingerprint: string;
@@ -141,10 +142,10 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
   } catch (error) {
     const message =
       error instanceof TemplateResolutionError ? `run: ${error.message}` : (error as Error).message;
-    tracker.transition(address, StepState.failed, { error: message });
+    await tracker.transition(address, StepState.failed, { error: message });
     return "failed";
   }
-  deps.store.updateStep(context.runId, address, {
+  await deps.store.steps.update(context.runId, address, {
     updatedAt: deps.clock.now(),
     fingerprint,
     input: { argv: invocation.argv, cwd: invocation.cwd, env: invocation.env },
@@ -155,7 +156,7 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
     const taken = await takeOverRunStep(context, invocation.outputs, address, found);
     if (taken) {
       context.results.record(address, resultView(taken));
-      tracker.transition(address, StepState.reused, {
+      await tracker.transition(address, StepState.reused, {
         reusedFrom: found.runId,
         patch: { files: taken.files ?? null, stdout: taken.stdout ?? null, fingerprint },
       });
@@ -169,7 +170,7 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
     if (outcome.kind === "done") return finish(context, step, invocation, fingerprint, outcome.result);
     if (outcome.kind === "not_started") return notStarted(context, address);
     if (outcome.kind === "killed") {
-      tracker.transition(address, StepState.cancelled, {
+      await tracker.transition(address, StepState.cancelled, {
         error: `killed: the run was ${control.reason ?? "stopped"}`,
       });
       return control.reason === "interrupted" ? "left" : "failed";
@@ -179,10 +180,10 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
         outcome.kind === "retryable" && step.retry.attempts > 1
           ? ` (attempt ${attempt} of ${step.retry.attempts})`
           : "";
-      tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
+      await tracker.transition(address, outcome.state, { error: `${outcome.error}${tries}` });
       return "failed";
     }
-    tracker.transition(address, StepState.waiting, { error: outcome.error });
+    await tracker.transition(address, StepState.waiting, { error: outcome.error });
     try {
       await deps.clock.sleep(
         backoff(attempt, { baseMs: step.retry.backoffMs, maxMs: step.retry.maxBackoffMs }, deps.random),
@@ -215,7 +216,7 @@ async function runOnce(
     if (control.reason === "interrupted" || control.reason === "cancelled") kill.abort();
   };
   control.submitSignal.addEventListener("abort", onStop, { once: true });
-  tracker.transition(step.address, StepState.running, {
+  await tracker.transition(step.address, StepState.running, {
     attempt,
     patch: { attempt, startedAt: deps.clock.now() },
   });
@@ -258,10 +259,10 @@ async function finish(
   result: ProcessOutcome,
 ): Promise<StepEnding> {
   const { deps, tracker } = context;
-  const rows: Parameters<typeof deps.store.recordOutput>[0][] = [];
+  const rows: NewOutput[] = [];
   for (const [name, file] of Object.entries(invocation.outputs)) {
     if ((await regularFileSize(file)) === undefined) {
-      tracker.transition(step.address, StepState.failed, {
+      await tracker.transition(step.address, StepState.failed, {
         error: `output \`${name}\` was not produced: no file at ${file}`,
       });
       return "failed";
@@ -282,17 +283,17 @@ async function finish(
     result.stdout.length > MAX_STDOUT_CHARS ? result.stdout.slice(0, MAX_STDOUT_CHARS) : result.stdout;
   const files = { ...invocation.outputs };
   context.results.record(step.address, resultView({ files, stdout }));
-  tracker.transition(step.address, StepState.succeeded, {
+  await tracker.transition(step.address, StepState.succeeded, {
     patch: { files, stdout, fingerprint },
-    alsoWrite: () => {
-      for (const row of rows) deps.store.recordOutput(row);
-    },
+    writeWith: (patch) => deps.store.steps.update(context.runId, step.address, patch, { outputs: rows }),
   });
   return "succeeded";
 }
 
-function notStarted(context: ExecutionContext, address: string): StepEnding {
+async function notStarted(context: ExecutionContext, address: string): Promise<StepEnding> {
   if (context.control.reason === "interrupted") return "left";
-  context.tracker.transition(address, StepState.cancelled, { error: context.control.notSubmittedMessage() });
+  await context.tracker.transition(address, StepState.cancelled, {
+    error: context.control.notSubmittedMessage(),
+  });
   return "failed";
 }

@@ -6,7 +6,8 @@
  */
 import path from "node:path";
 import type { Plan, PlannedStep, ReuseReference, StepDecision } from "../plan/types.js";
-import type { StateStore, StepRecord } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { StepRecord } from "../store/types.js";
 import { commonFolder } from "./paths.js";
 
 export const STORED_PLAN_FORMAT = "runflow-plan/1";
@@ -143,10 +144,10 @@ export function encodePlan(plan: Plan, outputsRoot: string = defaultOutputsRoot(
 }
 
 /** A run's stored plan with every part's steps after its own, or undefined if it has none runflow can read. */
-export function readStoredPlan(store: StateStore, runId: string): StoredPlan | undefined {
-  const saved = store.getRunPlan(runId);
+export async function readStoredPlan(store: StateStore, runId: string): Promise<StoredPlan | undefined> {
+  const saved = await store.runs.plan(runId);
   if (!isStoredPlan(saved)) return undefined;
-  const parts = store.getRunPlanParts(runId) as StoredStep[][];
+  const parts = (await store.runs.planParts(runId)) as StoredStep[][];
   return parts.length === 0 ? saved : { ...saved, steps: saved.steps.concat(...parts) };
 }
 

@@ -1,12 +1,15 @@
 /**
- * The one way a step changes state (DESIGN practice 7): check the edge, write it to the
- * state database, then announce it (under group commit, once the write is committed:
- * group-commit.ts). A view can never show a state the database does not hold, and a crash
- * right after an announcement loses nothing.
+ * The one way a step changes state (DESIGN practice 7): check the edge, take the new state
+ * in memory at once (so concurrent decisions see it), write it to the state store, and
+ * announce it once the store's promise resolved — once the write survives a crash (the
+ * port's contract, store/port.ts). A view can never show a state the database does not
+ * hold, and a crash right after an announcement loses nothing. Events keep their order:
+ * the store resolves writes in the order they were made.
  */
 import { usdOf, type CostTotal } from "../cost/money.js";
 import type { PlannedStep } from "../plan/types.js";
-import type { StateStore, StepFiles, StepPatch } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink, WaitReason } from "./events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
@@ -21,10 +24,12 @@ export interface TransitionDetails {
   reusedFrom?: string | undefined;
   /** Further step columns written with the state (output, files, fingerprint …). */
   patch?: Omit<StepPatch, "updatedAt" | "state"> | undefined;
-  /** Further writes (an attempt's start or end, outputs) committed in the same transaction, before the state. */
-  alsoWrite?: (() => void) | undefined;
-  /** Writes the state itself, in one transaction with what must share it (a request's id). */
-  commitWith?: ((patch: StepPatch) => void) | undefined;
+  /**
+   * Writes the step's patch itself, in one atomic write with what must share it (an
+   * attempt's start, its request id, its end with the outputs): a port method that takes
+   * the step's patch. Default: `store.steps.update`.
+   */
+  writeWith?: ((patch: StepPatch) => Promise<void>) | undefined;
 }
 
 /** Told of every step that reached a terminal state, once it is written (the latest view listens). */
@@ -103,8 +108,11 @@ export class StepTracker {
     return counts;
   }
 
-  /** Writes the new state (and whatever `details` carries), then emits the step event. */
-  transition(address: string, to: StepState, details: TransitionDetails = {}): void {
+  /**
+   * Takes the new state, writes it (and whatever `details` carries), then emits the step
+   * event once the write resolved. Rejects when the write failed (nothing is announced).
+   */
+  async transition(address: string, to: StepState, details: TransitionDetails = {}): Promise<void> {
     const live = this.#get(address);
     const from = live.state;
     if (!canTransition(from, to)) throw new IllegalTransitionError(address, from, to);
@@ -119,13 +127,9 @@ export class StepTracker {
     if (details.reusedFrom !== undefined) patch.reusedFromRun = details.reusedFrom;
     if (isTerminal(to)) patch.finishedAt = now;
 
-    const write = () => {
-      details.alsoWrite?.();
-      this.#store.updateStep(this.#runId, address, patch);
-    };
-    if (details.commitWith) details.commitWith(patch);
-    else if (details.alsoWrite) this.#store.transaction(write);
-    else write();
+    const written = details.writeWith
+      ? details.writeWith(patch)
+      : this.#store.steps.update(this.#runId, address, patch);
 
     live.state = to;
     if (details.attempt !== undefined) live.attempt = details.attempt;
@@ -136,6 +140,8 @@ export class StepTracker {
     this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
 
     const step = this.#steps.get(address);
+    const { attempt, requestId } = live;
+    await written;
     const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
     this.#events.emit({
       event: "step",
@@ -145,8 +151,8 @@ export class StepTracker {
       address,
       state: to,
       previous: from,
-      attempt: live.attempt,
-      requestId: live.requestId,
+      attempt,
+      requestId,
       queuePosition: to === StepState.in_queue ? details.queuePosition : undefined,
       model: step?.model,
       error: details.error,

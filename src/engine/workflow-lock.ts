@@ -6,7 +6,8 @@
  */
 import os from "node:os";
 import { InterruptedError, LockHeldError } from "../errors.js";
-import type { LockHolder, StateStore } from "../store/types.js";
+import type { StateStore } from "../store/port.js";
+import type { LockHolder } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import { formatDuration } from "../util/duration.js";
 import type { RunControl } from "./run-control.js";
@@ -48,7 +49,7 @@ export async function acquireWorkflowLock(options: AcquireOptions): Promise<void
   let announcedWait = false;
   for (;;) {
     const now = clock.now();
-    const result = store.acquireLock(
+    const result = await store.locks.acquire(
       workflowName,
       { runId, pid: process.pid, hostname: os.hostname() },
       { now, staleAfterMs: options.timing.staleAfterMs },
@@ -86,10 +87,11 @@ export async function acquireWorkflowLock(options: AcquireOptions): Promise<void
 export function keepLockAlive(options: AcquireOptions & { onLost: () => void }): { stop(): void } {
   const { store, clock, workflowName, runId, control } = options;
   const stopped = new AbortController();
-  const beat = (): "held" | "lost" | "failed" => {
+  const beat = async (): Promise<"held" | "lost" | "failed"> => {
     try {
-      if (!store.heartbeat(workflowName, runId, clock.now())) return "lost";
-      if (store.getRun(runId)?.cancelRequestedAt !== undefined && !control.stopped) control.stop("cancelled");
+      if (!(await store.locks.heartbeat(workflowName, runId, clock.now()))) return "lost";
+      const run = await store.runs.get(runId);
+      if (run?.cancelRequestedAt !== undefined && !control.stopped) control.stop("cancelled");
       return "held";
     } catch {
       // Another process kept the database busy past the busy timeout (or a write failed):
@@ -101,7 +103,7 @@ export function keepLockAlive(options: AcquireOptions & { onLost: () => void }):
   const loop = async () => {
     for (;;) {
       await clock.sleep(options.timing.heartbeatMs, stopped.signal);
-      if (beat() === "lost") {
+      if ((await beat()) === "lost") {
         options.onLost();
         return;
       }

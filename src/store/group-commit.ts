@@ -1,5 +1,5 @@
 /**
- * Group commit on one SQLite connection (StateStore.setGroupCommit). While on, the first
+ * Group commit on one SQLite connection (SqliteStore.setGroupCommit; the port's SQLite adapter keeps it on). While on, the first
  * write opens a transaction, every later write joins it, and it is committed when the turn
  * of the event loop ends (setImmediate: after the turn's I/O callbacks). Each commit appends
  * every page it changed to the log and brings the log closer to a checkpoint (with its

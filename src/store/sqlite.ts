@@ -40,7 +40,6 @@ import type {
   RunRecord,
   RunResult,
   RunStatus,
-  StateStore,
   StepFiles,
   StepFilter,
   StepKind,
@@ -761,8 +760,13 @@ function isThenable(value: unknown): boolean {
   return typeof (value as { then?: unknown } | null)?.then === "function";
 }
 
-/** The StateStore on one SQLite connection. Each method is one prepared query (or one transaction of them). */
-export class SqliteStore implements StateStore {
+/**
+ * The synchronous database layer on one SQLite connection: each method is one prepared
+ * query (or one transaction of them). The engine reaches it only through the port's SQLite
+ * adapter (sqlite-state-store.ts), which adds group commit and its promises; tests use it
+ * directly to seed and inspect a state file.
+ */
+export class SqliteStore {
   readonly path: string;
   readonly readonly: boolean;
   readonly #db: Database.Database;

@@ -1,11 +1,9 @@
 /**
- * The state store port (SPEC §5): runs, their steps, every remote attempt, downloaded outputs
- * and the per-workflow lock. The engine sees only this interface, so another backend can sit
- * beside SQLite. Timestamps are milliseconds since the epoch, always passed in by the caller
- * (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
+ * The records of the state store (SPEC §5): runs, their steps, every remote attempt,
+ * downloaded outputs and the per-workflow lock, as the port (port.ts) takes and gives them. Timestamps are
+ * milliseconds since the epoch, always passed in by the caller (the store has no clock). JSON columns are parsed and serialised here: callers pass and get
  * plain values. There is no field for the API token anywhere.
  */
-import type { CostTotal } from "../cost/money.js";
 import type { ReusableStep } from "../plan/types.js";
 
 // The planner owns this shape; the engine builds its PriorState port on the store (prior-runs.ts).
@@ -358,132 +356,4 @@ export type LockResult =
 export interface ReuseScope {
   apiOrigin: string;
   notBefore?: number | undefined;
-}
-
-export interface StateStore {
-  // Runs
-  createRun(run: NewRun): void;
-  finishRun(runId: string, result: RunResult): void;
-  getRun(runId: string): RunRecord | undefined;
-  /** The newest run (of one workflow, or of any). */
-  latestRun(workflowName?: string): RunRecord | undefined;
-  /** Newest first. */
-  listRuns(options: { limit: number; workflowName?: string | undefined }): RunRecord[];
-  /** The resolved plan stored with the run; undefined when the run does not exist. */
-  getRunPlan(runId: string): unknown;
-  /** Replaces the plan a run was created with (a plan recorded as it is made is complete only at the end). */
-  setRunPlan(runId: string, plan: unknown): void;
-  /**
-   * The instances (`JOB/KEY`) of a run with a step that did not succeed (nor was reused):
-   * what is left to do after it.
-   */
-  unfinishedInstances(runId: string): Set<string>;
-  /** Stores part `part` of a run's plan (steps stored apart from it, in order). */
-  addRunPlanPart(runId: string, part: number, steps: unknown): void;
-  /** The parts of a run's plan, in order; none for a plan stored whole. */
-  getRunPlanParts(runId: string): unknown[];
-  requestCancel(runId: string, at: number): void;
-  /**
-   * Marks the earlier runs of `run`'s workflow and API origin that were left unfinished
-   * (interrupted, or still `running` after their process died) and whose every unfinished
-   * step has now succeeded (or been reused) in `run`: they say `run` finished them. Call
-   * it holding the workflow's lock, once `run` is over. Returns the ids it marked.
-   */
-  closeRunsFinishedBy(runId: string): string[];
-
-  // Steps
-  /** All in one transaction: a 100,000-step plan costs one commit. */
-  insertSteps(runId: string, steps: readonly NewStep[], createdAt: number): void;
-  updateStep(runId: string, address: string, patch: StepPatch): void;
-  getStep(runId: string, address: string): StepRecord | undefined;
-  /** In plan order. */
-  getSteps(runId: string, filter?: StepFilter): StepRecord[];
-  countStepsByState(runId: string): Partial<Record<StoredStepState, number>>;
-
-  // Attempts
-  /** Inserts the attempt and makes the step's `attempt` and `requestId` mirror it, atomically. */
-  startAttempt(attempt: NewAttempt): void;
-  /**
-   * Records the request id the API just returned, in its own transaction: once committed
-   * (before returning, or under group commit when `committed()` resolves), a crash leads to
-   * re-attachment, never to a second submission. `step`, when given, is the step's new
-   * state, written in the same commit. Refuses to run inside `transaction()`, whose commit
-   * would come too late.
-   */
-  recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): void;
-  updateAttempt(key: AttemptKey, patch: AttemptPatch): void;
-  getAttempts(runId: string, address?: string): AttemptRecord[];
-  /**
-   * The newest in-flight attempt of this workflow and fingerprint (at `address`, when given),
-   * of any API origin. An attempt is taken over only by a later one at the same origin.
-   */
-  findInFlight(workflowName: string, fingerprint: string, address?: string): InFlightAttempt | undefined;
-  /** The in-flight attempts at `address` with this fingerprint: the newest of each API origin, newest first. */
-  inFlightAt(workflowName: string, fingerprint: string, address: string): InFlightAttempt[];
-  /** Every in-flight attempt of the workflow, oldest first. */
-  listInFlight(workflowName: string): InFlightAttempt[];
-  /**
-   * The median server-measured duration of the model's latest succeeded requests at this API
-   * origin (any workflow), or undefined when none is known: where a run starts polling the model.
-   */
-  typicalDurationMs(model: string, apiOrigin: string): number | undefined;
-
-  // Cost (SPEC §9)
-  /** What the run's attempts cost: reported costs summed, and billed attempts that reported none. */
-  runCost(runId: string): CostTotal;
-  /** The same, per step address (steps without a billed attempt are absent). */
-  stepCosts(runId: string): Map<string, CostTotal>;
-  /**
-   * The mean reported cost of the model's latest succeeded requests at this API origin (any
-   * workflow), in micro-dollars, and how many it is the mean of; undefined when none is known.
-   */
-  learnedCost(model: string, apiOrigin: string): { micros: number; requests: number } | undefined;
-  recordPrice(price: PriceRecord): void;
-  /** The prices read from this API origin, by model id. */
-  pricesAt(apiOrigin: string): Map<string, PriceRecord>;
-
-  // Outputs
-  /** Upsert by (run, address, name, index): a download redone on resume replaces the row. */
-  recordOutput(output: NewOutput): void;
-  /** A run's outputs in plan order (of a step, in the order recorded). */
-  getOutputs(runId: string, address?: string): OutputRecord[];
-
-  // Input captures: a run's copies of its steps' remote input stills (for its report)
-  /** Upsert by (run, URL). */
-  recordInputCapture(capture: NewInputCapture): void;
-  /** The captures of these runs, in the order they were recorded. */
-  getInputCaptures(runIds: readonly string[]): InputCaptureRecord[];
-
-  // Reuse: the newest step of this workflow that succeeded with this fingerprint at this API
-  // origin, within the scope's cache TTL, with its outputs.
-  findSucceeded(workflowName: string, fingerprint: string, scope: ReuseScope): ReusableStep | undefined;
-
-  // Lock: one live apply per workflow
-  /** Atomic across processes; takes over a holder that is stale or (same host) dead. */
-  acquireLock(workflowName: string, holder: LockRequest, options: LockOptions): LockResult;
-  /** Refreshes the heartbeat; false when this run no longer holds the lock. */
-  heartbeat(workflowName: string, runId: string, now: number): boolean;
-  releaseLock(workflowName: string, runId: string): void;
-  getLock(workflowName: string): LockHolder | undefined;
-
-  /** Runs `fn` in one transaction (nested calls become savepoints). `fn` must be synchronous. */
-  transaction<T>(fn: () => T): T;
-
-  // Group commit: a run's many small writes share commits
-  /**
-   * While on, a write opens a transaction that every later write joins until this turn of
-   * the event loop ends, when it is committed: one commit for all the steps whose answers
-   * arrived together, instead of one per write. Reads on this store see the writes at
-   * once; other processes see them once committed. Turning it off commits what is pending,
-   * and so does the end of the process (`process.exit()` included).
-   */
-  setGroupCommit(on: boolean): void;
-  /** Runs `fn` once every write made so far is committed: at once when none is pending; never if the commit fails. */
-  afterCommit(fn: () => void): void;
-  /** Resolves once every write made so far is committed; rejects if that commit fails. */
-  committed(): Promise<void>;
-  /** Commits the pending writes now (before the process exits). */
-  commitPending(): void;
-  /** Commits what is pending, then closes. */
-  close(): void;
 }

@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from "commander";
 import type { RunningEmulator } from "../../emulator/index.js";
-import { applyWorkflow } from "../../engine/apply.js";
+import { applyWorkflow } from "../../app/index.js";
 import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
 import { parseUsd } from "../../cost/money.js";

@@ -3,7 +3,7 @@
  * cancels its queued requests; with no live process, its queued requests are cancelled here.
  */
 import type { Command } from "commander";
-import { cancelRun } from "../../engine/cancel.js";
+import { cancelRun } from "../../app/index.js";
 import { commandOutput, globalOptions } from "../context.js";
 
 /** Its arguments, options and action, on the command commands/index.ts declares (name, description). */

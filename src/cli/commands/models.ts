@@ -10,7 +10,7 @@ import { readApiToken } from "../../api/env.js";
 import { formatPrice, usdOf } from "../../cost/money.js";
 import { readPrices, type ReadPrices } from "../../engine/prices.js";
 import { apiOriginFor } from "../../engine/apply.js";
-import { openSqliteStore } from "../../store/sqlite.js";
+import { openStateStore } from "../../app/index.js";
 import type { PriceRecord } from "../../store/types.js";
 import { UsageError } from "../../errors.js";
 import {
@@ -97,19 +97,19 @@ async function pricesOf(
   const token = readApiToken(env);
   const statePath = path.resolve(globalOptions(command).state);
   const store = existsSync(statePath)
-    ? openSqliteStore(statePath, { readonly: true, neverWrite: true })
+    ? await openStateStore(statePath, { readonly: true, neverWrite: true })
     : undefined;
   try {
     const client = token === undefined ? undefined : createClientFromEnv({ retry: { attempts: 2 } });
     const read = await readPrices(models, {
       apiOrigin,
       source: client && ((model) => client.price(model, { signal: AbortSignal.timeout(10_000) })),
-      store: store && { pricesAt: (origin: string) => store.pricesAt(origin) },
+      store: store && { pricesAt: (origin: string) => store.history.pricesAt(origin) },
       now: Date.now(),
     });
     return { ...read, live: client !== undefined };
   } finally {
-    store?.close();
+    await store?.close();
   }
 }
 

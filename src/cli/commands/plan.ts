@@ -22,7 +22,8 @@ import { loadModelRegistry } from "../../models/registry.js";
 import { planEstimate, planModelUse } from "../../plan/estimate.js";
 import { emptyPriorState, planRun, type Plan } from "../../plan/index.js";
 import { planSummaryLines, planToJson } from "../../render/plan.js";
-import { openSqliteStore, type SqliteStore } from "../../store/sqlite.js";
+import { openStateStore } from "../../app/index.js";
+import type { StateStore } from "../../store/port.js";
 import { checkWorkflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
@@ -57,9 +58,9 @@ export interface PlanCommandOptions {
 }
 
 /** The state database, read-only, or undefined when there is none yet. */
-function openForPlanning(statePath: string): SqliteStore | undefined {
+async function openForPlanning(statePath: string): Promise<StateStore | undefined> {
   if (!existsSync(statePath)) return undefined;
-  return openSqliteStore(statePath, { readonly: true, neverWrite: true });
+  return openStateStore(statePath, { readonly: true, neverWrite: true });
 }
 
 /**
@@ -128,12 +129,14 @@ export async function runPlanCommand(
     throw new WorkflowRejectedError(file, check.diagnostics.length);
   }
   const workflow = check.workflow;
-  const store = openForPlanning(path.resolve(options.state ?? DEFAULT_STATE_PATH));
+  const store = await openForPlanning(path.resolve(options.state ?? DEFAULT_STATE_PATH));
   try {
     const now = options.now ?? Date.now();
+    // The planner is synchronous: it reads earlier runs through the store's lookup.
+    const prior = store && (await store.history.priorRuns(workflow.name));
     const plan = planRun(
       workflow,
-      store ? priorStateAt(store, apiOrigin, { fresh: options.fresh }) : emptyPriorState,
+      prior ? priorStateAt(prior, apiOrigin, { fresh: options.fresh }) : emptyPriorState,
       {
         runId: options.runId ?? `plan-${new Date(now).toISOString().replace(/[-:]/g, "").slice(0, 15)}`,
         now,
@@ -142,21 +145,26 @@ export async function runPlanCommand(
         apiOrigin,
       },
     );
-    const notes = store ? unfinishedElsewhere(store, workflow.name, apiOrigin) : [];
+    const notes = prior ? unfinishedElsewhere(prior, workflow.name, apiOrigin) : [];
     const models = [...planModelUse(plan).keys()];
     const source = priceSource(apiOrigin, env);
     const read = await readPrices(models, {
       apiOrigin,
       source,
       // Read only: a plan records nothing, not even the prices it read.
-      store: store && { pricesAt: (origin: string) => store.pricesAt(origin) },
+      store: store && { pricesAt: (origin: string) => store.history.pricesAt(origin) },
       now,
     });
     notes.push(...read.notes);
+    const learned = new Map(
+      await Promise.all(
+        models.map(async (model) => [model, await store?.history.learnedCost(model, apiOrigin)] as const),
+      ),
+    );
     const perRequest = requestEstimates(
       models,
       read.prices,
-      (model) => store?.learnedCost(model, apiOrigin),
+      (model) => learned.get(model),
       workflow.budget.assume,
       source ? undefined : "no price recorded from this API (set RUNCOMFY_API_TOKEN to read it)",
     );
@@ -175,7 +183,7 @@ export async function runPlanCommand(
     }
     return plan;
   } finally {
-    store?.close();
+    await store?.close();
   }
 }
 

@@ -21,7 +21,7 @@ import {
   type ThumbnailSummary,
 } from "../../report/index.js";
 import { findRun } from "../../engine/find-run.js";
-import { openSqliteStore } from "../../store/index.js";
+import { openStateStore } from "../../app/open-store.js";
 import { makeRedactor, tokensFromEnvironment } from "../../store/redact.js";
 import { commandOutput, globalOptions, processOutput, type Output } from "../context.js";
 import { displayPath, stateArgument } from "../printed-commands.js";
@@ -79,31 +79,31 @@ export async function runReportCommand(
   const format = options.format ?? (options.out ? formatFromFileName(options.out) : undefined) ?? "html";
   const toStdout = options.out === "-";
   const statePath = path.resolve(cwd, options.statePath);
-  const store = openSqliteStore(statePath, { readonly: true });
+  const store = await openStateStore(statePath, { readonly: true });
   let report: RunReport;
   let file: string | undefined;
   try {
-    const run = findRun(store, runId, statePath);
+    const run = await findRun(store, runId, statePath);
     file = toStdout
       ? undefined
       : path.resolve(cwd, options.out ?? defaultReportPath(statePath, run.id, format));
-    const steps = store.getSteps(run.id);
+    const steps = await store.steps.list(run.id);
     // A reused step's inputs were captured by the run it came from.
     const capturingRuns = [run.id, ...steps.flatMap((step) => step.reusedFromRun ?? [])];
-    report = buildRunReport(run, steps, store.getOutputs(run.id), {
-      captures: store.getInputCaptures(capturingRuns),
+    report = buildRunReport(run, steps, await store.outputs.list(run.id), {
+      captures: await store.outputs.inputCaptures(capturingRuns),
       reportDir: file ? path.dirname(file) : cwd,
       now: options.now ?? Date.now(),
-      attempts: store.getAttempts(run.id),
+      attempts: await store.attempts.list(run.id),
       retryCommand: options.retryCommand?.(run.id),
       checkFile:
         options.verify === false
           ? (file, recorded) => checkRecordedFile(file, { bytes: recorded.bytes, sha256: undefined })
           : checkRecordedFile,
-      costs: store.stepCosts(run.id),
+      costs: await store.history.stepCosts(run.id),
     });
   } finally {
-    store.close();
+    await store.close();
   }
   // The database never holds the token (the store redacts on write); scrubbing again costs
   // nothing and covers a database written before the token was set or changed.

@@ -6,7 +6,7 @@
 import type { Command } from "commander";
 import type { RunningEmulator } from "../../emulator/index.js";
 import { EventBus } from "../../engine/events.js";
-import { retryRun } from "../../engine/retry.js";
+import { retryRun } from "../../app/index.js";
 import { RunControl } from "../../engine/run-control.js";
 import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";

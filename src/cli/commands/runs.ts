@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { shortOrigin } from "../../api/origin.js";
 import { UsageError } from "../../errors.js";
-import { openSqliteStore } from "../../store/sqlite.js";
+import { openStateStore } from "../../app/index.js";
 import { formatTable } from "../../render/table.js";
 import { countsPhrase } from "../../render/vocabulary.js";
 import { costToJson, formatCost } from "../../cost/money.js";
@@ -23,18 +23,21 @@ export function define(command: Command): void {
   command
     .option("--limit <n>", "at most this many runs", "20")
     .option("--workflow <name>", "only the runs of this workflow")
-    .action(function (this: Command, flags: { limit: string; workflow?: string }) {
+    .action(async function (this: Command, flags: { limit: string; workflow?: string }) {
       const globals = globalOptions(this);
       const output = commandOutput(this);
       const limit = Number(flags.limit);
       if (!Number.isInteger(limit) || limit < 1) {
         throw new UsageError(`Expected \`--limit\` to be an integer ≥ 1, got \`${flags.limit}\``);
       }
-      const store = openSqliteStore(path.resolve(globals.state), { readonly: true });
+      const store = await openStateStore(path.resolve(globals.state), { readonly: true });
       try {
-        const runs = store.listRuns({ limit, workflowName: flags.workflow });
+        const runs = await store.runs.list({ limit, workflowName: flags.workflow });
+        const costs = new Map(
+          await Promise.all(runs.map(async (run) => [run.id, await store.history.runCost(run.id)] as const)),
+        );
         if (globals.json) {
-          const withCost = runs.map((run) => ({ ...runJson(run), cost: costToJson(store.runCost(run.id)) }));
+          const withCost = runs.map((run) => ({ ...runJson(run), cost: costToJson(costs.get(run.id)!) }));
           output.stdout(JSON.stringify(withCost, null, 2));
           return;
         }
@@ -50,14 +53,14 @@ export function define(command: Command): void {
           shownStatus(run),
           localTime(run.startedAt),
           run.finishedAt === undefined ? "" : formatDuration(run.finishedAt - run.startedAt),
-          formatCost(store.runCost(run.id)),
+          formatCost(costs.get(run.id)),
           run.counts === undefined ? "" : countsPhrase(run.counts),
         ]);
         output.stdout(
           formatTable(["RUN", "KIND", "WORKFLOW", "API", "STATUS", "STARTED", "TOOK", "COST", "STEPS"], rows),
         );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

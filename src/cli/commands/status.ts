@@ -7,7 +7,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { describeOrigin, isEmulatorOrigin } from "../../api/origin.js";
 import { findRun } from "../../engine/find-run.js";
-import { openSqliteStore } from "../../store/sqlite.js";
+import { openStateStore } from "../../app/open-store.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
 import { costToJson, formatCost, formatUsd, usdOf } from "../../cost/money.js";
@@ -46,35 +46,34 @@ export interface RunStatusReport {
 
 /** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
 export function define(command: Command): void {
-  command.argument("[run]", "the run id (default: the latest run)").action(function (
+  command.argument("[run]", "the run id (default: the latest run)").action(async function (
     this: Command,
     runId: string | undefined,
   ) {
     const globals = globalOptions(this);
     const output = commandOutput(this);
     const statePath = path.resolve(globals.state);
-    const store = openSqliteStore(statePath, { readonly: true });
+    const store = await openStateStore(statePath, { readonly: true });
     try {
-      const run = findRun(store, runId, statePath);
-      const byStep = store.stepCosts(run.id);
+      const run = await findRun(store, runId, statePath);
+      const byStep = await store.history.stepCosts(run.id);
+      const spentTotal = await store.history.runCost(run.id);
       const maxCostMicros = (run.options as { maxCostMicros?: unknown } | undefined)?.maxCostMicros;
       const report: RunStatusReport = {
         run,
-        cost: costToJson(store.runCost(run.id)),
+        cost: costToJson(spentTotal),
         stepCosts: [...byStep].map(([address, cost]) => ({ address, ...costToJson(cost) })),
         maxCostUsd: typeof maxCostMicros === "number" ? usdOf(maxCostMicros) : undefined,
-        counts: store.countStepsByState(run.id),
-        problems: store
-          .getSteps(run.id, { states: PROBLEM_STATES })
+        counts: await store.steps.countByState(run.id),
+        problems: (await store.steps.list(run.id, { states: PROBLEM_STATES }))
           .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
         outputs: [],
       };
       const reusedFrom = new Map(
-        store
-          .getSteps(run.id, { states: ["reused"] })
+        (await store.steps.list(run.id, { states: ["reused"] }))
           .map((step) => [step.address, step.reusedFromRun ?? run.id]),
       );
-      for (const { address, name, index, path: file, url, bytes, sha256 } of store.getOutputs(run.id)) {
+      for (const { address, name, index, path: file, url, bytes, sha256 } of await store.outputs.list(run.id)) {
         const producedBy = reusedFrom.get(address) ?? run.id;
         report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
       }
@@ -90,7 +89,7 @@ export function define(command: Command): void {
         `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
         stepCountsLine(report.counts),
       ];
-      const spent = formatCost(store.runCost(run.id));
+      const spent = formatCost(spentTotal);
       if (spent !== "—" || typeof maxCostMicros === "number") {
         const budget = typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
         // An emulator's costs are what it was set to charge: nothing was paid.
@@ -135,7 +134,7 @@ export function define(command: Command): void {
         lines.push(`unknown steps may already be billed; to submit them again: ${retry} --resubmit-unknown`);
       output.stdout(lines.join("\n"));
     } finally {
-      store.close();
+      await store.close();
     }
   });
 }
