@@ -315,6 +315,7 @@ export async function runLocked(
   };
   await acquireWorkflowLock(lockOptions);
   let keeper: { stop(): void } | undefined;
+  let failed = false;
   try {
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = await run.plan(store, runId, clock.now(), apiOrigin);
@@ -384,9 +385,14 @@ export async function runLocked(
       counts: result.counts,
       outputsRoot,
     };
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
     keeper?.stop();
-    await store.locks.release(workflowName, runId);
+    const released = store.locks.release(workflowName, runId);
+    // A release that fails too must not hide why the run failed.
+    await (failed ? released.catch(() => undefined) : released);
   }
 }
 
@@ -426,6 +432,15 @@ export async function openStateStore(
 ): Promise<{ store: StateStore; path: string }> {
   const resolved = path.resolve(cwd, statePath ?? DEFAULT_STATE_PATH);
   return { store: await open(resolved, { secrets: tokensFromEnvironment(env) }), path: resolved };
+}
+
+/**
+ * Closes a command's store (making its writes durable). When the command failed, a close
+ * that fails too (the same broken disk) does not hide the first error, which says more.
+ */
+export async function closeStore(store: StateStore, failed: boolean): Promise<void> {
+  if (failed) await store.close().catch(() => undefined);
+  else await store.close();
 }
 
 /**
@@ -522,6 +537,7 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
   };
 
   const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
+  let failed = false;
   try {
     const outcome = await runLocked(
       store,
@@ -579,7 +595,10 @@ export async function applyWorkflow(request: ApplyRequest, services: ApplyServic
       services,
     );
     return { ...outcome, statePath };
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    await store.close();
+    await closeStore(store, failed);
   }
 }

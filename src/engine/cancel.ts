@@ -16,7 +16,7 @@ import { OPEN_ATTEMPT_STATES, type AttemptRecord, type RunRecord } from "../stor
 import { systemClock, type Clock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import { UsageError } from "../errors.js";
-import { apiOriginFor, openStateStore } from "./apply.js";
+import { apiOriginFor, closeStore, openStateStore } from "./apply.js";
 import type { EngineApi } from "./deps.js";
 import { findRun } from "./find-run.js";
 import { DEFAULT_LOCK_TIMING } from "./workflow-lock.js";
@@ -97,6 +97,7 @@ export async function cancelRun(request: CancelRequest, services: CancelServices
   const env = request.env ?? process.env;
   const clock = services.clock ?? systemClock;
   const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
+  let failed = false;
   try {
     const run = await findRun(store, request.run, statePath);
     const outcome: CancelOutcome = {
@@ -183,7 +184,10 @@ export async function cancelRun(request: CancelRequest, services: CancelServices
       outcome.finalStatus = "cancelled";
     }
     return outcome;
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    await store.close();
+    await closeStore(store, failed);
   }
 }

@@ -5,7 +5,7 @@
  *
  * The run and each slice of steps must already be in the store (RunRecorder); steps may
  * arrive while others run. The executor changes step states only, each through
- * StepTracker.transition (written, then announced).
+ * StepTracker.transition (written, then announced, in order: ordered-events.ts).
  */
 import os from "node:os";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
@@ -19,6 +19,7 @@ import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import { InputCaptures } from "./input-captures.js";
 import { LatestView } from "./latest-view.js";
+import { OrderedEvents } from "./ordered-events.js";
 import { executeModelStep } from "./model-step.js";
 import { ReadyLanes } from "./ready-lanes.js";
 import { RunControl, type StopReason } from "./run-control.js";
@@ -114,10 +115,13 @@ export function executePlan(
  */
 export async function executeFeed(
   plan: RunFeed,
-  deps: EngineDeps,
+  engineDeps: EngineDeps,
   options: ExecuteOptions = {},
   control: RunControl = new RunControl(),
 ): Promise<ExecutionResult> {
+  // Every event of the run is announced in the order made, once what it tells is written.
+  const events = new OrderedEvents(engineDeps.events);
+  const deps: EngineDeps = { ...engineDeps, events };
   const concurrency = options.concurrency ?? plan.workflow.concurrency;
   const apiOrigin = (await deps.store.runs.get(plan.runId))?.apiOrigin;
   if (apiOrigin === undefined) throw new Error(`run ${plan.runId} is not recorded with its API origin`);
@@ -323,6 +327,7 @@ export async function executeFeed(
   await context.captures.settled();
   await latest.settled();
   while (written.size > 0) await Promise.allSettled([...written]);
+  await events.settled();
   if (feedError !== undefined) throw feedError;
 
   const counts = tracker.counts();

@@ -14,6 +14,7 @@ import { systemClock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import {
   apiOriginFor,
+  closeStore,
   newRunId,
   openStateStore,
   runLocked,
@@ -132,6 +133,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
   const env = request.env ?? process.env;
   const clock = services.clock ?? systemClock;
   const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
+  let failed = false;
   try {
     const parent = await findRun(store, request.run, statePath);
     checkSameApi(parent, apiOriginFor({ env, api: request.api }));
@@ -194,7 +196,10 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
       { ...services, runId },
     );
     return { ...outcome, statePath, parentRunId: parent.id };
+  } catch (error) {
+    failed = true;
+    throw error;
   } finally {
-    await store.close();
+    await closeStore(store, failed);
   }
 }

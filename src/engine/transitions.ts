@@ -12,6 +12,7 @@ import type { StateStore } from "../store/port.js";
 import type { StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { RunEventSink, WaitReason } from "./events.js";
+import { OrderedEvents } from "./ordered-events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
 
 /** What a transition records besides the new state. */
@@ -49,7 +50,7 @@ interface LiveStep {
 export class StepTracker {
   readonly #runId: string;
   readonly #store: StateStore;
-  readonly #events: RunEventSink;
+  readonly #events: OrderedEvents;
   readonly #clock: Clock;
   readonly #onEnded: StepEndedListener | undefined;
   readonly #steps = new Map<string, PlannedStep>();
@@ -65,7 +66,8 @@ export class StepTracker {
   ) {
     this.#runId = runId;
     this.#store = deps.store;
-    this.#events = deps.events;
+    // Written before announced, and announced in the order made.
+    this.#events = deps.events instanceof OrderedEvents ? deps.events : new OrderedEvents(deps.events);
     this.#clock = deps.clock;
     this.#onEnded = deps.onEnded;
     this.add(steps);
@@ -140,10 +142,8 @@ export class StepTracker {
     this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
 
     const step = this.#steps.get(address);
-    const { attempt, requestId } = live;
-    await written;
     const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
-    this.#events.emit({
+    await this.#events.emitAfter(written, {
       event: "step",
       at: now,
       runId: this.#runId,
@@ -151,8 +151,8 @@ export class StepTracker {
       address,
       state: to,
       previous: from,
-      attempt,
-      requestId,
+      attempt: live.attempt,
+      requestId: live.requestId,
       queuePosition: to === StepState.in_queue ? details.queuePosition : undefined,
       model: step?.model,
       error: details.error,
