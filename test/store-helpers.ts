@@ -146,11 +146,33 @@ export interface StoreChild {
  * (the real SqliteStore opened on `dbPath`), `args` and `waitForStdinEnd()` in scope.
  */
 export function spawnStoreChild(dbPath: string, body: string, args: unknown = null): StoreChild {
+  return spawnChild(
+    `import { openSqliteStore } from ${JSON.stringify(compileStoreForChildren())};
+     const store = openSqliteStore(${JSON.stringify(dbPath)});`,
+    body,
+    args,
+  );
+}
+
+/**
+ * The same with `store` the port's SQLite adapter (sqlite-state-store.ts) opened on
+ * `dbPath`: what the store conformance suite runs in a process it kills.
+ */
+export function spawnStateStoreChild(dbPath: string, body: string, args: unknown = null): StoreChild {
+  const adapterUrl = new URL("sqlite-state-store.js", compileStoreForChildren()).href;
+  return spawnChild(
+    `import { openSqliteStateStore } from ${JSON.stringify(adapterUrl)};
+     const store = await openSqliteStateStore(${JSON.stringify(dbPath)}, { secrets: [] });`,
+    body,
+    args,
+  );
+}
+
+function spawnChild(opening: string, body: string, args: unknown): StoreChild {
   const script = `
-    import { openSqliteStore } from ${JSON.stringify(compileStoreForChildren())};
+    ${opening}
     const args = JSON.parse(process.env.STORE_CHILD_ARGS);
     const waitForStdinEnd = () => new Promise((resolve) => { process.stdin.on("end", resolve); process.stdin.resume(); });
-    const store = openSqliteStore(${JSON.stringify(dbPath)});
     await (async () => { ${body} })();
   `;
   const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
