@@ -18,7 +18,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { applyWorkflow } from "../dist/engine/apply.js";
+import { applyWorkflow } from "../dist/app/index.js";
 import { EventBus } from "../dist/engine/events.js";
 import { openSqliteStore } from "../dist/store/sqlite.js";
 import { runBaseline } from "./baseline.js";
