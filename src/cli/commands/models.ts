@@ -10,7 +10,7 @@ import { readApiToken } from "../../api/env.js";
 import { formatPrice, usdOf } from "../../cost/money.js";
 import { readPrices, type ReadPrices } from "../../engine/prices.js";
 import { apiOriginFor } from "../../engine/apply.js";
-import { openStateStore } from "../../app/index.js";
+import { openStateStore } from "../../app/open-store.js";
 import type { PriceRecord } from "../../store/types.js";
 import { UsageError } from "../../errors.js";
 import {

@@ -22,7 +22,7 @@ import { loadModelRegistry } from "../../models/registry.js";
 import { planEstimate, planModelUse } from "../../plan/estimate.js";
 import { emptyPriorState, planRun, type Plan } from "../../plan/index.js";
 import { planSummaryLines, planToJson } from "../../render/plan.js";
-import { openStateStore } from "../../app/index.js";
+import { openStateStore } from "../../app/open-store.js";
 import type { StateStore } from "../../store/port.js";
 import { checkWorkflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";

@@ -3,7 +3,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { shortOrigin } from "../../api/origin.js";
 import { UsageError } from "../../errors.js";
-import { openStateStore } from "../../app/index.js";
+import { openStateStore } from "../../app/open-store.js";
 import { formatTable } from "../../render/table.js";
 import { countsPhrase } from "../../render/vocabulary.js";
 import { costToJson, formatCost } from "../../cost/money.js";
