@@ -65,15 +65,20 @@ export function define(command: Command): void {
         stepCosts: [...byStep].map(([address, cost]) => ({ address, ...costToJson(cost) })),
         maxCostUsd: typeof maxCostMicros === "number" ? usdOf(maxCostMicros) : undefined,
         counts: await store.steps.countByState(run.id),
-        problems: (await store.steps.list(run.id, { states: PROBLEM_STATES }))
-          .map(({ address, state, error, requestId }) => ({ address, state, error, requestId })),
+        problems: (await store.steps.list(run.id, { states: PROBLEM_STATES })).map(
+          ({ address, state, error, requestId }) => ({ address, state, error, requestId }),
+        ),
         outputs: [],
       };
       const reusedFrom = new Map(
-        (await store.steps.list(run.id, { states: ["reused"] }))
-          .map((step) => [step.address, step.reusedFromRun ?? run.id]),
+        (await store.steps.list(run.id, { states: ["reused"] })).map((step) => [
+          step.address,
+          step.reusedFromRun ?? run.id,
+        ]),
       );
-      for (const { address, name, index, path: file, url, bytes, sha256 } of await store.outputs.list(run.id)) {
+      for (const { address, name, index, path: file, url, bytes, sha256 } of await store.outputs.list(
+        run.id,
+      )) {
         const producedBy = reusedFrom.get(address) ?? run.id;
         report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
       }
