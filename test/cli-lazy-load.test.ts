@@ -2,7 +2,8 @@
  * Fast start (issue 14): each command loads only what it uses. `runflow --version`, `--help`,
  * `status` and `runs` never load the HTTP client (undici), the emulator, the live view
  * (listr2) or the schema validator (ajv); an apply whose stdout is no terminal never loads
- * the live view. Asserted on what the spawned CLI loads — every
+ * the live view, and an apply of the models runflow ships never loads ajv's compiler (the
+ * validators are precompiled at build time: src/util/validators.ts). Asserted on what the spawned CLI loads — every
  * module it resolves, recorded by a preloaded hook (test/helpers/module-recorder.js) —
  * not on how long it takes.
  */
@@ -21,7 +22,8 @@ const HEAVY = {
   "the HTTP client": /\/node_modules\/undici\/|\/dist\/api\/client\.js$/,
   "the emulator": /\/dist\/emulator\//,
   "the live view (listr2)": /\/node_modules\/listr2\//,
-  "the schema validator (ajv)": /\/node_modules\/ajv\//,
+  // Precompiled validators need only ajv's small runtime helpers (ajv/dist/runtime/).
+  "the schema validator (ajv)": /\/node_modules\/ajv\/(?!dist\/runtime\/)/,
 };
 
 /** Runs `runflow ARGS` in the project and returns its exit code and every module it loaded. */
@@ -47,11 +49,15 @@ describe("what each command loads", () => {
   test("--version, --help, status and runs load none of the HTTP client, emulator, listr2, ajv", async () => {
     const flow = await project({ "flow.yaml": chainYaml({ name: "light" }), "items.csv": itemsCsv(1) });
     // The run status and runs then read. The recorder sees what apply loads: the HTTP
-    // client, the emulator (--emulator), ajv, and ES-module packages (p-queue) as listr2 is
-    // one; not listr2 itself, which only a terminal's live view loads.
+    // client, the emulator (--emulator), and ES-module packages (p-queue) as listr2 is one;
+    // not listr2 itself, which only a terminal's live view loads, nor ajv: the workflow and
+    // the model's schemas were checked by the validators the build precompiled.
     const apply = await loadedBy(flow, ["apply", "flow.yaml", "--emulator", "--quiet"]);
     expect(apply.exitCode).toBe(0);
-    expect(heavyIn(apply.modules)).toEqual(["the HTTP client", "the emulator", "the schema validator (ajv)"]);
+    expect(heavyIn(apply.modules)).toEqual(["the HTTP client", "the emulator"]);
+    for (const kind of ["workflow", "model-input"]) {
+      expect(apply.modules).toContain(path.join(REPO_ROOT, "dist", "validators", `${kind}.cjs`));
+    }
     expect(apply.modules.some((name) => name.includes("/node_modules/p-queue/"))).toBe(true);
 
     for (const args of [["--version"], ["--help"], ["status"], ["runs"], ["help", "status"]]) {

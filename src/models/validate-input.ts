@@ -3,9 +3,9 @@
  * fields, types, enum, maxLength and the rest of JSON Schema via ajv, unknown fields, media
  * URL schemes, and defaults filled in. Media rules need the network: see api/media-probe.ts.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
+import type { ErrorObject, ValidateFunction } from "ajv";
 import { closest, distance } from "fastest-levenshtein";
+import { validatorOf } from "../util/validators.js";
 import { ModelSchemaError } from "./errors.js";
 import { checkMediaUrl, mediaUrlFieldsOf } from "./media-rules.js";
 import type { InputIssue, ModelEntry } from "./types.js";
@@ -25,36 +25,14 @@ export interface ModelInputValidation {
   issues: InputIssue[];
 }
 
-let sharedAjv: Ajv | undefined;
-
-function ajv(): Ajv {
-  if (!sharedAjv) {
-    sharedAjv = new Ajv({
-      allErrors: true,
-      useDefaults: true,
-      strict: true,
-      // Published schemas are not written for ajv's type-strictness; those checks only log.
-      strictTypes: false,
-      strictTuples: false,
-    });
-    // ajv-formats is CommonJS: under NodeNext its default import is the module object.
-    addFormats.default(sharedAjv);
-    // RunComfy's media rules: checked on the media itself (media-rules.ts), a no-op here.
-    sharedAjv.addKeyword({ keyword: "validations", schemaType: "array" });
-  }
-  return sharedAjv;
-}
-
 const compiled = new WeakMap<ModelEntry, ValidateFunction>();
 
 function validatorFor(entry: ModelEntry): ValidateFunction {
   let validate = compiled.get(entry);
   if (!validate) {
     try {
-      validate = ajv().compile(entry.input_schema);
-      // The validator lives as long as its entry (the WeakMap); ajv's own cache would keep
-      // every schema of every registry ever loaded by a long-running process.
-      ajv().removeSchema(entry.input_schema);
+      // Precompiled for the schemas runflow ships; the validator lives as long as its entry.
+      validate = validatorOf("model-input", entry.input_schema);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new ModelSchemaError(

@@ -4,20 +4,9 @@
  * outputs it lists. An answer `succeeded` with no output, `{}` or a bare string has nothing
  * to download or to hand to the next step, so it must not end as a succeeded step.
  */
-import { Ajv, type ValidateFunction } from "ajv";
-import addFormats from "ajv-formats";
+import type { ValidateFunction } from "ajv";
+import { validatorOf } from "../util/validators.js";
 import type { ModelEntry } from "./types.js";
-
-let sharedAjv: Ajv | undefined;
-
-function ajv(): Ajv {
-  if (!sharedAjv) {
-    // Not strict: catalogs write output schemas loosely, and an unknown keyword must not fail a result.
-    sharedAjv = new Ajv({ allErrors: true, strict: false });
-    addFormats.default(sharedAjv);
-  }
-  return sharedAjv;
-}
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
@@ -37,8 +26,8 @@ function validatorFor(schema: Record<string, unknown>): ValidateFunction | undef
   let validate = compiled.get(schema);
   if (validate === undefined) {
     try {
-      validate = ajv().compile(schema);
-      ajv().removeSchema(schema);
+      // Precompiled for the schemas runflow ships (util/validators.ts).
+      validate = validatorOf("model-output", schema);
     } catch {
       // A schema ajv cannot read checks nothing beyond "non-empty" (below), rather than failing results.
       validate = null;

@@ -1,11 +1,13 @@
 /**
  * The workflow JSON Schema (schemas/workflow.schema.json), the one definition of the file
- * format that editors, the loader and the tests share. Compiled once per process.
+ * format that editors, the loader and the tests share. Its validator is precompiled at build
+ * time (util/validators.ts), compiled by ajv only when that is missing or stale.
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Ajv, type ValidateFunction } from "ajv";
+import type { ValidateFunction } from "ajv";
+import { validatorOf } from "../util/validators.js";
 
 /** The subset of JSON Schema the workflow schema uses, as far as this code reads it. */
 export interface SchemaNode {
@@ -43,13 +45,8 @@ export function workflowSchema(): SchemaNode {
   return schema;
 }
 
-/** ajv with `verbose` on: error rewriting needs each error's schema and data. */
+/** Validates with `verbose` errors: error rewriting needs each error's schema and data. */
 export function workflowValidator(): ValidateFunction {
-  if (!validator) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strictTypes: true, allowUnionTypes: true });
-    // Read by editors (VS Code, yaml-language-server) and by our error messages; no check of its own.
-    ajv.addKeyword({ keyword: "patternErrorMessage", schemaType: "string" });
-    validator = ajv.compile(workflowSchema());
-  }
+  validator ??= validatorOf("workflow", workflowSchema());
   return validator;
 }

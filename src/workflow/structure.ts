@@ -7,6 +7,7 @@ import type { ErrorObject } from "ajv";
 import { closest, distance } from "fastest-levenshtein";
 import type { Diagnostic } from "../errors.js";
 import type { PathSegment } from "../template/parse.js";
+import { canonicalJson } from "../util/canonical.js";
 import { workflowSchema, workflowValidator, type SchemaNode } from "./schema.js";
 import { formatDocPath, type SourceMap } from "./source.js";
 
@@ -94,6 +95,21 @@ class ErrorRewriter {
     this.definitions = (workflowSchema().definitions ?? {}) as Record<string, SchemaNode>;
   }
 
+  private definitionsByJson: Map<string, SchemaNode> | undefined;
+
+  /**
+   * The schema node an error names, as this module's own object: a precompiled validator
+   * (util/validators.ts) reports copies of the schema's nodes, and the definitions are told
+   * apart by identity below.
+   */
+  private ownNode(node: SchemaNode | undefined): SchemaNode | undefined {
+    if (!node || Object.values(this.definitions).includes(node)) return node;
+    this.definitionsByJson ??= new Map(
+      Object.values(this.definitions).map((definition) => [canonicalJson(definition), definition]),
+    );
+    return this.definitionsByJson.get(canonicalJson(node)) ?? node;
+  }
+
   private valueAt(path: readonly PathSegment[]): unknown {
     let current = this.data;
     for (const segment of path) {
@@ -151,7 +167,7 @@ class ErrorRewriter {
     const path = pointerToPath(error.instancePath, this.data);
     const where = formatDocPath(path);
     const params = error.params as Record<string, unknown>;
-    const parent = schemaNode(error.parentSchema);
+    const parent = this.ownNode(schemaNode(error.parentSchema));
     const got = shown(error.data);
     const subject = where === "" ? "the workflow" : where;
 
