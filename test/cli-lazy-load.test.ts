@@ -55,6 +55,12 @@ describe("what each command loads", () => {
     const apply = await loadedBy(flow, ["apply", "flow.yaml", "--emulator", "--quiet"]);
     expect(apply.exitCode).toBe(0);
     expect(heavyIn(apply.modules)).toEqual(["the HTTP client", "the emulator"]);
+    // undici's parts one by one (src/api/undici-parts.ts), not its index with mocks, caches and fetch.
+    expect(
+      apply.modules.filter((name) =>
+        /\/node_modules\/undici\/(index\.js|lib\/(mock|web|cache)\/)/.test(name),
+      ),
+    ).toEqual([]);
     for (const kind of ["workflow", "model-input"]) {
       expect(apply.modules).toContain(path.join(REPO_ROOT, "dist", "validators", `${kind}.cjs`));
     }

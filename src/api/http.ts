@@ -5,7 +5,8 @@
  * alone was a fifth of runflow's CPU per step. Tests that put faults in front of the network
  * pass a `fetch` instead, through fetchTransport.
  */
-import { Agent, errors, interceptors, request, type Dispatcher } from "undici";
+import type { Dispatcher } from "undici";
+import { Agent, errors, redirectInterceptor, request } from "./undici-parts.js";
 
 export interface HttpRequest {
   method: string;
@@ -48,7 +49,7 @@ let redirectingAgent: Dispatcher | undefined;
 function dispatcherFor(followRedirects: boolean): Dispatcher {
   agent ??= new Agent({ keepAliveTimeout: 4_000 });
   if (!followRedirects) return agent;
-  redirectingAgent ??= agent.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
+  redirectingAgent ??= agent.compose(redirectInterceptor({ maxRedirections: MAX_REDIRECTIONS }));
   return redirectingAgent;
 }
 
