@@ -1,4 +1,4 @@
-// Runs the runflow CLI in this process exactly as `runflow ARGS` (dist/cli/main.js) and, at
+// Runs the runflow CLI in this process exactly as `runflow ARGS` (dist/bin/runflow.js) and, at
 // exit, writes to stderr as one JSON line the peak resident memory and the CPU time used
 // (user and system, in ms, every thread of the process): what the benchmarks measure.
 process.on("exit", () => {
@@ -10,4 +10,4 @@ process.on("exit", () => {
   };
   process.stderr.write(`\n${JSON.stringify(figures)}\n`);
 });
-await import("../dist/cli/main.js");
+await import("../dist/bin/runflow.js");

@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 // RUNFLOW_BENCH_CLI runs another build of the CLI instead (a bundle, an older commit's dist/)
 // to compare its figures with this one's.
-export const CLI = process.env.RUNFLOW_BENCH_CLI ?? path.join(ROOT, "dist", "cli", "main.js");
+export const CLI = process.env.RUNFLOW_BENCH_CLI ?? path.join(ROOT, "dist", "bin", "runflow.js");
 export const TOKEN = "bench-token-0123456789";
 export const HAILUO = "minimax/Hailuo Video 01 Live";
 

@@ -26,6 +26,20 @@ const HEAVY = {
   "the schema validator (ajv)": /\/node_modules\/ajv\/(?!dist\/runtime\/)/,
 };
 
+/** Which modules each file of the bundle holds (written by scripts/bundle-cli.js). */
+const BUNDLE_DIR = path.join(REPO_ROOT, "dist", "bin");
+const bundleMeta = JSON.parse(readFileSync(path.join(BUNDLE_DIR, "meta.json"), "utf8")) as Record<
+  string,
+  string[]
+>;
+
+/** A loaded file of the bundle stands for every module in it (paths as on disk, like the others). */
+function unbundled(loaded: string): string[] {
+  const name = loaded.replace(/^file:\/\//, "");
+  if (path.dirname(name) !== BUNDLE_DIR) return [loaded];
+  return (bundleMeta[path.basename(name)] ?? []).map((input) => path.join(REPO_ROOT, input));
+}
+
 /** Runs `runflow ARGS` in the project and returns its exit code and every module it loaded. */
 async function loadedBy(
   flow: Project,
@@ -35,7 +49,7 @@ async function loadedBy(
   const result = await flow.run(args, {
     env: { NODE_OPTIONS: `--import=${RECORDER}`, RUNFLOW_RECORD_MODULES: record },
   });
-  const modules = readFileSync(record, "utf8").trim().split("\n");
+  const modules = readFileSync(record, "utf8").trim().split("\n").flatMap(unbundled);
   return { exitCode: result.exitCode, modules };
 }
 

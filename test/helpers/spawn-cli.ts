@@ -1,5 +1,5 @@
 /**
- * Runs the built CLI (`node dist/cli/main.js …`) as a separate process, the way a user or
+ * Runs the built CLI (`node dist/bin/runflow.js …`, the bundle package.json names as `runflow`) as a separate process, the way a user or
  * cron runs it: end-to-end tests see real exit codes and real stdout/stderr.
  */
 import { existsSync } from "node:fs";
@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 
 export const REPO_ROOT = fileURLToPath(new URL("../..", import.meta.url));
-export const CLI_ENTRY = path.join(REPO_ROOT, "dist", "cli", "main.js");
+export const CLI_ENTRY = path.join(REPO_ROOT, "dist", "bin", "runflow.js");
 
 export interface SpawnCliOptions {
   /** Working directory of the process (default: the repository root). */
