@@ -3,7 +3,7 @@
 // (src/util/validators.ts loads them; docs/decisions.md, "Start-up"). Writes
 // dist/validators/{workflow,model-input,model-output}.cjs, one export per schema, named
 // by the hash of the schema's canonical JSON. Deterministic: the same schemas give the
-// same files.
+// same files. `--out DIR` writes them there instead (test/precompiled-validators.test.ts).
 import { mkdirSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import path from "node:path";
@@ -15,6 +15,8 @@ import { newAjv, precompiledFile, precompiledName } from "../dist/util/validator
 
 const require = createRequire(import.meta.url);
 const standaloneCode = require("ajv/dist/standalone").default;
+const outIndex = process.argv.indexOf("--out");
+const outDir = outIndex > 0 ? process.argv[outIndex + 1] : undefined;
 
 /** `schemas` by export name, sorted, without duplicates; a schema ajv refuses is left to run time. */
 function generate(kind, schemas) {
@@ -32,7 +34,7 @@ function generate(kind, schemas) {
       process.stderr.write(`precompile-validators: ${kind} ${name} left to run time: ${error.message}\n`);
     }
   }
-  const file = precompiledFile(kind);
+  const file = outDir ? path.join(outDir, path.basename(precompiledFile(kind))) : precompiledFile(kind);
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${standaloneCode(ajv, exports)}\n`);
   return Object.keys(exports).length;

@@ -6,11 +6,12 @@
  * bad-input corpus and on broken model inputs and outputs; defaults filled in alike. A
  * schema the build did not see (a model edited or pulled by the user) is compiled at run time.
  */
-import { readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import type { ValidateFunction } from "ajv";
+import { execa } from "execa";
 import { beforeAll, describe, expect, test } from "vitest";
 import { parse } from "yaml";
 import { loadModelRegistry } from "../src/models/index.js";
@@ -135,5 +136,27 @@ describe("validatorOf", () => {
     const validate = validatorOf("model-input", edited);
     expect(validate({})).toBe(false);
     expect(validate.errors?.[0]?.params).toEqual({ missingProperty: "prompt" });
+  });
+});
+
+describe("the build step (scripts/precompile-validators.js)", () => {
+  test("writes the same files each time, the ones in dist/", async () => {
+    const script = path.join(REPO_ROOT, "scripts", "precompile-validators.js");
+    const [first, second] = [
+      mkdtempSync(path.join(os.tmpdir(), "rf-validators-")),
+      mkdtempSync(path.join(os.tmpdir(), "rf-validators-")),
+    ];
+    try {
+      for (const dir of [first, second])
+        await execa(process.execPath, [script, "--out", dir], { cwd: REPO_ROOT });
+      for (const kind of ["workflow", "model-input", "model-output"]) {
+        const again = readFileSync(path.join(second, `${kind}.cjs`), "utf8");
+        expect(readFileSync(path.join(first, `${kind}.cjs`), "utf8")).toBe(again);
+        expect(readFileSync(path.join(REPO_ROOT, "dist", "validators", `${kind}.cjs`), "utf8")).toBe(again);
+      }
+    } finally {
+      rmSync(first, { recursive: true, force: true });
+      rmSync(second, { recursive: true, force: true });
+    }
   });
 });
