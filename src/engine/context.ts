@@ -1,13 +1,12 @@
 /** What every step execution shares within one run. Built once by the executor. */
-import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
 import type { PriorRunsLookup } from "../store/port.js";
 import type { ApiHealthMonitor } from "./api-health.js";
 import type { InputCaptures } from "./input-captures.js";
 import type { EngineDeps } from "./deps.js";
+import type { ProcessSlots, RequestSlots } from "./dispatcher.js";
 import type { RunControl } from "./run-control.js";
 import type { RunCosts } from "./run-costs.js";
-import type { RequestScheduler } from "./scheduler.js";
 import type { StepResults } from "./step-results.js";
 import type { StepTracker } from "./transitions.js";
 import type { TypicalDurations } from "./typical-durations.js";
@@ -30,9 +29,10 @@ export interface ExecutionContext {
   options: ResolvedExecuteOptions;
   tracker: StepTracker;
   control: RunControl;
-  scheduler: RequestScheduler;
-  /** Local processes of run steps: they use CPUs, not API slots. */
-  processes: PQueue;
+  /** Request slots (`concurrency`, `limits`): the dispatcher's (dispatcher.ts). */
+  scheduler: RequestSlots;
+  /** Local processes of run steps: they use CPUs, not API slots (the dispatcher's). */
+  processes: ProcessSlots;
   typical: TypicalDurations;
   /** Estimates, the budget and what each step cost (run-costs.ts). */
   costs: RunCosts;

@@ -11,6 +11,7 @@ import type { ModelRegistry } from "../models/registry.js";
 import type { StateStore } from "../store/port.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
+import type { DispatcherFactory } from "./dispatcher.js";
 import type { RunCosts } from "./run-costs.js";
 import type { StepPolicy } from "./step-policy.js";
 
@@ -62,6 +63,8 @@ export interface EngineDeps {
   probe?: HttpTransport | undefined;
   /** What a step does about each error (step-policy.ts); default STEP_POLICY. Tests inject another table. */
   stepPolicy?: StepPolicy | undefined;
+  /** Where ready steps go and how concurrency is held (dispatcher.ts); default in-process. */
+  dispatcher?: DispatcherFactory | undefined;
 }
 
 export interface ExecuteOptions {
