@@ -1,7 +1,11 @@
 /**
- * Executes a Plan (DESIGN practice 1: the pure planner decided, this does): starts each step
- * once everything it depends on has succeeded, blocks the dependents of a step that did not,
- * and ends when nothing more can start. Every effect goes through the injected deps.
+ * Executes a Plan (DESIGN practice 1: the pure planner decided, this does): builds what a
+ * run's step executions share (ExecutionContext), the run's dispatcher (dispatcher.ts: where
+ * ready steps go, request and process slots; in-process unless deps say otherwise) and its
+ * RunExecution (run-execution.ts: the modes feeding → draining / stopping → done, which
+ * start each step once everything it depends on has succeeded and block the dependents of a
+ * step that did not), then judges how the run ended. Every effect goes through the injected
+ * deps.
  *
  * The run and each slice of steps must already be in the store (RunRecorder); steps may
  * arrive while others run. The executor changes step states only, each through
@@ -9,24 +13,24 @@
  */
 import os from "node:os";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
-import PQueue from "p-queue";
 import { ExitCode } from "../errors.js";
 import type { MediaFacts } from "../models/types.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { RunOutcome } from "../store/types.js";
-import type { ExecutionContext, ResolvedExecuteOptions, StepEnding } from "./context.js";
+import type { ExecutionContext, ResolvedExecuteOptions } from "./context.js";
 import type { EngineDeps, ExecuteOptions } from "./deps.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import { InputCaptures } from "./input-captures.js";
 import { LatestView } from "./latest-view.js";
 import { OrderedEvents } from "./ordered-events.js";
 import { executeModelStep } from "./model-step.js";
-import { ReadyLanes } from "./ready-lanes.js";
+import { REUSE_LANE } from "./dispatcher.js";
+import { inProcessDispatcher } from "./in-process-dispatcher.js";
+import { RunExecution } from "./run-execution.js";
 import { RunControl, type StopReason } from "./run-control.js";
-import { RunGraph } from "./run-graph.js";
 import { executeRunStep } from "./run-step.js";
-import { RequestScheduler } from "./scheduler.js";
-import { isSuccess, StepState } from "./states.js";
+import type { StepState } from "./states.js";
+import { isSuccess } from "./states.js";
 import { StepResults } from "./step-results.js";
 import { StepTracker } from "./transitions.js";
 import { TypicalDurations } from "./typical-durations.js";
@@ -47,14 +51,6 @@ export interface ExecutionResult {
 
 /** The retention of remote output URLs (SPEC §5): reuse ends after it unless `cache.ttl` says otherwise. */
 export const DEFAULT_CACHE_TTL_MS = 6 * 24 * 60 * 60 * 1000;
-const RUN_STEP_LANE = "\u0000run";
-/**
- * Model steps planned as reused need no request slot: they get a lane of their own, so a
- * resumed run with 50,000 steps to take over starts its first request at once instead of
- * after all of them.
- */
-const REUSE_LANE = "\u0000reuse";
-const REUSE_LANE_CAPACITY = 16;
 
 function resolveOptions(options: ExecuteOptions): ResolvedExecuteOptions {
   return {
@@ -126,7 +122,6 @@ export async function executeFeed(
   const apiOrigin = (await deps.store.runs.get(plan.runId))?.apiOrigin;
   if (apiOrigin === undefined) throw new Error(`run ${plan.runId} is not recorded with its API origin`);
   const processConcurrency = options.processConcurrency ?? Math.max(1, os.availableParallelism());
-  const graph = new RunGraph();
   const typical = new TypicalDurations(undefined, (model, typicalMs) =>
     deps.events.emit({
       event: "typical_duration",
@@ -164,6 +159,12 @@ export async function executeFeed(
           : { event: "api_recovered", at, runId: plan.runId, since: change.since },
       ),
   );
+  const dispatcher = (deps.dispatcher ?? inProcessDispatcher)({
+    runId: plan.runId,
+    concurrency,
+    limits: plan.workflow.limits,
+    processConcurrency,
+  });
   const costs = options.costs ?? new RunCosts(new Map(), undefined);
   tracker.costOf = (address) => costs.stepCost(address);
   const resolvedOptions = resolveOptions(options);
@@ -176,8 +177,8 @@ export async function executeFeed(
     options: resolvedOptions,
     tracker,
     control,
-    scheduler: new RequestScheduler(concurrency, plan.workflow.limits),
-    processes: new PQueue({ concurrency: processConcurrency }),
+    scheduler: dispatcher.requests,
+    processes: dispatcher.processes,
     typical,
     costs,
     results: new StepResults(plan),
@@ -187,146 +188,40 @@ export async function executeFeed(
     apiHealth,
   };
 
-  // Twice the slots: steps downloading or backing off must not leave request slots idle.
-  const lanes = new ReadyLanes(concurrency * 2, (lane) => {
-    if (lane === RUN_STEP_LANE) return { capacity: processConcurrency * 2, remote: false };
-    if (lane === REUSE_LANE) return { capacity: REUSE_LANE_CAPACITY, remote: false };
-    const limit = plan.workflow.limits[lane];
-    return { capacity: (limit ?? concurrency) * 2, remote: true };
-  });
-  const laneOf = (step: PlannedStep) =>
-    step.kind === "run" ? RUN_STEP_LANE : step.decision === "reuse" ? REUSE_LANE : (step.model ?? "");
-  const internalErrors: ExecutionResult["internalErrors"] = [];
-  let active = 0;
-  let feeding = true;
-  let finish!: () => void;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  const finishIfDone = () => {
-    if (!feeding && active === 0 && (lanes.waiting === 0 || control.reason === "interrupted")) finish();
-  };
-
-  // Transitions made outside a step's execution (blocking, cancelling what never started):
-  // the run ends only once they are written; one that fails is an internal error.
-  const written = new Set<Promise<void>>();
-  const awaitWrite = (address: string, write: Promise<void>, quiet = false) => {
-    written.add(write);
-    write.then(
-      () => written.delete(write),
-      (error: unknown) => {
-        written.delete(write);
-        if (!quiet) internalErrors.push({ address, error });
-      },
-    );
-  };
-
-  const block = (address: string, quiet = false) => {
-    for (const blocked of graph.failed(address)) {
-      awaitWrite(
-        blocked,
-        tracker.transition(blocked, StepState.blocked, {
-          error: `not run: ${address} ${tracker.state(address)}`,
-        }),
-        quiet,
-      );
-    }
-  };
-
-  const ended = (address: string, ending: StepEnding) => {
-    if (ending === "succeeded") {
-      for (const next of graph.succeeded(address)) lanes.add(laneOf(tracker.step(next)), next);
-    } else if (ending === "failed") {
-      block(address);
-    }
-  };
-
-  const crashed = (address: string, error: unknown) => {
-    internalErrors.push({ address, error });
-    // Quiet: the database itself may be what failed, and that is reported already.
-    const message = `internal error: ${error instanceof Error ? error.message : String(error)}`;
-    if (tracker.state(address) !== StepState.failed)
-      awaitWrite(address, tracker.transition(address, StepState.failed, { error: message }), true);
-    block(address, true);
-  };
-
-  /** Steps that will never start because the run stopped: cancelled (or left pending on an interrupt). */
-  const abandonWaiting = () => {
-    const waiting = lanes.drain();
-    if (control.reason === "interrupted") return;
-    const message = control.notSubmittedMessage();
-    for (const address of waiting) {
-      if (tracker.state(address) !== StepState.pending) continue;
-      awaitWrite(address, tracker.transition(address, StepState.cancelled, { error: message }));
-      block(address);
-    }
-  };
-
-  const pump = () => {
-    if (control.stopped) abandonWaiting();
-    for (let next = lanes.take(); next !== undefined; next = lanes.take()) {
-      const { lane, address } = next;
-      const step = tracker.step(address);
-      active++;
-      const execution =
-        step.kind === "run"
-          ? executeRunStep(context, step)
-          : lane === REUSE_LANE
-            ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
-              // them would keep the event loop (and every request's answer) waiting for seconds.
-              setImmediatePromise().then(() => executeModelStep(context, step))
-            : executeModelStep(context, step);
-      execution
-        .then(
-          (ending) => ended(address, ending),
-          (error: unknown) => crashed(address, error),
-        )
-        .finally(() => {
-          active--;
-          lanes.finished(lane);
-          pump();
-          finishIfDone();
-        })
-        .catch((error: unknown) => internalErrors.push({ address, error }));
-      if (control.stopped) abandonWaiting();
-    }
-  };
-
   const seenModels = new Set<string>();
-  const add = async (steps: readonly PlannedStep[]) => {
-    tracker.add(steps);
-    context.results.add(steps);
-    graph.add(steps);
-    for (const step of steps) {
-      if (step.model === undefined || seenModels.has(step.model)) continue;
-      seenModels.add(step.model);
-      // Each model starts at the typical duration earlier runs measured, so the first round
-      // of its requests is polled on time.
-      typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, apiOrigin));
-    }
-    for (const address of graph.takeInitiallyReady()) lanes.add(laneOf(tracker.step(address)), address);
-    pump();
-  };
-
-  control.onStop((reason) => {
-    notices("warn", STOP_NOTICES[reason]);
-    pump();
+  const execution = new RunExecution({
+    tracker,
+    dispatcher,
+    control,
+    execute: (step, lane) =>
+      step.kind === "run"
+        ? executeRunStep(context, step)
+        : lane === REUSE_LANE
+          ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
+            // them would keep the event loop (and every request's answer) waiting for seconds.
+            setImmediatePromise().then(() => executeModelStep(context, step))
+          : executeModelStep(context, step),
+    admit: async (steps) => {
+      context.results.add(steps);
+      for (const step of steps) {
+        if (step.model === undefined || seenModels.has(step.model)) continue;
+        seenModels.add(step.model);
+        // Each model starts at the typical duration earlier runs measured, so the first round
+        // of its requests is polled on time.
+        typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, apiOrigin));
+      }
+    },
+    onStop: (reason) => notices("warn", STOP_NOTICES[reason]),
   });
   let feedError: Error | undefined;
-  try {
-    // Every slice is taken in, even after a stop: its steps are recorded, and are left or
-    // cancelled like any other that did not start.
-    for await (const steps of plan.slices) await add(steps);
-  } catch (error) {
+  await execution.run(plan.slices).catch((error: unknown) => {
     feedError = error instanceof Error ? error : new Error(String(error));
-    control.stop("interrupted");
-  }
-  feeding = false;
-  finishIfDone();
-  await finished;
+  });
   await context.processes.onIdle();
   // Captures are bounded (size, idle timeout); an interrupt drops those in flight.
   await context.captures.settled();
   await latest.settled();
-  while (written.size > 0) await Promise.allSettled([...written]);
+  await execution.written();
   await events.settled();
   if (feedError !== undefined) throw feedError;
 
@@ -334,7 +229,7 @@ export async function executeFeed(
   return {
     ...judgeRun(counts, control.reason),
     counts,
-    internalErrors,
+    internalErrors: execution.internalErrors,
     budget: budgetOutcome(costs, counts),
   };
 }
