@@ -13,6 +13,15 @@ export type {
   ProcessRequest,
   ProcessRunner,
 } from "./deps.js";
+export type {
+  DispatchedRun,
+  Dispatcher,
+  DispatcherFactory,
+  ProcessSlots,
+  ReadyStep,
+  RequestSlots,
+} from "./dispatcher.js";
+export { InProcessDispatcher, inProcessDispatcher } from "./in-process-dispatcher.js";
 export { EventBus } from "./events.js";
 export type {
   RunEvent,
