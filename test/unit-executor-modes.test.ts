@@ -266,6 +266,19 @@ describe("InProcessDispatcher", () => {
     expect(startAll(dispatcher)).toEqual([]);
   });
 
+  test("close resolves once no local process runs", async () => {
+    const dispatcher = new InProcessDispatcher({ concurrency: 1, limits: {}, processConcurrency: 1 });
+    const gate = deferred();
+    void dispatcher.processes.add(() => gate.promise);
+    let closed = false;
+    void dispatcher.close().then(() => (closed = true));
+    await settle();
+    expect(closed).toBe(false);
+    gate.resolve();
+    await settle();
+    expect(closed).toBe(true);
+  });
+
   test("request slots hold `limits` and `concurrency`, and a waiting request says which one it waits for", async () => {
     const dispatcher = new InProcessDispatcher({
       concurrency: 2,

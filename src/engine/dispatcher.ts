@@ -22,7 +22,8 @@
  *   views show (`runflow why`, the live view).
  * - Stop and drain: `withdraw()` takes back every step not started yet (the executor then
  *   cancels them or leaves them pending, by the stop's reason); the executor's modes decide
- *   when the run is drained (`waiting` and the steps it started).
+ *   when the run is drained (`waiting` and the steps it started); `close()` then waits for
+ *   what the dispatcher itself still runs and lets go of what it holds.
  *
  * Lanes are names the engine gives (`laneOf`): one per model, one for local programs, one
  * for takeovers of earlier results; an adapter reads a lane it does not know as a model's.
@@ -78,6 +79,12 @@ export interface Dispatcher {
   withdraw(): string[];
   readonly requests: RequestSlots;
   readonly processes: ProcessSlots;
+  /**
+   * The run's execution is done (no step runs or waits): resolves once nothing the
+   * dispatcher started for it still runs (local processes), and releases what it holds
+   * (a cluster adapter: its queue's connections). Called once, last.
+   */
+  close(): Promise<void>;
 }
 
 /** What a dispatcher is built from: one run and its caps. */

@@ -217,7 +217,7 @@ export async function executeFeed(
   await execution.run(plan.slices).catch((error: unknown) => {
     feedError = error instanceof Error ? error : new Error(String(error));
   });
-  await context.processes.onIdle();
+  await dispatcher.close();
   // Captures are bounded (size, idle timeout); an interrupt drops those in flight.
   await context.captures.settled();
   await latest.settled();

@@ -54,6 +54,10 @@ export class InProcessDispatcher implements Dispatcher {
   withdraw(): string[] {
     return this.#lanes.drain();
   }
+
+  close(): Promise<void> {
+    return this.processes.onIdle();
+  }
 }
 
 export const inProcessDispatcher = (run: DispatchedRun): Dispatcher => new InProcessDispatcher(run);
