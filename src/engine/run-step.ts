@@ -9,8 +9,8 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { TOKEN_VARIABLES } from "../api/env.js";
 import { backoff } from "../api/retry-policy.js";
+import { TOKEN_VARIABLES } from "../template/resolve.js";
 import { fingerprintRunStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
 import type { NewOutput } from "../store/types.js";
@@ -114,8 +114,7 @@ async function inputFileHashes(invocation: Invocation): Promise<Record<string, s
 function processEnvironment(extra: Readonly<Record<string, string>>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !TOKEN_VARIABLES.includes(name as (typeof TOKEN_VARIABLES)[number]))
-      env[name] = value;
+    if (value !== undefined && !TOKEN_VARIABLES.includes(name)) env[name] = value;
   }
   return { ...env, ...extra };
 }
