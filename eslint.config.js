@@ -52,6 +52,11 @@ const EXTRA_RESTRICTIONS = {
       message: "The engine talks to its ports (StateStore, HttpTransport), not to SQLite or an HTTP client.",
     },
     {
+      regex: "^(execa|node:child_process|child_process)$",
+      message:
+        "The engine starts no process: run steps go through its ProcessRunner port (app/process-runner.ts).",
+    },
+    {
       regex: "(^|/)(store/sqlite|group-commit)[^/]*$",
       message: "The engine uses the StateStore port; SQLite and its group commit stay inside src/store/.",
     },

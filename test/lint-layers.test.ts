@@ -69,7 +69,7 @@ describe("layers go one way", () => {
     ).toEqual([]);
   });
 
-  test("the engine builds no API client, download or transport and reads no token: it takes ports", async () => {
+  test("the engine builds no API client, download, transport or process and reads no token: it takes ports", async () => {
     for (const code of [
       'import { RunComfyClient } from "../api/client.js";\nvoid RunComfyClient;\n',
       'import { createClientFromEnv, readApiToken } from "../api/env.js";\nvoid createClientFromEnv, readApiToken;\n',
@@ -79,6 +79,11 @@ describe("layers go one way", () => {
     ]) {
       expect(await messagesFor("src/engine/x.ts", code), code).toEqual([
         expect.stringContaining("The engine builds no API client, download or HTTP transport"),
+      ]);
+    }
+    for (const source of ["execa", "node:child_process"]) {
+      expect(await messagesFor("src/engine/x.ts", `import x from "${source}";\nvoid x;\n`), source).toEqual([
+        expect.stringContaining("The engine starts no process"),
       ]);
     }
     // Their types are the ports' shapes.

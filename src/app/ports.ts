@@ -12,7 +12,6 @@ import { retryingTransport } from "../api/probe-transport.js";
 import { DEFAULT_POLL_POLICY, type PollPolicy as ClientPollPolicy } from "../api/retry-policy.js";
 import type { DownloadFunction, EngineApi, ProcessRunner } from "../engine/deps.js";
 import type { EventBus } from "../engine/events.js";
-import { runProcess } from "../engine/process-runner.js";
 import type { RunControl } from "../engine/run-control.js";
 import type { StepPolicy } from "../engine/step-policy.js";
 import type { ApiPort, ApiTarget, CancelPorts, Placed, RunPorts } from "../engine/use-case-ports.js";
@@ -24,6 +23,7 @@ import { systemClock, type Clock, type Random } from "../util/clock.js";
 import type { PollPolicy } from "../workflow/index.js";
 import { apiOriginFor } from "./api-target.js";
 import { openStateStore } from "./open-store.js";
+import { runProcess } from "./process-runner.js";
 
 /** What a caller of `apply` or `retry` brings; everything but `events` has a real default. */
 export interface ApplyServices {

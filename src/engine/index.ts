@@ -27,7 +27,6 @@ export type {
   StepEvent,
 } from "./events.js";
 export { DEFAULT_CACHE_TTL_MS, executePlan, judgeRun, type ExecutionResult } from "./executor.js";
-export { runProcess } from "./process-runner.js";
 export { findRun } from "./find-run.js";
 export { retryPlan, retryRun, type RetryOutcome, type RetryRequest } from "./retry.js";
 export { isStopSignal, RunControl, StopSignal, type StopReason } from "./run-control.js";
