@@ -52,8 +52,20 @@ const EXTRA_RESTRICTIONS = {
       message: "The engine talks to its ports (StateStore, HttpTransport), not to SQLite or an HTTP client.",
     },
     {
+      regex: "^(execa|node:child_process|child_process)$",
+      message:
+        "The engine starts no process: run steps go through its ProcessRunner port (app/process-runner.ts).",
+    },
+    {
       regex: "(^|/)(store/sqlite|group-commit)[^/]*$",
       message: "The engine uses the StateStore port; SQLite and its group commit stay inside src/store/.",
+    },
+    {
+      // Their types are the ports' shapes; their values (constructors, the token reader) are wiring.
+      regex: "^\\.\\./api/(client|env|download|http|probe-transport)(\\.js)?$",
+      allowTypeImports: true,
+      message:
+        "The engine builds no API client, download or HTTP transport and reads no token: it takes them as ports (engine/use-case-ports.ts), built in src/app/.",
     },
   ],
 };

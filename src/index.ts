@@ -18,6 +18,7 @@ import { loadModelRegistry, type ModelRegistry } from "./models/registry.js";
 import { emptyPriorState } from "./plan/prior-state.js";
 import { planRun } from "./plan/plan.js";
 import type { Plan } from "./plan/types.js";
+import type { EngineApi } from "./engine/deps.js";
 import type { StateStore } from "./store/port.js";
 import type { RunRecord } from "./store/types.js";
 import { WorkflowInvalidError } from "./errors.js";
@@ -117,8 +118,17 @@ export function plan(workflow: Workflow, options: PlanOptions = {}): Plan {
 
 // ─── Apply ──────────────────────────────────────────────────────────────────────────────
 
-/** An apply as `runflow apply` makes it, plus how a program follows and stops it. */
+/** An apply as `runflow apply` makes it, plus how a program follows and stops it, and its own parts. */
 export interface ApplyOptions extends ApplyRequest {
+  /**
+   * Your own state store: any implementation of the `StateStore` port (store/port.ts; the
+   * conformance suite, test/store-conformance.ts, says what it must do). The apply runs on
+   * it and leaves it open; `statePath` is then not opened. Default: the SQLite file at
+   * `statePath`.
+   */
+  store?: StateStore | undefined;
+  /** Your own API client (`EngineApi`) in place of the RunComfy client `api` would build. */
+  client?: EngineApi | undefined;
   /** Called with every event of the run (the CLI's `--json` lines are these events). */
   onEvent?: RunEventListener | undefined;
   /** Aborting it stops the run as Ctrl-C does: nothing new is submitted, the outcome is `interrupted`. */
@@ -137,7 +147,7 @@ export interface ApplyOptions extends ApplyRequest {
  * `LockHeldError` (3) or `AuthError` (4).
  */
 export async function apply(options: ApplyOptions): Promise<ApplyOutcome> {
-  const { onEvent, signal, ...request } = options;
+  const { onEvent, signal, store, client, ...request } = options;
   const events = new EventBus();
   if (onEvent) events.subscribe(onEvent);
   const control = new RunControl();
@@ -145,20 +155,25 @@ export async function apply(options: ApplyOptions): Promise<ApplyOutcome> {
   if (signal?.aborted) stop();
   signal?.addEventListener("abort", stop, { once: true });
   try {
-    return await applyWorkflow(request, { events, control });
+    return await applyWorkflow(request, { events, control, store, api: client });
   } finally {
     signal?.removeEventListener("abort", stop);
   }
 }
 
 /**
- * The engine's own entry, for a program that brings its own parts (`ApplyServices`: the
- * event bus, a run control, a clock, an `EngineApi` in place of the RunComfy client, a
- * `StateStore` through `openStore`; the SQLite file by default).
+ * The use cases through the composition root (src/app/), for a program that brings its own
+ * parts (`ApplyServices`, `CancelServices`): the event bus, a run control, a clock, an
+ * `EngineApi` as `api` in place of the RunComfy client, and a `StateStore` — an open one as
+ * `store`, or an opener as `openStore`. What is not given is the real adapter: the SQLite
+ * file at `statePath` (`openStateStore`), the RunComfy client from the environment.
  */
-export { applyWorkflow, openStateStore } from "./app/index.js";
+export { applyWorkflow, cancelRun, openStateStore, retryRun } from "./app/index.js";
+export type { ApplyServices, CancelServices } from "./app/index.js";
 export { DEFAULT_STATE_PATH } from "./engine/apply.js";
-export type { ApiTarget, ApplyOutcome, ApplyRequest, ApplyServices } from "./engine/apply.js";
+export type { ApiTarget, ApplyOutcome, ApplyRequest } from "./engine/apply.js";
+export type { CancelOutcome, CancelRequest } from "./engine/cancel.js";
+export type { RetryOutcome, RetryRequest } from "./engine/retry.js";
 /** Stops a run from outside (`stop("interrupted")`, `stop("cancelled")`). */
 export { RunControl, type StopReason } from "./engine/run-control.js";
 

@@ -69,6 +69,51 @@ describe("layers go one way", () => {
     ).toEqual([]);
   });
 
+  test("the engine builds no API client, download, transport or process and reads no token: it takes ports", async () => {
+    for (const code of [
+      'import { RunComfyClient } from "../api/client.js";\nvoid RunComfyClient;\n',
+      'import { createClientFromEnv, readApiToken } from "../api/env.js";\nvoid createClientFromEnv, readApiToken;\n',
+      'import { downloadFile } from "../api/download.js";\nvoid downloadFile;\n',
+      'import { undiciTransport } from "../api/http.js";\nvoid undiciTransport;\n',
+      'import { retryingTransport } from "../api/probe-transport.js";\nvoid retryingTransport;\n',
+    ]) {
+      expect(await messagesFor("src/engine/x.ts", code), code).toEqual([
+        expect.stringContaining("The engine builds no API client, download or HTTP transport"),
+      ]);
+    }
+    for (const source of ["execa", "node:child_process"]) {
+      expect(await messagesFor("src/engine/x.ts", `import x from "${source}";\nvoid x;\n`), source).toEqual([
+        expect.stringContaining("The engine starts no process"),
+      ]);
+    }
+    // Their types are the ports' shapes.
+    expect(
+      await messagesFor(
+        "src/engine/x.ts",
+        'import type { RunComfyClient } from "../api/client.js";\nimport type { HttpTransport } from "../api/http.js";\n',
+      ),
+    ).toEqual([]);
+    // The composition root builds them.
+    expect(
+      await messagesFor(
+        "src/app/x.ts",
+        'import { RunComfyClient } from "../api/client.js";\nvoid RunComfyClient;\n',
+      ),
+    ).toEqual([]);
+  });
+
+  test("the engine imports neither the composition root (src/app) nor the CLI", async () => {
+    expect(
+      await messagesFor("src/engine/x.ts", 'import { openStateStore } from "../app/open-store.js";\n'),
+    ).toEqual([expect.stringContaining("engine/ imports only from lower layers")]);
+    expect(
+      await messagesFor("src/engine/use-cases/x.ts", 'import { runPorts } from "../../app/ports.js";\n'),
+    ).toEqual([expect.stringContaining("engine/ imports only from lower layers")]);
+    expect(
+      await messagesFor("src/engine/x.ts", 'import { globalOptions } from "../cli/context.js";\n'),
+    ).toEqual([expect.stringContaining("engine/ imports only from lower layers")]);
+  });
+
   test("a lower layer cannot reach a higher one, at any depth; a higher one can reach down", async () => {
     expect(
       await messagesFor("src/plan/x.ts", 'import { countOf } from "../render/vocabulary.js";\n'),

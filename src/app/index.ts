@@ -1,50 +1,41 @@
 /**
- * The composition root: the one place that builds the real adapters and hands them to the
- * use cases (the CLI and library users start here). The engine takes its ports; only this
- * module knows that the state store is SQLite (store/sqlite-state-store.ts).
+ * The composition root: the one place that builds the real adapters (app/ports.ts) and
+ * hands them to the use cases (engine/apply.ts, retry.ts, cancel.ts). The CLI and library
+ * users start here. It fills in where a use case runs (`cwd`, `env`: this process's unless
+ * given) — the engine reads neither itself — and uses whatever the caller brought instead
+ * of a real adapter: its own `StateStore`, its own `EngineApi`.
  */
-import {
-  applyWorkflow as applyWithPorts,
-  type ApplyOutcome,
-  type ApplyRequest,
-  type ApplyServices,
-} from "../engine/apply.js";
-import {
-  cancelRun as cancelWithPorts,
-  type CancelOutcome,
-  type CancelRequest,
-  type CancelServices,
-} from "../engine/cancel.js";
+import { applyWorkflow as applyWithPorts, type ApplyOutcome, type ApplyRequest } from "../engine/apply.js";
+import { cancelRun as cancelWithPorts, type CancelOutcome, type CancelRequest } from "../engine/cancel.js";
 import { retryRun as retryWithPorts, type RetryOutcome, type RetryRequest } from "../engine/retry.js";
-import type { StateStoreOpener } from "../store/port.js";
+import type { Placed } from "../engine/use-case-ports.js";
 import { openStateStore } from "./open-store.js";
+import { cancelPorts, runPorts, type ApplyServices, type CancelServices } from "./ports.js";
 
 export { openStateStore };
+export type { ApplyServices, CancelServices };
 
-/** Services of a use case, with the state store the default one unless given. */
-type WithDefaultStore<T extends { openStore: StateStoreOpener }> = Omit<T, "openStore"> &
-  Partial<Pick<T, "openStore">>;
+/** The request with its place: the caller's, else this process's folder and environment. */
+function placed<Request extends { cwd?: string | undefined; env?: NodeJS.ProcessEnv | undefined }>(
+  request: Request,
+): Placed<Request> {
+  return { ...request, cwd: request.cwd ?? process.cwd(), env: request.env ?? process.env };
+}
 
-/** `runflow apply`: on the default state store unless `services.openStore` says otherwise. */
-export function applyWorkflow(
-  request: ApplyRequest,
-  services: WithDefaultStore<ApplyServices>,
-): Promise<ApplyOutcome> {
-  return applyWithPorts(request, { ...services, openStore: services.openStore ?? openStateStore });
+/** `runflow apply`: on the default state store unless `services` brings another. */
+export function applyWorkflow(request: ApplyRequest, services: ApplyServices): Promise<ApplyOutcome> {
+  const at = placed(request);
+  return applyWithPorts(at, runPorts(at, services));
 }
 
 /** `runflow retry`. */
-export function retryRun(
-  request: RetryRequest,
-  services: WithDefaultStore<ApplyServices>,
-): Promise<RetryOutcome> {
-  return retryWithPorts(request, { ...services, openStore: services.openStore ?? openStateStore });
+export function retryRun(request: RetryRequest, services: ApplyServices): Promise<RetryOutcome> {
+  const at = placed(request);
+  return retryWithPorts(at, runPorts(at, services));
 }
 
 /** `runflow cancel`. */
-export function cancelRun(
-  request: CancelRequest,
-  services: WithDefaultStore<CancelServices> = {},
-): Promise<CancelOutcome> {
-  return cancelWithPorts(request, { ...services, openStore: services.openStore ?? openStateStore });
+export function cancelRun(request: CancelRequest, services: CancelServices = {}): Promise<CancelOutcome> {
+  const at = placed(request);
+  return cancelWithPorts(at, cancelPorts(at, services));
 }

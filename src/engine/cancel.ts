@@ -9,16 +9,14 @@
  * to cancel at any API: its open steps are marked cancelled here, and no token is needed.
  */
 import os from "node:os";
-import { createClientFromEnv } from "../api/env.js";
 import { decideLock, isProcessAlive } from "../store/lock.js";
-import type { StateStore, StateStoreOpener } from "../store/port.js";
+import type { StateStore } from "../store/port.js";
 import { OPEN_ATTEMPT_STATES, type AttemptRecord, type RunRecord } from "../store/types.js";
-import { systemClock, type Clock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
 import { UsageError } from "../errors.js";
-import { apiOriginFor, closeStore, openStateStore } from "./apply.js";
-import type { EngineApi } from "./deps.js";
 import { findRun } from "./find-run.js";
+import { closeStore, openStoreAt } from "./store-session.js";
+import type { CancelPorts, Placed } from "./use-case-ports.js";
 import { DEFAULT_LOCK_TIMING } from "./workflow-lock.js";
 
 export interface CancelRequest {
@@ -30,13 +28,6 @@ export interface CancelRequest {
   waitMs?: number | undefined;
   /** `--emulator`: the run was on the embedded emulator (also known from the run's own record). */
   emulator?: boolean | undefined;
-}
-
-export interface CancelServices {
-  /** Opens the state store (the composition root, src/app/, passes the SQLite adapter's). */
-  openStore: StateStoreOpener;
-  api?: EngineApi | undefined;
-  clock?: Clock | undefined;
 }
 
 export interface CancelOutcome {
@@ -92,11 +83,9 @@ function checkRunMadeHere(run: RunRecord, apiOrigin: string): void {
   );
 }
 
-export async function cancelRun(request: CancelRequest, services: CancelServices): Promise<CancelOutcome> {
-  const cwd = request.cwd ?? process.cwd();
-  const env = request.env ?? process.env;
-  const clock = services.clock ?? systemClock;
-  const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
+export async function cancelRun(request: Placed<CancelRequest>, ports: CancelPorts): Promise<CancelOutcome> {
+  const { clock } = ports;
+  const { store, path: statePath } = await openStoreAt(ports.openStore, request.statePath, request);
   let failed = false;
   try {
     const run = await findRun(store, request.run, statePath);
@@ -152,8 +141,8 @@ export async function cancelRun(request: CancelRequest, services: CancelServices
       outcome.cancelled.push(attempt.address);
     };
     // A request id means something only at the API that gave it.
-    if (!embedded && !services.api) checkRunMadeHere(run, apiOriginFor({ env }));
-    const api = embedded ? undefined : (services.api ?? createClientFromEnv({ env }));
+    if (!embedded && !ports.callersApi) checkRunMadeHere(run, ports.api.origin());
+    const api = embedded ? undefined : ports.api.client({ poll: undefined });
     outcome.emulatorGone = embedded;
     for (const attempt of await store.attempts.list(run.id)) {
       if (attempt.requestId === undefined || !OPEN_ATTEMPT_STATES.includes(attempt.state)) continue;

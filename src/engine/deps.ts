@@ -29,7 +29,10 @@ export interface ProcessRequest {
   /** argv[0] is the program, looked up on PATH; no shell is involved. */
   argv: readonly string[];
   cwd: string;
-  /** The whole environment of the process (the caller merged it). */
+  /**
+   * The step's own variables. The runner sets them over its environment (the real one,
+   * app/process-runner.ts: runflow's own without the API token).
+   */
   env: Record<string, string>;
   timeoutMs: number;
   /** Aborting kills the process. */

@@ -1,9 +1,12 @@
 /** The engine (SPEC §4–§5): executes plans durably; apply, retry and cancel as use cases. */
-export { applyWorkflow, clientPollPolicy, DEFAULT_STATE_PATH, newRunId, openStateStore } from "./apply.js";
+export { applyWorkflow, DEFAULT_STATE_PATH } from "./apply.js";
+export { newRunId, runLocked, type LockedOutcome, type LockedRun } from "./locked-run.js";
+export { closeStore, openStoreAt, stateLocation } from "./store-session.js";
+export type { ApiPort, ApiTarget, CancelPorts, Placed, RunPorts, UseCasePlace } from "./use-case-ports.js";
 export { commonFolder } from "./paths.js";
 export { decodePlan, encodePlan, isStoredPlan, readStoredPlan, type StoredPlan } from "./stored-plan.js";
-export type { ApiTarget, ApplyOutcome, ApplyRequest, ApplyServices } from "./apply.js";
-export { cancelRun, type CancelOutcome, type CancelRequest, type CancelServices } from "./cancel.js";
+export type { ApplyOutcome, ApplyRequest } from "./apply.js";
+export { cancelRun, type CancelOutcome, type CancelRequest } from "./cancel.js";
 export type {
   DownloadFunction,
   EngineApi,
@@ -33,7 +36,6 @@ export type {
   StepEvent,
 } from "./events.js";
 export { DEFAULT_CACHE_TTL_MS, executePlan, judgeRun, type ExecutionResult } from "./executor.js";
-export { runProcess } from "./process-runner.js";
 export { findRun } from "./find-run.js";
 export { retryPlan, retryRun, type RetryOutcome, type RetryRequest } from "./retry.js";
 export { isStopSignal, RunControl, StopSignal, type StopReason } from "./run-control.js";

@@ -5,23 +5,14 @@
  * run again. `unknown` steps (maybe already billed) only with `resubmitUnknown`.
  */
 import { UsageError } from "../errors.js";
-import { loadModelRegistry } from "../models/registry.js";
 import { countDecisions } from "../plan/plan.js";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { StateStore } from "../store/port.js";
 import type { RunRecord, StepRecord } from "../store/types.js";
-import { systemClock } from "../util/clock.js";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../api/origin.js";
-import {
-  apiOriginFor,
-  closeStore,
-  newRunId,
-  openStateStore,
-  runLocked,
-  type ApiTarget,
-  type ApplyOutcome,
-  type ApplyServices,
-} from "./apply.js";
+import { newRunId, runLocked, type LockedOutcome } from "./locked-run.js";
+import { closeStore, openStoreAt } from "./store-session.js";
+import type { ApiTarget, Placed, RunPorts } from "./use-case-ports.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { findRun } from "./find-run.js";
 import { isSuccess } from "./states.js";
@@ -46,7 +37,7 @@ export interface RetryRequest {
 }
 
 export type RetryOutcome =
-  | (ApplyOutcome & { parentRunId: string; nothingToRetry?: false })
+  | (LockedOutcome & { statePath: string; parentRunId: string; nothingToRetry?: false })
   | { nothingToRetry: true; parentRunId: string; statePath: string };
 
 /**
@@ -128,15 +119,13 @@ interface StoredOptions {
   emulator?: boolean;
 }
 
-export async function retryRun(request: RetryRequest, services: ApplyServices): Promise<RetryOutcome> {
-  const cwd = request.cwd ?? process.cwd();
-  const env = request.env ?? process.env;
-  const clock = services.clock ?? systemClock;
-  const { store, path: statePath } = await openStateStore(services.openStore, request.statePath, cwd, env);
+export async function retryRun(request: Placed<RetryRequest>, ports: RunPorts): Promise<RetryOutcome> {
+  const { clock } = ports;
+  const { store, path: statePath } = await openStoreAt(ports.openStore, request.statePath, request);
   let failed = false;
   try {
     const parent = await findRun(store, request.run, statePath);
-    checkSameApi(parent, apiOriginFor({ env, api: request.api }));
+    checkSameApi(parent, ports.api.origin());
     const saved = await readStoredPlan(store, parent.id);
     if (!saved) {
       throw new UsageError(`run ${parent.id} has no stored plan runflow can retry from`, {
@@ -147,7 +136,7 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
       new Map((await from.steps.list(parent.id)).map((record) => [record.address, record]));
     const records = await recordsOf(store);
     const stored = decodePlan(saved, records);
-    const runId = services.runId ?? newRunId(clock.now());
+    const runId = ports.runId ?? newRunId(clock.now());
     const probe = retryPlan(stored, records, {
       runId,
       now: clock.now(),
@@ -190,10 +179,9 @@ export async function retryRun(request: RetryRequest, services: ApplyServices): 
           resubmitUnknown: request.resubmitUnknown ?? false,
           cacheTtlMs,
         },
-        registry: loadModelRegistry({ dirs: [...(request.models ?? [])], cwd }),
-        request: { env, api: request.api },
+        registry: ports.models(),
       },
-      { ...services, runId },
+      { ...ports, runId },
     );
     return { ...outcome, statePath, parentRunId: parent.id };
   } catch (error) {

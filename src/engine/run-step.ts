@@ -9,7 +9,6 @@
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { TOKEN_VARIABLES } from "../api/env.js";
 import { backoff } from "../api/retry-policy.js";
 import { fingerprintRunStep } from "../plan/fingerprint.js";
 import type { PlannedStep } from "../plan/types.js";
@@ -108,16 +107,6 @@ async function inputFileHashes(invocation: Invocation): Promise<Record<string, s
     hashes[arg] = (await hashFile(file)).sha256;
   }
   return hashes;
-}
-
-/** runflow's environment without the API token, with the step's own variables over it. */
-function processEnvironment(extra: Readonly<Record<string, string>>): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !TOKEN_VARIABLES.includes(name as (typeof TOKEN_VARIABLES)[number]))
-      env[name] = value;
-  }
-  return { ...env, ...extra };
 }
 
 function lastLines(text: string, count: number): string {
@@ -224,7 +213,7 @@ async function runOnce(
     const result = await deps.runProcess({
       argv: invocation.argv,
       cwd: invocation.cwd,
-      env: processEnvironment(invocation.env),
+      env: invocation.env,
       timeoutMs: step.timeoutMs,
       signal: kill.signal,
     });

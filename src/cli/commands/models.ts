@@ -9,7 +9,7 @@ import { createClientFromEnv } from "../../api/index.js";
 import { readApiToken } from "../../api/env.js";
 import { formatPrice, usdOf } from "../../cost/money.js";
 import { readPrices, type ReadPrices } from "../../engine/prices.js";
-import { apiOriginFor } from "../../engine/apply.js";
+import { apiOriginFor } from "../../app/api-target.js";
 import { openStateStore } from "../../app/open-store.js";
 import type { PriceRecord } from "../../store/types.js";
 import { UsageError } from "../../errors.js";

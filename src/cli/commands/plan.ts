@@ -11,7 +11,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import type { Command } from "commander";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
-import { apiOriginFor } from "../../engine/apply.js";
+import { apiOriginFor } from "../../app/api-target.js";
 import { heldBecause, priorStateAt, unfinishedElsewhere } from "../../engine/prior-runs.js";
 import { RunComfyClient } from "../../api/client.js";
 import { readApiToken } from "../../api/env.js";

@@ -10,7 +10,7 @@ import { checkWorkflow, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import { countOf, scopePhrase } from "../../render/vocabulary.js";
 import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
-import { retryingTransport } from "../../engine/probe-transport.js";
+import { retryingTransport } from "../../api/probe-transport.js";
 
 // Kept for modules that imported them from here before they moved to ../context.js.
 export { collectRepeatable, commandOutput };

@@ -1,6 +1,11 @@
-/** The real ProcessRunner: execa with an argument vector, never a shell. */
+/**
+ * The real ProcessRunner: execa with an argument vector, never a shell, in runflow's own
+ * environment without the API token, the step's variables over it. An adapter of the
+ * composition root: the engine starts no process and reads no environment itself.
+ */
 import type { execa as Execa } from "execa";
-import type { ProcessOutcome, ProcessRequest } from "./deps.js";
+import { TOKEN_VARIABLES } from "../api/env.js";
+import type { ProcessOutcome, ProcessRequest } from "../engine/deps.js";
 
 // Loaded on the first run step: execa takes about 70 ms to load, and most commands (and
 // workflows without run steps) never start a process.
@@ -8,6 +13,16 @@ let execaModule: Promise<{ execa: typeof Execa }> | undefined;
 
 /** A program writing more than this to stdout or stderr is stopped: runflow keeps stdout in its database. */
 const MAX_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** runflow's environment without the API token, with the step's own variables over it. */
+function processEnvironment(extra: Readonly<Record<string, string>>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !TOKEN_VARIABLES.includes(name as (typeof TOKEN_VARIABLES)[number]))
+      env[name] = value;
+  }
+  return { ...env, ...extra };
+}
 
 export async function runProcess(request: ProcessRequest): Promise<ProcessOutcome> {
   const [program, ...args] = request.argv;
@@ -24,7 +39,7 @@ export async function runProcess(request: ProcessRequest): Promise<ProcessOutcom
   const { execa } = await (execaModule ??= import("execa"));
   const result = await execa(program, args, {
     cwd: request.cwd,
-    env: request.env,
+    env: processEnvironment(request.env),
     extendEnv: false,
     shell: false,
     stdin: "ignore",

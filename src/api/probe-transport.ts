@@ -3,8 +3,8 @@
  * 429 or 5xx, or a connection that fails, is tried again a few times with backoff, as SPEC
  * §4 asks of every idempotent call — one hiccup of an image host must not reject a batch.
  */
-import { fetchTransport, isOk, undiciTransport, type HttpTransport } from "../api/http.js";
-import { backoff, classify } from "../api/retry-policy.js";
+import { fetchTransport, isOk, undiciTransport, type HttpTransport } from "./http.js";
+import { backoff, classify } from "./retry-policy.js";
 import { systemClock, type Clock, type Random } from "../util/clock.js";
 
 export interface RetryingTransportOptions {
