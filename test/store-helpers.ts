@@ -101,6 +101,7 @@ function compileStoreForChildren(): string {
   const outDir = mkdtempSync(path.join(os.tmpdir(), "runflow-store-child-"));
   const require = createRequire(import.meta.url);
   const sqliteUrl = pathToFileURL(require.resolve("better-sqlite3")).href;
+  const pgUrl = pathToFileURL(require.resolve("pg")).href;
   const sources = [
     "src/errors.ts",
     ...readdirSync(path.join(projectRoot, "src/store"))
@@ -117,8 +118,13 @@ function compileStoreForChildren(): string {
     });
     const target = path.join(outDir, source.replace(/\.ts$/, ".js"));
     mkdirSync(path.dirname(target), { recursive: true });
-    // The temp folder has no node_modules: point the one bare import at the project's copy.
-    writeFileSync(target, outputText.replace(/from "better-sqlite3"/g, `from ${JSON.stringify(sqliteUrl)}`));
+    // The temp folder has no node_modules: point the bare imports at the project's copies.
+    writeFileSync(
+      target,
+      outputText
+        .replace(/from "better-sqlite3"/g, `from ${JSON.stringify(sqliteUrl)}`)
+        .replace(/from "pg"/g, `from ${JSON.stringify(pgUrl)}`),
+    );
   }
   process.on("exit", () => rmSync(outDir, { recursive: true, force: true }));
   compiledStoreUrl = pathToFileURL(path.join(outDir, "src/store/sqlite.js")).href;
@@ -163,6 +169,17 @@ export function spawnStateStoreChild(dbPath: string, body: string, args: unknown
   return spawnChild(
     `import { openSqliteStateStore } from ${JSON.stringify(adapterUrl)};
      const store = await openSqliteStateStore(${JSON.stringify(dbPath)}, { secrets: [] });`,
+    body,
+    args,
+  );
+}
+
+/** The same with `store` the port's PostgreSQL adapter (postgres-state-store.ts) opened on `url`. */
+export function spawnPostgresStateStoreChild(url: string, body: string, args: unknown = null): StoreChild {
+  const adapterUrl = new URL("postgres-state-store.js", compileStoreForChildren()).href;
+  return spawnChild(
+    `import { openPostgresStateStore } from ${JSON.stringify(adapterUrl)};
+     const store = await openPostgresStateStore(${JSON.stringify(url)}, { secrets: [] });`,
     body,
     args,
   );

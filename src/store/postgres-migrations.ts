@@ -1,0 +1,231 @@
+/**
+ * The PostgreSQL schema of the state store, as numbered migrations of its own (the SQLite
+ * ones are in migrations.ts and are not shared: the two schemas follow the same records but
+ * speak different SQL). Append only: a released migration is never edited, a change is a new
+ * entry. The versions applied are rows of `runflow_migrations`.
+ *
+ * How it differs from the SQLite schema, and why:
+ * - Timestamps are BIGINT milliseconds (the store has no clock; callers pass them in).
+ * - JSON columns are `json`, not `jsonb`: `json` keeps the text as written, like SQLite's
+ *   TEXT — key order (a plan's jobs, a body as sent), and `\u0000` escapes, which `jsonb`
+ *   refuses. Nothing queries inside them.
+ * - `seq` (an identity column) stands for SQLite's rowid: the order rows were inserted in,
+ *   which the lists and the "newest" questions fall back on.
+ */
+import type pg from "pg";
+import { newerSchemaError } from "./errors.js";
+
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    name: "runs, steps, attempts, outputs, locks, plan parts, prices, input captures",
+    sql: `
+      CREATE TABLE runs (
+        seq                 BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+        id                  TEXT PRIMARY KEY,
+        workflow_name       TEXT NOT NULL,
+        workflow_file       TEXT NOT NULL,
+        kind                TEXT NOT NULL CHECK (kind IN ('apply', 'retry')),
+        parent_run_id       TEXT REFERENCES runs (id),
+        status              TEXT NOT NULL DEFAULT 'running',
+        exit_code           INTEGER,
+        plan_json           JSON NOT NULL,
+        options_json        JSON NOT NULL,
+        counts_json         JSON,
+        pid                 INTEGER NOT NULL,
+        hostname            TEXT NOT NULL,
+        started_at          BIGINT NOT NULL,
+        finished_at         BIGINT,
+        cancel_requested_at BIGINT,
+        api_origin          TEXT,
+        finished_by_run     TEXT
+      );
+      CREATE INDEX runs_by_workflow ON runs (workflow_name, started_at);
+      CREATE INDEX runs_by_start ON runs (started_at);
+
+      CREATE TABLE run_plan_parts (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        part       INTEGER NOT NULL,
+        steps_json JSON NOT NULL,
+        PRIMARY KEY (run_id, part)
+      );
+
+      -- attempt and request_id mirror the newest attempt so status needs no join.
+      CREATE TABLE steps (
+        seq             BIGINT GENERATED ALWAYS AS IDENTITY,
+        run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        address         TEXT NOT NULL,
+        job_id          TEXT NOT NULL,
+        instance_key    TEXT NOT NULL,
+        step_id         TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('model', 'run')),
+        model           TEXT,
+        state           TEXT NOT NULL,
+        attempt         INTEGER NOT NULL DEFAULT 0,
+        fingerprint     TEXT,
+        input_json      JSON,
+        output_json     JSON,
+        files_json      JSON,
+        stdout          TEXT,
+        error           TEXT,
+        request_id      TEXT,
+        reused_from_run TEXT,
+        queue_position  INTEGER,
+        position        INTEGER,
+        created_at      BIGINT NOT NULL,
+        started_at      BIGINT,
+        finished_at     BIGINT,
+        updated_at      BIGINT NOT NULL,
+        PRIMARY KEY (run_id, address)
+      );
+      -- Reuse looks up succeeded steps by fingerprint; only those rows are indexed.
+      CREATE INDEX steps_succeeded_by_fingerprint ON steps (fingerprint, finished_at)
+        WHERE state = 'succeeded';
+
+      -- One row per remote submission; seq orders attempts across runs.
+      CREATE TABLE attempts (
+        seq                 BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        run_id              TEXT NOT NULL,
+        address             TEXT NOT NULL,
+        attempt             INTEGER NOT NULL,
+        workflow_name       TEXT NOT NULL,
+        fingerprint         TEXT NOT NULL,
+        request_id          TEXT,
+        state               TEXT NOT NULL,
+        queue_position      INTEGER,
+        error               TEXT,
+        reattached_from_run TEXT,
+        api_origin          TEXT,
+        server_ms           BIGINT,
+        cost_micros         BIGINT,
+        started_at          BIGINT NOT NULL,
+        submitted_at        BIGINT,
+        finished_at         BIGINT,
+        UNIQUE (run_id, address, attempt),
+        FOREIGN KEY (run_id, address) REFERENCES steps (run_id, address) ON DELETE CASCADE
+      );
+      CREATE INDEX attempts_by_fingerprint ON attempts (workflow_name, fingerprint, address);
+      -- Resume scans only the attempts whose request may still exist.
+      CREATE INDEX attempts_open ON attempts (workflow_name)
+        WHERE state IN ('submitting', 'submitted', 'in_queue', 'in_progress', 'unknown');
+
+      CREATE TABLE outputs (
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY,
+        run_id     TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        name       TEXT NOT NULL,
+        idx        INTEGER,
+        url        TEXT NOT NULL,
+        path       TEXT,
+        bytes      BIGINT,
+        sha256     TEXT,
+        created_at BIGINT NOT NULL,
+        FOREIGN KEY (run_id, address) REFERENCES steps (run_id, address) ON DELETE CASCADE
+      );
+      -- A single output has no index; -1 stands for it so the pair stays unique.
+      CREATE UNIQUE INDEX outputs_by_step ON outputs (run_id, address, name, (coalesce(idx, -1)));
+
+      CREATE TABLE input_captures (
+        seq        BIGINT GENERATED ALWAYS AS IDENTITY,
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        url        TEXT NOT NULL,
+        address    TEXT NOT NULL,
+        path       TEXT,
+        bytes      BIGINT,
+        sha256     TEXT,
+        error      TEXT,
+        created_at BIGINT NOT NULL,
+        PRIMARY KEY (run_id, url)
+      );
+
+      CREATE TABLE model_prices (
+        api_origin TEXT NOT NULL,
+        model_id   TEXT NOT NULL,
+        micros     BIGINT NOT NULL,
+        unit       TEXT NOT NULL CHECK (unit IN ('second', 'output')),
+        note       TEXT,
+        read_at    BIGINT NOT NULL,
+        PRIMARY KEY (api_origin, model_id)
+      );
+
+      -- At most one live apply per workflow. No foreign key: the lock is taken before the run exists.
+      CREATE TABLE locks (
+        workflow_name TEXT PRIMARY KEY,
+        run_id        TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        hostname      TEXT NOT NULL,
+        acquired_at   BIGINT NOT NULL,
+        heartbeat_at  BIGINT NOT NULL
+      );
+    `,
+  },
+];
+
+export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(
+  (latest, m) => Math.max(latest, m.version),
+  0,
+);
+
+/**
+ * The advisory lock key that migrations run under: any 64-bit number of our own, the same
+ * in every runflow (0x72756e666c6f77: "runflow" in ASCII).
+ */
+export const MIGRATION_LOCK_KEY = "32217264370249591";
+
+const CREATE_VERSIONS_TABLE = `
+  CREATE TABLE IF NOT EXISTS runflow_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+  )`;
+
+/** The schema version of the database, or 0 when runflow never wrote to it. */
+export async function postgresSchemaVersion(client: pg.ClientBase): Promise<number> {
+  const { rows } = await client.query<{ present: boolean }>(
+    "SELECT to_regclass('runflow_migrations') IS NOT NULL AS present",
+  );
+  if (!rows[0]?.present) return 0;
+  const version = await client.query<{ version: number | null }>(
+    "SELECT max(version) AS version FROM runflow_migrations",
+  );
+  return version.rows[0]?.version ?? 0;
+}
+
+/**
+ * Brings the database to the latest schema in one transaction, under an advisory lock held
+ * to its end: two processes opening a fresh database at once queue on the lock, and the
+ * second finds the work done. DDL is transactional in PostgreSQL, so a migration that fails
+ * leaves nothing half made.
+ */
+export async function migratePostgres(
+  client: pg.ClientBase,
+  location: string,
+  migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS,
+): Promise<void> {
+  const known = migrations.reduce((latest, m) => Math.max(latest, m.version), 0);
+  await client.query("BEGIN");
+  try {
+    await client.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`);
+    await client.query(CREATE_VERSIONS_TABLE);
+    const found = await postgresSchemaVersion(client);
+    if (found > known) throw newerSchemaError(location, found, known);
+    for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+      if (migration.version <= found) continue;
+      await client.query(migration.sql);
+      await client.query("INSERT INTO runflow_migrations (version, name) VALUES ($1, $2)", [
+        migration.version,
+        migration.name,
+      ]);
+    }
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  }
+}
