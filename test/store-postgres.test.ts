@@ -1,0 +1,295 @@
+/**
+ * What the PostgreSQL adapter (src/store/postgres-state-store.ts) does beyond the store
+ * conformance suite: its migrations, openers racing, a lost server, a server crash, what
+ * it writes as text (no token, no NUL), one bad write in a group, and its prior-runs lookup
+ * kept current with writes issued while it was being fetched. A real server on loopback.
+ */
+import pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StateStore } from "../src/store/port.js";
+import { LATEST_POSTGRES_SCHEMA_VERSION, POSTGRES_MIGRATIONS } from "../src/store/postgres-migrations.js";
+import {
+  describePostgresLocation,
+  openPostgresStateStore,
+  type PostgresStateStoreOptions,
+} from "../src/store/postgres-state-store.js";
+import type { NewRun, NewStep } from "../src/store/types.js";
+import {
+  databasePerTest,
+  skipWithoutPostgres,
+  startPostgres,
+  type PostgresServer,
+} from "./helpers/postgres.js";
+
+const skip = skipWithoutPostgres("PostgreSQL state store");
+const ORIGIN = "https://api.example";
+const CAT = "teaser/cat/animate";
+const DOG = "teaser/dog/animate";
+const TOKEN = "rc-secret-token-0123456789";
+
+const opened: StateStore[] = [];
+afterEach(async () => {
+  for (const store of opened.splice(0).reverse()) await store.close().catch(() => undefined);
+});
+
+async function open(url: string, options: PostgresStateStoreOptions = {}) {
+  const store = await openPostgresStateStore(url, { secrets: [], ...options });
+  opened.push(store);
+  return store;
+}
+
+async function query<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, values)).rows;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function newRun(id: string, overrides: Partial<NewRun> = {}): NewRun {
+  return {
+    id,
+    workflowName: "teasers",
+    workflowFile: "teasers.yaml",
+    kind: "apply",
+    plan: null,
+    options: {},
+    startedAt: 1_000,
+    pid: 4242,
+    hostname: "host-a",
+    apiOrigin: ORIGIN,
+    ...overrides,
+  };
+}
+
+function newStep(address: string, overrides: Partial<NewStep> = {}): NewStep {
+  const [jobId = "", instanceKey = "", stepId = ""] = address.split("/");
+  return {
+    address,
+    jobId,
+    instanceKey,
+    stepId,
+    kind: "model",
+    model: "m",
+    state: "pending",
+    fingerprint: `fp-${instanceKey}`,
+    ...overrides,
+  };
+}
+
+describe.skipIf(skip)("the PostgreSQL state store on a database of its own", () => {
+  const database = databasePerTest();
+
+  it("applies its migrations once: reopening changes nothing, and the version is recorded", async () => {
+    await (await open(database.url)).close();
+    await (await open(database.url)).close();
+    const versions = await query<{ version: number; name: string }>(
+      database.url,
+      "SELECT version, name FROM runflow_migrations ORDER BY version",
+    );
+    expect(versions).toEqual(POSTGRES_MIGRATIONS.map(({ version, name }) => ({ version, name })));
+    expect(versions.at(-1)?.version).toBe(LATEST_POSTGRES_SCHEMA_VERSION);
+  });
+
+  it("lets several processes open a fresh database at once: the advisory lock makes them take turns", async () => {
+    const stores = await Promise.all([1, 2, 3, 4].map(() => open(database.url)));
+    expect(stores).toHaveLength(4);
+    expect(await query(database.url, "SELECT version FROM runflow_migrations")).toHaveLength(
+      POSTGRES_MIGRATIONS.length,
+    );
+  });
+
+  it("refuses to read a database runflow never wrote, or one of a newer runflow, with what to do", async () => {
+    await expect(open(database.url, { readonly: true })).rejects.toMatchObject({
+      code: "state_missing",
+      message: expect.stringContaining(`no state database at ${database.url}`) as string,
+    });
+    await (await open(database.url)).close();
+    await query(database.url, "INSERT INTO runflow_migrations (version, name) VALUES (999, 'future')");
+    await expect(open(database.url)).rejects.toMatchObject({
+      code: "state_schema_newer",
+      message: expect.stringContaining("schema 999") as string,
+    });
+  });
+
+  it("never stores the token, and stores text with NUL in it", async () => {
+    const store = await open(database.url, { secrets: [TOKEN] });
+    await store.runs.create(newRun("run-1", { options: { header: `Bearer ${TOKEN}` } }));
+    await store.steps.insert("run-1", [newStep(CAT, { input: { prompt: `say ${TOKEN}` } })], 1_000);
+    await store.steps.update("run-1", CAT, {
+      updatedAt: 1_100,
+      state: "failed",
+      error: `401 for ${TOKEN}`,
+      stdout: `printed ${TOKEN}\u0000 and a NUL`,
+      output: { note: "a \u0000 in JSON", lone: "\ud800" },
+    });
+    const step = await store.steps.get("run-1", CAT);
+    expect(step).toMatchObject({
+      error: "401 for [redacted]",
+      stdout: "printed [redacted]\uFFFD and a NUL",
+      input: { prompt: "say [redacted]" },
+      output: { note: "a \u0000 in JSON" },
+    });
+    expect((await store.runs.get("run-1"))?.options).toEqual({ header: "Bearer [redacted]" });
+    const everything = await query<{ text: string }>(
+      database.url,
+      `SELECT concat_ws(' ', r::text, s::text) AS text FROM runs r JOIN steps s ON s.run_id = r.id`,
+    );
+    expect(everything[0]?.text).toContain("[redacted]");
+    expect(everything[0]?.text).not.toContain(TOKEN);
+  });
+
+  it("rejects only the bad write of a group: the others of the same turn are committed", async () => {
+    const store = await open(database.url);
+    await store.runs.create(newRun("run-1"));
+    await store.steps.insert("run-1", [newStep(CAT), newStep(DOG)], 1_000);
+    const writes = [
+      store.steps.update("run-1", CAT, { updatedAt: 1_100, state: "waiting" }),
+      store.steps.update("run-1", "no/such/step", { updatedAt: 1_100, state: "waiting" }),
+      store.steps.update("run-1", DOG, { updatedAt: 1_100, state: "running" }),
+    ];
+    const settled = await Promise.allSettled(writes);
+    expect(settled.map((result) => result.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(String((settled[1] as PromiseRejectedResult).reason)).toMatch(
+      /no step no\/such\/step in run run-1/,
+    );
+    expect(await store.steps.countByState("run-1")).toEqual({ waiting: 1, running: 1 });
+  });
+
+  it("keeps the prior-runs lookup current with writes issued while it was being fetched", async () => {
+    const store = await open(database.url);
+    await store.runs.create(newRun("run-1"));
+    await store.steps.insert("run-1", [newStep(CAT), newStep(DOG)], 1_000);
+    const lookup = store.history.priorRuns("teasers");
+    // Issued after the lookup, before it arrives: the lookup must see both.
+    const writes = [
+      store.steps.update("run-1", CAT, {
+        updatedAt: 1_500,
+        state: "succeeded",
+        finishedAt: 1_500,
+        output: { video: "v" },
+      }),
+      store.attempts.start(
+        {
+          runId: "run-1",
+          address: DOG,
+          attempt: 1,
+          workflowName: "teasers",
+          fingerprint: "fp-dog",
+          startedAt: 1_600,
+        },
+        { updatedAt: 1_600, state: "submitting", attempt: 1 },
+      ),
+    ];
+    const prior = await lookup;
+    await Promise.all(writes);
+    expect(prior.findSucceeded("teasers", "fp-cat", { apiOrigin: ORIGIN })).toMatchObject({
+      runId: "run-1",
+      address: CAT,
+      finishedAt: 1_500,
+      output: { video: "v" },
+    });
+    expect(prior.inFlightAt("teasers", "fp-dog", DOG)).toEqual([
+      expect.objectContaining({ runId: "run-1", disposition: "maybe_billed" }),
+    ]);
+    // A later process (another store) fetches the same from the database.
+    const other = await open(database.url);
+    const fetched = await other.history.priorRuns("teasers");
+    expect(fetched.findSucceeded("teasers", "fp-cat", { apiOrigin: ORIGIN })).toEqual(
+      prior.findSucceeded("teasers", "fp-cat", { apiOrigin: ORIGIN }),
+    );
+    expect(fetched.listInFlight("teasers")).toEqual(prior.listInFlight("teasers"));
+  });
+
+  it("holds one lock per workflow across stores: a holder on another host is alive until its heartbeat is stale", async () => {
+    const here = await open(database.url);
+    const there = await open(database.url);
+    const options = { now: 1_000, staleAfterMs: 10_000, isProcessAlive: () => false };
+    const results = await Promise.all([
+      here.locks.acquire("teasers", { runId: "run-a", pid: 1, hostname: "host-a" }, options),
+      there.locks.acquire("teasers", { runId: "run-b", pid: 2, hostname: "host-b" }, options),
+    ]);
+    expect(results.filter((result) => result.acquired)).toHaveLength(1);
+    const loser = results[0].acquired ? there : here;
+    const loserId = results[0].acquired
+      ? { runId: "run-b", pid: 2, hostname: "host-b" }
+      : { runId: "run-a", pid: 1, hostname: "host-a" };
+    // Its pid is "dead", but on another host: not ours to judge before the heartbeat is stale.
+    expect((await loser.locks.acquire("teasers", loserId, { ...options, now: 5_000 })).acquired).toBe(false);
+    expect(await loser.locks.acquire("teasers", loserId, { ...options, now: 12_000 })).toMatchObject({
+      acquired: true,
+      tookOverFrom: { heartbeatAt: 1_000 },
+    });
+  });
+});
+
+describe.skipIf(skip)("the PostgreSQL state store when its server goes away", () => {
+  let server: PostgresServer;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(() => server?.stop());
+
+  it("keeps what a resolved write committed through a server crash (pg_ctl stop -m immediate)", async () => {
+    const url = await server.createDatabase();
+    const store = await open(url);
+    await store.runs.create(newRun("run-1"));
+    await store.steps.insert("run-1", [newStep(CAT)], 1_000);
+    const key = { runId: "run-1", address: CAT, attempt: 1 };
+    await store.attempts.start(
+      { ...key, workflowName: "teasers", fingerprint: "fp-cat", startedAt: 2_000 },
+      {
+        updatedAt: 2_000,
+        state: "submitting",
+        attempt: 1,
+      },
+    );
+    await store.attempts.recordRequestId(key, "req-cat", 2_100);
+    server.crash();
+
+    // Every write from now on rejects with one clear error naming the state and what to do.
+    const failed = await store.steps
+      .update("run-1", CAT, { updatedAt: 2_200, state: "in_progress" })
+      .catch((e: unknown) => e);
+    expect(failed).toMatchObject({
+      code: "state_connection_lost",
+      exitCode: 1,
+      message: expect.stringContaining(`lost the connection to the PostgreSQL state at ${url}`) as string,
+      hint: expect.stringContaining("run `runflow apply` again") as string,
+    });
+    await expect(store.attempts.update(key, { state: "failed" })).rejects.toMatchObject({
+      code: "state_connection_lost",
+    });
+    await store.close();
+
+    await expect(open(url)).rejects.toMatchObject({
+      code: "state_unreachable",
+      message: expect.stringContaining(`cannot reach the PostgreSQL state at ${url}`) as string,
+    });
+
+    server.start();
+    const after = await open(url);
+    expect(await after.attempts.list("run-1", CAT)).toEqual([
+      expect.objectContaining({ requestId: "req-cat", state: "submitted", submittedAt: 2_100 }),
+    ]);
+    expect(await after.steps.get("run-1", CAT)).toMatchObject({ requestId: "req-cat", state: "submitting" });
+  });
+});
+
+describe("describePostgresLocation", () => {
+  it("never shows a password", () => {
+    expect(describePostgresLocation("postgres://runflow:hunter2-secret@db.example:5432/state")).toBe(
+      "postgres://runflow:***@db.example:5432/state",
+    );
+    expect(describePostgresLocation("postgres://runflow@127.0.0.1:5432/state")).toBe(
+      "postgres://runflow@127.0.0.1:5432/state",
+    );
+  });
+});
