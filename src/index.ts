@@ -8,6 +8,7 @@
  * instead of the views). Everything it returns is the engine's own types.
  */
 import path from "node:path";
+import { resolveStateLocation } from "./store/location.js";
 import { EMBEDDED_EMULATOR_ORIGIN } from "./api/origin.js";
 import type { EmulatorOptions, RunningEmulator } from "./emulator/index.js";
 import { applyWorkflow, openStateStore } from "./app/index.js";
@@ -197,7 +198,10 @@ export interface StateOptions {
 
 /** Reads the state database read-only; `StateStoreError` when there is none at that path. */
 async function withStateStore<T>(options: StateOptions, read: (store: StateStore) => Promise<T>): Promise<T> {
-  const statePath = path.resolve(options.cwd ?? process.cwd(), options.statePath ?? DEFAULT_STATE_PATH);
+  const statePath = resolveStateLocation(
+    options.cwd ?? process.cwd(),
+    options.statePath ?? DEFAULT_STATE_PATH,
+  );
   const store = await openStateStore(statePath, { readonly: true, neverWrite: true });
   try {
     return await read(store);

@@ -1,4 +1,5 @@
 import path from "node:path";
+import { isPostgresLocation } from "../store/location.js";
 
 export const REPORT_FORMATS = ["html", "md", "json"] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
@@ -19,8 +20,10 @@ export function formatFromFileName(file: string): ReportFormat | undefined {
  * holds the database and its WAL files.
  */
 export function defaultReportPath(statePath: string, runId: string, format: ReportFormat): string {
+  const safeRunId = runId.replace(/[^A-Za-z0-9._-]/g, "_");
+  // A PostgreSQL state has no folder: the report goes under the working folder.
+  if (isPostgresLocation(statePath)) return path.join("reports", `${safeRunId}.${format}`);
   const stateDir = path.dirname(path.resolve(statePath));
   const base = path.basename(stateDir) === "state" ? path.dirname(stateDir) : stateDir;
-  const safeRunId = runId.replace(/[^A-Za-z0-9._-]/g, "_");
   return path.join(base, "reports", `${safeRunId}.${format}`);
 }

@@ -11,6 +11,7 @@ import { formatPrice, usdOf } from "../../cost/money.js";
 import { readPrices, type ReadPrices } from "../../engine/prices.js";
 import { apiOriginFor } from "../../app/api-target.js";
 import { openStateStore } from "../../app/open-store.js";
+import { isPostgresLocation, resolveStateLocation } from "../../store/location.js";
 import type { PriceRecord } from "../../store/types.js";
 import { UsageError } from "../../errors.js";
 import {
@@ -95,10 +96,11 @@ async function pricesOf(
   const env = process.env;
   const apiOrigin = apiOriginFor({ env });
   const token = readApiToken(env);
-  const statePath = path.resolve(globalOptions(command).state);
-  const store = existsSync(statePath)
-    ? await openStateStore(statePath, { readonly: true, neverWrite: true })
-    : undefined;
+  const statePath = resolveStateLocation(process.cwd(), globalOptions(command).state);
+  const store =
+    isPostgresLocation(statePath) || existsSync(statePath)
+      ? await openStateStore(statePath, { readonly: true, neverWrite: true })
+      : undefined;
   try {
     const client = token === undefined ? undefined : createClientFromEnv({ retry: { attempts: 2 } });
     const read = await readPrices(models, {

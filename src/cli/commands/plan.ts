@@ -8,7 +8,6 @@
  * never upgraded in place), and a missing one means nothing to reuse.
  */
 import { existsSync } from "node:fs";
-import path from "node:path";
 import type { Command } from "commander";
 import { describeOrigin, EMBEDDED_EMULATOR_ORIGIN } from "../../api/origin.js";
 import { apiOriginFor } from "../../app/api-target.js";
@@ -23,6 +22,7 @@ import { planEstimate, planModelUse } from "../../plan/estimate.js";
 import { emptyPriorState, planRun, type Plan } from "../../plan/index.js";
 import { planSummaryLines, planToJson } from "../../render/plan.js";
 import { openStateStore } from "../../app/open-store.js";
+import { isPostgresLocation, resolveStateLocation } from "../../store/location.js";
 import type { StateStore } from "../../store/port.js";
 import { checkWorkflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
@@ -59,7 +59,7 @@ export interface PlanCommandOptions {
 
 /** The state database, read-only, or undefined when there is none yet. */
 async function openForPlanning(statePath: string): Promise<StateStore | undefined> {
-  if (!existsSync(statePath)) return undefined;
+  if (!isPostgresLocation(statePath) && !existsSync(statePath)) return undefined;
   return openStateStore(statePath, { readonly: true, neverWrite: true });
 }
 
@@ -129,7 +129,9 @@ export async function runPlanCommand(
     throw new WorkflowRejectedError(file, check.diagnostics.length);
   }
   const workflow = check.workflow;
-  const store = await openForPlanning(path.resolve(options.state ?? DEFAULT_STATE_PATH));
+  const store = await openForPlanning(
+    resolveStateLocation(process.cwd(), options.state ?? DEFAULT_STATE_PATH),
+  );
   try {
     const now = options.now ?? Date.now();
     // The planner is synchronous: it reads earlier runs through the store's lookup.

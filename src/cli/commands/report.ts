@@ -22,6 +22,7 @@ import {
 } from "../../report/index.js";
 import { findRun } from "../../engine/find-run.js";
 import { openStateStore } from "../../app/open-store.js";
+import { resolveStateLocation } from "../../store/location.js";
 import { makeRedactor, tokensFromEnvironment } from "../../store/redact.js";
 import { commandOutput, globalOptions, processOutput, type Output } from "../context.js";
 import { displayPath, stateArgument } from "../printed-commands.js";
@@ -78,7 +79,7 @@ export async function runReportCommand(
   const cwd = options.cwd ?? process.cwd();
   const format = options.format ?? (options.out ? formatFromFileName(options.out) : undefined) ?? "html";
   const toStdout = options.out === "-";
-  const statePath = path.resolve(cwd, options.statePath);
+  const statePath = resolveStateLocation(cwd, options.statePath);
   const store = await openStateStore(statePath, { readonly: true });
   let report: RunReport;
   let file: string | undefined;

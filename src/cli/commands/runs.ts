@@ -1,9 +1,9 @@
 /** `runflow runs` (SPEC §2): the history of runs, newest first. */
-import path from "node:path";
 import type { Command } from "commander";
 import { shortOrigin } from "../../api/origin.js";
 import { UsageError } from "../../errors.js";
 import { openStateStore } from "../../app/open-store.js";
+import { resolveStateLocation } from "../../store/location.js";
 import { formatTable } from "../../render/table.js";
 import { countsPhrase } from "../../render/vocabulary.js";
 import { costToJson, formatCost } from "../../cost/money.js";
@@ -30,7 +30,9 @@ export function define(command: Command): void {
       if (!Number.isInteger(limit) || limit < 1) {
         throw new UsageError(`Expected \`--limit\` to be an integer ≥ 1, got \`${flags.limit}\``);
       }
-      const store = await openStateStore(path.resolve(globals.state), { readonly: true });
+      const store = await openStateStore(resolveStateLocation(process.cwd(), globals.state), {
+        readonly: true,
+      });
       try {
         const runs = await store.runs.list({ limit, workflowName: flags.workflow });
         const costs = new Map(

@@ -3,11 +3,11 @@
  * state, each step that did not succeed with its error, and where the outputs are: each in
  * the run's own folder (`.runs/RUN/`), with the run that made it when a reused step took it over.
  */
-import path from "node:path";
 import type { Command } from "commander";
 import { describeOrigin, isEmulatorOrigin } from "../../api/origin.js";
 import { findRun } from "../../engine/find-run.js";
 import { openStateStore } from "../../app/open-store.js";
+import { resolveStateLocation } from "../../store/location.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
 import { costToJson, formatCost, formatUsd, usdOf } from "../../cost/money.js";
@@ -52,7 +52,7 @@ export function define(command: Command): void {
   ) {
     const globals = globalOptions(this);
     const output = commandOutput(this);
-    const statePath = path.resolve(globals.state);
+    const statePath = resolveStateLocation(process.cwd(), globals.state);
     const store = await openStateStore(statePath, { readonly: true });
     try {
       const run = await findRun(store, runId, statePath);
