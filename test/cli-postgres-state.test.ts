@@ -90,4 +90,23 @@ describe.skipIf(skip)("runflow with --state postgres://", () => {
     );
     expect(onPostgres.some((name) => PG_MODULE.test(name))).toBe(true);
   });
+
+  test("a password in the URL is never printed: the commands it prints show *** instead", async () => {
+    const p = await project({
+      "chain.yaml": chainYaml(),
+      "items.csv": itemsCsv(1, () => " [emulator:fail=boom]"),
+    });
+    // The test server trusts loopback, so any password is accepted: it only has to stay unseen.
+    const url = new URL(database.url);
+    url.password = "s3cret-pass-word";
+    const state = ["--state", url.toString()];
+    const applied = await p.run(["apply", "chain.yaml", "--emulator", ...state], { env: NO_TOKEN });
+    const status = await p.run(["status", ...state], { env: NO_TOKEN });
+    expect(applied.exitCode).toBe(1);
+    for (const printed of [applied.stdout, applied.stderr, status.stdout, status.stderr])
+      expect(printed).not.toContain("s3cret-pass-word");
+    expect(applied.stdout).toMatch(
+      /to retry: runflow retry \S+ --state 'postgres:\/\/runflow:\*\*\*@127\.0\.0\.1:/,
+    );
+  });
 });

@@ -4,6 +4,7 @@
  * from the run views so that `status` and `report` print them without loading those.
  */
 import path from "node:path";
+import { describePostgresLocation, isPostgresLocation } from "../store/location.js";
 import { DEFAULT_STATE_PATH, type GlobalOptions } from "./context.js";
 
 /** A word as a shell reads it back: bare when safe, single-quoted otherwise. */
@@ -11,9 +12,14 @@ export function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-/** `--state PATH` when it is not the default, so printed commands work as they are. */
+/**
+ * `--state PATH` when it is not the default, so printed commands work as they are; a
+ * PostgreSQL URL's password is never printed (PGPASSWORD or ~/.pgpass keep it out of the URL).
+ */
 export function stateArgument(globals: GlobalOptions): string {
-  return globals.state === DEFAULT_STATE_PATH ? "" : ` --state ${shellWord(globals.state)}`;
+  if (globals.state === DEFAULT_STATE_PATH) return "";
+  const shown = isPostgresLocation(globals.state) ? describePostgresLocation(globals.state) : globals.state;
+  return ` --state ${shellWord(shown)}`;
 }
 
 /**

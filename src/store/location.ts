@@ -14,3 +14,14 @@ export function isPostgresLocation(location: string): boolean {
 export function resolveStateLocation(cwd: string, given: string): string {
   return isPostgresLocation(given) ? given : path.resolve(cwd, given);
 }
+
+/** A PostgreSQL URL without its password: what messages and printed commands may show. */
+export function describePostgresLocation(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== "") parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "the PostgreSQL state (its URL does not parse)";
+  }
+}

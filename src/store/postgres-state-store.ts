@@ -24,6 +24,7 @@ import pg from "pg";
 import { ExitCode, RunflowError } from "../errors.js";
 import type { CostTotal } from "../cost/money.js";
 import { cannotOpenError, missingStateError, newerSchemaError, StateStoreError } from "./errors.js";
+import { describePostgresLocation } from "./location.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import {
   LATEST_POSTGRES_SCHEMA_VERSION,
@@ -91,17 +92,6 @@ const NUMBERS = {
     return pg.types.getTypeParser(oid, format) as (value: string) => unknown;
   },
 };
-
-/** The URL without its password: what messages may show. */
-export function describePostgresLocation(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "the PostgreSQL state (its URL does not parse)";
-  }
-}
 
 function unreachableError(location: string, cause: unknown): StateStoreError {
   const reason = cause instanceof Error ? cause.message : String(cause);
@@ -392,6 +382,8 @@ const STEP_PATCH_COLUMNS: readonly [keyof StepPatch, string, "json" | "text" | "
   ["startedAt", "started_at", "plain"],
   ["finishedAt", "finished_at", "plain"],
 ];
+
+export { describePostgresLocation };
 
 export class PostgresStateStore implements StateStore {
   /** The URL without its password (for messages). */
