@@ -164,13 +164,19 @@ export const IN_FLIGHT_SQL = `
         AND later.api_origin IS NOT DISTINCT FROM a.api_origin)
   ORDER BY a.seq`;
 
-/** The workflow's succeeded steps (the sources of reuse), with their run's origin. */
+/**
+ * The workflow's succeeded steps (the sources of reuse) with their run's origin: the newest
+ * of each fingerprint and origin, the only one `findSucceeded` can answer with (as in
+ * sqlite.ts, newest by finish, then by insertion).
+ */
 export const SUCCEEDED_SQL = `
-  SELECT s.seq, s.run_id, s.address, s.fingerprint, r.api_origin,
+  SELECT DISTINCT ON (s.fingerprint, r.api_origin)
+    s.seq, s.run_id, s.address, s.fingerprint, r.api_origin,
     coalesce(s.finished_at, s.updated_at) AS finished_at, s.request_id, s.output_json, s.files_json, s.stdout
   FROM steps s JOIN runs r ON r.id = s.run_id
   WHERE s.state = 'succeeded' AND s.fingerprint IS NOT NULL AND r.workflow_name = $1
-    AND r.api_origin IS NOT NULL`;
+    AND r.api_origin IS NOT NULL
+  ORDER BY s.fingerprint, r.api_origin, coalesce(s.finished_at, s.updated_at) DESC, s.seq DESC`;
 
 interface RunRow {
   id: string;
