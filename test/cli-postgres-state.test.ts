@@ -109,4 +109,34 @@ describe.skipIf(skip)("runflow with --state postgres://", () => {
       /to retry: runflow retry \S+ --state 'postgres:\/\/runflow:\*\*\*@127\.0\.0\.1:/,
     );
   });
+
+  test("retry re-runs only the failure, report writes the run's gallery, cancel reads the run there", async () => {
+    const p = await project({
+      "chain.yaml": chainYaml({ retry: "{ attempts: 1 }" }),
+      "items.csv": itemsCsv(2, (i) => (i === 2 ? " [emulator:fail=boom]" : "")),
+    });
+    const state = ["--state", database.url];
+    const applied = await p.run(["apply", "chain.yaml", "--emulator", ...state], { env: NO_TOKEN });
+    expect(applied.exitCode).toBe(1);
+    const runId = /^run (\S+) finished with failures/m.exec(applied.stdout)![1]!;
+
+    const retried = await p.run(["retry", runId, "--emulator", "--json", ...state], { env: NO_TOKEN });
+    expect(retried.exitCode).toBe(1);
+    const steps = retried.stdout
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { event: string; address?: string });
+    // Only item-2's steps are in the retry: item-1's succeeded and are not run again.
+    const addresses = new Set(steps.filter((e) => e.event === "step").map((e) => e.address));
+    expect([...addresses].sort()).toEqual(["clip/item-2/animate", "clip/item-2/restyle"]);
+
+    const report = await p.run(["report", runId, ...state], { env: NO_TOKEN });
+    expect(report.exitCode).toBe(0);
+    expect(report.stdout).toContain(`report of run ${runId} written to reports/${runId}.html`);
+    expect(existsSync(path.join(p.dir, "reports", `${runId}.html`))).toBe(true);
+
+    const cancelled = await p.run(["cancel", runId, "--emulator", ...state], { env: NO_TOKEN });
+    expect(cancelled.exitCode).toBe(0);
+    expect(cancelled.stdout).toContain(`run ${runId} already finished (failed)`);
+  });
 });
