@@ -283,6 +283,27 @@ describe.skipIf(skip)("the PostgreSQL state store when its server goes away", ()
   });
 });
 
+describe.skipIf(skip)("opening a PostgreSQL state that is not there", () => {
+  let server: PostgresServer;
+  beforeAll(async () => {
+    server = await startPostgres();
+  });
+  afterAll(() => server?.stop());
+
+  it("says which database is missing and how to make it", async () => {
+    const url = new URL(server.url);
+    url.pathname = "/no_such_state";
+    await expect(open(url.toString())).rejects.toMatchObject({
+      code: "state_unreachable",
+      exitCode: 2,
+      message: expect.stringMatching(
+        /cannot reach the PostgreSQL state at .*no_such_state: .*does not exist/,
+      ) as string,
+      hint: expect.stringContaining("createdb NAME") as string,
+    });
+  });
+});
+
 describe("describePostgresLocation", () => {
   it("never shows a password", () => {
     expect(describePostgresLocation("postgres://runflow:hunter2-secret@db.example:5432/state")).toBe(

@@ -23,7 +23,7 @@
 import pg from "pg";
 import { ExitCode, RunflowError } from "../errors.js";
 import type { CostTotal } from "../cost/money.js";
-import { cannotOpenError, missingStateError, newerSchemaError, StateStoreError } from "./errors.js";
+import { missingStateError, newerSchemaError, StateStoreError } from "./errors.js";
 import { describePostgresLocation } from "./location.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import {
@@ -100,7 +100,7 @@ function unreachableError(location: string, cause: unknown): StateStoreError {
     location,
     `cannot reach the PostgreSQL state at ${location}: ${reason}`,
     {
-      hint: "check that the server runs and that --state (or RUNFLOW_STATE) is postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+      hint: "check that the server runs, that the database exists (createdb NAME), and that --state (or RUNFLOW_STATE) is postgres://USER@HOST[:PORT]/DATABASE (the password in PGPASSWORD or ~/.pgpass)",
       cause,
     },
   );
@@ -1202,9 +1202,8 @@ export async function openPostgresStateStore(
   } catch (error) {
     await Promise.allSettled([writer?.end(), pool.end()]);
     if (error instanceof RunflowError) throw error;
-    if (isConnectionError(error) || (error as { code?: string }).code === "28P01")
-      throw unreachableError(location, error);
-    throw cannotOpenError(location, error);
+    // Refused, unknown host, wrong password, no such database: the URL or the server.
+    throw unreachableError(location, error);
   }
   return new PostgresStateStore(pool, writer, location, redact);
 }
