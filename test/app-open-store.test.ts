@@ -1,8 +1,9 @@
 /**
  * The composition root's store seam (src/app/open-store.ts): a file path opens the SQLite
- * database there; a `postgres://` URL is refused with one clear usage error until the
- * PostgreSQL adapter lands — without echoing a password the URL may hold — and an apply
- * given one as its state reaches that seam with the URL intact (not resolved as a path).
+ * database there; a `postgres://` URL opens the PostgreSQL adapter — one that cannot be
+ * reached is refused with one clear error, without echoing a password the URL may hold —
+ * and an apply given one as its state reaches that seam with the URL intact (not resolved
+ * as a path). (test/cli-postgres-state.test.ts runs the CLI on a real server.)
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -10,7 +11,6 @@ import path from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { applyWorkflow, openStateStore } from "../src/app/index.js";
 import { EventBus } from "../src/engine/events.js";
-import { UsageError } from "../src/errors.js";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -31,15 +31,16 @@ describe("openStateStore chooses the adapter by location", () => {
     expect(existsSync(file)).toBe(true);
   });
 
-  test("a postgres:// URL is refused as not supported yet, its password not repeated", async () => {
-    const error: unknown = await openStateStore(
-      "postgres://runflow:s3cret-pw@db.example.com:5432/runflow",
-    ).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(UsageError);
-    expect((error as UsageError).message).toContain("PostgreSQL state store");
-    expect((error as UsageError).message).toContain("not supported yet");
-    expect((error as UsageError).message).toContain("db.example.com");
-    expect((error as UsageError).message).not.toContain("s3cret-pw");
+  test("a postgres:// URL opens the PostgreSQL adapter: one nothing answers at is refused, its password not repeated", async () => {
+    // Port 1 on loopback: refused at once.
+    const error: unknown = await openStateStore("postgres://runflow:s3cret-pw@127.0.0.1:1/runflow").catch(
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "state_unreachable" });
+    expect((error as Error).message).toContain(
+      "cannot reach the PostgreSQL state at postgres://runflow:***@127.0.0.1:1/runflow",
+    );
+    expect((error as Error).message).not.toContain("s3cret-pw");
   });
 
   test("an apply whose state is a postgres:// URL reaches the seam with the URL, and makes no file of it", async () => {
@@ -56,11 +57,11 @@ jobs:
 `,
     );
     const error: unknown = await applyWorkflow(
-      { file: "w.yaml", cwd: dir, env: {}, statePath: "postgres://db.example.com/runflow" },
+      { file: "w.yaml", cwd: dir, env: {}, statePath: "postgres://127.0.0.1:1/runflow" },
       { events: new EventBus() },
     ).catch((e: unknown) => e);
     expect((error as Error).message).toContain(
-      "a PostgreSQL state store (postgres://db.example.com/runflow)",
+      "cannot reach the PostgreSQL state at postgres://127.0.0.1:1/runflow",
     );
     expect(existsSync(path.join(dir, "postgres:"))).toBe(false);
   });
