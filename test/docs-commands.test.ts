@@ -43,7 +43,7 @@ describe("how runflow is called", () => {
     const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
     const crontab = /```crontab\n([\s\S]*?)```/.exec(readme)![1]!;
     const line = crontab.split("\n").find((text) => /apply /.test(text))!;
-    expect(line).toMatch(/ \/\S+\/node \/\S+\/dist\/cli\/main\.js apply /);
+    expect(line).toMatch(/ \/\S+\/node \/\S+\/dist\/bin\/runflow\.js apply /);
   });
 
   test("no --help text suggests npx", async () => {
