@@ -20,6 +20,7 @@ export const FAULT_KINDS = [
   "drop",
   "drop-after-create",
   "slow",
+  "hold",
   "truncate",
   "empty-200",
   "truncated-json",

@@ -15,6 +15,8 @@ export interface EmulatorState {
   requests: Record<Phase | "expired", number> & { total: number };
   /** Requests held by `[emulator:hold]` and not released yet. */
   held: number;
+  /** Calls kept unanswered by a `hold` fault until a release. */
+  heldCalls: number;
   submissions: number;
   calls: LogCounters;
   /** What the requests that succeeded were charged (prices.ts): what `include_cost` reports. */
@@ -47,6 +49,8 @@ export class EmulatorCore {
   private readonly releasedHolds = new Set<string>();
   /** Every hold released at once: no later request is held (until reset). */
   private allHoldsReleased = false;
+  /** Calls a `hold` fault keeps waiting: each answers at the next release. */
+  private readonly heldCalls = new Set<() => void>();
   /** Token → small owner index, so requests remember their creator without keeping the token each. */
   private readonly owners = new Map<string, number>();
 
@@ -129,6 +133,7 @@ export class EmulatorCore {
     return {
       requests,
       held: this.book.heldCount(),
+      heldCalls: this.heldCalls.size,
       submissions: this.submissions.count,
       calls: this.log.stats(),
       billed: { usd: billedMicros / 1_000_000, requests: billed },
@@ -142,7 +147,19 @@ export class EmulatorCore {
   release(name?: string): number {
     if (name === undefined) this.allHoldsReleased = true;
     else this.releasedHolds.add(name);
+    this.releaseCalls();
     return this.book.release(name, this.now());
+  }
+
+  /** Resolves at the next release (a call held by a `hold` fault). */
+  holdCall(): Promise<void> {
+    return new Promise((resolve) => this.heldCalls.add(resolve));
+  }
+
+  /** Lets every held call answer (a release, or the server closing). */
+  releaseCalls(): void {
+    for (const resolve of this.heldCalls) resolve();
+    this.heldCalls.clear();
   }
 
   /** Whether a request marked `[emulator:hold=name]` is held now: not once its hold was released. */

@@ -171,7 +171,7 @@ function replacesAnswer(fault: ChosenFault, endpoint: Endpoint): boolean {
 }
 
 /** Faults that change the real answer instead of replacing it. */
-const ALTERS_ANSWER = new Set<ChosenFault["kind"]>(["slow", "truncate", "truncated-json", "output"]);
+const ALTERS_ANSWER = new Set<ChosenFault["kind"]>(["slow", "hold", "truncate", "truncated-json", "output"]);
 
 /** The answer as the fault alters it: an `output` fault rewrites a succeeded result's `output`. */
 function altered(reply: Reply, fault: ChosenFault | undefined, baseUrl: string): Reply {
@@ -326,6 +326,7 @@ async function handle(
     takeScriptedFault(core.config.faults, endpoint, core.random, request.headers.range !== undefined) ??
     (API_ENDPOINTS.has(endpoint) ? randomServerError(core.config.errorRate, core.random) : undefined);
   if (fault?.kind === "slow") await sleeper.sleep(fault.delayMs ?? 0);
+  if (fault?.kind === "hold") await core.holdCall();
   if (response.destroyed) return;
 
   if (fault && replacesAnswer(fault, endpoint) && !fault.afterCreate) {
@@ -435,6 +436,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
         // Keep-alive sockets and slow answers would otherwise hold close() open.
         server.closeAllConnections();
         sleeper.wakeAll();
+        core.releaseCalls();
       });
       return closing;
     },

@@ -1,4 +1,5 @@
 /** What every step execution shares within one run. Built once by the executor. */
+import type PQueue from "p-queue";
 import type { MediaFacts } from "../models/types.js";
 import type { PriorRunsLookup } from "../store/port.js";
 import type { ApiHealthMonitor } from "./api-health.js";
@@ -33,6 +34,8 @@ export interface ExecutionContext {
   scheduler: RequestSlots;
   /** Local processes of run steps: they use CPUs, not API slots (the dispatcher's). */
   processes: ProcessSlots;
+  /** Downloads of finished requests' outputs: bounded, and holding no request slot. */
+  downloads: PQueue;
   typical: TypicalDurations;
   /** Estimates, the budget and what each step cost (run-costs.ts). */
   costs: RunCosts;

@@ -16,7 +16,8 @@
  *   id the dispatcher was built for (a job `runId + address`, started by whichever process's
  *   worker claims it). Whoever ran it calls `finished(step)`: the lane's capacity is freed.
  * - A request slot is acquired and released explicitly around the request (`requests.run`:
- *   acquired before `task` starts, released when it settles, whatever its outcome); a cluster
+ *   acquired before `task` starts, released when it settles, whatever its outcome, or as soon
+ *   as the API says the request finished: the task's `release`); a cluster
  *   adapter takes it account-wide (the attempt's claim, counted under an advisory lock) and
  *   still reports why a request waits (`limit` or `concurrency`) through `onWait`, which the
  *   views show (`runflow why`, the live view).
@@ -45,12 +46,13 @@ export interface ReadyStep {
 export interface RequestSlots {
   /**
    * Runs `task` holding a request slot for `model` (any slot when the model has no limit):
-   * acquired before `task` starts, released when it settles. `onWait` hears why the slot is
+   * acquired before `task` starts, released when it settles or when it calls `release` (its
+   * request finished at the API: what follows is local work). `onWait` hears why the slot is
    * not free at once — the model's limit, then (or instead) the run's concurrency.
    */
   run<T>(
     model: string | undefined,
-    task: () => Promise<T>,
+    task: (release: () => void) => Promise<T>,
     onWait?: (reason: WaitReason) => void,
   ): Promise<T>;
 }
@@ -71,7 +73,10 @@ export interface Dispatcher {
    * enqueued or finished; `start` must not throw.
    */
   dispatch(start: (step: ReadyStep) => void): void;
-  /** A started step's execution ended (whatever its outcome): its lane's place is free. */
+  /**
+   * A started step's execution ended (whatever its outcome), or it left its lane early (its
+   * request is over, only downloads are left): its lane's place is free. Once per step.
+   */
   finished(step: ReadyStep): void;
   /** Steps handed over and not started yet. */
   readonly waiting: number;

@@ -12,6 +12,7 @@
  * StepTracker.transition (written, then announced, in order: ordered-events.ts).
  */
 import os from "node:os";
+import PQueue from "p-queue";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import { ExitCode } from "../errors.js";
 import type { MediaFacts } from "../models/types.js";
@@ -51,6 +52,8 @@ export interface ExecutionResult {
 
 /** The retention of remote output URLs (SPEC §5): reuse ends after it unless `cache.ttl` says otherwise. */
 export const DEFAULT_CACHE_TTL_MS = 6 * 24 * 60 * 60 * 1000;
+/** Downloads at once, at least: files are local I/O, and a run of concurrency 1 still overlaps a few. */
+const MIN_DOWNLOADS = 4;
 
 function resolveOptions(options: ExecuteOptions): ResolvedExecuteOptions {
   return {
@@ -179,6 +182,7 @@ export async function executeFeed(
     control,
     scheduler: dispatcher.requests,
     processes: dispatcher.processes,
+    downloads: new PQueue({ concurrency: Math.max(concurrency, MIN_DOWNLOADS) }),
     typical,
     costs,
     results: new StepResults(plan),
@@ -193,14 +197,14 @@ export async function executeFeed(
     tracker,
     dispatcher,
     control,
-    execute: (step, lane) =>
+    execute: (step, lane, leaveLane) =>
       step.kind === "run"
         ? executeRunStep(context, step)
         : lane === REUSE_LANE
           ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
             // them would keep the event loop (and every request's answer) waiting for seconds.
             setImmediatePromise().then(() => executeModelStep(context, step))
-          : executeModelStep(context, step),
+          : executeModelStep(context, step, leaveLane),
     admit: async (steps) => {
       context.results.add(steps);
       for (const step of steps) {

@@ -27,7 +27,8 @@ export class InProcessDispatcher implements Dispatcher {
     const { concurrency, limits, processConcurrency } = run;
     this.requests = new RequestScheduler(concurrency, limits);
     this.processes = new PQueue({ concurrency: processConcurrency });
-    // Twice the slots: steps downloading or backing off must not leave request slots idle.
+    // Twice the slots: steps backing off or waiting for a slot must not leave request slots
+    // idle. A step downloading has left its lane already (RunExecution's `leaveLane`).
     this.#lanes = new ReadyLanes(concurrency * 2, (lane) => {
       if (lane === RUN_STEP_LANE) return { capacity: processConcurrency * 2, remote: false };
       if (lane === REUSE_LANE) return { capacity: REUSE_LANE_CAPACITY, remote: false };

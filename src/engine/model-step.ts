@@ -10,7 +10,12 @@
  * sent again unless the user says so.
  */
 import path from "node:path";
-import { serverDurationMs, type RequestResult, type RequestStatus } from "../api/answers.js";
+import {
+  isTerminalStatus,
+  serverDurationMs,
+  type RequestResult,
+  type RequestStatus,
+} from "../api/answers.js";
 import { formatInputIssue } from "../models/format-issue.js";
 import { checkMediaInput } from "../api/media-probe.js";
 import { validateModelInput } from "../models/validate-input.js";
@@ -135,7 +140,15 @@ function outcomeOf(context: ExecutionContext, decision: StepDecision, error: str
   }
 }
 
-export async function executeModelStep(context: ExecutionContext, step: PlannedStep): Promise<StepEnding> {
+/**
+ * `leftTheApi` hears when the step needs no request slot any more (its request succeeded and
+ * only the downloads are left), so the executor can start the next ready step at once.
+ */
+export async function executeModelStep(
+  context: ExecutionContext,
+  step: PlannedStep,
+  leftTheApi: () => void = () => {},
+): Promise<StepEnding> {
   const { tracker, deps, control } = context;
   const address = step.address;
   await tracker.transition(address, StepState.waiting);
@@ -211,11 +224,21 @@ export async function executeModelStep(context: ExecutionContext, step: PlannedS
   for (let attempt = 1; ; attempt++) {
     const outcome = await context.scheduler.run(
       step.model,
-      () => remoteAttempt(context, step, body, fingerprint, attempt, attempt === 1 ? reattach : undefined),
+      (releaseSlot) =>
+        remoteAttempt(
+          context,
+          step,
+          body,
+          fingerprint,
+          attempt,
+          attempt === 1 ? reattach : undefined,
+          releaseSlot,
+        ),
       (reason) => tracker.wait(address, reason),
     );
     switch (outcome.kind) {
       case "succeeded":
+        leftTheApi();
         return collect(context, step, fingerprint, outcome);
       case "left":
         return "left";
@@ -334,7 +357,9 @@ async function stoppedBeforeSubmission(context: ExecutionContext, address: strin
 
 /**
  * One attempt, holding a request slot: submit (or re-attach), record the id, and watch the
- * request until it ends, times out or the run stops.
+ * request until it ends, times out or the run stops. `releaseSlot` gives the slot back as
+ * soon as the API says the request finished: the result's fetch and judgement, and the
+ * downloads after, are no reason to keep the next submission waiting.
  */
 async function remoteAttempt(
   context: ExecutionContext,
@@ -343,6 +368,7 @@ async function remoteAttempt(
   fingerprint: string,
   attempt: number,
   reattach: Reattachment | undefined,
+  releaseSlot: () => void,
 ): Promise<AttemptOutcome> {
   const { deps, control, tracker } = context;
   const model = step.model!;
@@ -402,7 +428,15 @@ async function remoteAttempt(
       writeWith: (patch) => deps.store.attempts.recordRequestId(key, id, submittedAt, patch),
     });
   }
-  const outcome = await watch(context, step, key, requestId, submittedAt, reattach !== undefined);
+  const outcome = await watch(
+    context,
+    step,
+    key,
+    requestId,
+    submittedAt,
+    reattach !== undefined,
+    releaseSlot,
+  );
   if (outcome.kind === "succeeded" && reattach) outcome.reattachedFrom = reattach.fromRunId;
   return outcome;
 }
@@ -470,6 +504,7 @@ async function watch(
   requestId: string,
   submittedAt: number,
   reattached: boolean,
+  releaseSlot: () => void,
 ): Promise<AttemptOutcome> {
   const { deps, control, tracker } = context;
   const model = step.model!;
@@ -520,6 +555,8 @@ async function watch(
       backingOff = false;
       tracker.wait(address, undefined);
     }
+    // Finished at the API: its slot is free for the next submission (the result is read after).
+    if (isTerminalStatus(status.status)) releaseSlot();
     if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
       remote = "in_queue";
       position = status.queuePosition;
@@ -600,6 +637,7 @@ async function watch(
         }
       }
     }
+    releaseSlot();
     context.apiHealth.answered();
     context.typical.observe(model, serverDurationMs(result));
     // What the request cost, recorded on its attempt as soon as it is known (unknown: never 0).
@@ -739,44 +777,53 @@ async function collect(
   if (context.options.download && files.length > 0) {
     await tracker.transition(step.address, StepState.downloading, { requestId });
   }
-  for (const file of files) {
-    const row: NewOutput = {
-      runId: context.runId,
-      address: step.address,
-      name: file.name,
-      index: file.index,
-      url: file.url,
-      createdAt: deps.clock.now(),
-    };
-    rows.push(row);
-    if (!context.options.download) continue;
-    try {
-      const destination = outputPath(runFolder(step.outputsDir, context.runId), file.fileName);
-      const downloaded = await deps.download(file.url, destination, {
-        signal: control.watchSignal,
-        clock: deps.clock,
-        random: deps.random,
-      });
-      // Recorded once the file is written: a file modified after its record is one to check again.
-      Object.assign(row, {
-        path: destination,
-        bytes: downloaded.bytes,
-        sha256: downloaded.sha256,
+  // In the downloads' own lane (bounded), never in a request slot.
+  const failed =
+    context.options.download && files.length > 0
+      ? await context.downloads.add(() => downloadAll())
+      : await downloadAll();
+  if (failed) return failed;
+  async function downloadAll(): Promise<StepEnding | undefined> {
+    for (const file of files) {
+      const row: NewOutput = {
+        runId: context.runId,
+        address: step.address,
+        name: file.name,
+        index: file.index,
+        url: file.url,
         createdAt: deps.clock.now(),
-      });
-      placed.push({ name: file.name, index: file.index, path: destination });
-    } catch (error) {
-      const aborted = control.watchSignal.aborted;
-      const decision = decide(context, step, key.attempt, { at: "download", error, aborted });
-      if (decision.kind === "stopped") return "left";
-      // The attempt stays open whatever the decision: the request succeeded and is collected
-      // by the next apply, never paid for twice.
-      const state = decision.kind === "final" ? decision.state : StepState.failed;
-      await tracker.transition(step.address, state, {
-        error: `${messageOf(error)} (request ${requestId} succeeded; \`runflow apply\` again collects it without paying twice)`,
-      });
-      return "failed";
+      };
+      rows.push(row);
+      if (!context.options.download) continue;
+      try {
+        const destination = outputPath(runFolder(step.outputsDir, context.runId), file.fileName);
+        const downloaded = await deps.download(file.url, destination, {
+          signal: control.watchSignal,
+          clock: deps.clock,
+          random: deps.random,
+        });
+        // Recorded once the file is written: a file modified after its record is one to check again.
+        Object.assign(row, {
+          path: destination,
+          bytes: downloaded.bytes,
+          sha256: downloaded.sha256,
+          createdAt: deps.clock.now(),
+        });
+        placed.push({ name: file.name, index: file.index, path: destination });
+      } catch (error) {
+        const aborted = control.watchSignal.aborted;
+        const decision = decide(context, step, key.attempt, { at: "download", error, aborted });
+        if (decision.kind === "stopped") return "left";
+        // The attempt stays open whatever the decision: the request succeeded and is collected
+        // by the next apply, never paid for twice.
+        const state = decision.kind === "final" ? decision.state : StepState.failed;
+        await tracker.transition(step.address, state, {
+          error: `${messageOf(error)} (request ${requestId} succeeded; \`runflow apply\` again collects it without paying twice)`,
+        });
+        return "failed";
+      }
     }
+    return undefined;
   }
   const output = result.output ?? {};
   const filesView = context.options.download ? filesByName(placed) : undefined;

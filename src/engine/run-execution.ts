@@ -64,8 +64,12 @@ export interface RunExecutionParts {
   tracker: StepTracker;
   dispatcher: Dispatcher;
   control: RunControl;
-  /** Runs one step to its ending; a rejection is an internal error (a bug, or the database failed). */
-  execute(step: PlannedStep, lane: string): Promise<StepEnding>;
+  /**
+   * Runs one step to its ending; a rejection is an internal error (a bug, or the database
+   * failed). `leaveLane` frees the step's place in its lane before it ends: a model step whose
+   * request is over (only its downloads left) keeps no ready step of its model from starting.
+   */
+  execute(step: PlannedStep, lane: string, leaveLane: () => void): Promise<StepEnding>;
   /** Takes in a slice before any of its steps starts (results, typical durations). */
   admit?(steps: readonly PlannedStep[]): Promise<void>;
   /** Hears the stop once, when the run is told to stop (before anything is abandoned). */
@@ -210,15 +214,25 @@ export class RunExecution {
   #startStep(ready: ReadyStep): void {
     const { lane, address } = ready;
     this.#active++;
+    // The dispatcher hears `finished` once: when the step leaves its lane, or at its end.
+    let inLane = true;
+    const leaveLane = () => {
+      if (!inLane) return;
+      inLane = false;
+      this.#dispatcher.finished(ready);
+    };
     this.#parts
-      .execute(this.#tracker.step(address), lane)
+      .execute(this.#tracker.step(address), lane, () => {
+        leaveLane();
+        this.#pump();
+      })
       .then(
         (ending) => this.#ended(address, ending),
         (error: unknown) => this.#crashed(address, error),
       )
       .finally(() => {
         this.#active--;
-        this.#dispatcher.finished(ready);
+        leaveLane();
         this.#pump();
         this.#doneIfDrained();
       })

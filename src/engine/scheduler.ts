@@ -22,23 +22,37 @@ export class RequestScheduler {
   /**
    * Runs `task` once a slot is free for `model` (or any slot when the model has no limit).
    * `onWait` hears why it does not start at once: the model's limit is full, then (or
-   * instead) every slot of the run is.
+   * instead) every slot of the run is. The slot is free again when the task ends, or earlier
+   * when it calls `release` (its request finished at the API: what follows is local work).
    */
   async run<T>(
     model: string | undefined,
-    task: () => Promise<T>,
+    task: (release: () => void) => Promise<T>,
     onWait: (reason: WaitReason) => void = () => {},
   ): Promise<T> {
+    let outcome!: Promise<T>;
+    // The queues hold the slot until `held` settles: at the task's end or its release.
+    const holdSlot = () =>
+      new Promise<void>((release) => {
+        outcome = task(release);
+        outcome.then(
+          () => release(),
+          () => release(),
+        );
+      });
     const throughGlobal = () => {
       if (this.#global.pending >= this.#concurrency)
         onWait({ kind: "concurrency", concurrency: this.#concurrency });
-      return this.#global.add(task);
+      return this.#global.add(holdSlot);
     };
     const limited = model === undefined ? undefined : this.#perModel.get(model);
-    if (!limited) return throughGlobal();
-    if (limited.queue.pending >= limited.limit)
-      onWait({ kind: "limit", model: model!, limit: limited.limit });
-    return limited.queue.add(throughGlobal);
+    if (!limited) await throughGlobal();
+    else {
+      if (limited.queue.pending >= limited.limit)
+        onWait({ kind: "limit", model: model!, limit: limited.limit });
+      await limited.queue.add(throughGlobal);
+    }
+    return outcome;
   }
 
   get inFlight(): number {
