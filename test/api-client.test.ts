@@ -312,7 +312,7 @@ describe("waitForResult", () => {
     const requestId = await submitted(api);
     const result = await api.waitForResult(requestId, { typicalMs: 2_000 });
     expect(result.status).toBe("succeeded");
-    expect(clock.sleeps).toEqual([2_050]);
+    expect(clock.sleeps).toEqual([2_010]);
     expect(calls("status").length + calls("result").length).toBe(2);
   });
 

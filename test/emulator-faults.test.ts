@@ -224,7 +224,7 @@ describe("scripted faults", () => {
 
   test("refuses a malformed fault, naming the field", () => {
     expect(() => emulator.configure({ faults: [{ endpoint: "status", kind: "418" as "500" }] })).toThrow(
-      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", "html-page", "404", "output", got `418`',
+      'Expected `faults[0].kind` to be one of "500", "502", "503", "504", "429", "drop", "drop-after-create", "slow", "hold", "truncate", "empty-200", "truncated-json", "307", "endless", "stall", "html-page", "404", "output", got `418`',
     );
     expect(() =>
       emulator.configure({ faults: [{ endpoint: "status", kind: "500", retryAfter: 3 }] }),

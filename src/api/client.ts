@@ -103,11 +103,31 @@ export interface SubmitOptions extends CallOptions {
   stopSignal?: AbortSignal | undefined;
 }
 
+/**
+ * What the caller learns about the model's durations while a request is watched (the
+ * engine's TypicalDurations): asked before each wait, so a duration learned from another
+ * request of the model re-plans this one's next poll, even mid-wait.
+ */
+export interface PollGuide {
+  /** The model's typical duration now, submission to end; undefined while none has finished. */
+  typicalMs(): number | undefined;
+  /**
+   * While no duration is known, whether this request looks on the guessing schedule. Only
+   * one request of a model needs to (its end teaches the others when to look); the others
+   * wait long (PollPolicy.maxMs) unless `changed` wakes them first.
+   */
+  guessing(): boolean;
+  /** Aborts when what the guide says may have changed: the wait in progress is planned again. */
+  changed(): AbortSignal;
+}
+
 export interface WaitOptions extends CallOptions {
   /** Called with every status polled. */
   onStatus?: ((status: RequestStatus) => void) | undefined;
   /** This model's typical duration, submission to end (see serverDurationMs); shapes the poll schedule. */
   typicalMs?: number | undefined;
+  /** Instead of `typicalMs`: a duration that may be learned while this request is watched. */
+  guide?: PollGuide | undefined;
   /** When the request was submitted, on `clock` (default: now). For re-attaching after a restart. */
   startedAt?: number | undefined;
 }
@@ -267,15 +287,52 @@ export class RunComfyClient {
    */
   async waitForResult(requestId: string, opts: WaitOptions = {}): Promise<RequestResult> {
     const startedAt = opts.startedAt ?? this.#clock.now();
+    const guide = opts.guide;
     for (let polls = 0; ; polls++) {
-      const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
-      await this.#clock.sleep(nextPollDelay(polls, this.#poll, hint), opts.signal);
+      if (guide === undefined) {
+        const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
+        await this.#clock.sleep(nextPollDelay(polls, this.#poll, hint), opts.signal);
+      } else {
+        await this.#guidedWait(guide, polls, startedAt, opts.signal);
+      }
       const status = await this.status(requestId, { signal: opts.signal });
       opts.onStatus?.(status);
       // An unknown word may be a terminal state we do not know yet: /result settles it.
       if (isTerminalStatus(status.status) || status.status === "unknown") {
         const result = await this.result(requestId, { signal: opts.signal });
         if (isTerminalResult(result.status)) return result;
+      }
+    }
+  }
+
+  /** Waits until the next poll is due, planning the wait again each time `guide` changes. */
+  async #guidedWait(
+    guide: PollGuide,
+    polls: number,
+    startedAt: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    for (let replanned = false; ; replanned = true) {
+      const typicalMs = guide.typicalMs();
+      const elapsedMs = this.#clock.now() - startedAt;
+      if (typicalMs !== undefined) {
+        // Known, as it stays: a plain wait. Learned during this wait: looks when due (at once
+        // when already due), not a minimum wait later — it has not looked since.
+        const delay = replanned
+          ? Math.max(0, typicalMs + this.#poll.marginMs - elapsedMs)
+          : nextPollDelay(polls, this.#poll, { typicalMs, elapsedMs });
+        if (delay > 0) await this.#clock.sleep(delay, signal);
+        return;
+      }
+      const delay = guide.guessing() ? nextPollDelay(polls, this.#poll) : this.#poll.maxMs;
+      const changed = guide.changed();
+      const waitSignal = signal ? AbortSignal.any([signal, changed]) : changed;
+      try {
+        await this.#clock.sleep(delay, waitSignal);
+        return;
+      } catch (error) {
+        if (signal?.aborted || !changed.aborted) throw error;
+        // Learned meanwhile: plan the wait again from what is known now.
       }
     }
   }

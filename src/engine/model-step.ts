@@ -514,6 +514,8 @@ async function watch(
   let position: number | undefined;
 
   const attemptAbort = new AbortController();
+  // When to poll: the model's duration as this run learns it, even while this request waits.
+  const guide = context.typical.guide(model);
   const signal = AbortSignal.any([control.watchSignal, attemptAbort.signal]);
   const elapsed = deps.clock.now() - submittedAt;
   const budget = reattached
@@ -592,7 +594,7 @@ async function watch(
         result = await deps.api.waitForResult(requestId, {
           signal,
           onStatus,
-          typicalMs: context.typical.get(model),
+          guide,
           startedAt: submittedAt,
         });
       } catch (thrown) {
@@ -673,6 +675,7 @@ async function watch(
   } finally {
     // With a reason of our own: abort() alone builds a DOMException (and its stack) per step.
     timerAbort.abort(WATCH_ENDED);
+    guide.done();
     control.submitSignal.removeEventListener("abort", onStopSubmitting);
     await statusWritten;
   }

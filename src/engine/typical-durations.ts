@@ -3,8 +3,17 @@
  * moving average of the server-measured durations (`finished_at − created_at`). The poll
  * schedule waits until just after it, so most requests cost one status poll and one result.
  */
+import type { PollGuide } from "../api/client.js";
+
 /** A change of a tenth is worth telling; less moves no ETA. */
 const REPORT_STEP = 0.1;
+/** Ends the waits planned without a duration; nobody reads it (a reason of our own: no stack built). */
+const LEARNED = new Error("a duration of this model was learned");
+
+/** A request's view of its model's durations, for the client's poll schedule; `done` when its watch ends. */
+export interface RequestPollGuide extends PollGuide {
+  done(): void;
+}
 
 export class TypicalDurations {
   readonly #byModel = new Map<string, number>();
@@ -13,6 +22,10 @@ export class TypicalDurations {
   /** Hears a model's duration when it is first known, then when it moved by REPORT_STEP or more. */
   readonly #onChange: (model: string, typicalMs: number) => void;
   readonly #reported = new Map<string, number>();
+  /** Per model still unknown: ended when its first duration is learned or its scout's watch ends. */
+  readonly #changes = new Map<string, AbortController>();
+  /** Per model still unknown: the one request looking on the guessing schedule. */
+  readonly #scouts = new Map<string, object>();
 
   constructor(alpha = 0.3, onChange: (model: string, typicalMs: number) => void = () => {}) {
     this.#alpha = alpha;
@@ -24,6 +37,8 @@ export class TypicalDurations {
     const previous = this.#byModel.get(model);
     const next = previous === undefined ? durationMs : previous + this.#alpha * (durationMs - previous);
     this.#byModel.set(model, next);
+    // The requests of the model in flight plan their next poll again, at this duration.
+    if (previous === undefined) this.#tell(model);
     // Not every request's end: a view needs to hear a real change, not 100,000 small ones.
     const reported = this.#reported.get(model);
     if (reported === undefined || Math.abs(next - reported) >= REPORT_STEP * Math.max(reported, 1)) {
@@ -35,6 +50,43 @@ export class TypicalDurations {
   /** Starts the model at what earlier runs saw (a no-op once this run has seen one finish). */
   seed(model: string, durationMs: number | undefined): void {
     if (!this.#byModel.has(model)) this.observe(model, durationMs);
+  }
+
+  /**
+   * The poll guide of one request of `model`. While the model's duration is unknown, one
+   * request at a time is its scout and looks on the guessing schedule; the others wait
+   * until its end teaches them the duration (or the scout's watch ends otherwise and
+   * another takes over), so a first round of N requests costs one guess, not N.
+   */
+  guide(model: string): RequestPollGuide {
+    const self = {};
+    return {
+      typicalMs: () => this.get(model),
+      guessing: () => {
+        const scout = this.#scouts.get(model);
+        if (scout !== undefined) return scout === self;
+        this.#scouts.set(model, self);
+        return true;
+      },
+      changed: () => {
+        let change = this.#changes.get(model);
+        if (!change) this.#changes.set(model, (change = new AbortController()));
+        return change.signal;
+      },
+      done: () => {
+        if (this.#scouts.get(model) !== self) return;
+        this.#scouts.delete(model);
+        // Another request looks now, unless this one's end taught the duration.
+        this.#tell(model);
+      },
+    };
+  }
+
+  #tell(model: string): void {
+    const change = this.#changes.get(model);
+    if (!change) return;
+    this.#changes.delete(model);
+    change.abort(LEARNED);
   }
 
   /** undefined until one request of the model has finished (or was seeded). */
