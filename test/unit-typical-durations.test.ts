@@ -136,3 +136,42 @@ describe("TypicalDurations", () => {
     ]);
   });
 });
+
+describe("TypicalDurations.guide: who guesses while a model's duration is unknown", () => {
+  test("the first request to ask guesses; the others wait for what it learns", () => {
+    const typical = new TypicalDurations();
+    const first = typical.guide("hailuo");
+    const second = typical.guide("hailuo");
+    expect(first.guessing()).toBe(true);
+    expect(second.guessing()).toBe(false);
+    // Another model has a scout of its own.
+    expect(typical.guide("aleph").guessing()).toBe(true);
+  });
+
+  test("learning the first duration wakes the waits planned without it, and only once", () => {
+    const typical = new TypicalDurations();
+    const waiting = typical.guide("hailuo");
+    const changed = waiting.changed();
+    expect(changed.aborted).toBe(false);
+    typical.observe("hailuo", 2_000);
+    expect(changed.aborted).toBe(true);
+    expect(waiting.typicalMs()).toBe(2_000);
+    const later = waiting.changed();
+    typical.observe("hailuo", 2_500);
+    expect(later.aborted).toBe(false);
+  });
+
+  test("a scout whose watch ends without a duration hands over: a waiting request guesses next", () => {
+    const typical = new TypicalDurations();
+    const scout = typical.guide("hailuo");
+    const other = typical.guide("hailuo");
+    expect(scout.guessing()).toBe(true);
+    expect(other.guessing()).toBe(false);
+    const changed = other.changed();
+    other.done(); // not the scout: nothing changes
+    expect(changed.aborted).toBe(false);
+    scout.done();
+    expect(changed.aborted).toBe(true);
+    expect(other.guessing()).toBe(true);
+  });
+});
