@@ -48,27 +48,29 @@ import { OPEN_ATTEMPT_STATES } from "./types.js";
 import type {
   AttemptKey,
   AttemptPatch,
-  AttemptRecord,
-  AttemptState,
   InputCaptureRecord,
-  LockHolder,
   NewAttempt,
   NewInputCapture,
   NewOutput,
   NewStep,
-  OutputRecord,
   PriceRecord,
-  RunKind,
-  RunRecord,
-  RunStatus,
-  StepFiles,
-  StepKind,
   StepPatch,
-  StepRecord,
   StoredStepState,
 } from "./types.js";
 
 /** Options of the PostgreSQL store, beyond the port's. */
+import * as Rows from "./rows.js";
+import {
+  jsonAsParsed,
+  toAttemptRecord,
+  toInputCaptureRecord,
+  toLockHolder,
+  toOutputRecord,
+  type InputCaptureRow,
+  type LockRow,
+  type OutputRow,
+} from "./rows.js";
+
 export interface PostgresStateStoreOptions extends OpenStateStoreOptions {
   /** Connections for reads (the writes have one of their own). Default 4. */
   readConnections?: number | undefined;
@@ -178,199 +180,13 @@ export const SUCCEEDED_SQL = `
     AND r.api_origin IS NOT NULL
   ORDER BY s.fingerprint, r.api_origin, coalesce(s.finished_at, s.updated_at) DESC, s.seq DESC`;
 
-interface RunRow {
-  id: string;
-  workflow_name: string;
-  workflow_file: string;
-  kind: string;
-  parent_run_id: string | null;
-  status: string;
-  exit_code: number | null;
-  options_json: unknown;
-  counts_json: Record<string, number> | null;
-  pid: number;
-  hostname: string;
-  started_at: number;
-  finished_at: number | null;
-  cancel_requested_at: number | null;
-  api_origin: string | null;
-  finished_by_run: string | null;
-}
+type RunRow = Rows.RunRow<unknown>;
+type StepRow = Rows.StepRow<unknown>;
+/** An attempt's row with its order of insertion (the prior-runs lookup orders by it). */
+type AttemptRow = Rows.AttemptRow & { seq: number };
 
-interface StepRow {
-  run_id: string;
-  address: string;
-  job_id: string;
-  instance_key: string;
-  step_id: string;
-  kind: string;
-  model: string | null;
-  state: string;
-  attempt: number;
-  fingerprint: string | null;
-  input_json: unknown;
-  output_json: Record<string, unknown> | null;
-  files_json: StepFiles | null;
-  stdout: string | null;
-  error: string | null;
-  request_id: string | null;
-  reused_from_run: string | null;
-  queue_position: number | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
-}
-
-export interface AttemptRow {
-  seq: number;
-  run_id: string;
-  address: string;
-  attempt: number;
-  workflow_name: string;
-  fingerprint: string;
-  request_id: string | null;
-  state: string;
-  queue_position: number | null;
-  error: string | null;
-  reattached_from_run: string | null;
-  started_at: number;
-  submitted_at: number | null;
-  finished_at: number | null;
-  api_origin: string | null;
-}
-
-interface OutputRow {
-  run_id: string;
-  address: string;
-  name: string;
-  idx: number | null;
-  url: string;
-  path: string | null;
-  bytes: number | null;
-  sha256: string | null;
-  created_at: number;
-}
-
-interface InputCaptureRow extends Omit<OutputRow, "name" | "idx"> {
-  error: string | null;
-}
-
-interface LockRow {
-  workflow_name: string;
-  run_id: string;
-  pid: number;
-  hostname: string;
-  acquired_at: number;
-  heartbeat_at: number;
-}
-
-const orUndefined = <T>(value: T | null): T | undefined => (value === null ? undefined : value);
-
-function toRunRecord(row: RunRow): RunRecord {
-  return {
-    id: row.id,
-    workflowName: row.workflow_name,
-    workflowFile: row.workflow_file,
-    kind: row.kind as RunKind,
-    parentRunId: orUndefined(row.parent_run_id),
-    status: row.status as RunStatus,
-    exitCode: orUndefined(row.exit_code),
-    options: row.options_json ?? undefined,
-    counts: orUndefined(row.counts_json),
-    pid: row.pid,
-    hostname: row.hostname,
-    startedAt: row.started_at,
-    finishedAt: orUndefined(row.finished_at),
-    cancelRequestedAt: orUndefined(row.cancel_requested_at),
-    apiOrigin: orUndefined(row.api_origin),
-    finishedByRun: orUndefined(row.finished_by_run),
-  };
-}
-
-function toStepRecord(row: StepRow): StepRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    jobId: row.job_id,
-    instanceKey: row.instance_key,
-    stepId: row.step_id,
-    kind: row.kind as StepKind,
-    model: orUndefined(row.model),
-    state: row.state as StoredStepState,
-    attempt: row.attempt,
-    fingerprint: orUndefined(row.fingerprint),
-    input: row.input_json ?? undefined,
-    output: orUndefined(row.output_json),
-    files: orUndefined(row.files_json),
-    stdout: orUndefined(row.stdout),
-    error: orUndefined(row.error),
-    requestId: orUndefined(row.request_id),
-    reusedFromRun: orUndefined(row.reused_from_run),
-    queuePosition: orUndefined(row.queue_position),
-    createdAt: row.created_at,
-    startedAt: orUndefined(row.started_at),
-    finishedAt: orUndefined(row.finished_at),
-    updatedAt: row.updated_at,
-  };
-}
-
-function toAttemptRecord(row: AttemptRow): AttemptRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    attempt: row.attempt,
-    workflowName: row.workflow_name,
-    fingerprint: row.fingerprint,
-    requestId: orUndefined(row.request_id),
-    state: row.state as AttemptState,
-    queuePosition: orUndefined(row.queue_position),
-    error: orUndefined(row.error),
-    reattachedFromRun: orUndefined(row.reattached_from_run),
-    startedAt: row.started_at,
-    submittedAt: orUndefined(row.submitted_at),
-    finishedAt: orUndefined(row.finished_at),
-    apiOrigin: orUndefined(row.api_origin),
-  };
-}
-
-function toOutputRecord(row: OutputRow): OutputRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    name: row.name,
-    index: orUndefined(row.idx),
-    url: row.url,
-    path: orUndefined(row.path),
-    bytes: orUndefined(row.bytes),
-    sha256: orUndefined(row.sha256),
-    createdAt: row.created_at,
-  };
-}
-
-function toInputCaptureRecord(row: InputCaptureRow): InputCaptureRecord {
-  return {
-    runId: row.run_id,
-    url: row.url,
-    address: row.address,
-    path: orUndefined(row.path),
-    bytes: orUndefined(row.bytes),
-    sha256: orUndefined(row.sha256),
-    error: orUndefined(row.error),
-    createdAt: row.created_at,
-  };
-}
-
-function toLockHolder(row: LockRow): LockHolder {
-  return {
-    workflowName: row.workflow_name,
-    runId: row.run_id,
-    pid: row.pid,
-    hostname: row.hostname,
-    acquiredAt: row.acquired_at,
-    heartbeatAt: row.heartbeat_at,
-  };
-}
+const toRunRecord = (row: RunRow) => Rows.toRunRecord(row, jsonAsParsed);
+const toStepRecord = (row: StepRow) => Rows.toStepRecord(row, jsonAsParsed);
 
 /** Columns of `steps` a patch may set, by field. `json`/`text` say how the value is written. */
 const STEP_PATCH_COLUMNS: readonly [keyof StepPatch, string, "json" | "text" | "plain"][] = [

@@ -21,7 +21,6 @@ import type {
   AttemptKey,
   AttemptPatch,
   AttemptRecord,
-  AttemptState,
   InFlightAttempt,
   LockHolder,
   LockOptions,
@@ -36,17 +35,27 @@ import type {
   OutputRecord,
   ReusableStep,
   ReuseScope,
-  RunKind,
   RunRecord,
   RunResult,
-  RunStatus,
-  StepFiles,
   StepFilter,
-  StepKind,
   StepPatch,
   StepRecord,
   StoredStepState,
 } from "./types.js";
+
+import * as Rows from "./rows.js";
+import {
+  parseJsonText,
+  toAttemptRecord,
+  toInFlight,
+  toInputCaptureRecord,
+  toLockHolder,
+  toOutputRecord,
+  type AttemptRow,
+  type InputCaptureRow,
+  type LockRow,
+  type OutputRow,
+} from "./rows.js";
 
 export interface SqliteStoreOptions {
   /** Open for reading only (status, runs, report); the file must exist. Default false. */
@@ -183,248 +192,18 @@ function explainOpenError(path: string, error: unknown): Error {
 // ---------------------------------------------------------------------------------------
 // Rows as SQLite returns them, and their conversion to records.
 
-interface RunRow {
-  id: string;
-  workflow_name: string;
-  workflow_file: string;
-  kind: string;
-  parent_run_id: string | null;
-  status: string;
-  exit_code: number | null;
-  options_json: string;
-  counts_json: string | null;
-  pid: number;
-  hostname: string;
-  started_at: number;
-  finished_at: number | null;
-  cancel_requested_at: number | null;
-  api_origin: string | null;
-  finished_by_run: string | null;
-}
-
-interface StepRow {
-  run_id: string;
-  address: string;
-  job_id: string;
-  instance_key: string;
-  step_id: string;
-  kind: string;
-  model: string | null;
-  state: string;
-  attempt: number;
-  fingerprint: string | null;
-  input_json: string | null;
-  output_json: string | null;
-  files_json: string | null;
-  stdout: string | null;
-  error: string | null;
-  request_id: string | null;
-  reused_from_run: string | null;
-  queue_position: number | null;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  updated_at: number;
-  position: number | null;
-}
-
-interface AttemptRow {
-  run_id: string;
-  address: string;
-  attempt: number;
-  workflow_name: string;
-  fingerprint: string;
-  request_id: string | null;
-  state: string;
-  queue_position: number | null;
-  error: string | null;
-  reattached_from_run: string | null;
-  started_at: number;
-  submitted_at: number | null;
-  finished_at: number | null;
-  api_origin: string | null;
-}
-
-interface OutputRow {
-  run_id: string;
-  address: string;
-  name: string;
-  idx: number | null;
-  url: string;
-  path: string | null;
-  bytes: number | null;
-  sha256: string | null;
-  created_at: number;
-}
-
-interface InputCaptureRow {
-  run_id: string;
-  url: string;
-  address: string;
-  path: string | null;
-  bytes: number | null;
-  sha256: string | null;
-  error: string | null;
-  created_at: number;
-}
-
-interface ReusableRow {
-  run_id: string;
-  address: string;
-  finished_at: number;
-  request_id: string | null;
-  output_json: string | null;
-  files_json: string | null;
-  stdout: string | null;
-}
-
-interface LockRow {
-  workflow_name: string;
-  run_id: string;
-  pid: number;
-  hostname: string;
-  acquired_at: number;
-  heartbeat_at: number;
-}
-
-function orUndefined<T>(value: T | null): T | undefined {
-  return value === null ? undefined : value;
-}
+type RunRow = Rows.RunRow<string>;
+/** A step's row as SQLite keeps it: its place in the plan orders the listings. */
+type StepRow = Rows.StepRow<string> & { position: number | null };
+type ReusableRow = Rows.ReusableRow<string>;
 
 function parseJson<T>(text: string | null): T | undefined {
-  return text === null ? undefined : (JSON.parse(text) as T);
+  return parseJsonText(text) as T | undefined;
 }
 
-function toRunRecord(row: RunRow): RunRecord {
-  return {
-    id: row.id,
-    workflowName: row.workflow_name,
-    workflowFile: row.workflow_file,
-    kind: row.kind as RunKind,
-    parentRunId: orUndefined(row.parent_run_id),
-    status: row.status as RunStatus,
-    exitCode: orUndefined(row.exit_code),
-    options: parseJson<unknown>(row.options_json),
-    counts: parseJson<Record<string, number>>(row.counts_json),
-    pid: row.pid,
-    hostname: row.hostname,
-    startedAt: row.started_at,
-    finishedAt: orUndefined(row.finished_at),
-    cancelRequestedAt: orUndefined(row.cancel_requested_at),
-    apiOrigin: orUndefined(row.api_origin),
-    finishedByRun: orUndefined(row.finished_by_run),
-  };
-}
-
-function toStepRecord(row: StepRow): StepRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    jobId: row.job_id,
-    instanceKey: row.instance_key,
-    stepId: row.step_id,
-    kind: row.kind as StepKind,
-    model: orUndefined(row.model),
-    state: row.state as StoredStepState,
-    attempt: row.attempt,
-    fingerprint: orUndefined(row.fingerprint),
-    input: parseJson<unknown>(row.input_json),
-    output: parseJson<Record<string, unknown>>(row.output_json),
-    files: parseJson<StepFiles>(row.files_json),
-    stdout: orUndefined(row.stdout),
-    error: orUndefined(row.error),
-    requestId: orUndefined(row.request_id),
-    reusedFromRun: orUndefined(row.reused_from_run),
-    queuePosition: orUndefined(row.queue_position),
-    createdAt: row.created_at,
-    startedAt: orUndefined(row.started_at),
-    finishedAt: orUndefined(row.finished_at),
-    updatedAt: row.updated_at,
-  };
-}
-
-function toAttemptRecord(row: AttemptRow): AttemptRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    attempt: row.attempt,
-    workflowName: row.workflow_name,
-    fingerprint: row.fingerprint,
-    requestId: orUndefined(row.request_id),
-    state: row.state as AttemptState,
-    queuePosition: orUndefined(row.queue_position),
-    error: orUndefined(row.error),
-    reattachedFromRun: orUndefined(row.reattached_from_run),
-    startedAt: row.started_at,
-    submittedAt: orUndefined(row.submitted_at),
-    finishedAt: orUndefined(row.finished_at),
-    apiOrigin: orUndefined(row.api_origin),
-  };
-}
-
-function toInFlight(row: AttemptRow): InFlightAttempt {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    attempt: row.attempt,
-    fingerprint: row.fingerprint,
-    state: row.state as AttemptState,
-    requestId: orUndefined(row.request_id),
-    disposition: row.request_id === null ? "maybe_billed" : "reattach",
-    startedAt: row.started_at,
-    submittedAt: orUndefined(row.submitted_at),
-    apiOrigin: orUndefined(row.api_origin),
-  };
-}
-
-function toOutputRecord(row: OutputRow): OutputRecord {
-  return {
-    runId: row.run_id,
-    address: row.address,
-    name: row.name,
-    index: orUndefined(row.idx),
-    url: row.url,
-    path: orUndefined(row.path),
-    bytes: orUndefined(row.bytes),
-    sha256: orUndefined(row.sha256),
-    createdAt: row.created_at,
-  };
-}
-
-function toInputCaptureRecord(row: InputCaptureRow): InputCaptureRecord {
-  return {
-    runId: row.run_id,
-    url: row.url,
-    address: row.address,
-    path: orUndefined(row.path),
-    bytes: orUndefined(row.bytes),
-    sha256: orUndefined(row.sha256),
-    error: orUndefined(row.error),
-    createdAt: row.created_at,
-  };
-}
-
-function toReusableStep(row: ReusableRow): ReusableStep {
-  const reusable: ReusableStep = { runId: row.run_id, address: row.address, finishedAt: row.finished_at };
-  if (row.request_id !== null) reusable.requestId = row.request_id;
-  const output = parseJson<Record<string, unknown>>(row.output_json);
-  if (output !== undefined) reusable.output = output;
-  const files = parseJson<StepFiles>(row.files_json);
-  if (files !== undefined) reusable.files = files;
-  if (row.stdout !== null) reusable.stdout = row.stdout;
-  return reusable;
-}
-
-function toLockHolder(row: LockRow): LockHolder {
-  return {
-    workflowName: row.workflow_name,
-    runId: row.run_id,
-    pid: row.pid,
-    hostname: row.hostname,
-    acquiredAt: row.acquired_at,
-    heartbeatAt: row.heartbeat_at,
-  };
-}
+const toRunRecord = (row: RunRow) => Rows.toRunRecord(row, parseJsonText);
+const toStepRecord = (row: StepRow) => Rows.toStepRecord(row, parseJsonText);
+const toReusableStep = (row: ReusableRow) => Rows.toReusableStep(row, parseJsonText);
 
 // ---------------------------------------------------------------------------------------
 // Every query, prepared once.
