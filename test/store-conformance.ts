@@ -516,4 +516,106 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
       expect(await store.runs.closeFinishedBy("run-2")).toEqual([]);
     });
   });
+
+  describe(`${name}: the fence of a submission across processes (SPEC §10)`, () => {
+    const KEY = { runId: "run-1", address: CAT, attempt: 1 };
+    const submitting = (at: number): StepPatch => ({ updatedAt: at, state: "submitting", attempt: 1 });
+
+    test("of two stores claiming one attempt at once, exactly one wins; the loser writes nothing", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT]);
+      const other = await reopen(location);
+
+      const claims = await Promise.all([
+        store.attempts.claim(newAttempt(KEY, "fp-cat"), submitting(2_000), "worker-a"),
+        other.attempts.claim(newAttempt(KEY, "fp-cat"), submitting(2_001), "worker-b"),
+      ]);
+
+      expect(claims.filter(Boolean)).toHaveLength(1);
+      const winner = claims[0] ? "worker-a" : "worker-b";
+      const attempts = await store.attempts.list("run-1", CAT);
+      expect(attempts).toHaveLength(1);
+      expect(attempts[0]).toMatchObject({ claimedBy: winner, state: "submitting", requestId: undefined });
+      expect(await store.steps.get("run-1", CAT)).toMatchObject({ state: "submitting", attempt: 1 });
+      // A redelivery of the same step claims the same attempt again: lost.
+      expect(await store.attempts.claim(newAttempt(KEY, "fp-cat"), submitting(2_100), "worker-c")).toBe(
+        false,
+      );
+    });
+
+    test("only the claimant records the request id, once; the verdict then loses", async () => {
+      const { store } = await fresh();
+      await seed(store, newRun("run-1"), [CAT]);
+      expect(await store.attempts.claim(newAttempt(KEY, "fp-cat"), submitting(2_000), "worker-a")).toBe(true);
+
+      expect(await store.attempts.recordClaimedRequestId(KEY, "worker-b", "req-b", 2_100)).toBe(false);
+      expect(
+        await store.attempts.recordClaimedRequestId(KEY, "worker-a", "req-a", 2_200, {
+          updatedAt: 2_200,
+          state: "in_queue",
+        }),
+      ).toBe(true);
+      expect(await store.attempts.recordClaimedRequestId(KEY, "worker-a", "req-again", 2_300)).toBe(false);
+      expect(
+        await store.attempts.abandon(KEY, "its worker died", 2_400, { updatedAt: 2_400, state: "unknown" }),
+      ).toBe(false);
+
+      expect((await store.attempts.list("run-1", CAT))[0]).toMatchObject({
+        requestId: "req-a",
+        state: "submitted",
+        submittedAt: 2_200,
+        claimedBy: "worker-a",
+      });
+      expect(await store.steps.get("run-1", CAT)).toMatchObject({ state: "in_queue", requestId: "req-a" });
+    });
+
+    test("a claim left without an id by a dead claimant becomes unknown; the claimant's late id then loses", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT]);
+      expect(await store.attempts.claim(newAttempt(KEY, "fp-cat"), submitting(2_000), "worker-a")).toBe(true);
+      const judge = await reopen(location);
+
+      expect(
+        await judge.attempts.abandon(KEY, "its worker died before recording a request id", 3_000, {
+          updatedAt: 3_000,
+          state: "unknown",
+          error: "its worker died before recording a request id",
+          finishedAt: 3_000,
+        }),
+      ).toBe(true);
+      expect(await store.attempts.recordClaimedRequestId(KEY, "worker-a", "req-late", 3_100)).toBe(false);
+      expect(await judge.attempts.abandon(KEY, "twice", 3_200, { updatedAt: 3_200, state: "unknown" })).toBe(
+        false,
+      );
+
+      const [attempt] = await judge.attempts.list("run-1", CAT);
+      expect(attempt).toMatchObject({
+        state: "unknown",
+        requestId: undefined,
+        error: "its worker died before recording a request id",
+        finishedAt: 3_000,
+      });
+      expect(await judge.steps.get("run-1", CAT)).toMatchObject({ state: "unknown", requestId: undefined });
+      // Maybe billed: a later run of the workflow sees it as such, never as re-attachable.
+      const lookup = await judge.history.priorRuns("teasers");
+      expect(lookup.inFlightAt("teasers", "fp-cat", CAT)).toMatchObject([{ disposition: "maybe_billed" }]);
+    });
+
+    test("workers: a heartbeat is listed while fresh, refreshed in place, gone once the worker leaves", async () => {
+      const { store, location } = await fresh();
+      const beat = { name: "w1", host: "host-a", pid: 11, startedAt: 1_000, seenAt: 1_000, doing: [] };
+      await store.workers.beat(beat);
+      await store.workers.beat({ ...beat, name: "w2", host: "host-b", pid: 12, seenAt: 1_500 });
+      await store.workers.beat({ ...beat, seenAt: 2_000, doing: ["run-1 teaser/cat/animate"] });
+
+      const other = await reopen(location);
+      expect(await other.workers.list(0)).toEqual([
+        { ...beat, seenAt: 2_000, doing: ["run-1 teaser/cat/animate"] },
+        { ...beat, name: "w2", host: "host-b", pid: 12, seenAt: 1_500 },
+      ]);
+      expect((await other.workers.list(1_800)).map((worker) => worker.name)).toEqual(["w1"]);
+      await store.workers.leave("w1");
+      expect((await other.workers.list(0)).map((worker) => worker.name)).toEqual(["w2"]);
+    });
+  });
 }

@@ -215,6 +215,25 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 9,
+    name: "the fence of a submission across processes, and the workers",
+    // SPEC §10: the process whose claim of an attempt committed first is the only one that
+    // may submit it (`claimed_by`); a worker's heartbeat says whether a claimant is alive.
+    // SQLite serves one process at a time, so here the fence is trivially won, but the port
+    // and its conformance suite are the same as PostgreSQL's.
+    sql: `
+      ALTER TABLE attempts ADD COLUMN claimed_by TEXT;
+      CREATE TABLE workers (
+        name       TEXT PRIMARY KEY,
+        host       TEXT NOT NULL,
+        pid        INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        seen_at    INTEGER NOT NULL,
+        doing      TEXT NOT NULL DEFAULT ''
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

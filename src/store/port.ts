@@ -49,6 +49,8 @@ import type {
   StepPatch,
   StepRecord,
   StoredStepState,
+  WorkerBeat,
+  WorkerRecord,
 } from "./types.js";
 
 export interface RunsPort {
@@ -118,6 +120,32 @@ export interface AttemptsPort {
    */
   recordRequestId(key: AttemptKey, requestId: string, at: number, step?: StepPatch): Promise<void>;
   update(key: AttemptKey, patch: AttemptPatch): Promise<void>;
+  /**
+   * The fence of a submission across processes (SPEC §10): inserts the attempt claimed by
+   * `worker`, with the step's patch, atomically — unless that attempt exists already. True:
+   * this claim committed first, and only its worker may send the POST. False: another
+   * process claimed it; nothing was written.
+   */
+  claim(attempt: NewAttempt, step: StepPatch, worker: string): Promise<boolean>;
+  /**
+   * `recordRequestId` for a claimed attempt, conditional: only while the attempt is still
+   * `submitting`, without an id, and claimed by `worker`. False: the attempt was judged
+   * abandoned (`abandon`) first — the claimant drops the step, it does not poll it.
+   */
+  recordClaimedRequestId(
+    key: AttemptKey,
+    worker: string,
+    requestId: string,
+    at: number,
+    step?: StepPatch,
+  ): Promise<boolean>;
+  /**
+   * The verdict on an attempt whose claimant died before recording a request id: it becomes
+   * `unknown` (maybe billed) with `error`, and the step with it — conditional, only while
+   * the attempt is `submitting` without an id. Of a late `recordClaimedRequestId` and this,
+   * exactly one wins: false when the id was recorded first.
+   */
+  abandon(key: AttemptKey, error: string, at: number, step: StepPatch): Promise<boolean>;
   /** A run's attempts (of one step, when given), in the order they started. */
   list(runId: string, address?: string): Promise<AttemptRecord[]>;
 }
@@ -131,6 +159,16 @@ export interface OutputsPort {
   recordInputCapture(capture: NewInputCapture): Promise<void>;
   /** The captures of these runs, in the order they were recorded. */
   inputCaptures(runIds: readonly string[]): Promise<InputCaptureRecord[]>;
+}
+
+/** The worker processes sharing a store (SPEC §10): their heartbeats tell who is alive. */
+export interface WorkersPort {
+  /** Records (or refreshes) a worker's heartbeat and what it is doing. */
+  beat(worker: WorkerBeat): Promise<void>;
+  /** The worker leaves (it stopped): its row is removed. */
+  leave(name: string): Promise<void>;
+  /** Every worker with a heartbeat at or after `since`, by name. */
+  list(since: number): Promise<WorkerRecord[]>;
 }
 
 export interface LocksPort {
@@ -184,6 +222,7 @@ export interface StateStore {
   readonly attempts: AttemptsPort;
   readonly outputs: OutputsPort;
   readonly locks: LocksPort;
+  readonly workers: WorkersPort;
   readonly history: HistoryPort;
   /** Makes every write durable (or rejects), then releases the store. */
   close(): Promise<void>;

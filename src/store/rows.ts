@@ -94,6 +94,7 @@ export interface AttemptRow {
   submitted_at: number | null;
   finished_at: number | null;
   api_origin: string | null;
+  claimed_by: string | null;
 }
 
 export interface OutputRow {
@@ -199,6 +200,7 @@ export function toAttemptRecord(row: AttemptRow): AttemptRecord {
     queuePosition: orUndefined(row.queue_position),
     error: orUndefined(row.error),
     reattachedFromRun: orUndefined(row.reattached_from_run),
+    claimedBy: orUndefined(row.claimed_by),
     startedAt: row.started_at,
     submittedAt: orUndefined(row.submitted_at),
     finishedAt: orUndefined(row.finished_at),

@@ -18,6 +18,7 @@ import type {
   AttemptsPort,
   HistoryPort,
   LocksPort,
+  WorkersPort,
   OpenStateStoreOptions,
   OutputsPort,
   PriorRunsLookup,
@@ -35,6 +36,7 @@ export class SqliteStateStore implements StateStore {
   readonly attempts: AttemptsPort;
   readonly outputs: OutputsPort;
   readonly locks: LocksPort;
+  readonly workers: WorkersPort;
   readonly history: HistoryPort;
 
   constructor(database: SqliteStore) {
@@ -107,7 +109,17 @@ export class SqliteStateStore implements StateStore {
       recordRequestId: (key, requestId, at, step) =>
         write(() => db.recordRequestId(key, requestId, at, step)),
       update: (key, patch) => write(() => db.updateAttempt(key, patch)),
+      claim: (attempt, step, worker) => writeReturning(() => db.claimAttempt(attempt, step, worker)),
+      recordClaimedRequestId: (key, worker, requestId, at, step) =>
+        writeReturning(() => db.recordClaimedRequestId(key, worker, requestId, at, step)),
+      abandon: (key, error, at, step) => writeReturning(() => db.abandonAttempt(key, error, at, step)),
       list: (runId, address) => read(() => db.getAttempts(runId, address)),
+    };
+
+    this.workers = {
+      beat: (worker) => write(() => db.beatWorker(worker)),
+      leave: (name) => write(() => db.leaveWorker(name)),
+      list: (since) => read(() => db.listWorkers(since)),
     };
 
     this.outputs = {

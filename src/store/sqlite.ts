@@ -41,6 +41,8 @@ import type {
   StepPatch,
   StepRecord,
   StoredStepState,
+  WorkerBeat,
+  WorkerRecord,
 } from "./types.js";
 
 import * as Rows from "./rows.js";
@@ -274,7 +276,8 @@ const IN_FLIGHT_WHERE = `
       AND later.address = a.address AND later.seq > a.seq AND later.api_origin IS a.api_origin)`;
 
 const ATTEMPT_COLUMNS = `a.run_id, a.address, a.attempt, a.workflow_name, a.fingerprint, a.request_id, a.state,
-  a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at, a.api_origin`;
+  a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at, a.api_origin,
+  a.claimed_by`;
 
 // Steps a run left before their end: what a later run may finish for it.
 const UNFINISHED_STEP_STATES_SQL =
@@ -409,6 +412,31 @@ function prepareStatements(db: Database.Database) {
        SET request_id = ?, submitted_at = ?, state = CASE WHEN state = 'submitting' THEN 'submitted' ELSE state END
        WHERE run_id = ? AND address = ? AND attempt = ?`,
     ),
+    claimAttempt: db.prepare<[string, string, string, number]>(
+      `UPDATE attempts SET claimed_by = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    recordClaimedRequestId: db.prepare<[string, number, string, string, number, string]>(
+      `UPDATE attempts SET request_id = ?, submitted_at = ?, state = 'submitted'
+       WHERE run_id = ? AND address = ? AND attempt = ? AND claimed_by = ?
+         AND state = 'submitting' AND request_id IS NULL`,
+    ),
+    abandonAttempt: db.prepare<[string, number, string, string, number]>(
+      `UPDATE attempts SET state = 'unknown', error = ?, finished_at = ?
+       WHERE run_id = ? AND address = ? AND attempt = ? AND state = 'submitting' AND request_id IS NULL`,
+    ),
+    attemptExists: db.prepare<[string, string, number], { one: number }>(
+      `SELECT 1 AS one FROM attempts WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    beatWorker: db.prepare<[string, string, number, number, number, string]>(
+      `INSERT INTO workers (name, host, pid, started_at, seen_at, doing) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+         started_at = excluded.started_at, seen_at = excluded.seen_at, doing = excluded.doing`,
+    ),
+    leaveWorker: db.prepare<[string]>(`DELETE FROM workers WHERE name = ?`),
+    listWorkers: db.prepare<
+      [number],
+      { name: string; host: string; pid: number; started_at: number; seen_at: number; doing: string }
+    >(`SELECT name, host, pid, started_at, seen_at, doing FROM workers WHERE seen_at >= ? ORDER BY name`),
     updateAttempt: db.prepare<AttemptPatchParams>(
       `UPDATE attempts SET
          state          = coalesce(@state, state),
@@ -798,6 +826,94 @@ export class SqliteStore {
         else this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
       })
       .immediate();
+  }
+
+  /** The fence (SPEC §10): true when this call inserted the attempt, claimed by `worker`. */
+  claimAttempt(attempt: NewAttempt, step: StepPatch, worker: string): boolean {
+    this.#beforeWrite();
+    return this.#db
+      .transaction(() => {
+        if (this.#sql.attemptExists.get(attempt.runId, attempt.address, attempt.attempt)) return false;
+        this.startAttempt(attempt);
+        this.#sql.claimAttempt.run(worker, attempt.runId, attempt.address, attempt.attempt);
+        this.updateStep(attempt.runId, attempt.address, step);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** A claimed attempt's request id, only while it is `submitting` without one and claimed by `worker`. */
+  recordClaimedRequestId(
+    key: AttemptKey,
+    worker: string,
+    requestId: string,
+    at: number,
+    step?: StepPatch,
+  ): boolean {
+    this.#beforeWrite();
+    return this.#db
+      .transaction(() => {
+        const { changes } = this.#sql.recordClaimedRequestId.run(
+          requestId,
+          at,
+          key.runId,
+          key.address,
+          key.attempt,
+          worker,
+        );
+        if (changes === 0) return false;
+        if (step) this.updateStep(key.runId, key.address, { ...step, requestId });
+        else this.#sql.mirrorRequestIdOnStep.run(requestId, at, key.runId, key.address, key.attempt);
+        return true;
+      })
+      .immediate();
+  }
+
+  /** An attempt left `submitting` without an id by a dead claimant becomes `unknown` (conditional). */
+  abandonAttempt(key: AttemptKey, error: string, at: number, step: StepPatch): boolean {
+    this.#beforeWrite();
+    return this.#db
+      .transaction(() => {
+        const { changes } = this.#sql.abandonAttempt.run(
+          this.#redact(error),
+          at,
+          key.runId,
+          key.address,
+          key.attempt,
+        );
+        if (changes === 0) return false;
+        this.updateStep(key.runId, key.address, step);
+        return true;
+      })
+      .immediate();
+  }
+
+  beatWorker(worker: WorkerBeat): void {
+    this.#beforeWrite();
+    this.#sql.beatWorker.run(
+      worker.name,
+      worker.host,
+      worker.pid,
+      worker.startedAt,
+      worker.seenAt,
+      worker.doing.join("\n"),
+    );
+  }
+
+  leaveWorker(name: string): void {
+    this.#beforeWrite();
+    this.#sql.leaveWorker.run(name);
+  }
+
+  listWorkers(since: number): WorkerRecord[] {
+    return this.#sql.listWorkers.all(since).map((row) => ({
+      name: row.name,
+      host: row.host,
+      pid: row.pid,
+      startedAt: row.started_at,
+      seenAt: row.seen_at,
+      doing: row.doing === "" ? [] : row.doing.split("\n"),
+    }));
   }
 
   updateAttempt(key: AttemptKey, patch: AttemptPatch): void {

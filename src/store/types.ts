@@ -242,6 +242,8 @@ export interface AttemptRecord extends AttemptKey {
   error: string | undefined;
   /** The run this attempt re-attached from, when it did. */
   reattachedFromRun: string | undefined;
+  /** The worker whose claim of this attempt won the fence (SPEC §10); undefined when not claimed. */
+  claimedBy: string | undefined;
   /** The API it was made at (its run's); undefined when not recorded. */
   apiOrigin: string | undefined;
   startedAt: number;
@@ -357,3 +359,18 @@ export interface ReuseScope {
   apiOrigin: string;
   notBefore?: number | undefined;
 }
+
+/** A worker process (`runflow worker`, or an apply acting as one) as its heartbeat tells (SPEC §10). */
+export interface WorkerBeat {
+  /** Unique among live workers: `--name`, or host and pid. */
+  name: string;
+  host: string;
+  pid: number;
+  startedAt: number;
+  /** When this heartbeat was sent. */
+  seenAt: number;
+  /** The steps it is executing (`RUN address`), for `status`. */
+  doing: readonly string[];
+}
+
+export type WorkerRecord = WorkerBeat;
