@@ -43,6 +43,7 @@ describe("opening the state database", () => {
       "run_plan_parts",
       "runs",
       "steps",
+      "workers",
     ]);
     expect(pragma(dbPath, "user_version")).toBe(LATEST_SCHEMA_VERSION);
     expect(pragma(dbPath, "journal_mode")).toBe("wal");
