@@ -64,6 +64,7 @@ function countingStore(store: StateStore): { store: StateStore; calls: Map<strin
       attempts: group("attempts", store.attempts),
       outputs: group("outputs", store.outputs),
       locks: group("locks", store.locks),
+      workers: group("workers", store.workers),
       history: group("history", store.history),
       close: () => {
         count("close");

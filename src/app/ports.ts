@@ -73,6 +73,7 @@ function storeOpener(services: { store?: StateStore | undefined; openStore?: Sta
     attempts: store.attempts,
     outputs: store.outputs,
     locks: store.locks,
+    workers: store.workers,
     history: store.history,
     // Every write already resolved once durable (the port's promise): nothing to wait for.
     close: () => Promise.resolve(),

@@ -165,6 +165,34 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "the fence of a submission across processes, the workers, account-wide request slots",
+    // SPEC §10. claimed_by: the worker whose claim of the attempt committed first (the only
+    // one that may submit it). workers: heartbeats, to tell a live claimant from a dead one
+    // and for status. request_slots: requests in flight per account (API origin and a digest
+    // of the token, never the token), counted under an advisory lock per account, so that
+    // \`concurrency\` and \`limits\` hold across every worker.
+    sql: `
+      ALTER TABLE attempts ADD COLUMN claimed_by TEXT;
+      CREATE TABLE workers (
+        name       TEXT PRIMARY KEY,
+        host       TEXT NOT NULL,
+        pid        INTEGER NOT NULL,
+        started_at BIGINT NOT NULL,
+        seen_at    BIGINT NOT NULL,
+        doing      TEXT NOT NULL DEFAULT ''
+      );
+      CREATE TABLE request_slots (
+        id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        account     TEXT NOT NULL,
+        model       TEXT NOT NULL,
+        worker      TEXT NOT NULL,
+        acquired_at BIGINT NOT NULL
+      );
+      CREATE INDEX request_slots_by_account ON request_slots (account, model);
+    `,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(

@@ -37,6 +37,7 @@ import type {
   AttemptsPort,
   HistoryPort,
   LocksPort,
+  WorkersPort,
   OpenStateStoreOptions,
   OutputsPort,
   PriorRunsLookup,
@@ -153,7 +154,7 @@ const TYPICAL_SAMPLE = 20;
 
 const ATTEMPT_COLUMNS = `a.seq, a.run_id, a.address, a.attempt, a.workflow_name, a.fingerprint, a.request_id,
   a.state, a.queue_position, a.error, a.reattached_from_run, a.started_at, a.submitted_at, a.finished_at,
-  a.api_origin`;
+  a.api_origin, a.claimed_by`;
 
 /** As in sqlite.ts: the newest attempt of a (workflow, address, fingerprint) at an API origin speaks for it. */
 export const IN_FLIGHT_SQL = `
@@ -216,6 +217,7 @@ export class PostgresStateStore implements StateStore {
   readonly attempts: AttemptsPort;
   readonly outputs: OutputsPort;
   readonly locks: LocksPort;
+  readonly workers: WorkersPort;
   readonly history: HistoryPort;
 
   readonly #pool: pg.Pool;
@@ -607,6 +609,64 @@ export class PostgresStateStore implements StateStore {
           (client) => updateAttempt(client, key, patch),
           () => prior.patchAttempt(key, patch),
         ),
+      claim: async (attempt, step, worker) => {
+        // Mirrored once won: a lost claim wrote nothing.
+        const won = await write(async (client) => {
+          const inserted = await insertAttempt(client, attempt, worker);
+          if (inserted.rowCount === 0) return false;
+          await client.query(
+            "UPDATE steps SET attempt = $1, request_id = NULL, updated_at = $2 WHERE run_id = $3 AND address = $4",
+            [attempt.attempt, attempt.startedAt, attempt.runId, attempt.address],
+          );
+          await updateStep(client, attempt.runId, attempt.address, step);
+          return true;
+        });
+        if (won) {
+          prior.startAttempt(attempt);
+          mirrorStepPatch(attempt.runId, attempt.address, step);
+        }
+        return won;
+      },
+      recordClaimedRequestId: async (key, worker, requestId, at, step) => {
+        const won = await write(async (client) => {
+          const { rowCount } = await client.query(
+            `UPDATE attempts SET request_id = $1, submitted_at = $2, state = 'submitted'
+             WHERE run_id = $3 AND address = $4 AND attempt = $5 AND claimed_by = $6
+               AND state = 'submitting' AND request_id IS NULL`,
+            [requestId, at, key.runId, key.address, key.attempt, worker],
+          );
+          if (rowCount === 0) return false;
+          if (step) await updateStep(client, key.runId, key.address, { ...step, requestId });
+          else
+            await client.query(
+              "UPDATE steps SET request_id = $1, updated_at = $2 WHERE run_id = $3 AND address = $4 AND attempt = $5",
+              [requestId, at, key.runId, key.address, key.attempt],
+            );
+          return true;
+        });
+        if (won) {
+          prior.recordRequestId(key, requestId, at);
+          if (step) mirrorStepPatch(key.runId, key.address, { ...step, requestId });
+        }
+        return won;
+      },
+      abandon: async (key, error, at, step) => {
+        const won = await write(async (client) => {
+          const { rowCount } = await client.query(
+            `UPDATE attempts SET state = 'unknown', error = $1, finished_at = $2
+             WHERE run_id = $3 AND address = $4 AND attempt = $5 AND state = 'submitting' AND request_id IS NULL`,
+            [text(error), at, key.runId, key.address, key.attempt],
+          );
+          if (rowCount === 0) return false;
+          await updateStep(client, key.runId, key.address, step);
+          return true;
+        });
+        if (won) {
+          prior.patchAttempt(key, { state: "unknown", error, finishedAt: at });
+          mirrorStepPatch(key.runId, key.address, step);
+        }
+        return won;
+      },
       list: (runId, address) =>
         read(async (client) => {
           const { rows } =
@@ -623,13 +683,15 @@ export class PostgresStateStore implements StateStore {
         }),
     };
 
-    const insertAttempt = (client: Queryable, attempt: NewAttempt) => {
+    const insertAttempt = (client: Queryable, attempt: NewAttempt, claimedBy?: string) => {
       const reattach = attempt.reattach;
-      // An attempt is made at its run's API origin.
+      // An attempt is made at its run's API origin. A claim (claimedBy) of an attempt that
+      // exists already inserts nothing: the first claim to commit wins (SPEC §10).
       return client.query(
         `INSERT INTO attempts (run_id, address, attempt, workflow_name, fingerprint, request_id, state,
-           reattached_from_run, started_at, submitted_at, api_origin)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT api_origin FROM runs WHERE id = $1))`,
+           reattached_from_run, started_at, submitted_at, api_origin, claimed_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, (SELECT api_origin FROM runs WHERE id = $1), $11)
+         ${claimedBy === undefined ? "" : "ON CONFLICT (run_id, address, attempt) DO NOTHING"}`,
         [
           attempt.runId,
           attempt.address,
@@ -641,8 +703,47 @@ export class PostgresStateStore implements StateStore {
           reattach?.fromRunId ?? null,
           attempt.startedAt,
           reattach ? attempt.startedAt : null,
+          claimedBy ?? null,
         ],
       );
+    };
+
+    this.workers = {
+      beat: (worker) =>
+        write(async (client) => {
+          await client.query(
+            `INSERT INTO workers (name, host, pid, started_at, seen_at, doing) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
+               started_at = excluded.started_at, seen_at = excluded.seen_at, doing = excluded.doing`,
+            [worker.name, worker.host, worker.pid, worker.startedAt, worker.seenAt, worker.doing.join("\n")],
+          );
+        }),
+      leave: (name) =>
+        write(async (client) => {
+          await client.query("DELETE FROM workers WHERE name = $1", [name]);
+        }),
+      list: (since) =>
+        read(async (client) => {
+          const { rows } = await client.query<{
+            name: string;
+            host: string;
+            pid: number;
+            started_at: string | number;
+            seen_at: string | number;
+            doing: string;
+          }>(
+            "SELECT name, host, pid, started_at, seen_at, doing FROM workers WHERE seen_at >= $1 ORDER BY name",
+            [since],
+          );
+          return rows.map((row) => ({
+            name: row.name,
+            host: row.host,
+            pid: row.pid,
+            startedAt: Number(row.started_at),
+            seenAt: Number(row.seen_at),
+            doing: row.doing === "" ? [] : row.doing.split("\n"),
+          }));
+        }),
     };
 
     this.outputs = {
