@@ -16,7 +16,7 @@ const LAYERS = [
   ["plan"],
   ["api", "store"],
   ["engine"],
-  ["render"],
+  ["render", "cluster"],
   ["report"],
   ["app"],
   ["cli"],
@@ -50,6 +50,11 @@ const EXTRA_RESTRICTIONS = {
     {
       regex: "^(better-sqlite3|undici|node:https?)$",
       message: "The engine talks to its ports (StateStore, HttpTransport), not to SQLite or an HTTP client.",
+    },
+    {
+      regex: "^(bullmq|pg)$",
+      message:
+        "The engine talks to its Dispatcher and StateStore ports: BullMQ and PostgreSQL stay in src/cluster/ and src/store/.",
     },
     {
       regex: "^(execa|node:child_process|child_process)$",

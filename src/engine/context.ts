@@ -47,6 +47,21 @@ export interface ExecutionContext {
   notice(level: "info" | "warn", message: string): void;
   /** Hears every API call's outcome, to tell when the API stops and starts answering. */
   apiHealth: ApiHealthMonitor;
+  /**
+   * Set when the step runs in a worker of a cluster (SPEC §10): its attempts are claimed
+   * (the fence: only the first claim to commit submits) and its request id recorded only
+   * while the claim holds. Per step: what its run did before this delivery.
+   */
+  fence?: StepFence | undefined;
+}
+
+export interface StepFence {
+  /** The worker's name, as its claims record it. */
+  worker: string;
+  /** Attempts of this step its run made already (a redelivered step continues after them). */
+  attemptsBefore: number;
+  /** The request this run's own last attempt holds: polled, never submitted again. */
+  reattach?: { requestId: string; fromRunId: string; submittedAt: number } | undefined;
 }
 
 /**

@@ -34,7 +34,10 @@
  * 100,000 zero-duration steps goes through enqueue → start → finished at >1,000 steps/s.
  */
 import type { PlannedStep } from "../plan/types.js";
+import type { StepFiles } from "../store/types.js";
+import type { StepEnding } from "./context.js";
 import type { WaitReason } from "./events.js";
+import type { StepState } from "./states.js";
 
 /** A step the dispatcher lets start: which lane it counts against, and its address in the run. */
 export interface ReadyStep {
@@ -64,6 +67,26 @@ export interface ProcessSlots {
   onIdle(): Promise<void>;
 }
 
+/**
+ * A dispatcher whose steps run in other processes (a cluster's workers) executes each
+ * started step there and follows it: `execute` resolves with the step's ending, once another
+ * process wrote it, and tells `observe` of every state the step takes, for the views.
+ */
+export interface RemoteSteps {
+  execute(step: PlannedStep, lane: string, observe: (step: ObservedStep) => void): Promise<StepEnding>;
+}
+
+/** A step's state as another process wrote it. */
+export interface ObservedStep {
+  address: string;
+  state: StepState;
+  attempt: number;
+  requestId: string | undefined;
+  error: string | undefined;
+  reusedFrom: string | undefined;
+  files: StepFiles | undefined;
+}
+
 export interface Dispatcher {
   /** Hands over a step whose dependencies all succeeded; it starts when its lane allows. */
   enqueue(lane: string, address: string): void;
@@ -84,6 +107,8 @@ export interface Dispatcher {
   withdraw(): string[];
   readonly requests: RequestSlots;
   readonly processes: ProcessSlots;
+  /** Set when steps run in other processes: the executor then follows them (RemoteSteps). */
+  readonly remote?: RemoteSteps | undefined;
   /**
    * The run's execution is done (no step runs or waits): resolves once nothing the
    * dispatcher started for it still runs (local processes), and releases what it holds

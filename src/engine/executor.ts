@@ -198,7 +198,9 @@ export async function executeFeed(
     dispatcher,
     control,
     execute: (step, lane, leaveLane) =>
-      step.kind === "run"
+      dispatcher.remote
+        ? dispatcher.remote.execute(step, lane, (change) => tracker.observed(change))
+        : step.kind === "run"
         ? executeRunStep(context, step)
         : lane === REUSE_LANE
           ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of

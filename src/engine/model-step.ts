@@ -22,7 +22,7 @@ import { validateModelInput } from "../models/validate-input.js";
 import { outputProblem } from "../models/validate-output.js";
 import { fingerprintModelStep } from "../plan/fingerprint.js";
 import type { PlannedStep, ReusableStep } from "../plan/types.js";
-import type { AttemptKey, NewOutput } from "../store/types.js";
+import type { AttemptKey, NewAttempt, NewOutput, StepPatch } from "../store/types.js";
 import { resolveValue, TemplateResolutionError } from "../template/resolve.js";
 import { DiskError } from "../util/disk-errors.js";
 import type { ExecutionContext, StepEnding } from "./context.js";
@@ -199,8 +199,10 @@ export async function executeModelStep(
   // The same question `plan` asked (prior-runs.ts), asked again now: an earlier request
   // of this step at this API is collected; one that may be billed is never sent again
   // unless the user says so.
-  let reattach: Reattachment | undefined;
-  const unfinished = unfinishedRequest(
+  let reattach: Reattachment | undefined = context.fence?.reattach;
+  const unfinished = reattach
+    ? undefined
+    : unfinishedRequest(
     context.prior,
     context.workflowName,
     fingerprint,
@@ -221,7 +223,9 @@ export async function executeModelStep(
   // Its remote input stills, for the report: in their own lane, never awaited here.
   context.captures.capture(step, body);
 
-  for (let attempt = 1; ; attempt++) {
+  // A step redelivered to a worker continues after the attempts its run made already.
+  const first = 1 + (context.fence?.attemptsBefore ?? 0);
+  for (let attempt = first; ; attempt++) {
     const outcome = await context.scheduler.run(
       step.model,
       (releaseSlot) =>
@@ -231,7 +235,7 @@ export async function executeModelStep(
           body,
           fingerprint,
           attempt,
-          attempt === 1 ? reattach : undefined,
+          attempt === first ? reattach : undefined,
           releaseSlot,
         ),
       (reason) => tracker.wait(address, reason),
@@ -373,6 +377,7 @@ async function remoteAttempt(
   const { deps, control, tracker } = context;
   const model = step.model!;
   if (control.submitSignal.aborted) return reattach ? { kind: "left" } : { kind: "not_submitted" };
+  let claimLost = false;
   const key: AttemptKey = { runId: context.runId, address: step.address, attempt };
   const startedAt = deps.clock.now();
   let requestId: string;
@@ -386,7 +391,8 @@ async function remoteAttempt(
       attempt,
       requestId,
       writeWith: (patch) =>
-        deps.store.attempts.start(
+        startOrClaim(
+          context,
           {
             ...key,
             workflowName: context.workflowName,
@@ -395,8 +401,9 @@ async function remoteAttempt(
             reattach: { requestId, fromRunId },
           },
           patch,
-        ),
+        ).then((won) => void (claimLost = !won)),
     });
+    if (claimLost) return { kind: "left" };
     context.notice(
       "info",
       `${step.address}: re-attached to request ${requestId} (submitted by run ${fromRunId})`,
@@ -408,11 +415,15 @@ async function remoteAttempt(
     await tracker.transition(step.address, StepState.submitting, {
       attempt,
       writeWith: (patch) =>
-        deps.store.attempts.start(
-          { ...key, workflowName: context.workflowName, fingerprint, startedAt },
-          patch,
+        startOrClaim(context, { ...key, workflowName: context.workflowName, fingerprint, startedAt }, patch).then(
+          (won) => void (claimLost = !won),
         ),
     });
+    // Another process's claim of this attempt committed first: it submits, this one drops the step.
+    if (claimLost) {
+      context.costs.release(key);
+      return { kind: "left" };
+    }
     // Resolved: the attempt is durable before the POST that may create (and bill) it.
     const submitted = await submit(context, step, key, body);
     if (submitted.kind !== "submitted") return submitted.outcome;
@@ -423,10 +434,26 @@ async function remoteAttempt(
     // commit as its id (the first poll may be a typical duration away), keeps views and an
     // interrupted run's counts from showing a request that exists as still `submitting`.
     const id = requestId;
+    const fence = context.fence;
+    let recorded = true;
     await tracker.transition(step.address, StepState.in_queue, {
       requestId,
-      writeWith: (patch) => deps.store.attempts.recordRequestId(key, id, submittedAt, patch),
+      writeWith: (patch) =>
+        fence
+          ? deps.store.attempts
+              .recordClaimedRequestId(key, fence.worker, id, submittedAt, patch)
+              .then((won) => void (recorded = won))
+          : deps.store.attempts.recordRequestId(key, id, submittedAt, patch),
     });
+    if (!recorded) {
+      // Judged abandoned (its claimant taken for dead) before the id was written: the
+      // attempt is `unknown`, and this process does not poll what it no longer holds.
+      context.notice(
+        "warn",
+        `${step.address}: request ${id} was created after its attempt was judged abandoned; it stays unknown (maybe billed)`,
+      );
+      return { kind: "left" };
+    }
   }
   const outcome = await watch(
     context,
@@ -439,6 +466,17 @@ async function remoteAttempt(
   );
   if (outcome.kind === "succeeded" && reattach) outcome.reattachedFrom = reattach.fromRunId;
   return outcome;
+}
+
+/**
+ * Starts an attempt: in one process, simply; in a cluster (`context.fence`), as a claim that
+ * only the first process to commit it wins (SPEC §10). False: another process holds it.
+ */
+function startOrClaim(context: ExecutionContext, attempt: NewAttempt, patch: StepPatch): Promise<boolean> {
+  const { store } = context.deps;
+  return context.fence
+    ? store.attempts.claim(attempt, patch, context.fence.worker)
+    : store.attempts.start(attempt, patch).then(() => true);
 }
 
 type Submitted = { kind: "submitted"; requestId: string } | { kind: "outcome"; outcome: AttemptOutcome };

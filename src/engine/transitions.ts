@@ -11,6 +11,7 @@ import type { PlannedStep } from "../plan/types.js";
 import type { StateStore } from "../store/port.js";
 import type { StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
+import type { ObservedStep } from "./dispatcher.js";
 import type { RunEventSink, WaitReason } from "./events.js";
 import { OrderedEvents } from "./ordered-events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
@@ -161,6 +162,42 @@ export class StepTracker {
       ...(cost && cost.unknown > 0 ? { costUnknown: cost.unknown } : {}),
     });
     if (step && isTerminal(to)) this.#onEnded?.(step, to, details.patch?.files, details.reusedFrom);
+  }
+
+  /**
+   * Takes a state another process wrote (a cluster's worker, SPEC §10): nothing is written
+   * here, the step event is announced as if this process had made the transition.
+   */
+  observed(change: ObservedStep): void {
+    const { address, state: to } = change;
+    const live = this.#get(address);
+    const from = live.state;
+    if (from === to && live.attempt === change.attempt && live.requestId === change.requestId) return;
+    live.state = to;
+    live.attempt = change.attempt;
+    live.requestId = change.requestId;
+    this.#counts.set(from, (this.#counts.get(from) ?? 0) - 1);
+    this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
+    const step = this.#steps.get(address);
+    const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
+    this.#events.emit({
+      event: "step",
+      at: this.#clock.now(),
+      runId: this.#runId,
+      ...this.#names(address),
+      address,
+      state: to,
+      previous: from,
+      attempt: live.attempt,
+      requestId: live.requestId,
+      queuePosition: undefined,
+      model: step?.model,
+      error: change.error,
+      reusedFrom: change.reusedFrom,
+      ...(cost && cost.known > 0 ? { cost: usdOf(cost.micros) } : {}),
+      ...(cost && cost.unknown > 0 ? { costUnknown: cost.unknown } : {}),
+    });
+    if (step && isTerminal(to)) this.#onEnded?.(step, to, change.files, change.reusedFrom);
   }
 
   /**
