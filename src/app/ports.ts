@@ -14,7 +14,16 @@ import type { DownloadFunction, EngineApi, ProcessRunner } from "../engine/deps.
 import type { EventBus } from "../engine/events.js";
 import type { RunControl } from "../engine/run-control.js";
 import type { StepPolicy } from "../engine/step-policy.js";
-import type { ApiPort, ApiTarget, CancelPorts, Placed, RunPorts } from "../engine/use-case-ports.js";
+import type {
+  ApiPort,
+  ApiTarget,
+  CancelPorts,
+  ClusterPort,
+  Placed,
+  RunPorts,
+} from "../engine/use-case-ports.js";
+import { stateLocation } from "../engine/store-session.js";
+import { isPostgresLocation } from "../store/location.js";
 import type { LockTiming } from "../engine/workflow-lock.js";
 import { UsageError } from "../errors.js";
 import { loadModelRegistry } from "../models/registry.js";
@@ -138,7 +147,12 @@ function cappedDownloads(env: NodeJS.ProcessEnv): DownloadFunction {
 
 /** The ports of `apply` and `retry`. */
 export function runPorts(
-  request: Placed<{ api?: ApiTarget | undefined; models?: readonly string[] | undefined }>,
+  request: Placed<{
+    api?: ApiTarget | undefined;
+    models?: readonly string[] | undefined;
+    statePath?: string | undefined;
+    concurrency?: number | undefined;
+  }>,
   services: ApplyServices,
 ): RunPorts {
   const clock = services.clock ?? systemClock;
@@ -157,6 +171,42 @@ export function runPorts(
     lockTiming: services.lockTiming,
     runId: services.runId,
     stepPolicy: services.stepPolicy,
+    cluster: clusterOf(request),
+  };
+}
+
+/**
+ * On a PostgreSQL state the run's steps go to the cluster (SPEC §10); a SQLite state runs
+ * them in this process. The account the request slots are counted in is the API origin and a
+ * digest of the token.
+ */
+function clusterOf(
+  request: Placed<{
+    api?: ApiTarget | undefined;
+    statePath?: string | undefined;
+    concurrency?: number | undefined;
+  }>,
+): ClusterPort | undefined {
+  const location = stateLocation(request.statePath, request.cwd);
+  if (!isPostgresLocation(location)) return undefined;
+  const token = request.api?.token ?? readApiToken(request.env) ?? "";
+  // Loaded only here: a SQLite apply never loads BullMQ or pg (docs/decisions.md "Start-up").
+  let loaded: ClusterPort | undefined;
+  return {
+    startWorker: async (deps, control) => {
+      const { accountOf, clusterPort } = await import("../cluster/index.js");
+      loaded ??= clusterPort({
+        url: location,
+        queueUrl: request.env.RUNFLOW_QUEUE?.trim() || undefined,
+        account: accountOf(apiOriginFor(request), token),
+        concurrency: request.concurrency,
+      });
+      return loaded.startWorker(deps, control);
+    },
+    dispatcher: (store, control) => {
+      if (!loaded) throw new Error("the cluster's dispatcher is built after this process's worker started");
+      return loaded.dispatcher(store, control);
+    },
   };
 }
 

@@ -16,7 +16,7 @@ import type { Clock } from "../util/clock.js";
 import { formatUsd } from "../cost/money.js";
 import { countOf } from "../util/counting.js";
 import { estimateCost, type CostAssumption, type RequestEstimate } from "../cost/estimate.js";
-import type { EngineApi, ExecuteOptions } from "./deps.js";
+import type { EngineApi, EngineDeps, ExecuteOptions } from "./deps.js";
 import { executeFeed, type ExecutionResult } from "./executor.js";
 import { unfinishedElsewhere } from "./prior-runs.js";
 import { commonFolder } from "./paths.js";
@@ -185,6 +185,7 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
   await acquireWorkflowLock(lockOptions);
   let keeper: { stop(): void } | undefined;
   let failed = false;
+  let worker: { stop(): Promise<void> } | undefined;
   try {
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = await run.plan(store, runId, clock.now(), apiOrigin);
@@ -220,23 +221,29 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
       },
     });
     const outputs = new OutputsRoot();
+    const deps: EngineDeps = {
+      api,
+      store,
+      registry: run.registry,
+      clock,
+      random,
+      events,
+      download,
+      runProcess: ports.runProcess,
+      probe: ports.probe,
+      stepPolicy: ports.stepPolicy,
+    };
+    // On a shared state, this process is one more worker of the cluster (SPEC §10); its own
+    // steps' states reach the views as the run follows them, like any other worker's.
+    worker = await ports.cluster?.startWorker({ ...deps, events: { emit: () => undefined } }, control);
     const result = await executeFeed(
       { ...stream, slices: recordedSlices(stream, recorder, outputs) },
-      {
-        api,
-        store,
-        registry: run.registry,
-        clock,
-        random,
-        events,
-        download,
-        runProcess: ports.runProcess,
-        probe: ports.probe,
-        stepPolicy: ports.stepPolicy,
-      },
+      { ...deps, dispatcher: ports.cluster?.dispatcher(store, control) },
       { ...run.execute, concurrency, costs },
       control,
     );
+    await worker?.stop();
+    worker = undefined;
     const outputsRoot = outputs.folder;
     keeper.stop();
     await endRun({ store, events, clock }, runId, startedAt, result);
@@ -254,6 +261,7 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
     throw error;
   } finally {
     keeper?.stop();
+    await worker?.stop().catch(() => undefined);
     const released = store.locks.release(workflowName, runId);
     // A release that fails too must not hide why the run failed.
     await (failed ? released.catch(() => undefined) : released);

@@ -202,13 +202,7 @@ export async function executeModelStep(
   let reattach: Reattachment | undefined = context.fence?.reattach;
   const unfinished = reattach
     ? undefined
-    : unfinishedRequest(
-    context.prior,
-    context.workflowName,
-    fingerprint,
-    address,
-    context.apiOrigin,
-  );
+    : unfinishedRequest(context.prior, context.workflowName, fingerprint, address, context.apiOrigin);
   if (unfinished?.kind === "reattach") {
     reattach = {
       requestId: unfinished.requestId,
@@ -415,9 +409,11 @@ async function remoteAttempt(
     await tracker.transition(step.address, StepState.submitting, {
       attempt,
       writeWith: (patch) =>
-        startOrClaim(context, { ...key, workflowName: context.workflowName, fingerprint, startedAt }, patch).then(
-          (won) => void (claimLost = !won),
-        ),
+        startOrClaim(
+          context,
+          { ...key, workflowName: context.workflowName, fingerprint, startedAt },
+          patch,
+        ).then((won) => void (claimLost = !won)),
     });
     // Another process's claim of this attempt committed first: it submits, this one drops the step.
     if (claimLost) {

@@ -7,10 +7,11 @@
  */
 import type { HttpTransport } from "../api/http.js";
 import type { ModelRegistry } from "../models/registry.js";
-import type { StateStoreOpener } from "../store/port.js";
+import type { StateStore, StateStoreOpener } from "../store/port.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { PollPolicy } from "../workflow/index.js";
-import type { DownloadFunction, EngineApi, ProcessRunner } from "./deps.js";
+import type { DownloadFunction, EngineApi, EngineDeps, ProcessRunner } from "./deps.js";
+import type { DispatcherFactory } from "./dispatcher.js";
 import type { EventBus } from "./events.js";
 import type { RunControl } from "./run-control.js";
 import type { StepPolicy } from "./step-policy.js";
@@ -72,6 +73,19 @@ export interface RunPorts {
   runId?: string | undefined;
   /** What a step does about each error; default STEP_POLICY (tests inject another table). */
   stepPolicy?: StepPolicy | undefined;
+  /**
+   * Set when the state is shared by several machines (a PostgreSQL state, SPEC §10): the
+   * run's steps go to the cluster's queues, and this process works as one of its workers.
+   */
+  cluster?: ClusterPort | undefined;
+}
+
+/** A cluster of workers sharing one state (SPEC §10): what apply and retry need of it. */
+export interface ClusterPort {
+  /** The run's dispatcher: its ready steps become jobs, and the run follows them in the store. */
+  dispatcher(store: StateStore, control: RunControl): DispatcherFactory;
+  /** This process as one more worker, executing steps of any run with these ports. */
+  startWorker(deps: EngineDeps, control: RunControl): Promise<{ stop(): Promise<void> }>;
 }
 
 /** The ports of `cancel`. */

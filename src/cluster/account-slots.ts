@@ -1,0 +1,117 @@
+/**
+ * Request slots held account-wide (SPEC §10: `concurrency` and `limits` count every request
+ * in flight at the API across all workers). A slot is a row of `request_slots`, taken under
+ * an advisory lock per account — count the account's rows, in total and for the model, and
+ * insert only when both are under their caps — and deleted when the request settles. The
+ * rows of a worker whose heartbeat stopped are deleted by the next taker: a dead worker's
+ * slots come back within WORKER_DEAD_AFTER_MS. The account is the API origin and a digest of
+ * the token, never the token.
+ */
+import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import type pg from "pg";
+import type { RequestSlots } from "../engine/dispatcher.js";
+import type { WaitReason } from "../engine/events.js";
+import { WORKER_DEAD_AFTER_MS } from "../engine/worker-run.js";
+
+/** The account a token spends from at an API: never the token itself. */
+export function accountOf(apiOrigin: string, token: string): string {
+  return `${apiOrigin}#${createHash("sha256").update(token).digest("hex").slice(0, 16)}`;
+}
+
+/** How often a waiting request asks again (first, then at most). */
+const RETRY_FIRST_MS = 25;
+const RETRY_MAX_MS = 250;
+
+export class AccountSlots implements RequestSlots {
+  readonly #pool: pg.Pool;
+  readonly #account: string;
+  readonly #worker: string;
+  readonly #concurrency: number;
+  readonly #limits: Readonly<Record<string, number>>;
+  readonly #now: () => number;
+
+  constructor(options: {
+    pool: pg.Pool;
+    account: string;
+    worker: string;
+    concurrency: number;
+    limits: Readonly<Record<string, number>>;
+    now?: () => number;
+  }) {
+    this.#pool = options.pool;
+    this.#account = options.account;
+    this.#worker = options.worker;
+    this.#concurrency = options.concurrency;
+    this.#limits = options.limits;
+    this.#now = options.now ?? Date.now;
+  }
+
+  async run<T>(
+    model: string | undefined,
+    task: () => Promise<T>,
+    onWait?: (reason: WaitReason) => void,
+  ): Promise<T> {
+    const slot = await this.#acquire(model ?? "", onWait);
+    try {
+      return await task();
+    } finally {
+      await this.#pool.query("DELETE FROM request_slots WHERE id = $1", [slot]);
+    }
+  }
+
+  async #acquire(model: string, onWait: ((reason: WaitReason) => void) | undefined): Promise<string> {
+    let told: WaitReason["kind"] | undefined;
+    for (let wait = RETRY_FIRST_MS; ; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
+      const taken = await this.#tryAcquire(model);
+      if (typeof taken === "string") return taken;
+      if (taken.kind !== told) {
+        told = taken.kind;
+        onWait?.(taken);
+      }
+      await sleep(wait);
+    }
+  }
+
+  /** The slot's id, or why none is free. */
+  async #tryAcquire(model: string): Promise<string | WaitReason> {
+    const client = await this.#pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock(hashtextextended('runflow slots ' || $1, 0))", [
+        this.#account,
+      ]);
+      // Slots a dead worker held come back.
+      await client.query(
+        `DELETE FROM request_slots s WHERE s.account = $1
+           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)`,
+        [this.#account, this.#now() - WORKER_DEAD_AFTER_MS],
+      );
+      const { rows } = await client.query<{ total: number; model: number }>(
+        `SELECT count(*)::int AS total, count(*) FILTER (WHERE model = $2)::int AS model
+         FROM request_slots WHERE account = $1`,
+        [this.#account, model],
+      );
+      const { total, model: ofModel } = rows[0]!;
+      const limit = this.#limits[model];
+      let refused: WaitReason | undefined;
+      if (limit !== undefined && ofModel >= limit) refused = { kind: "limit", model, limit };
+      else if (total >= this.#concurrency) refused = { kind: "concurrency", concurrency: this.#concurrency };
+      if (refused) {
+        await client.query("COMMIT");
+        return refused;
+      }
+      const inserted = await client.query<{ id: string }>(
+        `INSERT INTO request_slots (account, model, worker, acquired_at) VALUES ($1, $2, $3, $4) RETURNING id`,
+        [this.#account, model, this.#worker, this.#now()],
+      );
+      await client.query("COMMIT");
+      return String(inserted.rows[0]!.id);
+    } catch (error) {
+      await client.query("ROLLBACK").catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * The cluster adapter of the Dispatcher port, on the apply's side (SPEC §10): a ready step
+ * becomes a job `runId + address` on the model or run steps' queue, and the apply follows it
+ * in the store — every state another process writes is told to the views (RemoteSteps'
+ * `observe`), and its ending releases or blocks its dependents as in one process. The caps
+ * are not held here: each worker takes a request slot account-wide (account-slots.ts).
+ *
+ * The apply reads its run's steps from the store a few times a second while steps are out:
+ * one query for all of them, whichever process executes each.
+ */
+import PQueue from "p-queue";
+import type { PlannedStep } from "../plan/types.js";
+import type { StepEnding } from "../engine/context.js";
+import type {
+  DispatchedRun,
+  Dispatcher,
+  ObservedStep,
+  ReadyStep,
+  RequestSlots,
+  RemoteSteps,
+} from "../engine/dispatcher.js";
+import type { RunControl } from "../engine/run-control.js";
+import { isSuccess, isTerminal, type StepState } from "../engine/states.js";
+import type { StateStore } from "../store/port.js";
+import type { StepRecord } from "../store/types.js";
+import {
+  MODEL_STEPS_QUEUE,
+  Queue,
+  queueConnection,
+  RUN_STEPS_QUEUE,
+  stepJobId,
+  type StepJob,
+} from "./queues.js";
+
+/** How often the apply reads its run's steps while some are out. */
+const FOLLOW_EVERY_MS = 200;
+
+interface Followed {
+  observe: (step: ObservedStep) => void;
+  resolve: (ending: StepEnding) => void;
+  seen: string;
+}
+
+/** Requests are capped where they are made (the workers): nothing to hold here. */
+const NO_SLOTS: RequestSlots = { run: (_model, task) => task() };
+
+export class ClusterDispatcher implements Dispatcher, RemoteSteps {
+  readonly requests = NO_SLOTS;
+  readonly processes = new PQueue();
+  readonly remote: RemoteSteps = this;
+  readonly #runId: string;
+  readonly #store: StateStore;
+  readonly #control: RunControl;
+  readonly #queues: {
+    model: { add(name: string, data: StepJob, opts: object): Promise<unknown>; close(): Promise<void> };
+    run: { add(name: string, data: StepJob, opts: object): Promise<unknown>; close(): Promise<void> };
+  };
+  readonly #ready: ReadyStep[] = [];
+  readonly #followed = new Map<string, Followed>();
+  #timer: NodeJS.Timeout | undefined;
+  #reading = false;
+
+  constructor(run: DispatchedRun, options: { url: string; store: StateStore; control: RunControl }) {
+    this.#runId = run.runId;
+    this.#store = options.store;
+    this.#control = options.control;
+    const connection = queueConnection(options.url);
+    this.#queues = {
+      model: new Queue<StepJob>(MODEL_STEPS_QUEUE, { connection }),
+      run: new Queue<StepJob>(RUN_STEPS_QUEUE, { connection }),
+    };
+    // An interrupted apply stops following: the steps out stay with the workers, recorded.
+    options.control.onStop((reason) => {
+      if (reason === "interrupted") for (const [, followed] of this.#followed) followed.resolve("left");
+      if (reason === "interrupted") this.#followed.clear();
+    });
+  }
+
+  enqueue(lane: string, address: string): void {
+    this.#ready.push({ lane, address });
+  }
+
+  dispatch(start: (step: ReadyStep) => void): void {
+    for (let next = this.#ready.shift(); next !== undefined; next = this.#ready.shift()) start(next);
+  }
+
+  finished(): void {}
+
+  get waiting(): number {
+    return this.#ready.length;
+  }
+
+  withdraw(): string[] {
+    return this.#ready.splice(0).map((step) => step.address);
+  }
+
+  async execute(
+    step: PlannedStep,
+    _lane: string,
+    observe: (step: ObservedStep) => void,
+  ): Promise<StepEnding> {
+    if (this.#control.reason === "interrupted") return "left";
+    const ending = new Promise<StepEnding>((resolve) =>
+      this.#followed.set(step.address, { observe, resolve, seen: "pending" }),
+    );
+    const job: StepJob = { runId: this.#runId, address: step.address };
+    const queue = step.kind === "run" ? this.#queues.run : this.#queues.model;
+    await queue.add("step", job, { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true });
+    this.#follow();
+    return ending;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.#timer);
+    await Promise.all([this.#queues.model.close(), this.#queues.run.close()]);
+  }
+
+  #follow(): void {
+    if (this.#timer !== undefined || this.#followed.size === 0) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#read().finally(() => this.#follow());
+    }, FOLLOW_EVERY_MS);
+  }
+
+  async #read(): Promise<void> {
+    if (this.#reading) return;
+    this.#reading = true;
+    try {
+      const records = await this.#store.steps.list(this.#runId);
+      for (const record of records) this.#seen(record);
+    } catch {
+      // The next read tries again; a store that stays gone fails the workers' writes too.
+    } finally {
+      this.#reading = false;
+    }
+  }
+
+  #seen(record: StepRecord): void {
+    const followed = this.#followed.get(record.address);
+    if (!followed) return;
+    const state = record.state;
+    const seen = `${state} ${record.attempt} ${record.requestId ?? ""}`;
+    if (seen === followed.seen) return;
+    followed.seen = seen;
+    followed.observe({
+      address: record.address,
+      state,
+      attempt: record.attempt,
+      requestId: record.requestId,
+      error: record.error,
+      reusedFrom: record.reusedFromRun,
+      files: record.files,
+    });
+    if (!isTerminal(state)) return;
+    this.#followed.delete(record.address);
+    followed.resolve(isSuccess(state) ? "succeeded" : "failed");
+  }
+}
+
+/** The factory of a run's cluster dispatcher (EngineDeps.dispatcher). */
+export function clusterDispatcher(options: { url: string; store: StateStore; control: RunControl }) {
+  return (run: DispatchedRun): Dispatcher => new ClusterDispatcher(run, options);
+}

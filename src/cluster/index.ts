@@ -1,0 +1,58 @@
+/**
+ * The cluster (SPEC §10), as the composition root builds it for a PostgreSQL state: the
+ * apply's dispatcher (cluster-dispatcher.ts) and its own worker (step-worker.ts), on BullMQ
+ * queues in the same database. `runflow worker` builds a StepWorker the same way.
+ */
+import os from "node:os";
+import pg from "pg";
+import type { EngineDeps } from "../engine/deps.js";
+import { RunControl } from "../engine/run-control.js";
+import type { ClusterPort } from "../engine/use-case-ports.js";
+import { clusterDispatcher } from "./cluster-dispatcher.js";
+import { StepWorker } from "./step-worker.js";
+
+export { accountOf, AccountSlots } from "./account-slots.js";
+export { ClusterDispatcher, clusterDispatcher } from "./cluster-dispatcher.js";
+export { StepWorker, type StepWorkerOptions } from "./step-worker.js";
+
+/** A worker's default name: its host and process, unique among live workers. */
+export function defaultWorkerName(): string {
+  return `${os.hostname()}-${process.pid}`;
+}
+
+/** The cluster of the PostgreSQL state at `url`, for an apply (or retry) spending from `account`. */
+export function clusterPort(options: {
+  url: string;
+  queueUrl?: string | undefined;
+  account: string;
+  concurrency?: number | undefined;
+}): ClusterPort {
+  return {
+    dispatcher: (store, control) =>
+      clusterDispatcher({ url: options.queueUrl ?? options.url, store, control }),
+    startWorker: async (deps: EngineDeps, runControl: RunControl) => {
+      // The worker's own control: stopping it (once the run is over) must not stop the run.
+      const control = new RunControl();
+      runControl.onStop((reason) => control.stop(reason));
+      const pool = new pg.Pool({ connectionString: options.url, max: 4 });
+      pool.on("error", () => undefined);
+      const worker = new StepWorker({
+        url: options.url,
+        queueUrl: options.queueUrl,
+        name: `apply-${defaultWorkerName()}`,
+        concurrency: options.concurrency ?? 16,
+        deps,
+        control,
+        account: options.account,
+        pool,
+      });
+      await worker.start();
+      return {
+        stop: async () => {
+          await worker.stop();
+          await pool.end();
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * A worker of a cluster (SPEC §10): takes steps of any run from the queues and executes them
+ * with the engine's step code (engine/worker-run.ts), beating its heartbeat into the store
+ * (who is alive, what each does: `status`). `runflow worker` is one; `apply` against a
+ * PostgreSQL state runs one too. Stopping hands its unfinished steps back at once: they are
+ * moved back to the queue, and the next worker re-attaches to their requests.
+ */
+import os from "node:os";
+import { DelayedError, type Job } from "bullmq";
+import PQueue from "p-queue";
+import type pg from "pg";
+import type { EngineDeps } from "../engine/deps.js";
+import type { RunControl } from "../engine/run-control.js";
+import { WorkerRun } from "../engine/worker-run.js";
+import { AccountSlots } from "./account-slots.js";
+import {
+  MODEL_STEPS_QUEUE,
+  queueConnection,
+  RUN_STEPS_QUEUE,
+  STALLED_TUNING,
+  type StepJob,
+  Worker,
+} from "./queues.js";
+
+/** How often a worker says it is alive (WORKER_DEAD_AFTER_MS is five of these). */
+const HEARTBEAT_MS = 1_000;
+/** A step whose attempt a live worker holds without an id yet comes back after this long. */
+const BUSY_DELAY_MS = 1_000;
+
+export interface StepWorkerOptions {
+  /** The PostgreSQL URL of the state (and the queues, unless `queueUrl`). */
+  url: string;
+  queueUrl?: string | undefined;
+  /** Unique among live workers. */
+  name: string;
+  /** Model steps at once (each holds at most one request). */
+  concurrency: number;
+  /** Run steps (local programs) at once; default the CPUs. */
+  processConcurrency?: number | undefined;
+  /** The engine's ports; `store` is the shared PostgreSQL state. */
+  deps: EngineDeps;
+  control: RunControl;
+  /** The account the token spends from (account-slots.ts `accountOf`). */
+  account: string;
+  /** For the request slots' table. */
+  pool: pg.Pool;
+  /** Told of each delivery's end (tests, the worker's log). */
+  onStep?: ((job: StepJob, outcome: string) => void) | undefined;
+}
+
+export class StepWorker {
+  readonly #options: StepWorkerOptions;
+  readonly #runs = new Map<string, Promise<WorkerRun | undefined>>();
+  readonly #doing = new Set<string>();
+  readonly #processes: PQueue;
+  readonly #startedAt: number;
+  #workers: Array<{
+    close(): Promise<void>;
+    waitUntilReady(): Promise<unknown>;
+    on(event: "error", listener: () => void): unknown;
+  }> = [];
+  #heartbeat: NodeJS.Timeout | undefined;
+  #stopping = false;
+
+  constructor(options: StepWorkerOptions) {
+    this.#options = options;
+    this.#processes = new PQueue({
+      concurrency: options.processConcurrency ?? Math.max(1, os.availableParallelism()),
+    });
+    this.#startedAt = options.deps.clock.now();
+  }
+
+  get name(): string {
+    return this.#options.name;
+  }
+
+  /** Says it is alive, then takes steps. */
+  async start(): Promise<void> {
+    await this.#beat();
+    this.#heartbeat = setInterval(() => void this.#beat().catch(() => undefined), HEARTBEAT_MS);
+    this.#heartbeat.unref();
+    const connection = queueConnection(this.#options.queueUrl ?? this.#options.url);
+    const processor = (job: Job<StepJob>, token?: string) => this.#process(job, token);
+    this.#workers = [
+      new Worker<StepJob>(MODEL_STEPS_QUEUE, processor, {
+        connection,
+        concurrency: this.#options.concurrency,
+        ...STALLED_TUNING,
+      }),
+      new Worker<StepJob>(RUN_STEPS_QUEUE, processor, {
+        connection,
+        concurrency: this.#options.processConcurrency ?? Math.max(1, os.availableParallelism()),
+        ...STALLED_TUNING,
+      }),
+    ];
+    for (const worker of this.#workers) worker.on("error", () => undefined);
+    await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
+  }
+
+  /**
+   * Stops: the run control was told to stop already (interrupt), so the steps in hand end
+   * `left` and go back to the queue; then the worker leaves.
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    if (!this.#options.control.stopped) this.#options.control.stop("interrupted");
+    await Promise.all(this.#workers.map((worker) => worker.close()));
+    clearInterval(this.#heartbeat);
+    await Promise.all([...this.#runs.values()].map(async (run) => (await run)?.settled()));
+    await this.#options.deps.store.workers.leave(this.#options.name).catch(() => undefined);
+  }
+
+  async #process(job: Job<StepJob>, token: string | undefined): Promise<string> {
+    const { runId, address } = job.data;
+    const doing = `${runId} ${address}`;
+    this.#doing.add(doing);
+    let outcome: string;
+    try {
+      const run = await this.#run(runId);
+      if (!run) throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
+      outcome = await run.execute(address);
+    } finally {
+      this.#doing.delete(doing);
+    }
+    this.#options.onStep?.(job.data, outcome);
+    if (outcome === "done") return outcome;
+    // Back to the queue: at once when handed back, a little later when another worker holds it.
+    await job.moveToDelayed(Date.now() + (outcome === "busy" && !this.#stopping ? BUSY_DELAY_MS : 0), token);
+    throw new DelayedError();
+  }
+
+  #run(runId: string): Promise<WorkerRun | undefined> {
+    let run = this.#runs.get(runId);
+    if (!run) {
+      run = WorkerRun.open(runId, {
+        deps: this.#options.deps,
+        worker: this.#options.name,
+        control: this.#options.control,
+        processes: this.#processes,
+        requestSlots: (caps) =>
+          new AccountSlots({
+            pool: this.#options.pool,
+            account: this.#options.account,
+            worker: this.#options.name,
+            ...caps,
+          }),
+      });
+      // A run not found now may be recorded a moment later: asked again next time.
+      void run.then(
+        (found) => found ?? this.#runs.delete(runId),
+        () => this.#runs.delete(runId),
+      );
+      this.#runs.set(runId, run);
+    }
+    return run;
+  }
+
+  #beat(): Promise<void> {
+    return this.#options.deps.store.workers.beat({
+      name: this.#options.name,
+      host: os.hostname(),
+      pid: process.pid,
+      startedAt: this.#startedAt,
+      seenAt: this.#options.deps.clock.now(),
+      doing: [...this.#doing],
+    });
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * One run's steps as a worker of a cluster executes them (SPEC §10): the worker is handed a
+ * step by address (a queue engine's job `runId + address`, delivered at least once) and runs
+ * it with the very step code of one machine (model-step.ts, run-step.ts), in an execution
+ * context built from the store alone — the run's stored plan, the results of the steps it
+ * reads — instead of from the apply's memory.
+ *
+ * Before a model step runs, its run's own attempts of it decide what this delivery may do
+ * (the fence's third rule; docs/decisions.md "Several machines: the plan"):
+ * - the step ended already: nothing (a redelivery of a finished job);
+ * - its last attempt holds a request id and may still be running: re-attached (polled,
+ *   never submitted again);
+ * - its last attempt was claimed and is `submitting` without an id: by a live worker, the
+ *   step is busy (the queue delivers it again later); by a dead one, the attempt becomes
+ *   `unknown` (maybe billed) — a conditional write that a late id of the claimant beats or
+ *   loses to, never both;
+ * - otherwise it runs, each attempt claimed (context.fence): only the first claim to commit
+ *   submits.
+ */
+import type { Plan, PlannedStep } from "../plan/types.js";
+import type { MediaFacts } from "../models/types.js";
+import type { AttemptRecord, StepRecord } from "../store/types.js";
+import { ApiHealth, apiHealthMonitor } from "./api-health.js";
+import type { ExecutionContext, StepFence } from "./context.js";
+import type { EngineDeps } from "./deps.js";
+import type { ProcessSlots, RequestSlots } from "./dispatcher.js";
+import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
+import { InputCaptures } from "./input-captures.js";
+import { executeModelStep } from "./model-step.js";
+import type { RunControl } from "./run-control.js";
+import { RunCosts } from "./run-costs.js";
+import { executeRunStep } from "./run-step.js";
+import { isTerminal, StepState } from "./states.js";
+import { resultView, StepResults } from "./step-results.js";
+import { decodePlan, readStoredPlan } from "./stored-plan.js";
+import { StepTracker } from "./transitions.js";
+import { TypicalDurations } from "./typical-durations.js";
+
+/** How long a worker's heartbeat may be silent before its claims are taken for a dead process's. */
+export const WORKER_DEAD_AFTER_MS = 5_000;
+
+/** What one delivery of a step came to. */
+export type WorkerStepOutcome =
+  /** The step ended (or had ended): its state is in the store. */
+  | "done"
+  /** Left unfinished (this worker stops, or another process holds its attempt): deliver it again. */
+  | "handed_back"
+  /** A live worker holds its attempt without an id yet: deliver it again a little later. */
+  | "busy";
+
+/** The caps of a run's requests, account-wide: built by the cluster for each run. */
+export type RunRequestSlots = (run: {
+  concurrency: number;
+  limits: Readonly<Record<string, number>>;
+}) => RequestSlots;
+
+export interface WorkerRunParts {
+  deps: EngineDeps;
+  /** The worker's name, as its claims and heartbeats record it. */
+  worker: string;
+  control: RunControl;
+  requestSlots: RunRequestSlots;
+  processes: ProcessSlots;
+}
+
+const OPEN_ATTEMPT = new Set(["submitted", "in_queue", "in_progress"]);
+
+export class WorkerRun {
+  readonly #parts: WorkerRunParts;
+  readonly #runId: string;
+  readonly #workflowName: string;
+  readonly #apiOrigin: string;
+  #plan: Plan;
+  #steps: Map<string, PlannedStep>;
+  readonly #slots: RequestSlots;
+  readonly #typical = new TypicalDurations();
+  readonly #mediaCache = new Map<string, Promise<MediaFacts>>();
+  readonly #captures: InputCaptures;
+  readonly #options: ExecutionContext["options"];
+
+  private constructor(parts: WorkerRunParts, plan: Plan, apiOrigin: string, options: RunOptions) {
+    this.#parts = parts;
+    this.#runId = plan.runId;
+    this.#workflowName = plan.workflow.name;
+    this.#apiOrigin = apiOrigin;
+    this.#plan = plan;
+    this.#steps = new Map(plan.steps.map((step) => [step.address, step]));
+    this.#slots = parts.requestSlots({
+      concurrency: options.concurrency ?? plan.workflow.concurrency,
+      limits: plan.workflow.limits,
+    });
+    this.#options = {
+      fresh: options.fresh ?? false,
+      download: options.download ?? true,
+      resubmitUnknown: options.resubmitUnknown ?? false,
+      cacheTtlMs: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS,
+    };
+    this.#captures = new InputCaptures(
+      parts.deps,
+      plan.runId,
+      parts.control.watchSignal,
+      this.#options.download,
+    );
+  }
+
+  /** The run as the store holds it; undefined when it is not there (or has no stored plan). */
+  static async open(runId: string, parts: WorkerRunParts): Promise<WorkerRun | undefined> {
+    const { store } = parts.deps;
+    const run = await store.runs.get(runId);
+    const plan = await loadPlan(parts, runId);
+    if (!run || !plan || run.apiOrigin === undefined) return undefined;
+    return new WorkerRun(parts, plan, run.apiOrigin, run.options ?? {});
+  }
+
+  /** Executes one delivery of the step at `address`. */
+  async execute(address: string): Promise<WorkerStepOutcome> {
+    const { deps } = this.#parts;
+    const step = await this.#step(address);
+    if (!step) throw new Error(`run ${this.#runId} has no step ${address}`);
+    const record = await deps.store.steps.get(this.#runId, address);
+    if (!record || isTerminal(record.state)) return "done";
+
+    const tracker = new StepTracker(this.#runId, [step], deps);
+    const context = await this.#context(step, tracker);
+    if (step.kind === "run") {
+      const ending = await executeRunStep(context, step);
+      return ending === "left" ? "handed_back" : "done";
+    }
+    const attempts = await deps.store.attempts.list(this.#runId, address);
+    const fence: StepFence = { worker: this.#parts.worker, attemptsBefore: attempts.length };
+    const last = attempts.at(-1);
+    if (last && last.state === "submitting" && last.requestId === undefined) {
+      return this.#claimedWithoutId(last, record);
+    }
+    if (last && last.requestId !== undefined && OPEN_ATTEMPT.has(last.state)) {
+      fence.reattach = {
+        requestId: last.requestId,
+        fromRunId: last.reattachedFromRun ?? this.#runId,
+        submittedAt: last.submittedAt ?? last.startedAt,
+      };
+    }
+    const ending = await executeModelStep({ ...context, fence }, step);
+    if (ending !== "left") return "done";
+    // Left by a stop of this worker, or by a claim another process won: its state tells.
+    const now = await deps.store.steps.get(this.#runId, address);
+    return now && isTerminal(now.state) ? "done" : "handed_back";
+  }
+
+  /** Resolves once the input captures this run started are settled. */
+  settled(): Promise<void> {
+    return this.#captures.settled();
+  }
+
+  /** An attempt claimed without a request id: busy while its claimant lives, else `unknown`. */
+  async #claimedWithoutId(last: AttemptRecord, record: StepRecord): Promise<WorkerStepOutcome> {
+    const { deps } = this.#parts;
+    const now = deps.clock.now();
+    const live = await deps.store.workers.list(now - WORKER_DEAD_AFTER_MS);
+    if (last.claimedBy !== undefined && live.some((worker) => worker.name === last.claimedBy)) return "busy";
+    const error = `its worker ${last.claimedBy ?? "(unknown)"} stopped answering after sending the request and before recording its id; it may have been created (and billed), so it is not sent again`;
+    await deps.store.attempts.abandon(last, error, now, {
+      updatedAt: now,
+      state: StepState.unknown,
+      error,
+      finishedAt: now,
+      attempt: record.attempt,
+    });
+    // Lost the verdict: the claimant's id came first, and the next delivery re-attaches.
+    const after = await deps.store.steps.get(this.#runId, last.address);
+    return after && isTerminal(after.state) ? "done" : "handed_back";
+  }
+
+  /** The planned step; the plan is read again when the step arrived in a later slice. */
+  async #step(address: string): Promise<PlannedStep | undefined> {
+    const known = this.#steps.get(address);
+    if (known) return known;
+    const plan = await loadPlan(this.#parts, this.#runId);
+    if (plan) {
+      this.#plan = plan;
+      this.#steps = new Map(plan.steps.map((step) => [step.address, step]));
+    }
+    return this.#steps.get(address);
+  }
+
+  async #context(step: PlannedStep, tracker: StepTracker): Promise<ExecutionContext> {
+    const { deps, control } = this.#parts;
+    const results = new StepResults(this.#plan, [step]);
+    for (const dependency of step.dependsOn) {
+      const done = await deps.store.steps.get(this.#runId, dependency);
+      if (done)
+        results.record(
+          dependency,
+          resultView({
+            output: done.output,
+            files: done.files,
+            requestId: done.requestId,
+            stdout: done.stdout,
+          }),
+        );
+    }
+    if (step.model !== undefined && this.#typical.get(step.model) === undefined)
+      this.#typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, this.#apiOrigin));
+    const notice = (level: "info" | "warn", message: string) =>
+      deps.events.emit({ event: "notice", at: deps.clock.now(), runId: this.#runId, level, message });
+    return {
+      runId: this.#runId,
+      workflowName: this.#workflowName,
+      apiOrigin: this.#apiOrigin,
+      deps,
+      // Fetched for every delivery: other processes wrote to the run since.
+      prior: await deps.store.history.priorRuns(this.#workflowName),
+      options: this.#options,
+      tracker,
+      control,
+      scheduler: this.#slots,
+      processes: this.#parts.processes,
+      typical: this.#typical,
+      costs: new RunCosts(new Map(), undefined),
+      results,
+      mediaCache: this.#mediaCache,
+      captures: this.#captures,
+      notice,
+      apiHealth: apiHealthMonitor(
+        new ApiHealth(),
+        () => deps.clock.now(),
+        () => undefined,
+      ),
+    };
+  }
+}
+
+/** What a run's recorded options may say about its execution. */
+interface RunOptions {
+  concurrency?: number;
+  fresh?: boolean;
+  download?: boolean;
+  resubmitUnknown?: boolean;
+  cacheTtlMs?: number;
+}
+
+async function loadPlan(parts: WorkerRunParts, runId: string): Promise<Plan | undefined> {
+  const { store } = parts.deps;
+  const stored = await readStoredPlan(store, runId);
+  if (!stored) return undefined;
+  const records = new Map((await store.steps.list(runId)).map((record) => [record.address, record]));
+  return decodePlan(stored, records);
+}
