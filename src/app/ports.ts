@@ -135,7 +135,7 @@ function runApi(
 }
 
 /** Downloads capped by RUNFLOW_MAX_DOWNLOAD_MB (read when asked for: a bad value is refused before the lock). */
-function cappedDownloads(env: NodeJS.ProcessEnv): DownloadFunction {
+export function cappedDownloads(env: NodeJS.ProcessEnv): DownloadFunction {
   const maxBytes = maxBytesFromEnvironment(env);
   // A caller's own cap (an input capture's) only lowers RUNFLOW_MAX_DOWNLOAD_MB's.
   return (url, destination, options) =>

@@ -20,7 +20,7 @@ import type {
   RemoteSteps,
 } from "../engine/dispatcher.js";
 import type { RunControl } from "../engine/run-control.js";
-import { isSuccess, isTerminal, type StepState } from "../engine/states.js";
+import { isSuccess, isTerminal } from "../engine/states.js";
 import type { StateStore } from "../store/port.js";
 import type { StepRecord } from "../store/types.js";
 import {

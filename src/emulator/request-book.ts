@@ -193,6 +193,34 @@ export class RequestBook {
     return { phase: request.failure === undefined ? "succeeded" : "failed", finishedAt };
   }
 
+  /**
+   * The most requests that existed unfinished at once (from creation to their end — queued,
+   * in progress, or not ended yet at `now`), in total and per model: what a client's
+   * `concurrency` and `limits` must keep under, whatever number of processes submitted them.
+   */
+  peakInFlight(now: number): { total: number; byModel: Record<string, number> } {
+    const changes: Array<{ at: number; model: string; delta: 1 | -1 }> = [];
+    for (const request of this.byId.values()) {
+      changes.push({ at: request.createdAt, model: request.modelId, delta: 1 });
+      const finishedAt = this.stateOf(request, now).finishedAt;
+      if (finishedAt !== undefined) changes.push({ at: finishedAt, model: request.modelId, delta: -1 });
+    }
+    // An end and a start at the same moment do not overlap: ends first.
+    changes.sort((a, b) => a.at - b.at || a.delta - b.delta);
+    const current = new Map<string, number>();
+    const byModel: Record<string, number> = {};
+    let total = 0;
+    let peak = 0;
+    for (const { model, delta } of changes) {
+      total += delta;
+      peak = Math.max(peak, total);
+      const count = (current.get(model) ?? 0) + delta;
+      current.set(model, count);
+      byModel[model] = Math.max(byModel[model] ?? 0, count);
+    }
+    return { total: peak, byModel };
+  }
+
   /** 1 + the number of live requests ahead of `request` (which must still be waiting). */
   private queuePositionOf(request: EmulatedRequest): number {
     const first = this.waiting[this.head];

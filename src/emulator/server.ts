@@ -76,6 +76,8 @@ export interface RunningEmulator {
   submissions(): SubmissionStats;
   /** Same as GET /__emulator/state. */
   state(): EmulatorState;
+  /** The most requests unfinished at once since the start (or reset), in total and per model. */
+  peakInFlight(): { total: number; byModel: Record<string, number> };
   /**
    * Same as POST /__emulator/release[/NAME]: requests held by `[emulator:hold]` (under
    * `name` when given) end now, or at their normal end if later. Returns how many.
@@ -446,6 +448,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Runn
     requestLog: () => core.log.list(),
     submissions: () => core.submissions.stats(),
     state: () => core.state(),
+    peakInFlight: () => core.book.peakInFlight(core.now()),
     expire: (requestId) => core.expire(requestId),
     release: (name) => core.release(name),
   };

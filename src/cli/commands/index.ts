@@ -82,6 +82,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => import("./models.js"),
   },
   {
+    name: "worker",
+    description:
+      "execute steps of any run kept in a PostgreSQL state, until SIGINT/SIGTERM (several machines share one batch and one account's limits)",
+    usage: "[options]",
+    load: () => import("./worker.js"),
+  },
+  {
     name: "emulator",
     description:
       "start the local RunComfy-compatible API emulator (for tests and trying runflow without an account)",
