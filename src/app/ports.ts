@@ -175,6 +175,12 @@ export function runPorts(
   };
 }
 
+/** Model steps an apply on a PostgreSQL state executes itself (RUNFLOW_APPLY_WORKER_CONCURRENCY, default 16). */
+function ownWorkerConcurrency(env: NodeJS.ProcessEnv): number {
+  const given = Number(env.RUNFLOW_APPLY_WORKER_CONCURRENCY);
+  return Number.isInteger(given) && given >= 1 ? given : 16;
+}
+
 /**
  * On a PostgreSQL state the run's steps go to the cluster (SPEC §10); a SQLite state runs
  * them in this process. The account the request slots are counted in is the API origin and a
@@ -199,7 +205,7 @@ function clusterOf(
         url: location,
         queueUrl: request.env.RUNFLOW_QUEUE?.trim() || undefined,
         account: accountOf(apiOriginFor(request), token),
-        concurrency: request.concurrency,
+        concurrency: ownWorkerConcurrency(request.env),
       });
       return loaded.startWorker(deps, control);
     },

@@ -1,0 +1,160 @@
+/**
+ * One batch on several processes (SPEC §10, issue 12): real PostgreSQL (a server the test
+ * starts), real `runflow worker` processes and a real `runflow apply` on a postgres:// state,
+ * the emulator on loopback. The emulator's own books prove the caps (the most requests
+ * unfinished at once, in total and per model) and the fence (every body submitted once).
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { describe, expect, test } from "vitest";
+import { chainYaml, type Child, itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
+import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
+
+const skip = skipWithoutPostgres("workers on a PostgreSQL state");
+
+/** Hailuo → Aleph → a local program that checks the restyled video is on disk. */
+function clusterYaml(options: { concurrency: number; limit?: number; hold?: boolean }): string {
+  const chain = chainYaml({ name: "cluster", concurrency: options.concurrency });
+  const limits = options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
+  const withLimits = chain.replace("defaults:\n", `${limits}defaults:\n`);
+  const held = options.hold ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"') : withLimits;
+  return `${held}      - id: check
+        run: [node, "-e", "require('fs').statSync(process.argv[1])", "\${{ steps.restyle.files.video }}"]
+`;
+}
+
+/** A worker process, and the lines it printed so far. */
+interface WorkerProcess {
+  name: string;
+  child: Child;
+  lines: string[];
+  /** Resolves once it says it takes steps. */
+  ready: Promise<void>;
+}
+
+function startWorker(p: Project, url: string, name: string, concurrency = 4): WorkerProcess {
+  const child = p.start(["worker", "--state", url, "--name", name, "--concurrency", String(concurrency)]);
+  const lines: string[] = [];
+  let ready!: () => void;
+  const started = new Promise<void>((resolve) => (ready = resolve));
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    lines.push(line);
+    if (line.startsWith(`worker ${name} taking steps`)) ready();
+  });
+  return { name, child, lines, ready: started };
+}
+
+async function query<Row extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<Row>(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Resolves once `check` holds; asked every 50 ms (a condition on state, not a duration). */
+async function until<T>(check: () => Promise<T | undefined> | T | undefined, what: string, limitMs = 30_000): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
+  const database = databasePerTest();
+
+  test("2 workers + apply run a chain to completion; the caps hold account-wide; every body is submitted once", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3, limit: 2 }), "items.csv": itemsCsv(6) },
+      { duration: 300 },
+    );
+    const workers = [startWorker(p, database.url, "w1"), startWorker(p, database.url, "w2")];
+    await Promise.all(workers.map((worker) => worker.ready));
+
+    const applied = await p.run(["apply", "cluster.yaml", "--state", database.url, "--json"], {
+      timeoutMs: 120_000,
+    });
+
+    expect(applied.stderr).toBe("");
+    expect(applied.exitCode).toBe(0);
+    const finished = ndjson(applied.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const peak = p.api.peakInFlight();
+    expect(peak.total).toBeLessThanOrEqual(3);
+    expect(peak.byModel["minimax/Hailuo Video 01 Live"]).toBeLessThanOrEqual(2);
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    // Every restyled video is where the run step found it.
+    for (let i = 1; i <= 6; i++)
+      expect(existsSync(path.join(p.dir, "outputs", "cluster", `item-${i}`, "restyle.mp4"))).toBe(true);
+    // Who ran what (informative: which process takes a job is BullMQ's business).
+    const byWorker = workers.map((worker) => `${worker.name}: ${worker.lines.filter((line) => line.endsWith(" done")).length}`);
+    console.log(`steps done by the workers (the rest by apply's own): ${byWorker.join(", ")}; peak in flight ${JSON.stringify(peak)}`);
+    for (const worker of workers) worker.child.kill("SIGTERM");
+    const ended = await Promise.all(workers.map((worker) => worker.child));
+    expect(ended.map((result) => result.exitCode)).toEqual([130, 130]);
+  }, 180_000);
+
+  test("a worker killed with SIGKILL while holding steps: they are taken over within 10 s, the run completes, no body is submitted twice", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 6, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 200 },
+    );
+    const workers = [startWorker(p, database.url, "w1"), startWorker(p, database.url, "w2")];
+    await Promise.all(workers.map((worker) => worker.ready));
+    // The apply executes one step itself: the workers hold the others.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "1";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    // Every first step submitted and held in progress by the emulator.
+    await until(() => (p.api.state().held === 6 ? true : undefined), "6 held requests");
+    const holders = await until(async () => {
+      const rows = await query<{ name: string; doing: string }>(
+        database.url,
+        "SELECT name, doing FROM workers WHERE name IN ('w1', 'w2') AND doing <> '' ORDER BY name",
+      );
+      return rows.length > 0 ? rows : undefined;
+    }, "a worker holding steps");
+    const victim = workers.find((worker) => worker.name === holders[0]!.name)!;
+    const held = holders[0]!.doing.split("\n").map((line) => line.split(" ")[1]!);
+    victim.child.kill("SIGKILL");
+    const killedAt = Date.now();
+    p.api.release();
+
+    // Each step it held gets a new attempt claimed by another process, re-attached to the same request.
+    const takeovers = await until(async () => {
+      const rows = await query<{ address: string; started_at: string; claimed_by: string; request_id: string }>(
+        database.url,
+        `SELECT address, started_at, claimed_by, request_id FROM attempts
+         WHERE address = ANY($1) AND claimed_by IS DISTINCT FROM $2 AND claimed_by IS NOT NULL`,
+        [held, victim.name],
+      );
+      return new Set(rows.map((row) => row.address)).size === held.length ? rows : undefined;
+    }, "the killed worker's steps taken over", 30_000);
+    const seconds = takeovers.map((row) => (Number(row.started_at) - killedAt) / 1000);
+    console.log(
+      `SIGKILL of ${victim.name} holding ${held.length} step(s): taken over after ${seconds.map((s) => s.toFixed(1)).join(", ")} s`,
+    );
+    for (const s of seconds) expect(s).toBeLessThan(10);
+
+    const result = await apply;
+    expect(result.exitCode).toBe(0);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
+    await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
+  }, 180_000);
+});
