@@ -157,4 +157,49 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
     await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
   }, 180_000);
+
+  test("a worker killed between its claim and the request id: the attempt becomes unknown, and nothing is sent again", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 2 }), "items.csv": itemsCsv(1) },
+      { duration: 100 },
+    );
+    // The first submission's answer is slow: its claimant dies before it records an id.
+    p.api.configure({ faults: [{ endpoint: "submit", kind: "slow", delayMs: 60_000, times: 1 }] });
+    const workers = [startWorker(p, database.url, "w1"), startWorker(p, database.url, "w2")];
+    await Promise.all(workers.map((worker) => worker.ready));
+    // The apply only follows: the workers execute every step.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    const claimed = await until(async () => {
+      const rows = await query<{ claimed_by: string }>(
+        database.url,
+        "SELECT claimed_by FROM attempts WHERE state = 'submitting' AND request_id IS NULL AND claimed_by IS NOT NULL",
+      );
+      const submitting = p.api.requestLog().some((entry) => entry.endpoint === "submit");
+      return rows.length === 1 && submitting ? rows[0]! : undefined;
+    }, "a claimed attempt whose POST is on the wire");
+    const victim = workers.find((worker) => worker.name === claimed.claimed_by)!;
+    victim.child.kill("SIGKILL");
+    const killedAt = Date.now();
+
+    const result = await apply;
+    const judgedAt = Date.now();
+    expect(result.exitCode).toBe(1);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ unknown: 1, blocked: 2 });
+    const attempts = await query<{ state: string; claimed_by: string; error: string }>(
+      database.url,
+      "SELECT state, claimed_by, error FROM attempts ORDER BY seq",
+    );
+    expect(attempts).toEqual([
+      { state: "unknown", claimed_by: victim.name, error: expect.stringContaining("may have been created") },
+    ]);
+    // Sent once (its answer never came), never again.
+    expect(p.api.requestLog().filter((entry) => entry.endpoint === "submit")).toHaveLength(1);
+    console.log(`claimant SIGKILLed without a request id: judged unknown within ${((judgedAt - killedAt) / 1000).toFixed(1)} s`);
+    for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
+    await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
+  }, 180_000);
 });

@@ -175,10 +175,14 @@ export function runPorts(
   };
 }
 
-/** Model steps an apply on a PostgreSQL state executes itself (RUNFLOW_APPLY_WORKER_CONCURRENCY, default 16). */
+/**
+ * Model steps an apply on a PostgreSQL state executes itself (RUNFLOW_APPLY_WORKER_CONCURRENCY,
+ * default 16); 0: it only follows the run, the workers execute every step.
+ */
 function ownWorkerConcurrency(env: NodeJS.ProcessEnv): number {
-  const given = Number(env.RUNFLOW_APPLY_WORKER_CONCURRENCY);
-  return Number.isInteger(given) && given >= 1 ? given : 16;
+  const text = env.RUNFLOW_APPLY_WORKER_CONCURRENCY?.trim();
+  const given = Number(text);
+  return text && Number.isInteger(given) && given >= 0 ? given : 16;
 }
 
 /**

@@ -31,6 +31,7 @@ export function clusterPort(options: {
     dispatcher: (store, control) =>
       clusterDispatcher({ url: options.queueUrl ?? options.url, store, control }),
     startWorker: async (deps: EngineDeps, runControl: RunControl) => {
+      if (options.concurrency === 0) return { stop: () => Promise.resolve() };
       // The worker's own control: stopping it (once the run is over) must not stop the run.
       const control = new RunControl();
       runControl.onStop((reason) => control.stop(reason));
