@@ -17,9 +17,12 @@ const skip = skipWithoutPostgres("workers on a PostgreSQL state");
 /** Hailuo → Aleph → a local program that checks the restyled video is on disk. */
 function clusterYaml(options: { concurrency: number; limit?: number; hold?: boolean }): string {
   const chain = chainYaml({ name: "cluster", concurrency: options.concurrency });
-  const limits = options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
+  const limits =
+    options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
   const withLimits = chain.replace("defaults:\n", `${limits}defaults:\n`);
-  const held = options.hold ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"') : withLimits;
+  const held = options.hold
+    ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"')
+    : withLimits;
   return `${held}      - id: check
         run: [node, "-e", "require('fs').statSync(process.argv[1])", "\${{ steps.restyle.files.video }}"]
 `;
@@ -46,7 +49,11 @@ function startWorker(p: Project, url: string, name: string, concurrency = 4): Wo
   return { name, child, lines, ready: started };
 }
 
-async function query<Row extends pg.QueryResultRow>(url: string, sql: string, values: unknown[] = []): Promise<Row[]> {
+async function query<Row extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<Row[]> {
   const client = new pg.Client({ connectionString: url });
   client.on("error", () => undefined);
   await client.connect();
@@ -58,7 +65,11 @@ async function query<Row extends pg.QueryResultRow>(url: string, sql: string, va
 }
 
 /** Resolves once `check` holds; asked every 50 ms (a condition on state, not a duration). */
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, what: string, limitMs = 30_000): Promise<T> {
+async function until<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  limitMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + limitMs;
   for (;;) {
     const value = await check();
@@ -97,8 +108,12 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     for (let i = 1; i <= 6; i++)
       expect(existsSync(path.join(p.dir, "outputs", "cluster", `item-${i}`, "restyle.mp4"))).toBe(true);
     // Who ran what (informative: which process takes a job is BullMQ's business).
-    const byWorker = workers.map((worker) => `${worker.name}: ${worker.lines.filter((line) => line.endsWith(" done")).length}`);
-    console.log(`steps done by the workers (the rest by apply's own): ${byWorker.join(", ")}; peak in flight ${JSON.stringify(peak)}`);
+    const byWorker = workers.map(
+      (worker) => `${worker.name}: ${worker.lines.filter((line) => line.endsWith(" done")).length}`,
+    );
+    console.log(
+      `steps done by the workers (the rest by apply's own): ${byWorker.join(", ")}; peak in flight ${JSON.stringify(peak)}`,
+    );
     for (const worker of workers) worker.child.kill("SIGTERM");
     const ended = await Promise.all(workers.map((worker) => worker.child));
     expect(ended.map((result) => result.exitCode)).toEqual([130, 130]);
@@ -132,15 +147,24 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     p.api.release();
 
     // Each step it held gets a new attempt claimed by another process, re-attached to the same request.
-    const takeovers = await until(async () => {
-      const rows = await query<{ address: string; started_at: string; claimed_by: string; request_id: string }>(
-        database.url,
-        `SELECT address, started_at, claimed_by, request_id FROM attempts
+    const takeovers = await until(
+      async () => {
+        const rows = await query<{
+          address: string;
+          started_at: string;
+          claimed_by: string;
+          request_id: string;
+        }>(
+          database.url,
+          `SELECT address, started_at, claimed_by, request_id FROM attempts
          WHERE address = ANY($1) AND claimed_by IS DISTINCT FROM $2 AND claimed_by IS NOT NULL`,
-        [held, victim.name],
-      );
-      return new Set(rows.map((row) => row.address)).size === held.length ? rows : undefined;
-    }, "the killed worker's steps taken over", 30_000);
+          [held, victim.name],
+        );
+        return new Set(rows.map((row) => row.address)).size === held.length ? rows : undefined;
+      },
+      "the killed worker's steps taken over",
+      30_000,
+    );
     const seconds = takeovers.map((row) => (Number(row.started_at) - killedAt) / 1000);
     console.log(
       `SIGKILL of ${victim.name} holding ${held.length} step(s): taken over after ${seconds.map((s) => s.toFixed(1)).join(", ")} s`,
@@ -198,7 +222,9 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     ]);
     // Sent once (its answer never came), never again.
     expect(p.api.requestLog().filter((entry) => entry.endpoint === "submit")).toHaveLength(1);
-    console.log(`claimant SIGKILLed without a request id: judged unknown within ${((judgedAt - killedAt) / 1000).toFixed(1)} s`);
+    console.log(
+      `claimant SIGKILLed without a request id: judged unknown within ${((judgedAt - killedAt) / 1000).toFixed(1)} s`,
+    );
     for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
     await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
   }, 180_000);
