@@ -19,7 +19,7 @@
  */
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { MediaFacts } from "../models/types.js";
-import type { AttemptRecord, StepRecord } from "../store/types.js";
+import { type AttemptRecord, type StepRecord, WORKER_DEAD_AFTER_MS } from "../store/types.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import type { ExecutionContext, StepFence } from "./context.js";
 import type { EngineDeps } from "./deps.js";
@@ -36,8 +36,7 @@ import { decodePlan, readStoredPlan } from "./stored-plan.js";
 import { StepTracker } from "./transitions.js";
 import { TypicalDurations } from "./typical-durations.js";
 
-/** How long a worker's heartbeat may be silent before its claims are taken for a dead process's. */
-export const WORKER_DEAD_AFTER_MS = 5_000;
+export { WORKER_DEAD_AFTER_MS };
 
 /** What one delivery of a step came to. */
 export type WorkerStepOutcome =

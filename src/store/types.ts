@@ -360,6 +360,12 @@ export interface ReuseScope {
   notBefore?: number | undefined;
 }
 
+/**
+ * How long a worker's heartbeat (sent every second) may be silent before it is taken for
+ * dead: its claims judged, its request slots freed, and `status` no longer lists it.
+ */
+export const WORKER_DEAD_AFTER_MS = 5_000;
+
 /** A worker process (`runflow worker`, or an apply acting as one) as its heartbeat tells (SPEC §10). */
 export interface WorkerBeat {
   /** Unique among live workers: `--name`, or host and pid. */

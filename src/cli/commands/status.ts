@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { describeOrigin, isEmulatorOrigin } from "../../api/origin.js";
 import { findRun } from "../../engine/find-run.js";
 import { openStateStore } from "../../app/open-store.js";
+import { WORKER_DEAD_AFTER_MS } from "../../store/types.js";
 import { resolveStateLocation } from "../../store/location.js";
 import type { RunRecord, StepRecord } from "../../store/types.js";
 import { stateLabel, stepCountsLine } from "../../render/vocabulary.js";
@@ -82,8 +83,15 @@ export function define(command: Command): void {
         const producedBy = reusedFrom.get(address) ?? run.id;
         report.outputs.push({ address, name, index, path: file, url, bytes, sha256, producedBy });
       }
+      const workers = await store.workers.list(Date.now() - WORKER_DEAD_AFTER_MS);
       if (globals.json) {
-        output.stdout(JSON.stringify({ ...report, run: runJson(run) }, null, 2));
+        output.stdout(
+          JSON.stringify(
+            { ...report, run: runJson(run), ...(workers.length > 0 ? { workers } : {}) },
+            null,
+            2,
+          ),
+        );
         return;
       }
       const finished =
@@ -94,6 +102,13 @@ export function define(command: Command): void {
         `api: ${describeOrigin(run.apiOrigin)}${isEmulatorOrigin(run.apiOrigin) ? " — an emulator: test media, nothing billed" : ""}`,
         stepCountsLine(report.counts),
       ];
+      // A shared (PostgreSQL) state: the live workers, and what each does of this run.
+      for (const worker of workers) {
+        const mine = worker.doing.filter((doing) => doing.startsWith(`${run.id} `)).length;
+        lines.push(
+          `worker ${worker.name} (${worker.host}, pid ${worker.pid}): ${mine} step${mine === 1 ? "" : "s"} of this run, ${worker.doing.length} in all`,
+        );
+      }
       const spent = formatCost(spentTotal);
       if (spent !== "—" || typeof maxCostMicros === "number") {
         const budget = typeof maxCostMicros === "number" ? ` of a budget of ${formatUsd(maxCostMicros)}` : "";
