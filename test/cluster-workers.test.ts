@@ -236,4 +236,39 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
     await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
   }, 180_000);
+
+  test("two applies of different workflows share one account's concurrency", async () => {
+    const p = await project(
+      {
+        "north.yaml": clusterYaml({ concurrency: 2 }).replace("name: cluster", "name: north"),
+        "south.yaml": clusterYaml({ concurrency: 2 })
+          .replace("name: cluster", "name: south")
+          .replace("for_each: items.csv", "for_each: south.csv"),
+        "items.csv": itemsCsv(3),
+        "south.csv": itemsCsv(3, () => " at dusk"),
+      },
+      { duration: 300 },
+    );
+    const worker = startWorker(p, database.url, "w1");
+    await worker.ready;
+
+    const [north, south] = await Promise.all([
+      p.run(["apply", "north.yaml", "--state", database.url, "--json"], { timeoutMs: 120_000 }),
+      p.run(["apply", "south.yaml", "--state", database.url, "--json"], { timeoutMs: 120_000 }),
+    ]);
+
+    for (const result of [north, south]) {
+      expect(result.exitCode).toBe(0);
+      expect(ndjson(result.stdout).find((event) => event.event === "run_finished")?.counts).toEqual({
+        succeeded: 9,
+      });
+    }
+    // Both workflows say 2: the account never had more than 2 requests unfinished, not 4.
+    const peak = p.api.peakInFlight();
+    console.log(`two applies, concurrency 2 each: peak in flight ${JSON.stringify(peak)}`);
+    expect(peak.total).toBeLessThanOrEqual(2);
+    expect(p.api.submissions().byBody.filter((group) => group.count > 1)).toEqual([]);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 180_000);
 });
