@@ -271,4 +271,46 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     worker.child.kill("SIGTERM");
     await worker.child;
   }, 180_000);
+
+  test("an interrupted apply takes back the steps no worker took; the workers keep what they hold", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 1, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 100 },
+    );
+    const worker = startWorker(p, database.url, "w1", 4);
+    await worker.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    // w1 holds 4 of the 6 first steps (one submitted and held, three waiting for the slot).
+    await until(async () => {
+      const rows = await query<{ doing: string }>(
+        database.url,
+        "SELECT doing FROM workers WHERE name = 'w1'",
+      );
+      return rows[0] && rows[0].doing.split("\n").filter(Boolean).length === 4 ? true : undefined;
+    }, "w1 holding 4 steps");
+    await until(() => (p.api.state().held === 1 ? true : undefined), "the first request held");
+
+    apply.kill("SIGINT");
+    const result = await apply;
+    expect(result.exitCode).toBe(130);
+    // The worker finishes what it held; the two steps it never took are not submitted.
+    p.api.release();
+    await until(async () => {
+      const rows = await query<{ doing: string }>(
+        database.url,
+        "SELECT doing FROM workers WHERE name = 'w1'",
+      );
+      return rows[0]?.doing === "" && p.api.submissions().total === 4 ? true : undefined;
+    }, "w1 done with its 4 steps");
+    const pending = await query<{ address: string }>(
+      database.url,
+      "SELECT address FROM steps WHERE step_id = 'animate' AND state = 'pending' ORDER BY address",
+    );
+    expect(pending).toHaveLength(2);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+    expect(p.api.submissions().total).toBe(4);
+  }, 180_000);
 });

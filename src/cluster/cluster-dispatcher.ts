@@ -32,6 +32,13 @@ import {
   type StepJob,
 } from "./queues.js";
 
+/** What the dispatcher uses of a BullMQ queue. */
+interface StepQueue {
+  add(name: string, data: StepJob, opts: object): Promise<unknown>;
+  remove(jobId: string): Promise<number>;
+  close(): Promise<void>;
+}
+
 /** How often the apply reads its run's steps while some are out. */
 const FOLLOW_EVERY_MS = 200;
 
@@ -51,12 +58,11 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly #runId: string;
   readonly #store: StateStore;
   readonly #control: RunControl;
-  readonly #queues: {
-    model: { add(name: string, data: StepJob, opts: object): Promise<unknown>; close(): Promise<void> };
-    run: { add(name: string, data: StepJob, opts: object): Promise<unknown>; close(): Promise<void> };
-  };
+  readonly #queues: { model: StepQueue; run: StepQueue };
   readonly #ready: ReadyStep[] = [];
   readonly #followed = new Map<string, Followed>();
+  /** The kind of each step handed out (which queue holds its job). */
+  readonly #kinds = new Map<string, "model" | "run">();
   #timer: NodeJS.Timeout | undefined;
   #reading = false;
 
@@ -69,11 +75,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
       model: new Queue<StepJob>(MODEL_STEPS_QUEUE, { connection }),
       run: new Queue<StepJob>(RUN_STEPS_QUEUE, { connection }),
     };
-    // An interrupted apply stops following: the steps out stay with the workers, recorded.
-    options.control.onStop((reason) => {
-      if (reason === "interrupted") for (const [, followed] of this.#followed) followed.resolve("left");
-      if (reason === "interrupted") this.#followed.clear();
-    });
+    options.control.onStop((reason) => void this.#stop(reason));
   }
 
   enqueue(lane: string, address: string): void {
@@ -105,9 +107,30 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     );
     const job: StepJob = { runId: this.#runId, address: step.address };
     const queue = step.kind === "run" ? this.#queues.run : this.#queues.model;
+    this.#kinds.set(step.address, step.kind);
     await queue.add("step", job, { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true });
     this.#follow();
     return ending;
+  }
+
+  /**
+   * The run was told to stop: the steps no worker took yet are taken back from the queue and
+   * left pending (nothing was submitted for them). On an interrupt the apply also stops
+   * following the steps workers hold: they stay recorded, and a worker or the next apply
+   * finishes them.
+   */
+  async #stop(reason: string): Promise<void> {
+    for (const [address, followed] of [...this.#followed]) {
+      const step = this.#kinds.get(address);
+      const queue = step === "run" ? this.#queues.run : this.#queues.model;
+      const removed = await queue
+        .remove(stepJobId({ runId: this.#runId, address }))
+        .then((count) => count > 0)
+        .catch(() => false);
+      if (!removed && reason !== "interrupted") continue;
+      this.#followed.delete(address);
+      followed.resolve("left");
+    }
   }
 
   async close(): Promise<void> {
