@@ -49,14 +49,21 @@ export class AccountSlots implements RequestSlots {
 
   async run<T>(
     model: string | undefined,
-    task: () => Promise<T>,
+    task: (release: () => void) => Promise<T>,
     onWait?: (reason: WaitReason) => void,
   ): Promise<T> {
     const slot = await this.#acquire(model ?? "", onWait);
+    // Given back once: early, when the request finished at the API (what follows is local
+    // work), else when the task settles.
+    let released: Promise<unknown> | undefined;
+    const release = () => {
+      released ??= this.#pool.query("DELETE FROM request_slots WHERE id = $1", [slot]).catch(() => undefined);
+    };
     try {
-      return await task();
+      return await task(release);
     } finally {
-      await this.#pool.query("DELETE FROM request_slots WHERE id = $1", [slot]);
+      release();
+      await released;
     }
   }
 

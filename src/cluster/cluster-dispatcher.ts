@@ -49,7 +49,7 @@ interface Followed {
 }
 
 /** Requests are capped where they are made (the workers): nothing to hold here. */
-const NO_SLOTS: RequestSlots = { run: (_model, task) => task() };
+const NO_SLOTS: RequestSlots = { run: (_model, task) => task(() => undefined) };
 
 export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly requests = NO_SLOTS;

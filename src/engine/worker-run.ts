@@ -17,6 +17,7 @@
  * - otherwise it runs, each attempt claimed (context.fence): only the first claim to commit
  *   submits.
  */
+import PQueue from "p-queue";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { MediaFacts } from "../models/types.js";
 import { type AttemptRecord, type StepRecord, WORKER_DEAD_AFTER_MS } from "../store/types.js";
@@ -74,6 +75,8 @@ export class WorkerRun {
   readonly #slots: RequestSlots;
   readonly #typical = new TypicalDurations();
   readonly #mediaCache = new Map<string, Promise<MediaFacts>>();
+  /** Downloads of this run's outputs in this worker: bounded, holding no request slot. */
+  readonly #downloads = new PQueue({ concurrency: 8 });
   readonly #captures: InputCaptures;
   readonly #options: ExecutionContext["options"];
 
@@ -213,6 +216,7 @@ export class WorkerRun {
       control,
       scheduler: this.#slots,
       processes: this.#parts.processes,
+      downloads: this.#downloads,
       typical: this.#typical,
       costs: new RunCosts(new Map(), undefined),
       results,
