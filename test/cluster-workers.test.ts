@@ -314,3 +314,31 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
     expect(p.api.submissions().total).toBe(4);
   }, 180_000);
 });
+
+describe("runflow worker refuses what it cannot run on", () => {
+  test("a SQLite state, no token, a bad --concurrency: exit 2 with what to do", async () => {
+    const p = await project({});
+    const sqlite = await p.run(["worker", "--state", "state/runflow.db"]);
+    expect(sqlite.exitCode).toBe(2);
+    expect(sqlite.stderr).toContain(
+      "runflow worker needs a shared state: --state state/runflow.db is not a postgres:// URL",
+    );
+    expect(sqlite.stderr).toContain("hint: start PostgreSQL");
+
+    const noToken = await p.run(["worker", "--state", "postgres://nobody@127.0.0.1:1/none"], {
+      env: { RUNCOMFY_API_TOKEN: undefined },
+    });
+    expect(noToken.exitCode).toBe(2);
+    expect(noToken.stderr).toContain("no RunComfy API token");
+
+    const zero = await p.run([
+      "worker",
+      "--concurrency",
+      "0",
+      "--state",
+      "postgres://nobody@127.0.0.1:1/none",
+    ]);
+    expect(zero.exitCode).toBe(2);
+    expect(zero.stderr).toContain('--concurrency must be a whole number of at least 1, not "0"');
+  });
+});
