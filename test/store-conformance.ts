@@ -4,6 +4,7 @@
  * any other adapter (PostgreSQL) runs the very same tests through its own `StoreUnderTest`.
  * Nothing here may know how an adapter keeps its data.
  */
+import { hostname } from "node:os";
 import { afterEach, describe, expect, test } from "vitest";
 import type { StateStore } from "../src/store/port.js";
 import type { AttemptKey, NewAttempt, NewRun, NewStep, StepPatch } from "../src/store/types.js";
@@ -599,6 +600,20 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
       // Maybe billed: a later run of the workflow sees it as such, never as re-attachable.
       const lookup = await judge.history.priorRuns("teasers");
       expect(lookup.inFlightAt("teasers", "fp-cat", CAT)).toMatchObject([{ disposition: "maybe_billed" }]);
+    });
+
+    test("an output file records the host whose process wrote it; a URL alone records none", async () => {
+      const { store } = await fresh();
+      await seed(store, newRun("run-1"), [CAT, DOG]);
+      await succeed(store, "run-1", CAT, 1_500);
+      await store.outputs.record([
+        { runId: "run-1", address: DOG, name: "video", url: "https://cdn.example/dog.mp4", createdAt: 1_600 },
+      ]);
+      const outputs = await store.outputs.list("run-1");
+      expect(outputs.map(({ address, host }) => ({ address, host }))).toEqual([
+        { address: CAT, host: hostname() },
+        { address: DOG, host: undefined },
+      ]);
     });
 
     test("workers: a heartbeat is listed while fresh, refreshed in place, gone once the worker leaves", async () => {

@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { describe, expect, expectTypeOf, test } from "vitest";
 import type { RunStatus as EngineRunStatus } from "../src/engine/events.js";
 import { StepState } from "../src/engine/states.js";
@@ -321,6 +322,7 @@ describe("outputs", () => {
         path: "o/s.mp4",
         bytes: 2048,
         sha256: "ab".repeat(32),
+        host: hostname(),
         createdAt: 9,
       },
     ]);

@@ -218,12 +218,14 @@ export const MIGRATIONS: readonly Migration[] = [
   {
     version: 9,
     name: "the fence of a submission across processes, and the workers",
-    // SPEC §10: the process whose claim of an attempt committed first is the only one that
+    // SPEC §10: the host that wrote each output file (a cluster's outputs folder is shared).
+    // The process whose claim of an attempt committed first is the only one that
     // may submit it (`claimed_by`); a worker's heartbeat says whether a claimant is alive.
     // SQLite serves one process at a time, so here the fence is trivially won, but the port
     // and its conformance suite are the same as PostgreSQL's.
     sql: `
       ALTER TABLE attempts ADD COLUMN claimed_by TEXT;
+      ALTER TABLE outputs ADD COLUMN host TEXT;
       CREATE TABLE workers (
         name       TEXT PRIMARY KEY,
         host       TEXT NOT NULL,

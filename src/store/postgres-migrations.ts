@@ -175,6 +175,8 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     // \`concurrency\` and \`limits\` hold across every worker.
     sql: `
       ALTER TABLE attempts ADD COLUMN claimed_by TEXT;
+      -- The host whose process wrote the output file (a cluster's outputs folder is shared).
+      ALTER TABLE outputs ADD COLUMN host TEXT;
       CREATE TABLE workers (
         name       TEXT PRIMARY KEY,
         host       TEXT NOT NULL,

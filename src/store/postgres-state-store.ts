@@ -20,6 +20,7 @@
  *   a write whose commit was not acknowledged may or may not be there, so nothing is
  *   retried behind the caller's back; the next `apply` re-attaches to what was recorded.
  */
+import os from "node:os";
 import pg from "pg";
 import { ExitCode, RunflowError } from "../errors.js";
 import type { CostTotal } from "../cost/money.js";
@@ -295,11 +296,11 @@ export class PostgresStateStore implements StateStore {
 
     const recordOutput = (client: Queryable, output: NewOutput) =>
       client.query(
-        `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, created_at, host)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (run_id, address, name, (coalesce(idx, -1))) DO UPDATE SET
            url = excluded.url, path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256,
-           created_at = excluded.created_at`,
+           host = excluded.host, created_at = excluded.created_at`,
         [
           output.runId,
           output.address,
@@ -310,6 +311,8 @@ export class PostgresStateStore implements StateStore {
           output.bytes ?? null,
           output.sha256 ?? null,
           output.createdAt,
+          // The file is this process's: the host that wrote it (SPEC §10).
+          output.path === undefined ? null : os.hostname(),
         ],
       );
 

@@ -106,6 +106,7 @@ export interface OutputRow {
   path: string | null;
   bytes: number | null;
   sha256: string | null;
+  host: string | null;
   created_at: number;
 }
 
@@ -247,6 +248,7 @@ export function toOutputRecord(row: OutputRow): OutputRecord {
     path: orUndefined(row.path),
     bytes: orUndefined(row.bytes),
     sha256: orUndefined(row.sha256),
+    host: orUndefined(row.host),
     createdAt: row.created_at,
   };
 }

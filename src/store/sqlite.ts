@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import { isRunflowError } from "../errors.js";
@@ -501,11 +502,11 @@ function prepareStatements(db: Database.Database) {
     ),
 
     upsertOutput: db.prepare<OutputRow>(
-      `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, created_at)
-       VALUES (@run_id, @address, @name, @idx, @url, @path, @bytes, @sha256, @created_at)
+      `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, host, created_at)
+       VALUES (@run_id, @address, @name, @idx, @url, @path, @bytes, @sha256, @host, @created_at)
        ON CONFLICT (run_id, address, name, coalesce(idx, -1)) DO UPDATE SET
          url = excluded.url, path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256,
-         created_at = excluded.created_at`,
+         host = excluded.host, created_at = excluded.created_at`,
     ),
     // In plan order (the steps' order), not the order the steps finished in.
     getOutputsOfRun: db.prepare<[string], OutputRow>(
@@ -1040,6 +1041,8 @@ export class SqliteStore {
       path: output.path ?? null,
       bytes: output.bytes ?? null,
       sha256: output.sha256 ?? null,
+      // The file is this process's: the host that wrote it (SPEC §10).
+      host: output.path === undefined ? null : hostname(),
       created_at: output.createdAt,
     });
   }

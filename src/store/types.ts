@@ -296,6 +296,8 @@ export interface OutputRecord {
   path: string | undefined;
   bytes: number | undefined;
   sha256: string | undefined;
+  /** The host whose process recorded (downloaded or linked) the file; undefined without a file. */
+  host?: string | undefined;
   createdAt: number;
 }
 
