@@ -315,6 +315,19 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
+  const database = databasePerTest();
+
+  test("--max-cost is refused before anything is recorded or submitted: workers hold no budget yet", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 2 }), "items.csv": itemsCsv(1) });
+    const result = await p.run(["apply", "cluster.yaml", "--state", database.url, "--max-cost", "5"]);
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toContain("--max-cost is not held across the workers of a PostgreSQL state yet");
+    expect(p.api.submissions().total).toBe(0);
+    expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
+  });
+});
+
 describe("runflow worker refuses what it cannot run on", () => {
   test("a SQLite state, no token, a bad --concurrency: exit 2 with what to do", async () => {
     const p = await project({});

@@ -182,6 +182,13 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
     control,
     notice: notice("info"),
   };
+  // Workers hold no budget yet (docs/decisions.md "Several machines: what was built"):
+  // refused before anything is recorded, rather than spent past it.
+  if (ports.cluster && run.cost?.maxMicros !== undefined) {
+    throw new UsageError("--max-cost is not held across the workers of a PostgreSQL state yet", {
+      hint: "run this budgeted batch on a SQLite state (--state state/runflow.db), or without --max-cost",
+    });
+  }
   await acquireWorkflowLock(lockOptions);
   let keeper: { stop(): void } | undefined;
   let failed = false;
