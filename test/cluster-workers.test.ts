@@ -315,6 +315,60 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("runflow cancel of a run on workers", () => {
+  const database = databasePerTest();
+
+  test("nothing more is submitted: steps queued or waiting in a worker end cancelled, the held one is collected", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 1, hold: true }), "items.csv": itemsCsv(4) },
+      { duration: 100 },
+    );
+    const worker = startWorker(p, database.url, "w1", 2);
+    await worker.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    // w1 holds 2 first steps: one submitted and held, one waiting for the slot; 2 are queued.
+    await until(async () => {
+      const rows = await query<{ doing: string }>(
+        database.url,
+        "SELECT doing FROM workers WHERE name = 'w1'",
+      );
+      return rows[0] && rows[0].doing.split("\n").filter(Boolean).length === 2 ? true : undefined;
+    }, "w1 holding 2 steps");
+    await until(() => (p.api.state().held === 1 ? true : undefined), "the first request held");
+
+    // In the background: a cancel waits a while for the live apply to stop.
+    const cancel = p.start(["cancel", "--state", database.url]);
+    // The two steps no worker took end cancelled at once, while the held request still runs.
+    await until(async () => {
+      const rows = await query<{ count: number }>(
+        database.url,
+        "SELECT count(*)::int AS count FROM steps WHERE step_id = 'animate' AND state = 'cancelled'",
+      );
+      return rows[0]!.count === 2 ? true : undefined;
+    }, "2 queued first steps cancelled");
+    p.api.release();
+    const result = await apply;
+    expect(result.exitCode).toBe(1);
+    expect((await cancel).exitCode).toBe(0);
+    // The held request is collected; the step that waited in w1 for the slot never went out.
+    const animate = await query<{ state: string }>(
+      database.url,
+      "SELECT state FROM steps WHERE step_id = 'animate' ORDER BY address",
+    );
+    expect(animate.map((row) => row.state).sort()).toEqual([
+      "cancelled",
+      "cancelled",
+      "cancelled",
+      "succeeded",
+    ]);
+    expect(p.api.submissions().total).toBe(1);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 180_000);
+});
+
 describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
   const database = databasePerTest();
 

@@ -114,10 +114,10 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   }
 
   /**
-   * The run was told to stop: the steps no worker took yet are taken back from the queue and
-   * left pending (nothing was submitted for them). On an interrupt the apply also stops
-   * following the steps workers hold: they stay recorded, and a worker or the next apply
-   * finishes them.
+   * The run was told to stop: the steps no worker took yet are taken back from the queue —
+   * cancelled with the stop's message (left pending on an interrupt); nothing was submitted
+   * for them. On an interrupt the apply also stops following the steps workers hold: they
+   * stay recorded, and a worker or the next apply finishes them.
    */
   async #stop(reason: string): Promise<void> {
     for (const [address, followed] of [...this.#followed]) {
@@ -127,6 +127,20 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
         .remove(stepJobId({ runId: this.#runId, address }))
         .then((count) => count > 0)
         .catch(() => false);
+      if (removed && reason !== "interrupted") {
+        // Never submitted: cancelled (or stopped) like a step that never started in one
+        // process; the follower reads it back and blocks its dependents.
+        const now = Date.now();
+        await this.#store.steps
+          .update(this.#runId, address, {
+            updatedAt: now,
+            state: "cancelled",
+            error: this.#control.notSubmittedMessage(),
+            finishedAt: now,
+          })
+          .catch(() => undefined);
+        continue;
+      }
       if (!removed && reason !== "interrupted") continue;
       this.#followed.delete(address);
       followed.resolve("left");

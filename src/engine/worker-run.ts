@@ -28,7 +28,7 @@ import type { ProcessSlots, RequestSlots } from "./dispatcher.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { InputCaptures } from "./input-captures.js";
 import { executeModelStep } from "./model-step.js";
-import type { RunControl } from "./run-control.js";
+import { RunControl } from "./run-control.js";
 import { RunCosts } from "./run-costs.js";
 import { executeRunStep } from "./run-step.js";
 import { isTerminal, StepState } from "./states.js";
@@ -79,6 +79,11 @@ export class WorkerRun {
   readonly #downloads = new PQueue({ concurrency: 8 });
   readonly #captures: InputCaptures;
   readonly #options: ExecutionContext["options"];
+  /** This run's stops in this worker: the worker's own (interrupt), or the run's cancel. */
+  readonly #control = new RunControl();
+  /** Deliveries of this run executing now; while any, the run's cancel is watched. */
+  #active = 0;
+  #watch: NodeJS.Timeout | undefined;
 
   private constructor(parts: WorkerRunParts, plan: Plan, apiOrigin: string, options: RunOptions) {
     this.#parts = parts;
@@ -116,6 +121,37 @@ export class WorkerRun {
 
   /** Executes one delivery of the step at `address`. */
   async execute(address: string): Promise<WorkerStepOutcome> {
+    this.#active++;
+    this.#watchCancel();
+    try {
+      return await this.#execute(address);
+    } finally {
+      this.#active--;
+    }
+  }
+
+  /**
+   * While deliveries run, the run's cancel (`runflow cancel`, recorded in the store) is read
+   * every second: a cancelled run submits nothing more here, and its queued requests are
+   * cancelled as in one process.
+   */
+  #watchCancel(): void {
+    if (this.#watch !== undefined || this.#control.stopped) return;
+    this.#watch = setInterval(() => {
+      if (this.#active === 0) {
+        clearInterval(this.#watch);
+        this.#watch = undefined;
+        return;
+      }
+      void this.#cancelRequested().then(
+        (cancelled) => cancelled && this.#control.stop("cancelled"),
+        () => undefined,
+      );
+    }, 1_000);
+    this.#watch.unref();
+  }
+
+  async #execute(address: string): Promise<WorkerStepOutcome> {
     const { deps } = this.#parts;
     const step = await this.#step(address);
     if (!step) throw new Error(`run ${this.#runId} has no step ${address}`);
@@ -123,6 +159,13 @@ export class WorkerRun {
     if (!record || isTerminal(record.state)) return "done";
 
     const tracker = new StepTracker(this.#runId, [step], deps);
+    // A run cancelled (`runflow cancel`) submits nothing more: a step not started yet ends here.
+    if ((record.state === "pending" || record.state === "waiting") && (await this.#cancelRequested())) {
+      await tracker.transition(address, StepState.cancelled, {
+        error: "not submitted: the run was cancelled",
+      });
+      return "done";
+    }
     const context = await this.#context(step, tracker);
     if (step.kind === "run") {
       const ending = await executeRunStep(context, step);
@@ -146,6 +189,11 @@ export class WorkerRun {
     // Left by a stop of this worker, or by a claim another process won: its state tells.
     const now = await deps.store.steps.get(this.#runId, address);
     return now && isTerminal(now.state) ? "done" : "handed_back";
+  }
+
+  async #cancelRequested(): Promise<boolean> {
+    const run = await this.#parts.deps.store.runs.get(this.#runId);
+    return run?.cancelRequestedAt !== undefined;
   }
 
   /** Resolves once the input captures this run started are settled. */
@@ -185,7 +233,8 @@ export class WorkerRun {
   }
 
   async #context(step: PlannedStep, tracker: StepTracker): Promise<ExecutionContext> {
-    const { deps, control } = this.#parts;
+    const { deps } = this.#parts;
+    const control = this.#control;
     const results = new StepResults(this.#plan, [step]);
     for (const dependency of step.dependsOn) {
       const done = await deps.store.steps.get(this.#runId, dependency);
