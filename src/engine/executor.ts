@@ -201,12 +201,12 @@ export async function executeFeed(
       dispatcher.remote
         ? dispatcher.remote.execute(step, lane, (change) => tracker.observed(change))
         : step.kind === "run"
-        ? executeRunStep(context, step)
-        : lane === REUSE_LANE
-          ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
-            // them would keep the event loop (and every request's answer) waiting for seconds.
-            setImmediatePromise().then(() => executeModelStep(context, step))
-          : executeModelStep(context, step, leaveLane),
+          ? executeRunStep(context, step)
+          : lane === REUSE_LANE
+            ? // A takeover without downloads never waits for I/O: chained in microtasks, 50,000 of
+              // them would keep the event loop (and every request's answer) waiting for seconds.
+              setImmediatePromise().then(() => executeModelStep(context, step))
+            : executeModelStep(context, step, leaveLane),
     admit: async (steps) => {
       context.results.add(steps);
       for (const step of steps) {
