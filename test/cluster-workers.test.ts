@@ -9,7 +9,9 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
 import { describe, expect, test } from "vitest";
-import { chainYaml, type Child, itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
+import { execa } from "execa";
+import { chainYaml, type Child, itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
+import { CLI_ENTRY } from "./helpers/spawn-cli.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 
 const skip = skipWithoutPostgres("workers on a PostgreSQL state");
@@ -366,6 +368,52 @@ describe.skipIf(skip)("runflow cancel of a run on workers", () => {
     expect(p.api.submissions().total).toBe(1);
     worker.child.kill("SIGTERM");
     await worker.child;
+  }, 180_000);
+});
+
+describe.skipIf(skip)("a worker of another API", () => {
+  const database = databasePerTest();
+
+  test("never executes a step of a run made at another API: it hands the step back for a worker of that API", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 4 }), "items.csv": itemsCsv(3) });
+    // Its client talks to another origin (nothing listens there).
+    const other = execa(
+      process.execPath,
+      [CLI_ENTRY, "worker", "--state", database.url, "--name", "elsewhere"],
+      {
+        cwd: p.dir,
+        env: { NO_COLOR: "1", RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: "http://127.0.0.1:9" },
+        reject: false,
+        timeout: 120_000,
+      },
+    );
+    const lines: string[] = [];
+    const ready = new Promise<void>((resolve) =>
+      createInterface({ input: other.stdout }).on("line", (line) => {
+        lines.push(line);
+        if (line.startsWith("worker elsewhere taking steps")) resolve();
+      }),
+    );
+    await ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "1";
+    const applied = p.run(["apply", "cluster.yaml", "--state", database.url, "--json"], {
+      timeoutMs: 120_000,
+    });
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    const result = await applied;
+
+    expect(result.exitCode).toBe(0);
+    expect(lines.filter((line) => line.endsWith(" done"))).toEqual([]);
+    const claimants = await query<{ claimed_by: string }>(
+      database.url,
+      "SELECT DISTINCT claimed_by FROM attempts",
+    );
+    expect(claimants.map((row) => row.claimed_by)).toEqual([expect.stringMatching(/^apply-/)]);
+    console.log(
+      `deliveries the other API's worker handed back: ${lines.filter((line) => line.endsWith(" elsewhere")).length}`,
+    );
+    other.kill("SIGTERM");
+    await other;
   }, 180_000);
 });
 

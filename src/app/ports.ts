@@ -209,6 +209,7 @@ function clusterOf(
         url: location,
         queueUrl: request.env.RUNFLOW_QUEUE?.trim() || undefined,
         account: accountOf(apiOriginFor(request), token),
+        apiOrigin: apiOriginFor(request),
         concurrency: ownWorkerConcurrency(request.env),
       });
       return loaded.startWorker(deps, control);

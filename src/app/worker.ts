@@ -96,6 +96,7 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
     },
     control,
     account: accountOf(apiOriginFor({ api: request.api, env: request.env }), token),
+    apiOrigin: apiOriginFor({ api: request.api, env: request.env }),
     pool,
     onStep: request.onStep,
   });

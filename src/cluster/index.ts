@@ -25,6 +25,8 @@ export function clusterPort(options: {
   url: string;
   queueUrl?: string | undefined;
   account: string;
+  /** The API origin of the apply's client (its worker executes only runs made there). */
+  apiOrigin: string;
   concurrency?: number | undefined;
 }): ClusterPort {
   return {
@@ -45,6 +47,7 @@ export function clusterPort(options: {
         deps,
         control,
         account: options.account,
+        apiOrigin: options.apiOrigin,
         pool,
       });
       await worker.start();

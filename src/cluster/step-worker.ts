@@ -42,6 +42,11 @@ export interface StepWorkerOptions {
   control: RunControl;
   /** The account the token spends from (account-slots.ts `accountOf`). */
   account: string;
+  /**
+   * The API origin its client talks to: a step of a run made at another API is handed back
+   * for a worker of that API (a request is never made, nor polled, where its run was not).
+   */
+  apiOrigin: string;
   /** For the request slots' table. */
   pool: pg.Pool;
   /** Told of each delivery's end (tests, the worker's log). */
@@ -118,14 +123,15 @@ export class StepWorker {
     try {
       const run = await this.#run(runId);
       if (!run) throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
-      outcome = await run.execute(address);
+      outcome = run.apiOrigin === this.#options.apiOrigin ? await run.execute(address) : "elsewhere";
     } finally {
       this.#doing.delete(doing);
     }
     this.#options.onStep?.(job.data, outcome);
     if (outcome === "done") return outcome;
     // Back to the queue: at once when handed back, a little later when another worker holds it.
-    await job.moveToDelayed(Date.now() + (outcome === "busy" && !this.#stopping ? BUSY_DELAY_MS : 0), token);
+    const later = (outcome === "busy" || outcome === "elsewhere") && !this.#stopping;
+    await job.moveToDelayed(Date.now() + (later ? BUSY_DELAY_MS : 0), token);
     throw new DelayedError();
   }
 

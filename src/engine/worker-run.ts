@@ -119,6 +119,11 @@ export class WorkerRun {
     return new WorkerRun(parts, plan, run.apiOrigin, run.options ?? {});
   }
 
+  /** The API the run is made at: only a worker with a client for it may execute its steps. */
+  get apiOrigin(): string {
+    return this.#apiOrigin;
+  }
+
   /** Executes one delivery of the step at `address`. */
   async execute(address: string): Promise<WorkerStepOutcome> {
     this.#active++;
