@@ -1,21 +1,18 @@
 /**
- * A use case's state store, from open to close: where `--state` points (relative to the
- * use case's folder, unless it is a URL), opened with the tokens to redact, and closed so
- * that a failure to close never hides the error that ended the use case.
+ * A use case's state store, from open to close: where `--state` points (relative to the use
+ * case's folder, unless it is a PostgreSQL URL: store/location.ts), opened with the tokens
+ * to redact, and closed so that a failure to close never hides the error that ended the use
+ * case.
  */
-import path from "node:path";
 import type { StateStore, StateStoreOpener } from "../store/port.js";
+import { resolveStateLocation } from "../store/location.js";
 import { tokensFromEnvironment } from "../store/redact.js";
 import { DEFAULT_STATE_PATH } from "./state-path.js";
 import type { UseCasePlace } from "./use-case-ports.js";
 
-/** A URL (`postgres://…`) names a networked store and is kept as it is; anything else is a file path. */
-const URL_LOCATION = /^[a-z][a-z0-9+.-]*:\/\//i;
-
-/** Where the state store is: `statePath` (default state/runflow.db) against `cwd`, or the URL given. */
+/** Where the state store is: `statePath` (default state/runflow.db) against `cwd`, or the PostgreSQL URL given. */
 export function stateLocation(statePath: string | undefined, cwd: string): string {
-  const location = statePath ?? DEFAULT_STATE_PATH;
-  return URL_LOCATION.test(location) ? location : path.resolve(cwd, location);
+  return resolveStateLocation(cwd, statePath ?? DEFAULT_STATE_PATH);
 }
 
 /** Opens the state store of a use case (`--state`, relative to `cwd`). */
