@@ -66,6 +66,7 @@ function countingStore(store: StateStore): { store: StateStore; calls: Map<strin
       locks: group("locks", store.locks),
       workers: group("workers", store.workers),
       history: group("history", store.history),
+      budgets: group("budgets", store.budgets),
       close: () => {
         count("close");
         return store.close();

@@ -633,4 +633,127 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
       expect((await other.workers.list(0)).map((worker) => worker.name)).toEqual(["w2"]);
     });
   });
+
+  describe(`${name}: a run's budget held in the state (SPEC §9 across processes)`, () => {
+    const USD = 1_000_000;
+    const key = (address: string, attempt = 1) => ({ runId: "run-1", address, attempt });
+    const ADDRESSES = Array.from({ length: 16 }, (_, i) => `teaser/item-${i}/animate`);
+
+    test("a run has no budget until one is given; given, it reads back its cap with nothing spent", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT]);
+      expect(await store.budgets.get("run-1")).toBeUndefined();
+      await store.budgets.open("run-1", { maxMicros: USD, estimates: { [MODEL]: 250_000 } });
+      expect(await (await reopen(location)).budgets.get("run-1")).toEqual({
+        maxMicros: USD,
+        spentMicros: 0,
+        reservedMicros: 0,
+        reached: false,
+        held: 0,
+      });
+      // A run without a budget: nothing to settle or release, and nothing to reserve from.
+      await store.runs.create(newRun("run-2"));
+      await store.budgets.settle({ runId: "run-2", address: CAT, attempt: 1 }, MODEL, 5);
+      await store.budgets.release({ runId: "run-2", address: CAT, attempt: 1 });
+      expect(await store.budgets.get("run-2")).toBeUndefined();
+      await expect(
+        store.budgets.reserve({ runId: "run-2", address: CAT, attempt: 1 }, MODEL),
+      ).rejects.toThrow();
+    });
+
+    test("granted while spent + in flight + the estimate stay within the cap (the last that fits exactly); then reached: every later one is refused, even one that would fit", async () => {
+      const { store } = await fresh();
+      await seed(store, newRun("run-1"), ADDRESSES);
+      await store.budgets.open("run-1", { maxMicros: USD, estimates: { [MODEL]: 250_000, cheap: 1 } });
+      for (const address of ADDRESSES.slice(0, 4))
+        expect((await store.budgets.reserve(key(address), MODEL)).granted, address).toBe(true);
+      const refused = await store.budgets.reserve(key(ADDRESSES[4]!), MODEL);
+      expect(refused).toEqual({
+        granted: false,
+        maxMicros: USD,
+        spentMicros: 0,
+        reservedMicros: USD,
+        reached: true,
+        held: 1,
+      });
+      // One goes back: room again, but the budget was reached.
+      await store.budgets.release(key(ADDRESSES[0]!));
+      expect((await store.budgets.reserve(key(ADDRESSES[5]!), "cheap")).granted).toBe(false);
+      expect(await store.budgets.get("run-1")).toMatchObject({
+        reservedMicros: 750_000,
+        reached: true,
+        held: 2,
+      });
+    });
+
+    test("a request's end: its reservation becomes what it cost, or its estimate when unreported; nothing created gives it back; each only once", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), ADDRESSES);
+      await store.budgets.open("run-1", { maxMicros: 10 * USD, estimates: { [MODEL]: 200_000 } });
+      for (const address of ADDRESSES.slice(0, 3)) await store.budgets.reserve(key(address), MODEL);
+      const other = await reopen(location);
+      await other.budgets.settle(key(ADDRESSES[0]!), MODEL, 150_000);
+      await other.budgets.settle(key(ADDRESSES[1]!), MODEL, undefined);
+      await other.budgets.release(key(ADDRESSES[2]!));
+      expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 350_000, reservedMicros: 0 });
+      // A redelivered step reporting the same request again, or giving it back again: no change.
+      await store.budgets.settle(key(ADDRESSES[0]!), MODEL, 150_000);
+      await store.budgets.settle(key(ADDRESSES[2]!), MODEL, 150_000);
+      await store.budgets.release(key(ADDRESSES[1]!));
+      expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 350_000, reservedMicros: 0 });
+      // A re-attached request reserved nothing: what it reported is spent all the same, once.
+      await store.budgets.settle(key(ADDRESSES[3]!), MODEL, 90_000);
+      await other.budgets.settle(key(ADDRESSES[3]!), MODEL, 90_000);
+      expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 440_000, reservedMicros: 0 });
+    });
+
+    test("a second delivery of an attempt that holds a reservation is granted without counting it twice", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT]);
+      await store.budgets.open("run-1", { maxMicros: 300_000, estimates: { [MODEL]: 200_000 } });
+      expect((await store.budgets.reserve(key(CAT), MODEL)).granted).toBe(true);
+      const again = await (await reopen(location)).budgets.reserve(key(CAT), MODEL);
+      expect(again).toMatchObject({ granted: true, reservedMicros: 200_000, reached: false });
+    });
+
+    test("an actual cost above its estimate raises the model's estimate for every later decision, in every store", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), ADDRESSES);
+      await store.budgets.open("run-1", { maxMicros: USD, estimates: { [MODEL]: 100_000 } });
+      await store.budgets.reserve(key(ADDRESSES[0]!), MODEL);
+      await store.budgets.settle(key(ADDRESSES[0]!), MODEL, 400_000);
+      const other = await reopen(location);
+      // At $0.10 a second would fit ($0.40 + $0.10); at the mean of what it cost ($0.40) a third would not.
+      expect((await other.budgets.reserve(key(ADDRESSES[1]!), MODEL)).reservedMicros).toBe(400_000);
+      expect(await other.budgets.reserve(key(ADDRESSES[2]!), MODEL)).toMatchObject({
+        granted: false,
+        spentMicros: 400_000,
+        reservedMicros: 400_000,
+      });
+      // A model without an estimate learns one from its reported costs, rounded up.
+      await store.runs.create(newRun("run-2"));
+      await store.budgets.open("run-2", { maxMicros: USD, estimates: {} });
+      const run2 = (address: string) => ({ runId: "run-2", address, attempt: 1 });
+      await store.budgets.settle(run2("a"), "aleph", 50_000);
+      await store.budgets.settle(run2("b"), "aleph", 50_001);
+      expect((await store.budgets.reserve(run2("c"), "aleph")).reservedMicros).toBe(50_001);
+    });
+
+    test("stores reserving from one budget at once never reserve past it: exactly what fits is granted", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), ADDRESSES);
+      // $1.00 at $0.15 a request: 6 fit ($0.90), not 7.
+      await store.budgets.open("run-1", { maxMicros: USD, estimates: { [MODEL]: 150_000 } });
+      const others = [await reopen(location), await reopen(location)];
+      const decisions = await Promise.all(
+        ADDRESSES.map((address, i) => [store, ...others][i % 3]!.budgets.reserve(key(address), MODEL)),
+      );
+      expect(decisions.filter((decision) => decision.granted)).toHaveLength(6);
+      expect(await store.budgets.get("run-1")).toMatchObject({
+        reservedMicros: 900_000,
+        reached: true,
+        held: 10,
+      });
+    });
+  });
 }

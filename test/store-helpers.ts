@@ -104,6 +104,8 @@ function compileStoreForChildren(): string {
   const pgUrl = pathToFileURL(require.resolve("pg")).href;
   const sources = [
     "src/errors.ts",
+    // The budget's rule, which both adapters apply (store/budget-ledger.ts).
+    "src/cost/budget.ts",
     ...readdirSync(path.join(projectRoot, "src/store"))
       .filter((f) => f.endsWith(".ts"))
       .map((f) => `src/store/${f}`),

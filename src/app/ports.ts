@@ -84,6 +84,7 @@ function storeOpener(services: { store?: StateStore | undefined; openStore?: Sta
     locks: store.locks,
     workers: store.workers,
     history: store.history,
+    budgets: store.budgets,
     // Every write already resolved once durable (the port's promise): nothing to wait for.
     close: () => Promise.resolve(),
   };
@@ -203,7 +204,7 @@ function clusterOf(
   // Loaded only here: a SQLite apply never loads BullMQ or pg (docs/decisions.md "Start-up").
   let loaded: ClusterPort | undefined;
   return {
-    startWorker: async (deps, control) => {
+    startWorker: async (deps, control, clientFor) => {
       const { accountOf, clusterPort } = await import("../cluster/index.js");
       loaded ??= clusterPort({
         url: location,
@@ -212,7 +213,7 @@ function clusterOf(
         apiOrigin: apiOriginFor(request),
         concurrency: ownWorkerConcurrency(request.env),
       });
-      return loaded.startWorker(deps, control);
+      return loaded.startWorker(deps, control, clientFor);
     },
     dispatcher: (store, control) => {
       if (!loaded) throw new Error("the cluster's dispatcher is built after this process's worker started");

@@ -9,6 +9,42 @@
  * batch stops at a clear point instead of slipping cheaper steps through, and the next apply
  * (with a larger budget) submits exactly what was held.
  */
+/** Where a budget stands: what the run's attempts spent and hold, and whether it was reached. */
+export interface BudgetFigures {
+  maxMicros: number;
+  /** Actual costs (or estimates for unreported ones) of the run's finished attempts. */
+  spentMicros: number;
+  /** Estimates of the attempts in flight. */
+  reservedMicros: number;
+  /** A request was refused: every later one is too. */
+  reached: boolean;
+  /** Requests held back so far. */
+  held: number;
+}
+
+/**
+ * The rule of SPEC §9, one place for every keeper of a budget (this class in one process,
+ * the state stores for a run shared by several): a request of `micros` may be sent only if
+ * spent + in flight + it stay within the budget, and only while the budget is not reached.
+ */
+export function fitsBudget(figures: BudgetFigures, micros: number): boolean {
+  return !figures.reached && figures.spentMicros + figures.reservedMicros + micros <= figures.maxMicros;
+}
+
+/**
+ * A model's estimate per request now: the one it started with, raised to the mean of what
+ * its requests of this run actually cost when that is higher (rounded up), so that an actual
+ * cost above its estimate tightens every later decision.
+ */
+export function currentEstimate(
+  before: number | undefined,
+  actual: { sum: number; count: number } | undefined,
+): number | undefined {
+  if (actual === undefined || actual.count === 0) return before;
+  const mean = Math.ceil(actual.sum / actual.count);
+  return before === undefined ? mean : Math.max(before, mean);
+}
+
 export class CostBudget {
   readonly maxMicros: number;
   #spent = 0;
@@ -22,7 +58,7 @@ export class CostBudget {
 
   /** Reserves `micros` for a request about to be sent; false (and it is held back) when it does not fit. */
   tryReserve(micros: number): boolean {
-    if (!this.#reached && this.#spent + this.#reserved + micros <= this.maxMicros) {
+    if (fitsBudget(this.figures, micros)) {
       this.#reserved += micros;
       return true;
     }
@@ -58,5 +94,15 @@ export class CostBudget {
   /** Requests held back so far. */
   get held(): number {
     return this.#held;
+  }
+
+  get figures(): BudgetFigures {
+    return {
+      maxMicros: this.maxMicros,
+      spentMicros: this.#spent,
+      reservedMicros: this.#reserved,
+      reached: this.#reached,
+      held: this.#held,
+    };
   }
 }

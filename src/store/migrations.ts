@@ -236,6 +236,41 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: "a run's budget, held in the state",
+    // SPEC §9 across processes (§10): the cap of a run and where it stands (spent, reserved
+    // for requests in flight, reached, held back), each model's estimate per request and what
+    // its requests of the run actually cost (their mean raises the estimate), and one
+    // reservation per attempt: reserved → settled (its cost spent) or released (nothing
+    // created), never counted twice. Amounts in micro-dollars.
+    sql: `
+      CREATE TABLE run_budgets (
+        run_id          TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        max_micros      INTEGER NOT NULL,
+        spent_micros    INTEGER NOT NULL DEFAULT 0,
+        reserved_micros INTEGER NOT NULL DEFAULT 0,
+        reached         INTEGER NOT NULL DEFAULT 0,
+        held            INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE budget_models (
+        run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        model           TEXT NOT NULL,
+        estimate_micros INTEGER,
+        actual_micros   INTEGER NOT NULL DEFAULT 0,
+        actual_count    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, model)
+      );
+      CREATE TABLE budget_reservations (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        micros  INTEGER NOT NULL,
+        state   TEXT NOT NULL CHECK (state IN ('reserved', 'settled', 'released')),
+        PRIMARY KEY (run_id, address, attempt)
+      );
+    `,
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((latest, m) => Math.max(latest, m.version), 0);

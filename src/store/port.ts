@@ -23,6 +23,7 @@
  *
  * The methods are grouped by use and named for what the engine needs, not for tables.
  */
+import type { BudgetFigures } from "../cost/budget.js";
 import type { CostTotal } from "../cost/money.js";
 import type {
   AttemptKey,
@@ -171,6 +172,46 @@ export interface WorkersPort {
   list(since: number): Promise<WorkerRecord[]>;
 }
 
+/** What `budgets.reserve` answers: whether the attempt may be sent, and where the budget stands after. */
+export interface BudgetDecision extends BudgetFigures {
+  granted: boolean;
+}
+
+/**
+ * A run's budget (SPEC §9) kept in the state, so that every process executing the run's
+ * steps decides against the same figures (SPEC §10). Each method is atomic across every
+ * process sharing the store; the rule is cost/budget.ts's (`fitsBudget`, `currentEstimate`).
+ * Reservations are per attempt; settling or releasing one twice changes nothing the second
+ * time (a redelivered step may report the same request again).
+ */
+export interface BudgetsPort {
+  /** Gives the run a budget: its cap and each model's estimate per request (micro-dollars). */
+  open(
+    runId: string,
+    budget: { maxMicros: number; estimates: Readonly<Record<string, number>> },
+  ): Promise<void>;
+  /** Where the run's budget stands; undefined when the run has none. */
+  get(runId: string): Promise<BudgetFigures | undefined>;
+  /**
+   * Reserves the model's estimate now for the attempt when spent + reserved + it stay within
+   * the cap and the budget is not reached; otherwise the budget is reached (every later
+   * reservation is refused too) and one more request is counted held. An attempt that has a
+   * reservation already (another delivery of the same step) is granted without counting
+   * it twice: only one of them wins the attempt's claim. Rejects for a run without a budget.
+   */
+  reserve(key: AttemptKey, model: string): Promise<BudgetDecision>;
+  /**
+   * The attempt's request ended, or may have been created and is lost: its reservation is
+   * replaced by `actualMicros`, or by the estimate reserved when the API reported no cost (a
+   * re-attached request that reserved nothing spends what it reported). A reported cost
+   * counts toward the model's mean, which raises its estimate when higher. Nothing for a run
+   * without a budget.
+   */
+  settle(key: AttemptKey, model: string, actualMicros: number | undefined): Promise<void>;
+  /** Nothing was created: the attempt's reservation goes back. Nothing for a run without a budget. */
+  release(key: AttemptKey): Promise<void>;
+}
+
 export interface LocksPort {
   /** One live apply per workflow. Atomic across processes; takes over a holder that is stale or (same host) dead. */
   acquire(workflowName: string, holder: LockRequest, options: LockOptions): Promise<LockResult>;
@@ -224,6 +265,7 @@ export interface StateStore {
   readonly locks: LocksPort;
   readonly workers: WorkersPort;
   readonly history: HistoryPort;
+  readonly budgets: BudgetsPort;
   /** Makes every write durable (or rejects), then releases the store. */
   close(): Promise<void>;
 }

@@ -195,6 +195,40 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX request_slots_by_account ON request_slots (account, model);
     `,
   },
+  {
+    version: 3,
+    name: "a run's budget, held in the state",
+    // SPEC §9 across workers (§10), as SQLite's migration 10: the cap and where it stands,
+    // each model's estimate and actual costs, one reservation per attempt. Every change
+    // locks the run's row first (SELECT … FOR UPDATE), so the decisions of all workers of a
+    // run are one after the other.
+    sql: `
+      CREATE TABLE run_budgets (
+        run_id          TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+        max_micros      BIGINT NOT NULL,
+        spent_micros    BIGINT NOT NULL DEFAULT 0,
+        reserved_micros BIGINT NOT NULL DEFAULT 0,
+        reached         BOOLEAN NOT NULL DEFAULT false,
+        held            INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE budget_models (
+        run_id          TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        model           TEXT NOT NULL,
+        estimate_micros BIGINT,
+        actual_micros   BIGINT NOT NULL DEFAULT 0,
+        actual_count    INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (run_id, model)
+      );
+      CREATE TABLE budget_reservations (
+        run_id  TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        micros  BIGINT NOT NULL,
+        state   TEXT NOT NULL CHECK (state IN ('reserved', 'settled', 'released')),
+        PRIMARY KEY (run_id, address, attempt)
+      );
+    `,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(

@@ -36,6 +36,7 @@ import { PriorRunsMirror, type StepFacts } from "./postgres-prior-runs.js";
 import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
 import type {
   AttemptsPort,
+  BudgetsPort,
   HistoryPort,
   LocksPort,
   WorkersPort,
@@ -47,6 +48,8 @@ import type {
   StepsPort,
 } from "./port.js";
 import { OPEN_ATTEMPT_STATES } from "./types.js";
+import type { BudgetFigures } from "../cost/budget.js";
+import { decideRelease, decideReserve, decideSettle, type Reservation } from "./budget-ledger.js";
 import type {
   AttemptKey,
   AttemptPatch,
@@ -187,6 +190,24 @@ type StepRow = Rows.StepRow<unknown>;
 /** An attempt's row with its order of insertion (the prior-runs lookup orders by it). */
 type AttemptRow = Rows.AttemptRow & { seq: number };
 
+interface BudgetRow {
+  max_micros: number;
+  spent_micros: number;
+  reserved_micros: number;
+  reached: boolean;
+  held: number;
+}
+
+function budgetFigures(row: BudgetRow): BudgetFigures {
+  return {
+    maxMicros: row.max_micros,
+    spentMicros: row.spent_micros,
+    reservedMicros: row.reserved_micros,
+    reached: row.reached,
+    held: row.held,
+  };
+}
+
 const toRunRecord = (row: RunRow) => Rows.toRunRecord(row, jsonAsParsed);
 const toStepRecord = (row: StepRow) => Rows.toStepRecord(row, jsonAsParsed);
 
@@ -220,6 +241,7 @@ export class PostgresStateStore implements StateStore {
   readonly locks: LocksPort;
   readonly workers: WorkersPort;
   readonly history: HistoryPort;
+  readonly budgets: BudgetsPort;
 
   readonly #pool: pg.Pool;
   readonly #writer: pg.Client | undefined;
@@ -709,6 +731,117 @@ export class PostgresStateStore implements StateStore {
           claimedBy ?? null,
         ],
       );
+    };
+
+    // A run's budget: every change locks the run's budget row first, so the decisions of all
+    // the processes executing its steps are made one after the other (budget-ledger.ts).
+    const lockedBudget = async (client: Queryable, runId: string) => {
+      const { rows } = await client.query<BudgetRow>(
+        "SELECT * FROM run_budgets WHERE run_id = $1 FOR UPDATE",
+        [runId],
+      );
+      return rows[0] && budgetFigures(rows[0]);
+    };
+    const reservationOf = async (client: Queryable, key: AttemptKey) => {
+      const { rows } = await client.query<Reservation>(
+        "SELECT micros, state FROM budget_reservations WHERE run_id = $1 AND address = $2 AND attempt = $3",
+        [key.runId, key.address, key.attempt],
+      );
+      return rows[0];
+    };
+    const addToBudget = (client: Queryable, runId: string, reservedDelta: number, spentDelta: number) =>
+      client.query(
+        `UPDATE run_budgets SET reserved_micros = reserved_micros + $1, spent_micros = spent_micros + $2
+         WHERE run_id = $3`,
+        [reservedDelta, spentDelta, runId],
+      );
+    const insertReservation = (client: Queryable, key: AttemptKey, micros: number, state: string) =>
+      client.query(
+        `INSERT INTO budget_reservations (run_id, address, attempt, micros, state) VALUES ($1, $2, $3, $4, $5)`,
+        [key.runId, key.address, key.attempt, micros, state],
+      );
+    const moveReservation = (client: Queryable, key: AttemptKey, state: string) =>
+      client.query(
+        "UPDATE budget_reservations SET state = $1 WHERE run_id = $2 AND address = $3 AND attempt = $4",
+        [state, key.runId, key.address, key.attempt],
+      );
+
+    this.budgets = {
+      open: (runId, budget) =>
+        write(async (client) => {
+          await client.query("INSERT INTO run_budgets (run_id, max_micros) VALUES ($1, $2)", [
+            runId,
+            budget.maxMicros,
+          ]);
+          for (const [model, micros] of Object.entries(budget.estimates))
+            await client.query(
+              "INSERT INTO budget_models (run_id, model, estimate_micros) VALUES ($1, $2, $3)",
+              [runId, model, micros],
+            );
+        }),
+      get: (runId) =>
+        read(async (client) => {
+          const { rows } = await client.query<BudgetRow>("SELECT * FROM run_budgets WHERE run_id = $1", [
+            runId,
+          ]);
+          return rows[0] && budgetFigures(rows[0]);
+        }),
+      reserve: (key, model) =>
+        write(async (client) => {
+          const figures = await lockedBudget(client, key.runId);
+          if (!figures) throw new Error(`reserve: run ${key.runId} has no budget`);
+          const { rows } = await client.query<{
+            estimate_micros: number | null;
+            actual_micros: number;
+            actual_count: number;
+          }>(
+            "SELECT estimate_micros, actual_micros, actual_count FROM budget_models WHERE run_id = $1 AND model = $2",
+            [key.runId, model],
+          );
+          const costs = rows[0] && {
+            estimateMicros: rows[0].estimate_micros ?? undefined,
+            actualMicros: rows[0].actual_micros,
+            actualCount: rows[0].actual_count,
+          };
+          const decision = decideReserve(figures, await reservationOf(client, key), costs);
+          if (!decision.granted) {
+            await client.query("UPDATE run_budgets SET reached = true, held = held + 1 WHERE run_id = $1", [
+              key.runId,
+            ]);
+            return { ...figures, reached: true, held: figures.held + 1, granted: false };
+          }
+          const micros = decision.reserveMicros;
+          if (micros === undefined) return { ...figures, granted: true };
+          await insertReservation(client, key, micros, "reserved");
+          await addToBudget(client, key.runId, micros, 0);
+          return { ...figures, reservedMicros: figures.reservedMicros + micros, granted: true };
+        }),
+      settle: (key, model, actual) =>
+        write(async (client) => {
+          if (!(await lockedBudget(client, key.runId))) return;
+          const change = decideSettle(await reservationOf(client, key), actual);
+          if (!change) return;
+          if (change.insert) await insertReservation(client, key, 0, "settled");
+          else await moveReservation(client, key, "settled");
+          await addToBudget(client, key.runId, change.reservedDelta, change.spentDelta);
+          if (actual !== undefined)
+            await client.query(
+              `INSERT INTO budget_models (run_id, model, estimate_micros, actual_micros, actual_count)
+               VALUES ($1, $2, NULL, $3, 1)
+               ON CONFLICT (run_id, model) DO UPDATE SET
+                 actual_micros = budget_models.actual_micros + excluded.actual_micros,
+                 actual_count = budget_models.actual_count + 1`,
+              [key.runId, model, actual],
+            );
+        }),
+      release: (key) =>
+        write(async (client) => {
+          if (!(await lockedBudget(client, key.runId))) return;
+          const change = decideRelease(await reservationOf(client, key));
+          if (!change) return;
+          await moveReservation(client, key, "released");
+          await addToBudget(client, key.runId, change.reservedDelta, 0);
+        }),
     };
 
     this.workers = {

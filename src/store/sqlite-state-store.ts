@@ -16,6 +16,7 @@
 import type { CostTotal } from "../cost/money.js";
 import type {
   AttemptsPort,
+  BudgetsPort,
   HistoryPort,
   LocksPort,
   WorkersPort,
@@ -38,6 +39,7 @@ export class SqliteStateStore implements StateStore {
   readonly locks: LocksPort;
   readonly workers: WorkersPort;
   readonly history: HistoryPort;
+  readonly budgets: BudgetsPort;
 
   constructor(database: SqliteStore) {
     this.database = database;
@@ -140,6 +142,14 @@ export class SqliteStateStore implements StateStore {
       heartbeat: (workflowName, runId, now) => writeReturning(() => db.heartbeat(workflowName, runId, now)),
       release: (workflowName, runId) => write(() => db.releaseLock(workflowName, runId)),
       get: (workflowName) => read(() => db.getLock(workflowName)),
+    };
+
+    this.budgets = {
+      open: (runId, budget) => write(() => db.budgets.open(runId, budget)),
+      get: (runId) => read(() => db.budgets.get(runId)),
+      reserve: (key, model) => writeReturning(() => db.budgets.reserve(key, model)),
+      settle: (key, model, actual) => write(() => db.budgets.settle(key, model, actual)),
+      release: (key) => write(() => db.budgets.release(key)),
     };
 
     // SQLite answers the lookup's questions with indexed queries as they come: the database

@@ -14,6 +14,7 @@ import {
 import { commitOpenGroups, GroupCommit } from "./group-commit.js";
 import { decideLock, isProcessAlive } from "./lock.js";
 import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrations.js";
+import { SqliteBudgets } from "./sqlite-budgets.js";
 import { makeRedactor, tokensFromEnvironment, type Redactor } from "./redact.js";
 import type { CostTotal } from "../cost/money.js";
 import { OPEN_ATTEMPT_STATES } from "./types.js";
@@ -583,6 +584,8 @@ export class SqliteStore {
   readonly #group: GroupCommit;
   /** Depth of `transaction()` calls in progress. */
   #transactionDepth = 0;
+  /** Runs' budgets (sqlite-budgets.ts). */
+  readonly budgets: SqliteBudgets;
 
   constructor(db: Database.Database, path: string, redact: Redactor) {
     this.#db = db;
@@ -591,6 +594,7 @@ export class SqliteStore {
     this.#sql = prepareStatements(db);
     this.#redact = redact;
     this.#group = new GroupCommit(db, (cause) => commitFailedError(path, cause));
+    this.budgets = new SqliteBudgets(db, (fn) => this.transaction(fn));
   }
 
   // Runs
