@@ -419,15 +419,85 @@ describe.skipIf(skip)("a worker of another API", () => {
 
 describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
   const database = databasePerTest();
+  const HAILUO = "minimax/Hailuo Video 01 Live";
+  const ALEPH = "runwayml/runway-aleph/video-to-video";
 
-  test("--max-cost is refused before anything is recorded or submitted: workers hold no budget yet", async () => {
-    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 2 }), "items.csv": itemsCsv(1) });
-    const result = await p.run(["apply", "cluster.yaml", "--state", database.url, "--max-cost", "5"]);
-    expect(result.exitCode).toBe(2);
-    expect(result.stderr).toContain("--max-cost is not held across the workers of a PostgreSQL state yet");
-    expect(p.api.submissions().total).toBe(0);
-    expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
-  });
+  /** What the emulator charges for each request the run's attempts hold an id of (its own books). */
+  async function chargedUsd(api: Project["api"], url: string): Promise<number[]> {
+    const ids = await query<{ request_id: string }>(
+      url,
+      "SELECT DISTINCT request_id FROM attempts WHERE request_id IS NOT NULL",
+    );
+    return Promise.all(
+      ids.map(async ({ request_id }) => {
+        const answer = await fetch(`${api.url}/__emulator/requests/${request_id}`);
+        return ((await answer.json()) as { cost_usd: number }).cost_usd;
+      }),
+    );
+  }
+
+  test("2 workers + apply with a budget for part of the batch: never more submitted than it, held-back steps recorded, exit 1 with the budget line; a larger budget submits only those", async () => {
+    // 6 items × (Hailuo $0.10 + Aleph $0.10) = $1.20 of requests; the budget allows $0.50.
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3 }), "items.csv": itemsCsv(6) },
+      {
+        duration: 100,
+        prices: { [HAILUO]: { usd: 0.1, unit: "output" }, [ALEPH]: { usd: 0.1, unit: "output" } },
+      },
+    );
+    const workers = [startWorker(p, database.url, "w1"), startWorker(p, database.url, "w2")];
+    await Promise.all(workers.map((worker) => worker.ready));
+
+    const first = await p.run(["apply", "cluster.yaml", "--state", database.url, "--max-cost", "0.5"], {
+      timeoutMs: 120_000,
+    });
+
+    expect(first.stderr).toBe("");
+    expect(first.exitCode).toBe(1);
+    // The emulator's log: what it was asked to do never costs more than the budget.
+    const submitted = p.api.submissions().total;
+    const charged = await chargedUsd(p.api, database.url);
+    expect(charged).toHaveLength(submitted);
+    const spent = charged.reduce((sum, usd) => sum + usd, 0);
+    expect(spent).toBeLessThanOrEqual(0.5 + 1e-9);
+    expect(submitted).toBeGreaterThan(0);
+    expect(submitted).toBeLessThanOrEqual(5);
+    // Held back, recorded as such; their dependents blocked: not submitted either.
+    const states = await query<{ state: string; count: number }>(
+      database.url,
+      "SELECT state, count(*)::int AS count FROM steps GROUP BY state ORDER BY state",
+    );
+    const count = (state: string) => states.find((row) => row.state === state)?.count ?? 0;
+    expect(count("held")).toBeGreaterThan(0);
+    const held = await query<{ error: string }>(database.url, "SELECT error FROM steps WHERE state = 'held'");
+    for (const step of held) expect(step.error).toContain("held back by the budget");
+    const notSubmitted = count("held") + count("blocked");
+    expect(first.stdout).toContain(
+      `budget reached: $${spent.toFixed(2)} of $0.50 spent, ${notSubmitted} steps not submitted`,
+    );
+    expect(first.stdout).toContain("budget $0.50");
+    // What the state says was spent is what the emulator charged.
+    const [budget] = await query<{ spent_micros: number; reserved_micros: number; reached: boolean }>(
+      database.url,
+      "SELECT spent_micros::int, reserved_micros::int, reached FROM run_budgets",
+    );
+    expect(budget).toEqual({ spent_micros: Math.round(spent * 1e6), reserved_micros: 0, reached: true });
+    console.log(
+      `budget $0.50 across 2 workers + apply: ${submitted} submitted ($${spent.toFixed(2)}), ${count("held")} held, ${count("blocked")} blocked`,
+    );
+
+    const second = await p.run(["apply", "cluster.yaml", "--state", database.url, "--max-cost", "5"], {
+      timeoutMs: 120_000,
+    });
+    expect(second.exitCode).toBe(0);
+    // Only the requests held back (and those behind them): 12 in all, each body once.
+    const after = p.api.submissions();
+    expect(after.total).toBe(12);
+    expect(after.byBody.filter((group) => group.count > 1)).toEqual([]);
+    expect(second.stdout).toContain(`budget: $${(1.2 - spent).toFixed(2)} of $5.00 spent`);
+    for (const worker of workers) worker.child.kill("SIGTERM");
+    await Promise.all(workers.map((worker) => worker.child));
+  }, 180_000);
 });
 
 describe("runflow worker refuses what it cannot run on", () => {

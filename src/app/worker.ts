@@ -20,7 +20,8 @@ import { tokensFromEnvironment } from "../store/redact.js";
 import { systemClock } from "../util/clock.js";
 import { apiOriginFor } from "./api-target.js";
 import { openStateStore } from "./open-store.js";
-import { cappedDownloads } from "./ports.js";
+import { cappedDownloads, clientPollPolicy } from "./ports.js";
+import type { PollPolicy } from "../workflow/types.js";
 import { runProcess } from "./process-runner.js";
 
 export interface WorkerRequest {
@@ -66,12 +67,16 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
   }
   const baseUrl = request.api?.baseUrl ?? (request.env.RUNCOMFY_BASE_URL?.trim() || undefined);
   const clock = systemClock;
-  const api: EngineApi = new RunComfyClient({
-    token,
-    ...(baseUrl ? { baseUrl } : {}),
-    clock,
-    random: Math.random,
-  });
+  // Each run's requests are polled as its workflow says (`defaults.poll`), as on one machine.
+  const clientFor = (poll: PollPolicy | undefined): EngineApi =>
+    new RunComfyClient({
+      token,
+      ...(baseUrl ? { baseUrl } : {}),
+      poll: clientPollPolicy(poll),
+      clock,
+      random: Math.random,
+    });
+  const api = clientFor(undefined);
   const store = await openStateStore(request.state, { secrets: tokensFromEnvironment(request.env) });
   const { StepWorker, accountOf } = await import("../cluster/index.js");
   const pool = new pg.Pool({ connectionString: request.state, max: 4 });
@@ -94,6 +99,7 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
       runProcess,
       probe: retryingTransport({ clock, random: Math.random }),
     },
+    clientFor,
     control,
     account: accountOf(apiOriginFor({ api: request.api, env: request.env }), token),
     apiOrigin: apiOriginFor({ api: request.api, env: request.env }),

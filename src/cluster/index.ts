@@ -32,7 +32,7 @@ export function clusterPort(options: {
   return {
     dispatcher: (store, control) =>
       clusterDispatcher({ url: options.queueUrl ?? options.url, store, control }),
-    startWorker: async (deps: EngineDeps, runControl: RunControl) => {
+    startWorker: async (deps: EngineDeps, runControl: RunControl, clientFor) => {
       if (options.concurrency === 0) return { stop: () => Promise.resolve() };
       // The worker's own control: stopping it (once the run is over) must not stop the run.
       const control = new RunControl();
@@ -45,6 +45,7 @@ export function clusterPort(options: {
         name: `apply-${defaultWorkerName()}`,
         concurrency: options.concurrency ?? 16,
         deps,
+        clientFor,
         control,
         account: options.account,
         apiOrigin: options.apiOrigin,

@@ -9,7 +9,8 @@ import os from "node:os";
 import { DelayedError, type Job } from "bullmq";
 import PQueue from "p-queue";
 import type pg from "pg";
-import type { EngineDeps } from "../engine/deps.js";
+import type { EngineApi, EngineDeps } from "../engine/deps.js";
+import type { PollPolicy } from "../workflow/types.js";
 import type { RunControl } from "../engine/run-control.js";
 import { WorkerRun } from "../engine/worker-run.js";
 import { AccountSlots } from "./account-slots.js";
@@ -39,6 +40,8 @@ export interface StepWorkerOptions {
   processConcurrency?: number | undefined;
   /** The engine's ports; `store` is the shared PostgreSQL state. */
   deps: EngineDeps;
+  /** Each run's client, polling as its workflow says (engine/worker-run.ts); default `deps.api`. */
+  clientFor?: ((poll: PollPolicy) => EngineApi) | undefined;
   control: RunControl;
   /** The account the token spends from (account-slots.ts `accountOf`). */
   account: string;
@@ -140,6 +143,7 @@ export class StepWorker {
     if (!run) {
       run = WorkerRun.open(runId, {
         deps: this.#options.deps,
+        clientFor: this.#options.clientFor,
         worker: this.#options.name,
         control: this.#options.control,
         processes: this.#processes,

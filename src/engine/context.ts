@@ -7,7 +7,7 @@ import type { InputCaptures } from "./input-captures.js";
 import type { EngineDeps } from "./deps.js";
 import type { ProcessSlots, RequestSlots } from "./dispatcher.js";
 import type { RunControl } from "./run-control.js";
-import type { RunCosts } from "./run-costs.js";
+import type { RunSpending } from "./run-costs.js";
 import type { StepResults } from "./step-results.js";
 import type { StepTracker } from "./transitions.js";
 import type { TypicalDurations } from "./typical-durations.js";
@@ -38,7 +38,7 @@ export interface ExecutionContext {
   downloads: PQueue;
   typical: TypicalDurations;
   /** Estimates, the budget and what each step cost (run-costs.ts). */
-  costs: RunCosts;
+  costs: RunSpending;
   results: StepResults;
   /** Media probes shared by every run-time check of this run. */
   mediaCache: Map<string, Promise<MediaFacts>>;

@@ -12,7 +12,7 @@ import type { StateStore } from "../store/port.js";
 import type { Clock, Random } from "../util/clock.js";
 import type { RunEventSink } from "./events.js";
 import type { DispatcherFactory } from "./dispatcher.js";
-import type { RunCosts } from "./run-costs.js";
+import type { RunSpending } from "./run-costs.js";
 import type { StepPolicy } from "./step-policy.js";
 
 /** The calls the engine makes to the RunComfy API; RunComfyClient is one. */
@@ -84,5 +84,5 @@ export interface ExecuteOptions {
   /** Local processes (run steps) at once; default the number of CPUs. */
   processConcurrency?: number | undefined;
   /** Per-model estimates and the budget (SPEC §9); default: no estimates, no budget. */
-  costs?: RunCosts | undefined;
+  costs?: RunSpending | undefined;
 }

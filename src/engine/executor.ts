@@ -37,6 +37,7 @@ import { StepTracker } from "./transitions.js";
 import { TypicalDurations } from "./typical-durations.js";
 import { RunCosts } from "./run-costs.js";
 import { usdOf } from "../cost/money.js";
+import type { BudgetFigures } from "../cost/budget.js";
 import type { BudgetOutcome } from "./events.js";
 
 export interface ExecutionResult {
@@ -236,12 +237,15 @@ export async function executeFeed(
     ...judgeRun(counts, control.reason),
     counts,
     internalErrors: execution.internalErrors,
-    budget: budgetOutcome(costs, counts),
+    // Where the budget ended: in memory, or in the shared state when workers kept it.
+    budget: budgetOutcome(await costs.budgetFigures(), counts),
   };
 }
 
-function budgetOutcome(costs: RunCosts, counts: Record<string, number>): BudgetOutcome | undefined {
-  const budget = costs.budget;
+function budgetOutcome(
+  budget: BudgetFigures | undefined,
+  counts: Record<string, number>,
+): BudgetOutcome | undefined {
   if (!budget) return undefined;
   const held = counts.held ?? 0;
   return {

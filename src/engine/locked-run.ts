@@ -21,7 +21,8 @@ import { executeFeed, type ExecutionResult } from "./executor.js";
 import { unfinishedElsewhere } from "./prior-runs.js";
 import { commonFolder } from "./paths.js";
 import { RunControl } from "./run-control.js";
-import { RunCosts } from "./run-costs.js";
+import { RunCosts, type RunSpending } from "./run-costs.js";
+import { SharedRunCosts } from "./shared-run-costs.js";
 import { readPrices, requestEstimates } from "./prices.js";
 import { endRun, RunRecorder, type PlanStream } from "./run-lifecycle.js";
 import type { RunPorts } from "./use-case-ports.js";
@@ -98,6 +99,22 @@ async function runCostsFor(
     );
   }
   return { costs: new RunCosts(estimates, maxMicros), estimates, notes };
+}
+
+/** The run's budget, given to the shared state; the run's costs as the workers keep them (no budget: as they are). */
+async function sharedBudget(
+  store: StateStore,
+  runId: string,
+  costs: RunCosts,
+  estimates: ReadonlyMap<string, RequestEstimate>,
+): Promise<RunSpending> {
+  const maxMicros = costs.budget?.maxMicros;
+  if (maxMicros === undefined) return costs;
+  const perRequest: Record<string, number> = {};
+  for (const [model, estimate] of estimates)
+    if (estimate.micros !== undefined) perRequest[model] = estimate.micros;
+  await store.budgets.open(runId, { maxMicros, estimates: perRequest });
+  return new SharedRunCosts(store.budgets, runId);
 }
 
 /**
@@ -182,13 +199,6 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
     control,
     notice: notice("info"),
   };
-  // Workers hold no budget yet (docs/decisions.md "Several machines: what was built"):
-  // refused before anything is recorded, rather than spent past it.
-  if (ports.cluster && run.cost?.maxMicros !== undefined) {
-    throw new UsageError("--max-cost is not held across the workers of a PostgreSQL state yet", {
-      hint: "run this budgeted batch on a SQLite state (--state state/runflow.db), or without --max-cost",
-    });
-  }
   await acquireWorkflowLock(lockOptions);
   let keeper: { stop(): void } | undefined;
   let failed = false;
@@ -216,6 +226,9 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
     });
     await recorder.start();
     const startedAt = recorder.startedAt;
+    // On a shared state the budget is kept in it, before any step is handed out: every
+    // worker executing a step of this run decides against it (shared-run-costs.ts).
+    const spending = ports.cluster ? await sharedBudget(store, runId, costs, estimates) : costs;
     const prior = await store.history.priorRuns(workflowName);
     for (const line of unfinishedElsewhere(prior, workflowName, apiOrigin)) notice("warn")(line);
     for (const line of priceNotes) notice("warn")(line);
@@ -242,11 +255,16 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
     };
     // On a shared state, this process is one more worker of the cluster (SPEC §10); its own
     // steps' states reach the views as the run follows them, like any other worker's.
-    worker = await ports.cluster?.startWorker({ ...deps, events: { emit: () => undefined } }, control);
+    // It executes steps of any run, each polled as its own workflow says.
+    worker = await ports.cluster?.startWorker(
+      { ...deps, events: { emit: () => undefined } },
+      control,
+      (poll) => ports.api.client({ poll }),
+    );
     const result = await executeFeed(
       { ...stream, slices: recordedSlices(stream, recorder, outputs) },
       { ...deps, dispatcher: ports.cluster?.dispatcher(store, control) },
-      { ...run.execute, concurrency, costs },
+      { ...run.execute, concurrency, costs: spending },
       control,
     );
     await worker?.stop();

@@ -404,8 +404,9 @@ async function remoteAttempt(
     );
   } else {
     // The one place that decides to spend: the budget check and the reservation are one
-    // synchronous step, so concurrent steps cannot both take the last of the budget.
-    if (!context.costs.reserve(key, model)) return { kind: "held" };
+    // step (in memory, or one transaction of the shared state), so concurrent steps cannot
+    // both take the last of the budget.
+    if (!(await context.costs.reserve(key, model))) return { kind: "held" };
     await tracker.transition(step.address, StepState.submitting, {
       attempt,
       writeWith: (patch) =>
@@ -417,7 +418,7 @@ async function remoteAttempt(
     });
     // Another process's claim of this attempt committed first: it submits, this one drops the step.
     if (claimLost) {
-      context.costs.release(key);
+      await context.costs.forgo(key);
       return { kind: "left" };
     }
     // Resolved: the attempt is durable before the POST that may create (and bill) it.
@@ -502,7 +503,7 @@ async function submit(
   } catch (error) {
     context.apiHealth.failed(error, startedAt);
     // A throw means nothing was created (the client's contract): nothing to pay.
-    context.costs.release(key);
+    await context.costs.release(key);
     const decision = decide(context, step, key.attempt, { at: "submit", error });
     if (decision.kind === "stopped") {
       const message = control.notSubmittedMessage();
@@ -520,7 +521,7 @@ async function submit(
   }
   if (answer.kind === "unknown") {
     // It may exist and be billed: its estimate stays spent.
-    context.costs.settle(key, model, undefined);
+    await context.costs.settle(key, model, undefined);
     const decision = decide(context, step, key.attempt, { at: "submit-answer-lost" });
     const error = unknownSubmissionError(answer.reason, decision.kind !== "unknown");
     await endAttempt("unknown", error);
@@ -648,7 +649,7 @@ async function watch(
           return outcomeOf(context, decision, messageOf(error));
         }
         if (decision.kind !== "retry" || decision.before !== "poll") {
-          context.costs.settle(key, model, undefined);
+          await context.costs.settle(key, model, undefined);
           await deps.store.attempts.update(key, {
             state: "failed",
             error: messageOf(error),
@@ -677,7 +678,7 @@ async function watch(
     context.apiHealth.answered();
     context.typical.observe(model, serverDurationMs(result));
     // What the request cost, recorded on its attempt as soon as it is known (unknown: never 0).
-    context.costs.settle(key, model, result.costMicros);
+    await context.costs.settle(key, model, result.costMicros);
     if (result.costMicros !== undefined)
       await deps.store.attempts.update(key, { costMicros: result.costMicros });
     const now = deps.clock.now();
@@ -727,7 +728,7 @@ async function stoppedWhileRemote(
 ): Promise<AttemptOutcome> {
   const { deps } = context;
   if (decision.situation === "cancelled-while-queued") {
-    context.costs.release(key);
+    await context.costs.release(key);
     await deps.store.attempts.update(key, {
       state: "cancelled",
       error: "cancelled while queued",
@@ -738,8 +739,8 @@ async function stoppedWhileRemote(
   if (decision.situation === "timed-out") {
     const message = messageOf(reason);
     const cancelled = await cancelRequest(context, requestId);
-    if (cancelled) context.costs.release(key);
-    else context.costs.settle(key, step.model!, undefined);
+    if (cancelled) await context.costs.release(key);
+    else await context.costs.settle(key, step.model!, undefined);
     if (!cancelled) {
       context.notice(
         "warn",
@@ -756,7 +757,7 @@ async function stoppedWhileRemote(
   // The run stopped. A request still queued is cancelled: nobody will collect it this run.
   if (decision.kind === "stopped" && decision.cancelQueued && remote !== "in_progress") {
     if (await cancelRequest(context, requestId)) {
-      context.costs.release(key);
+      await context.costs.release(key);
       await deps.store.attempts.update(key, {
         state: "cancelled",
         error: "cancelled on interrupt",

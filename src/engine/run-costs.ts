@@ -6,7 +6,7 @@
  * An actual cost above its estimate raises that model's estimate at once (the mean of what
  * its requests cost this run, when higher), so every later decision is tighter.
  */
-import { CostBudget } from "../cost/budget.js";
+import { type BudgetFigures, CostBudget, currentEstimate } from "../cost/budget.js";
 import { formatUsd, type CostTotal } from "../cost/money.js";
 import type { RequestEstimate } from "../cost/estimate.js";
 import type { AttemptKey } from "../store/types.js";
@@ -15,7 +15,40 @@ function keyOf(key: AttemptKey): string {
   return `${key.runId}\u0000${key.address}\u0000${key.attempt}`;
 }
 
-export class RunCosts {
+/**
+ * What a model step asks of its run's costs (model-step.ts): the budget's decision before
+ * each POST, and what each request came to. In one process the answers are at once
+ * (RunCosts); for a run whose steps several processes execute, they come from the budget
+ * kept in the shared state (shared-run-costs.ts) — hence the promises.
+ */
+export interface RunSpending {
+  /** Whether the attempt may be sent: true, with its estimate reserved, when it fits the budget (or there is none). */
+  reserve(key: AttemptKey, model: string): boolean | Promise<boolean>;
+  /** The attempt's request ended (or may have been created and is lost): `actual` when the API reported it. */
+  settle(key: AttemptKey, model: string, actual: number | undefined): void | Promise<void>;
+  /** Nothing was created: the reservation goes back. */
+  release(key: AttemptKey): void | Promise<void>;
+  /**
+   * Another process's claim of the attempt won (the fence, SPEC §10): this one will not send
+   * it, and whatever this process reserved for it is its own to give back — never the
+   * winner's reservation.
+   */
+  forgo(key: AttemptKey): void | Promise<void>;
+  /** What the step's attempts in this run cost so far (as this process saw them); undefined when none was billed. */
+  stepCost(address: string): CostTotal | undefined;
+  /** The error a held-back step records. */
+  heldMessage(): string;
+  /** Where the run's budget stands; undefined without one. */
+  budgetFigures(): BudgetFigures | undefined | Promise<BudgetFigures | undefined>;
+}
+
+/** The error of a step held back by the budget, with where the budget stood. */
+export function heldBackMessage(figures: BudgetFigures): string {
+  return `held back by the budget: ${formatUsd(figures.spentMicros + figures.reservedMicros)} of ${formatUsd(figures.maxMicros)} spent or in flight; not submitted (\`runflow apply\` with a larger --max-cost submits it)`;
+}
+
+/** A run's costs in one process: every step execution asks the same object. */
+export class RunCosts implements RunSpending {
   readonly budget: CostBudget | undefined;
   readonly #estimates: Map<string, RequestEstimate>;
   readonly #reserved = new Map<string, number>();
@@ -30,11 +63,7 @@ export class RunCosts {
 
   /** What one request of the model is expected to cost now; undefined when unknown. */
   estimate(model: string): number | undefined {
-    const before = this.#estimates.get(model)?.micros;
-    const seen = this.#actual.get(model);
-    if (seen === undefined) return before;
-    const mean = Math.ceil(seen.sum / seen.count);
-    return before === undefined ? mean : Math.max(before, mean);
+    return currentEstimate(this.#estimates.get(model)?.micros, this.#actual.get(model));
   }
 
   /**
@@ -74,6 +103,15 @@ export class RunCosts {
     this.budget?.release(reserved);
   }
 
+  /** In one process a claim is never lost; were it, its reservation is this process's own. */
+  forgo(key: AttemptKey): void {
+    this.release(key);
+  }
+
+  budgetFigures(): BudgetFigures | undefined {
+    return this.budget?.figures;
+  }
+
   /** What the step's attempts in this run cost so far; undefined when none was billed. */
   stepCost(address: string): CostTotal | undefined {
     return this.#byStep.get(address);
@@ -81,7 +119,6 @@ export class RunCosts {
 
   /** The error a held-back step records. */
   heldMessage(): string {
-    const budget = this.budget!;
-    return `held back by the budget: ${formatUsd(budget.spentMicros + budget.reservedMicros)} of ${formatUsd(budget.maxMicros)} spent or in flight; not submitted (\`runflow apply\` with a larger --max-cost submits it)`;
+    return heldBackMessage(this.budget!.figures);
   }
 }

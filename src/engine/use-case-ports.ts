@@ -84,8 +84,15 @@ export interface RunPorts {
 export interface ClusterPort {
   /** The run's dispatcher: its ready steps become jobs, and the run follows them in the store. */
   dispatcher(store: StateStore, control: RunControl): DispatcherFactory;
-  /** This process as one more worker, executing steps of any run with these ports. */
-  startWorker(deps: EngineDeps, control: RunControl): Promise<{ stop(): Promise<void> }>;
+  /**
+   * This process as one more worker, executing steps of any run with these ports; each run's
+   * requests through `clientFor` its workflow's `poll` settings.
+   */
+  startWorker(
+    deps: EngineDeps,
+    control: RunControl,
+    clientFor: (poll: PollPolicy) => EngineApi,
+  ): Promise<{ stop(): Promise<void> }>;
 }
 
 /** The ports of `cancel`. */

@@ -20,16 +20,18 @@
 import PQueue from "p-queue";
 import type { Plan, PlannedStep } from "../plan/types.js";
 import type { MediaFacts } from "../models/types.js";
+import type { PollPolicy } from "../workflow/types.js";
 import { type AttemptRecord, type StepRecord, WORKER_DEAD_AFTER_MS } from "../store/types.js";
 import { ApiHealth, apiHealthMonitor } from "./api-health.js";
 import type { ExecutionContext, StepFence } from "./context.js";
-import type { EngineDeps } from "./deps.js";
+import type { EngineApi, EngineDeps } from "./deps.js";
 import type { ProcessSlots, RequestSlots } from "./dispatcher.js";
 import { DEFAULT_CACHE_TTL_MS } from "./executor.js";
 import { InputCaptures } from "./input-captures.js";
 import { executeModelStep } from "./model-step.js";
 import { RunControl } from "./run-control.js";
-import { RunCosts } from "./run-costs.js";
+import { RunCosts, type RunSpending } from "./run-costs.js";
+import { SharedRunCosts } from "./shared-run-costs.js";
 import { executeRunStep } from "./run-step.js";
 import { isTerminal, StepState } from "./states.js";
 import { resultView, StepResults } from "./step-results.js";
@@ -56,6 +58,11 @@ export type RunRequestSlots = (run: {
 
 export interface WorkerRunParts {
   deps: EngineDeps;
+  /**
+   * The client a run's requests go through, polling as its workflow's `poll` settings say
+   * (as an apply on one machine does); default `deps.api` for every run.
+   */
+  clientFor?: ((poll: PollPolicy) => EngineApi) | undefined;
   /** The worker's name, as its claims and heartbeats record it. */
   worker: string;
   control: RunControl;
@@ -67,6 +74,8 @@ const OPEN_ATTEMPT = new Set(["submitted", "in_queue", "in_progress"]);
 
 export class WorkerRun {
   readonly #parts: WorkerRunParts;
+  /** The worker's ports, with this run's own client. */
+  readonly #deps: EngineDeps;
   readonly #runId: string;
   readonly #workflowName: string;
   readonly #apiOrigin: string;
@@ -81,12 +90,24 @@ export class WorkerRun {
   readonly #options: ExecutionContext["options"];
   /** This run's stops in this worker: the worker's own (interrupt), or the run's cancel. */
   readonly #control = new RunControl();
+  /** The run's costs: its budget, when it has one, is kept in the shared state. */
+  readonly #costs: RunSpending;
   /** Deliveries of this run executing now; while any, the run's cancel is watched. */
   #active = 0;
   #watch: NodeJS.Timeout | undefined;
 
-  private constructor(parts: WorkerRunParts, plan: Plan, apiOrigin: string, options: RunOptions) {
+  private constructor(
+    parts: WorkerRunParts,
+    plan: Plan,
+    apiOrigin: string,
+    options: RunOptions,
+    budgeted: boolean,
+  ) {
     this.#parts = parts;
+    this.#deps = parts.clientFor ? { ...parts.deps, api: parts.clientFor(plan.workflow.poll) } : parts.deps;
+    this.#costs = budgeted
+      ? new SharedRunCosts(parts.deps.store.budgets, plan.runId)
+      : new RunCosts(new Map(), undefined);
     this.#runId = plan.runId;
     this.#workflowName = plan.workflow.name;
     this.#apiOrigin = apiOrigin;
@@ -103,7 +124,7 @@ export class WorkerRun {
       cacheTtlMs: options.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS,
     };
     this.#captures = new InputCaptures(
-      parts.deps,
+      this.#deps,
       plan.runId,
       parts.control.watchSignal,
       this.#options.download,
@@ -116,7 +137,9 @@ export class WorkerRun {
     const run = await store.runs.get(runId);
     const plan = await loadPlan(parts, runId);
     if (!run || !plan || run.apiOrigin === undefined) return undefined;
-    return new WorkerRun(parts, plan, run.apiOrigin, run.options ?? {});
+    // A budget is given to the state before the run's first step is handed out.
+    const budgeted = (await store.budgets.get(runId)) !== undefined;
+    return new WorkerRun(parts, plan, run.apiOrigin, run.options ?? {}, budgeted);
   }
 
   /** The API the run is made at: only a worker with a client for it may execute its steps. */
@@ -157,7 +180,7 @@ export class WorkerRun {
   }
 
   async #execute(address: string): Promise<WorkerStepOutcome> {
-    const { deps } = this.#parts;
+    const deps = this.#deps;
     const step = await this.#step(address);
     if (!step) throw new Error(`run ${this.#runId} has no step ${address}`);
     const record = await deps.store.steps.get(this.#runId, address);
@@ -208,7 +231,7 @@ export class WorkerRun {
 
   /** An attempt claimed without a request id: busy while its claimant lives, else `unknown`. */
   async #claimedWithoutId(last: AttemptRecord, record: StepRecord): Promise<WorkerStepOutcome> {
-    const { deps } = this.#parts;
+    const deps = this.#deps;
     const now = deps.clock.now();
     const live = await deps.store.workers.list(now - WORKER_DEAD_AFTER_MS);
     if (last.claimedBy !== undefined && live.some((worker) => worker.name === last.claimedBy)) return "busy";
@@ -238,7 +261,7 @@ export class WorkerRun {
   }
 
   async #context(step: PlannedStep, tracker: StepTracker): Promise<ExecutionContext> {
-    const { deps } = this.#parts;
+    const deps = this.#deps;
     const control = this.#control;
     const results = new StepResults(this.#plan, [step]);
     for (const dependency of step.dependsOn) {
@@ -272,7 +295,7 @@ export class WorkerRun {
       processes: this.#parts.processes,
       downloads: this.#downloads,
       typical: this.#typical,
-      costs: new RunCosts(new Map(), undefined),
+      costs: this.#costs,
       results,
       mediaCache: this.#mediaCache,
       captures: this.#captures,
