@@ -500,6 +500,78 @@ describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("a run's workflow settings in a worker", () => {
+  const database = databasePerTest();
+
+  /** When the emulator saw each status poll of one request, in order (ms). */
+  function statusPolls(api: Project["api"]): number[] {
+    return api
+      .requestLog()
+      .filter((entry) => entry.endpoint === "status")
+      .map((entry) => Date.parse(entry.at));
+  }
+
+  test("a worker polls a run's requests as its workflow's poll settings say, not on the client's own schedule", async () => {
+    // poll: { interval: 25ms, max_interval: 250ms }: five waits of 25, 38, 56, 84 and 127 ms.
+    // The client's own schedule waits 1, 1.5, 2.25, 3.4 and 5 s: 13.1 s at the least.
+    const p = await project({
+      "cluster.yaml": clusterYaml({ concurrency: 1, hold: true }),
+      "items.csv": itemsCsv(1),
+    });
+    const worker = startWorker(p, database.url, "w1", 1);
+    await worker.ready;
+    // Only the worker executes steps: the apply follows.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    const polls = await until(
+      () => {
+        const seen = statusPolls(p.api);
+        return seen.length >= 6 ? seen.slice(0, 6) : undefined;
+      },
+      "6 status polls of the held request",
+      60_000,
+    );
+    const spanMs = polls[5]! - polls[0]!;
+    console.log(`a worker's first 6 status polls of a held request spanned ${spanMs} ms`);
+    expect(spanMs).toBeLessThan(5_000);
+
+    p.api.release();
+    const result = await apply;
+    expect(result.exitCode).toBe(0);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
+
+  test("a worker ends a request at its step's timeout", async () => {
+    const yaml = clusterYaml({ concurrency: 1, hold: true })
+      .replace("retry: { attempts: 2, backoff: 50ms, max_backoff: 200ms }", "retry: { attempts: 1 }")
+      .replace("defaults:\n", "defaults:\n  timeout: 1s\n");
+    expect(yaml).toContain("timeout: 1s");
+    const p = await project({ "cluster.yaml": yaml, "items.csv": itemsCsv(1) });
+    const worker = startWorker(p, database.url, "w1", 1);
+    await worker.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    // Held running by the emulator: it never ends unless the worker gives up on it.
+    const result = await apply;
+    expect(result.exitCode).toBe(1);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ timed_out: 1, blocked: 2 });
+    const [step] = await query<{ error: string }>(
+      database.url,
+      "SELECT error FROM steps WHERE step_id = 'animate'",
+    );
+    expect(step!.error).toContain("1s");
+    p.api.release();
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
+});
+
 describe("runflow worker refuses what it cannot run on", () => {
   test("a SQLite state, no token, a bad --concurrency: exit 2 with what to do", async () => {
     const p = await project({});
