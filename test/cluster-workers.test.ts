@@ -498,6 +498,50 @@ describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
     for (const worker of workers) worker.child.kill("SIGTERM");
     await Promise.all(workers.map((worker) => worker.child));
   }, 180_000);
+
+  test("an actual cost above its estimate, reported to one worker, tightens the next decision of every other", async () => {
+    // The price says $0.10 a request; the emulator charges double. One request at a time
+    // across the account, taken by whichever process: 5 × $0.20 = $1.00, and a sixth at its
+    // first estimate ($0.10) would fit $1.10 — and be charged $0.20, past it.
+    const oneStep = `version: 1
+name: doubled
+concurrency: 1
+defaults:
+  poll: { interval: 25ms, max_interval: 250ms }
+jobs:
+  clip:
+    for_each: items.csv
+    steps:
+      - id: animate
+        model: ${HAILUO}
+        input:
+          prompt: "\${{ item.prompt }}"
+          image_url: "{{API}}/media/image.png?w=640&h=480"
+`;
+    const p = await project(
+      { "doubled.yaml": oneStep, "items.csv": itemsCsv(10) },
+      { duration: 50, prices: { [HAILUO]: { usd: 0.1, unit: "output" } }, costFactor: 2 },
+    );
+    const workers = [startWorker(p, database.url, "w1"), startWorker(p, database.url, "w2")];
+    await Promise.all(workers.map((worker) => worker.ready));
+
+    const result = await p.run(["apply", "doubled.yaml", "--state", database.url, "--max-cost", "1.1"], {
+      timeoutMs: 120_000,
+    });
+
+    expect(result.exitCode).toBe(1);
+    const charged = await chargedUsd(p.api, database.url);
+    expect(charged).toEqual([0.2, 0.2, 0.2, 0.2, 0.2]);
+    expect(p.api.submissions().total).toBe(5);
+    expect(result.stdout).toContain("budget reached: $1.00 of $1.10 spent, 5 steps not submitted");
+    const claimants = await query<{ claimed_by: string }>(
+      database.url,
+      "SELECT DISTINCT claimed_by FROM attempts ORDER BY claimed_by",
+    );
+    console.log(`doubled costs: 5 requests sent by ${claimants.map((row) => row.claimed_by).join(", ")}`);
+    for (const worker of workers) worker.child.kill("SIGTERM");
+    await Promise.all(workers.map((worker) => worker.child));
+  }, 180_000);
 });
 
 describe.skipIf(skip)("a run's workflow settings in a worker", () => {
