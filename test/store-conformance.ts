@@ -707,6 +707,24 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
       expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 440_000, reservedMicros: 0 });
     });
 
+    test("a later attempt that re-attached to an earlier attempt's request (its process died) ends that attempt's reservation, once", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT, DOG]);
+      await store.budgets.open("run-1", { maxMicros: USD, estimates: { [MODEL]: 200_000 } });
+      // Attempt 1 of each reserved, then its process died; attempt 2 re-attached to its request.
+      await store.budgets.reserve(key(CAT), MODEL);
+      await store.budgets.reserve(key(DOG), MODEL);
+      const other = await reopen(location);
+      await other.budgets.settle(key(CAT, 2), MODEL, 150_000);
+      await other.budgets.release(key(DOG, 2));
+      expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 150_000, reservedMicros: 0 });
+      // Told again (a redelivery), or by the first attempt's own late end: no change.
+      await store.budgets.settle(key(CAT, 2), MODEL, 150_000);
+      await store.budgets.settle(key(CAT, 1), MODEL, 150_000);
+      await store.budgets.release(key(DOG, 2));
+      expect(await store.budgets.get("run-1")).toMatchObject({ spentMicros: 150_000, reservedMicros: 0 });
+    });
+
     test("a second delivery of an attempt that holds a reservation is granted without counting it twice", async () => {
       const { store, location } = await fresh();
       await seed(store, newRun("run-1"), [CAT]);

@@ -13,6 +13,8 @@ import { type BudgetFigures, currentEstimate, fitsBudget } from "../cost/budget.
 export type ReservationState = "reserved" | "settled" | "released";
 
 export interface Reservation {
+  /** The attempt of the step it was made for. */
+  attempt: number;
   micros: number;
   state: ReservationState;
 }
@@ -37,19 +39,57 @@ export function decideReserve(
   return fitsBudget(figures, micros) ? { granted: true, reserveMicros: micros } : { granted: false };
 }
 
-/** settle: how the budget's sums move, and whether a row is to be written; undefined when it was settled or released already. */
-export function decideSettle(
-  existing: Reservation | undefined,
-  actualMicros: number | undefined,
-): { reservedDelta: number; spentDelta: number; insert: boolean } | undefined {
-  if (existing && existing.state !== "reserved") return undefined;
-  // A re-attached request reserved nothing: what it reported is spent all the same.
-  const reserved = existing?.micros ?? 0;
-  return { reservedDelta: -reserved, spentDelta: actualMicros ?? reserved, insert: existing === undefined };
+/**
+ * What an attempt's end writes: the reservation that moves (`move`: its attempt, to
+ * `settled` or `released`), a row of the attempt's own when it had none (so that the same end
+ * told again finds it), and how the budget's sums change. Undefined: nothing to write.
+ *
+ * `own` is the attempt's reservation; `earlier` the step's newest reservation of an earlier
+ * attempt. An attempt without one of its own re-attached to a request: when that request
+ * was this run's (an earlier attempt whose process died after recording its id), the earlier
+ * attempt's reservation is the one that ends here — never left counted beside what it cost.
+ */
+export interface EndOfAttempt {
+  move: number | undefined;
+  insert: boolean;
+  reservedDelta: number;
+  spentDelta: number;
 }
 
-/** release: the reservation given back; undefined when there is none to give back. */
-export function decideRelease(existing: Reservation | undefined): { reservedDelta: number } | undefined {
-  if (!existing || existing.state !== "reserved") return undefined;
-  return { reservedDelta: -existing.micros };
+function ending(own: Reservation | undefined, earlier: Reservation | undefined) {
+  if (own) return own.state === "reserved" ? { reservation: own, insert: false } : undefined;
+  return { reservation: earlier?.state === "reserved" ? earlier : undefined, insert: true };
+}
+
+/** settle: the reservation becomes what the request cost (`actualMicros`), or its estimate when the API reported none. */
+export function decideSettle(
+  own: Reservation | undefined,
+  earlier: Reservation | undefined,
+  actualMicros: number | undefined,
+): EndOfAttempt | undefined {
+  const found = ending(own, earlier);
+  if (!found) return undefined;
+  // A request re-attached from an earlier run reserved nothing here: what it reported is spent all the same.
+  const reserved = found.reservation?.micros ?? 0;
+  return {
+    move: found.reservation?.attempt,
+    insert: found.insert,
+    reservedDelta: -reserved,
+    spentDelta: actualMicros ?? reserved,
+  };
+}
+
+/** release: nothing was created, the reservation goes back. */
+export function decideRelease(
+  own: Reservation | undefined,
+  earlier: Reservation | undefined,
+): EndOfAttempt | undefined {
+  const found = ending(own, earlier);
+  if (!found?.reservation) return undefined;
+  return {
+    move: found.reservation.attempt,
+    insert: found.insert,
+    reservedDelta: -found.reservation.micros,
+    spentDelta: 0,
+  };
 }

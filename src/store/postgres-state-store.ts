@@ -49,7 +49,13 @@ import type {
 } from "./port.js";
 import { OPEN_ATTEMPT_STATES } from "./types.js";
 import type { BudgetFigures } from "../cost/budget.js";
-import { decideRelease, decideReserve, decideSettle, type Reservation } from "./budget-ledger.js";
+import {
+  decideRelease,
+  decideReserve,
+  decideSettle,
+  type EndOfAttempt,
+  type Reservation,
+} from "./budget-ledger.js";
 import type {
   AttemptKey,
   AttemptPatch,
@@ -744,10 +750,19 @@ export class PostgresStateStore implements StateStore {
     };
     const reservationOf = async (client: Queryable, key: AttemptKey) => {
       const { rows } = await client.query<Reservation>(
-        "SELECT micros, state FROM budget_reservations WHERE run_id = $1 AND address = $2 AND attempt = $3",
+        "SELECT attempt, micros, state FROM budget_reservations WHERE run_id = $1 AND address = $2 AND attempt = $3",
         [key.runId, key.address, key.attempt],
       );
       return rows[0];
+    };
+    /** The attempt's reservation, and its step's newest one of an earlier attempt. */
+    const reservationsOf = async (client: Queryable, key: AttemptKey) => {
+      const { rows } = await client.query<Reservation>(
+        `SELECT attempt, micros, state FROM budget_reservations WHERE run_id = $1 AND address = $2 AND attempt < $3
+         ORDER BY attempt DESC LIMIT 1`,
+        [key.runId, key.address, key.attempt],
+      );
+      return [await reservationOf(client, key), rows[0]] as const;
     };
     const addToBudget = (client: Queryable, runId: string, reservedDelta: number, spentDelta: number) =>
       client.query(
@@ -760,11 +775,23 @@ export class PostgresStateStore implements StateStore {
         `INSERT INTO budget_reservations (run_id, address, attempt, micros, state) VALUES ($1, $2, $3, $4, $5)`,
         [key.runId, key.address, key.attempt, micros, state],
       );
-    const moveReservation = (client: Queryable, key: AttemptKey, state: string) =>
-      client.query(
-        "UPDATE budget_reservations SET state = $1 WHERE run_id = $2 AND address = $3 AND attempt = $4",
-        [state, key.runId, key.address, key.attempt],
-      );
+    /** Writes an attempt's end (budget-ledger.ts); false when there was nothing to write. */
+    const endAttempt = async (
+      client: Queryable,
+      key: AttemptKey,
+      end: EndOfAttempt | undefined,
+      state: "settled" | "released",
+    ) => {
+      if (!end) return false;
+      if (end.move !== undefined)
+        await client.query(
+          "UPDATE budget_reservations SET state = $1 WHERE run_id = $2 AND address = $3 AND attempt = $4",
+          [state, key.runId, key.address, end.move],
+        );
+      if (end.insert) await insertReservation(client, key, 0, state);
+      await addToBudget(client, key.runId, end.reservedDelta, end.spentDelta);
+      return true;
+    };
 
     this.budgets = {
       open: (runId, budget) =>
@@ -819,11 +846,8 @@ export class PostgresStateStore implements StateStore {
       settle: (key, model, actual) =>
         write(async (client) => {
           if (!(await lockedBudget(client, key.runId))) return;
-          const change = decideSettle(await reservationOf(client, key), actual);
-          if (!change) return;
-          if (change.insert) await insertReservation(client, key, 0, "settled");
-          else await moveReservation(client, key, "settled");
-          await addToBudget(client, key.runId, change.reservedDelta, change.spentDelta);
+          const [own, earlier] = await reservationsOf(client, key);
+          if (!(await endAttempt(client, key, decideSettle(own, earlier, actual), "settled"))) return;
           if (actual !== undefined)
             await client.query(
               `INSERT INTO budget_models (run_id, model, estimate_micros, actual_micros, actual_count)
@@ -837,10 +861,8 @@ export class PostgresStateStore implements StateStore {
       release: (key) =>
         write(async (client) => {
           if (!(await lockedBudget(client, key.runId))) return;
-          const change = decideRelease(await reservationOf(client, key));
-          if (!change) return;
-          await moveReservation(client, key, "released");
-          await addToBudget(client, key.runId, change.reservedDelta, 0);
+          const [own, earlier] = await reservationsOf(client, key);
+          await endAttempt(client, key, decideRelease(own, earlier), "released");
         }),
     };
 

@@ -10,6 +10,7 @@ import {
   decideRelease,
   decideReserve,
   decideSettle,
+  type EndOfAttempt,
   type ModelCosts,
   type Reservation,
 } from "./budget-ledger.js";
@@ -48,7 +49,11 @@ function prepare(db: Database.Database) {
       `SELECT estimate_micros, actual_micros, actual_count FROM budget_models WHERE run_id = ? AND model = ?`,
     ),
     getReservation: db.prepare<[string, string, number], Reservation>(
-      `SELECT micros, state FROM budget_reservations WHERE run_id = ? AND address = ? AND attempt = ?`,
+      `SELECT attempt, micros, state FROM budget_reservations WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    getEarlierReservation: db.prepare<[string, string, number], Reservation>(
+      `SELECT attempt, micros, state FROM budget_reservations WHERE run_id = ? AND address = ? AND attempt < ?
+       ORDER BY attempt DESC LIMIT 1`,
     ),
     insertReservation: db.prepare<[string, string, number, number, string]>(
       `INSERT INTO budget_reservations (run_id, address, attempt, micros, state) VALUES (?, ?, ?, ?, ?)`,
@@ -117,25 +122,37 @@ export class SqliteBudgets {
     this.#transaction(() => {
       const sql = this.#sql;
       if (!sql.getBudget.get(key.runId)) return;
-      const existing = sql.getReservation.get(key.runId, key.address, key.attempt);
-      const change = decideSettle(existing, actualMicros);
-      if (!change) return;
-      if (change.insert) sql.insertReservation.run(key.runId, key.address, key.attempt, 0, "settled");
-      else sql.moveReservation.run("settled", key.runId, key.address, key.attempt);
-      sql.addToBudget.run(change.reservedDelta, change.spentDelta, key.runId);
+      const [own, earlier] = this.#reservations(key);
+      if (!this.#end(key, decideSettle(own, earlier, actualMicros), "settled")) return;
       if (actualMicros !== undefined) sql.addActual.run(key.runId, model, actualMicros);
     });
   }
 
   release(key: AttemptKey): void {
     this.#transaction(() => {
-      const sql = this.#sql;
-      if (!sql.getBudget.get(key.runId)) return;
-      const change = decideRelease(sql.getReservation.get(key.runId, key.address, key.attempt));
-      if (!change) return;
-      sql.moveReservation.run("released", key.runId, key.address, key.attempt);
-      sql.addToBudget.run(change.reservedDelta, 0, key.runId);
+      if (!this.#sql.getBudget.get(key.runId)) return;
+      const [own, earlier] = this.#reservations(key);
+      this.#end(key, decideRelease(own, earlier), "released");
     });
+  }
+
+  /** The attempt's reservation, and its step's newest one of an earlier attempt. */
+  #reservations(key: AttemptKey): [Reservation | undefined, Reservation | undefined] {
+    const sql = this.#sql;
+    return [
+      sql.getReservation.get(key.runId, key.address, key.attempt),
+      sql.getEarlierReservation.get(key.runId, key.address, key.attempt),
+    ];
+  }
+
+  /** Writes an attempt's end (budget-ledger.ts); false when there was nothing to write. */
+  #end(key: AttemptKey, end: EndOfAttempt | undefined, state: "settled" | "released"): boolean {
+    if (!end) return false;
+    const sql = this.#sql;
+    if (end.move !== undefined) sql.moveReservation.run(state, key.runId, key.address, end.move);
+    if (end.insert) sql.insertReservation.run(key.runId, key.address, key.attempt, 0, state);
+    sql.addToBudget.run(end.reservedDelta, end.spentDelta, key.runId);
+    return true;
   }
 
   #model(runId: string, model: string): ModelCosts | undefined {
