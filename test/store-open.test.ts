@@ -36,10 +36,13 @@ describe("opening the state database", () => {
 
     expect(tableNames(dbPath)).toEqual([
       "attempts",
+      "budget_models",
+      "budget_reservations",
       "input_captures",
       "locks",
       "model_prices",
       "outputs",
+      "run_budgets",
       "run_plan_parts",
       "runs",
       "steps",
