@@ -342,14 +342,16 @@ describe.skipIf(skip)("runflow cancel of a run on workers", () => {
 
     // In the background: a cancel waits a while for the live apply to stop.
     const cancel = p.start(["cancel", "--state", database.url]);
-    // The two steps no worker took end cancelled at once, while the held request still runs.
+    // The two steps no worker took end cancelled at once, and the one waiting in w1 for the
+    // slot once w1 reads the cancel, while the held request still runs (released only then:
+    // its end frees the slot, which must not send the waiting step).
     await until(async () => {
       const rows = await query<{ count: number }>(
         database.url,
         "SELECT count(*)::int AS count FROM steps WHERE step_id = 'animate' AND state = 'cancelled'",
       );
-      return rows[0]!.count === 2 ? true : undefined;
-    }, "2 queued first steps cancelled");
+      return rows[0]!.count === 3 ? true : undefined;
+    }, "2 queued first steps and the one waiting for the slot cancelled");
     p.api.release();
     const result = await apply;
     expect(result.exitCode).toBe(1);

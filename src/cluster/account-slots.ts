@@ -29,6 +29,7 @@ export class AccountSlots implements RequestSlots {
   readonly #worker: string;
   readonly #concurrency: number;
   readonly #limits: Readonly<Record<string, number>>;
+  readonly #stopSignal: AbortSignal | undefined;
   readonly #now: () => number;
 
   constructor(options: {
@@ -37,6 +38,8 @@ export class AccountSlots implements RequestSlots {
     worker: string;
     concurrency: number;
     limits: Readonly<Record<string, number>>;
+    /** The run stopped submitting: a request waiting for a slot stops waiting (RunRequestSlots). */
+    stopSignal?: AbortSignal | undefined;
     now?: () => number;
   }) {
     this.#pool = options.pool;
@@ -44,6 +47,7 @@ export class AccountSlots implements RequestSlots {
     this.#worker = options.worker;
     this.#concurrency = options.concurrency;
     this.#limits = options.limits;
+    this.#stopSignal = options.stopSignal;
     this.#now = options.now ?? Date.now;
   }
 
@@ -53,6 +57,8 @@ export class AccountSlots implements RequestSlots {
     onWait?: (reason: WaitReason) => void,
   ): Promise<T> {
     const slot = await this.#acquire(model ?? "", onWait);
+    // The run stopped while this waited: its task sends nothing, so it takes no slot.
+    if (slot === undefined) return task(() => undefined);
     // Given back once: early, when the request finished at the API (what follows is local
     // work), else when the task settles.
     let released: Promise<unknown> | undefined;
@@ -67,16 +73,21 @@ export class AccountSlots implements RequestSlots {
     }
   }
 
-  async #acquire(model: string, onWait: ((reason: WaitReason) => void) | undefined): Promise<string> {
+  /** The slot's id; undefined when the run stopped submitting first. */
+  async #acquire(
+    model: string,
+    onWait: ((reason: WaitReason) => void) | undefined,
+  ): Promise<string | undefined> {
     let told: WaitReason["kind"] | undefined;
     for (let wait = RETRY_FIRST_MS; ; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
+      if (this.#stopSignal?.aborted) return undefined;
       const taken = await this.#tryAcquire(model);
       if (typeof taken === "string") return taken;
       if (taken.kind !== told) {
         told = taken.kind;
         onWait?.(taken);
       }
-      await sleep(wait);
+      await sleep(wait, undefined, { signal: this.#stopSignal }).catch(() => undefined);
     }
   }
 

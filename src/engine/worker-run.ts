@@ -54,6 +54,11 @@ export type WorkerStepOutcome =
 export type RunRequestSlots = (run: {
   concurrency: number;
   limits: Readonly<Record<string, number>>;
+  /**
+   * The run's stop of submissions: a request still waiting for a slot then stops waiting,
+   * and its task runs without one — it sends nothing (model-step.ts checks the stop first).
+   */
+  stopSignal: AbortSignal;
 }) => RequestSlots;
 
 export interface WorkerRunParts {
@@ -116,6 +121,7 @@ export class WorkerRun {
     this.#slots = parts.requestSlots({
       concurrency: options.concurrency ?? plan.workflow.concurrency,
       limits: plan.workflow.limits,
+      stopSignal: this.#control.submitSignal,
     });
     this.#options = {
       fresh: options.fresh ?? false,
