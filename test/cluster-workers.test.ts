@@ -546,6 +546,45 @@ jobs:
   }, 180_000);
 });
 
+describe.skipIf(skip)("a worker told to stop", () => {
+  const database = databasePerTest();
+  const runIdOf = async (url: string) => (await query<{ id: string }>(url, "SELECT id FROM runs"))[0]!.id;
+
+  test("SIGTERM while it watches a running request: it exits 130 without waiting for it, and another worker re-attaches to it", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 1, hold: true }), "items.csv": itemsCsv(1) },
+      { duration: 100 },
+    );
+    const first = startWorker(p, database.url, "w1", 1);
+    await first.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    await until(() => (p.api.state().held === 1 ? true : undefined), "the first request held");
+
+    // The request is held running until the test releases it: the worker must not wait for it.
+    first.child.kill("SIGTERM");
+    const stopped = await Promise.race([
+      first.child,
+      new Promise<"still running">((resolve) => setTimeout(() => resolve("still running"), 30_000).unref()),
+    ]);
+    expect(stopped).not.toBe("still running");
+    // (The harness sends SIGKILL 5 s after a SIGTERM that did not end the process.)
+    expect((stopped as Awaited<typeof first.child>).exitCode).toBe(130);
+    expect(first.lines).toContain(`w1: ${await runIdOf(database.url)} clip/item-1/animate handed_back`);
+
+    const second = startWorker(p, database.url, "w2", 1);
+    await second.ready;
+    p.api.release();
+    expect((await apply).exitCode).toBe(0);
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(2);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    second.child.kill("SIGTERM");
+    await second.child;
+  }, 120_000);
+});
+
 describe.skipIf(skip)("a run's workflow settings in a worker", () => {
   const database = databasePerTest();
 

@@ -109,6 +109,12 @@ export class WorkerRun {
     budgeted: boolean,
   ) {
     this.#parts = parts;
+    // The worker stopping (SIGINT/SIGTERM, or the apply whose worker it is ending) hands
+    // this run's steps back: an interrupt of the run here. Only that: a cancel of the apply's
+    // own run reaches each run through its record (#watchCancel), never another run.
+    const handBack = () => this.#control.stop("interrupted");
+    if (parts.control.watchSignal.aborted) handBack();
+    else parts.control.watchSignal.addEventListener("abort", handBack, { once: true });
     this.#deps = parts.clientFor ? { ...parts.deps, api: parts.clientFor(plan.workflow.poll) } : parts.deps;
     this.#costs = budgeted
       ? new SharedRunCosts(parts.deps.store.budgets, plan.runId)
