@@ -287,8 +287,8 @@ describe("nextPollDelay", () => {
   });
 
   test("with the model's typical duration, first looks just after it", () => {
-    expect(nextPollDelay(0, DEFAULT_POLL_POLICY, { typicalMs: 2_000, elapsedMs: 0 })).toBe(2_010);
-    expect(nextPollDelay(0, DEFAULT_POLL_POLICY, { typicalMs: 2_000, elapsedMs: 1_200 })).toBe(810);
+    expect(nextPollDelay(0, DEFAULT_POLL_POLICY, { typicalMs: 2_000, elapsedMs: 0 })).toBe(2_002);
+    expect(nextPollDelay(0, DEFAULT_POLL_POLICY, { typicalMs: 2_000, elapsedMs: 1_200 })).toBe(802);
   });
 
   test("with a hint, a 2 s job costs one status poll and one result, and is seen within 5% of its end", () => {

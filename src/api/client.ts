@@ -321,7 +321,7 @@ export class RunComfyClient {
         const delay = replanned
           ? Math.max(0, typicalMs + this.#poll.marginMs - elapsedMs)
           : nextPollDelay(polls, this.#poll, { typicalMs, elapsedMs });
-        if (delay > 0) await this.#clock.sleep(delay, signal);
+        if (delay > 0) await this.#sleepUntil(this.#clock.now() + delay, signal);
         return;
       }
       const delay = guide.guessing() ? nextPollDelay(polls, this.#poll) : this.#poll.maxMs;
@@ -335,6 +335,18 @@ export class RunComfyClient {
         // Learned meanwhile: plan the wait again from what is known now.
       }
     }
+  }
+
+  /**
+   * Sleeps until `dueAt` on the clock. A timer may fire a little early by the clock (Node
+   * counts its delay from the event loop's time, which lags while a turn is busy): a look
+   * before the request's end costs a poll and an overdue wait, so the rest is slept once
+   * more. Once only: a clock that does not move (a test's) cannot keep it here.
+   */
+  async #sleepUntil(dueAt: number, signal: AbortSignal | undefined): Promise<void> {
+    await this.#clock.sleep(dueAt - this.#clock.now(), signal);
+    const early = dueAt - this.#clock.now();
+    if (early > 0) await this.#clock.sleep(early, signal);
   }
 
   /** The whole catalog (`include_schema=true`), every page. Entries are not shape-checked here. */

@@ -329,7 +329,7 @@ export const DEFAULT_POLL_POLICY: Readonly<PollPolicy> = Object.freeze({
   factor: 1.5,
   maxMs: 5_000,
   minMs: 100,
-  marginMs: 10,
+  marginMs: 2,
   overdueFraction: 0.2,
   maxHintedWaitMs: 30_000,
 });
