@@ -10,9 +10,12 @@
 import path from "node:path";
 import { UsageError, WorkflowInvalidError } from "../errors.js";
 import type { ModelRegistry } from "../models/registry.js";
+import { setImmediate as setImmediatePromise } from "node:timers/promises";
+import type { ModelPriceAnswer } from "../api/answers.js";
 import { planInstances, planModelCounts, planTotals, planWorkflow } from "../plan/plan.js";
 import type { StateStore } from "../store/port.js";
-import { checkWorkflow, type Workflow } from "../workflow/index.js";
+import { checkWorkflow, type StaticMediaInput, type Workflow } from "../workflow/index.js";
+import type { EngineApi } from "./deps.js";
 import { preflightMedia } from "./preflight.js";
 import { priorStateAt } from "./prior-runs.js";
 import { DEFAULT_STATE_PATH } from "./state-path.js";
@@ -78,13 +81,12 @@ export function unreachableMediaHint(
   );
 }
 
-/** Loads and validates the workflow, then preflights its static media: exit 2 before anything runs. */
-async function loadChecked(
+/** Loads and validates the workflow: exit 2 before anything runs. */
+async function loadValid(
   file: string,
   request: Placed<ApplyRequest>,
   registry: ModelRegistry,
-  ports: RunPorts,
-): Promise<Workflow> {
+): Promise<{ workflow: Workflow; media: readonly StaticMediaInput[] }> {
   const check = await checkWorkflow(file, {
     registry,
     vars: request.vars,
@@ -92,8 +94,19 @@ async function loadChecked(
     collectMedia: true,
   });
   if (!check.workflow) throw new WorkflowInvalidError(check.diagnostics);
-  const vars = check.workflow.vars;
-  const preflight = await preflightMedia(check.media, registry, {
+  return { workflow: check.workflow, media: check.media };
+}
+
+/** Preflights the workflow's static media: exit 2 (WorkflowInvalidError) before anything is submitted. */
+async function preflightChecked(
+  workflow: Workflow,
+  media: readonly StaticMediaInput[],
+  request: Placed<ApplyRequest>,
+  registry: ModelRegistry,
+  ports: RunPorts,
+): Promise<void> {
+  const vars = workflow.vars;
+  const preflight = await preflightMedia(media, registry, {
     transport: ports.probe,
     unreachableHint: (origin) => unreachableMediaHint(origin, vars, request.api?.baseUrl),
   });
@@ -102,7 +115,42 @@ async function loadChecked(
       hint: "fix the media (or the URLs) above; nothing was submitted",
     });
   }
-  return check.workflow;
+}
+
+/**
+ * The prices of the models the run will use, asked of the API at once (a read, never a
+ * submission), so their round trip overlaps the preflight's instead of following the lock
+ * and the plan. Undefined when that cannot be asked yet (no token, a base URL runflow
+ * refuses, an unknown `--only` job): the run then meets that error, or asks, where it
+ * always did. A rejection waits for the run's price reading, which says what went wrong.
+ */
+function askPricesEarly(
+  workflow: Workflow,
+  request: Placed<ApplyRequest>,
+  ports: RunPorts,
+): ReadonlyMap<string, Promise<ModelPriceAnswer | undefined>> | undefined {
+  if (ports.cluster) return undefined;
+  let models: string[];
+  let price: NonNullable<EngineApi["price"]> | undefined;
+  try {
+    ports.api.origin();
+    models = Object.keys(planModelCounts(workflow, request.only ?? []));
+    const api = ports.api.client({ poll: planWorkflow(workflow).poll });
+    price = api.price?.bind(api);
+  } catch {
+    return undefined;
+  }
+  if (!price) return undefined;
+  const signal = ports.control?.submitSignal;
+  const asked = new Map<string, Promise<ModelPriceAnswer | undefined>>();
+  for (const model of models) {
+    const answer = price(model, signal ? { signal } : {});
+    // Handled by the run's price reading; until then (or when the preflight refuses the
+    // workflow) a failure must not count as unhandled.
+    answer.catch(() => undefined);
+    asked.set(model, answer);
+  }
+  return asked;
 }
 
 /**
@@ -129,13 +177,9 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
     throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${request.concurrency}\``);
   }
   const registry = ports.models();
+  const valid = await loadValid(path.resolve(cwd, request.file), request, registry);
   // Held only until it is planned: with 100,000 items, the run should not keep them all.
-  let toPlan: Workflow | undefined = await loadChecked(
-    path.resolve(cwd, request.file),
-    request,
-    registry,
-    ports,
-  );
+  let toPlan: Workflow | undefined = valid.workflow;
   const workflowName = toPlan.name;
   const cacheTtlMs = toPlan.cache.ttlMs;
   const budget = {
@@ -143,7 +187,24 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
     assume: toPlan.budget.assume,
   };
 
-  const { store, path: statePath } = await openStoreAt(ports.openStore, request.statePath, request);
+  // The preflight's probes wait on media hosts: meanwhile the prices are asked of the API
+  // and the state store opens. Neither submits nor records anything; the preflight's
+  // verdict still comes first (exit 2), and the lock (exit 3) after it, as before.
+  const preflight = preflightChecked(toPlan, valid.media, request, registry, ports);
+  preflight.catch(() => undefined);
+  const earlyPrices = askPricesEarly(toPlan, request, ports);
+  // One turn first, so the probes' requests are on their way before the store's opening
+  // (synchronous work, for SQLite) takes the event loop.
+  await setImmediatePromise();
+  const opening = openStoreAt(ports.openStore, request.statePath, request);
+  opening.catch(() => undefined);
+  try {
+    await preflight;
+  } catch (error) {
+    await opening.then(({ store }) => closeStore(store, true)).catch(() => undefined);
+    throw error;
+  }
+  const { store, path: statePath } = await opening;
   let failed = false;
   try {
     const outcome = await runLocked(
@@ -197,6 +258,7 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
         },
         registry,
         cost: budget,
+        prices: earlyPrices,
       },
       ports,
     );

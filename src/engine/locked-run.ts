@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { setImmediate as setImmediatePromise } from "node:timers/promises";
 import { UsageError } from "../errors.js";
+import type { ModelPriceAnswer } from "../api/answers.js";
 import type { ModelRegistry } from "../models/registry.js";
 import type { PlannedInstance } from "../plan/plan.js";
 import type { PlannedStep } from "../plan/types.js";
@@ -59,6 +60,8 @@ export interface LockedRun {
   registry: ModelRegistry;
   /** The budget (micro-dollars) and what to assume per model (SPEC §9); none for a retry. */
   cost?: { maxMicros?: number | undefined; assume: Record<string, CostAssumption> } | undefined;
+  /** Prices already asked of the API by model (apply asks while its preflight probes); the others are asked here. */
+  prices?: ReadonlyMap<string, Promise<ModelPriceAnswer | undefined>> | undefined;
 }
 
 /**
@@ -76,9 +79,10 @@ async function runCostsFor(
 ): Promise<{ costs: RunCosts; estimates: Map<string, RequestEstimate>; notes: string[] }> {
   const models = Object.keys(stream.totals.models ?? {});
   const price = api.price?.bind(api);
+  const asked = run.prices;
   const { prices, notes } = await readPrices(models, {
     apiOrigin,
-    source: price && ((model) => price(model, { signal: context.signal })),
+    source: price && ((model) => asked?.get(model) ?? price(model, { signal: context.signal })),
     store: store.history,
     now: context.clock.now(),
   });
