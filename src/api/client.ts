@@ -291,7 +291,7 @@ export class RunComfyClient {
     for (let polls = 0; ; polls++) {
       if (guide === undefined) {
         const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
-        await this.#clock.sleep(nextPollDelay(polls, this.#poll, hint), opts.signal);
+        await this.#sleepUntil(this.#clock.now() + nextPollDelay(polls, this.#poll, hint), opts.signal);
       } else {
         await this.#guidedWait(guide, polls, startedAt, opts.signal);
       }
