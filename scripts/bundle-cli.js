@@ -27,7 +27,7 @@ const result = await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunk-[hash]",
-  external: ["better-sqlite3", "ajv", "ajv-formats", "undici", "pg", "bullmq"],
+  external: ["better-sqlite3", "ajv", "ajv-formats", "undici", "pg", "bullmq", "ioredis"],
   // The CommonJS packages bundled in (commander, yaml's dependents…) call `require`.
   banner: {
     js: 'import { createRequire as runflowCreateRequire } from "node:module"; const require = runflowCreateRequire(import.meta.url);',

@@ -203,18 +203,22 @@ function clusterOf(
   const token = request.api?.token ?? readApiToken(request.env) ?? "";
   // Loaded only here: a SQLite apply never loads BullMQ or pg (docs/decisions.md "Start-up").
   let loaded: ClusterPort | undefined;
+  const cluster = async (): Promise<ClusterPort> => {
+    const { accountOf, clusterPort } = await import("../cluster/index.js");
+    loaded ??= clusterPort({
+      url: location,
+      // The queues' location (PostgreSQL or Redis), when not the state's database.
+      queueUrl: request.env.RUNFLOW_QUEUE?.trim() || undefined,
+      account: accountOf(apiOriginFor(request), token),
+      apiOrigin: apiOriginFor(request),
+      concurrency: ownWorkerConcurrency(request.env),
+    });
+    return loaded;
+  };
   return {
-    startWorker: async (deps, control, clientFor) => {
-      const { accountOf, clusterPort } = await import("../cluster/index.js");
-      loaded ??= clusterPort({
-        url: location,
-        queueUrl: request.env.RUNFLOW_QUEUE?.trim() || undefined,
-        account: accountOf(apiOriginFor(request), token),
-        apiOrigin: apiOriginFor(request),
-        concurrency: ownWorkerConcurrency(request.env),
-      });
-      return loaded.startWorker(deps, control, clientFor);
-    },
+    checkQueues: async () => (await cluster()).checkQueues(),
+    startWorker: async (deps, control, clientFor) =>
+      (await cluster()).startWorker(deps, control, clientFor),
     dispatcher: (store, control) => {
       if (!loaded) throw new Error("the cluster's dispatcher is built after this process's worker started");
       return loaded.dispatcher(store, control);

@@ -27,7 +27,7 @@ import { runProcess } from "./process-runner.js";
 export interface WorkerRequest {
   /** The PostgreSQL URL of the shared state. */
   state: string;
-  /** The queues' PostgreSQL URL, when not the state's. */
+  /** Where the queues are, when not in the state's database: postgres://… or redis://… (rediss://). */
   queue?: string | undefined;
   name: string;
   concurrency: number;
@@ -45,6 +45,8 @@ export interface WorkerRequest {
 
 export interface RunningWorker {
   readonly name: string;
+  /** Where its queues are (the URL without its password). */
+  readonly queues: string;
   /** Hands the unfinished steps back to the queue, leaves, and closes the state. */
   stop(): Promise<void>;
 }
@@ -77,14 +79,23 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
       random: Math.random,
     });
   const api = clientFor(undefined);
+  const { StepWorker, accountOf, queueBackend } = await import("../cluster/index.js");
+  // Another scheme is refused before anything is opened; another server is asked once.
+  const queues = queueBackend(request.queue ?? request.state);
   const store = await openStateStore(request.state, { secrets: tokensFromEnvironment(request.env) });
-  const { StepWorker, accountOf } = await import("../cluster/index.js");
+  if (request.queue !== undefined) {
+    try {
+      await queues.check();
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
   const pool = new pg.Pool({ connectionString: request.state, max: 4 });
   pool.on("error", () => undefined);
   const control = new RunControl();
   const worker = new StepWorker({
-    url: request.state,
-    queueUrl: request.queue,
+    queues,
     name: request.name,
     concurrency: request.concurrency,
     processConcurrency: request.processConcurrency,
@@ -115,6 +126,7 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
   }
   return {
     name: request.name,
+    queues: queues.description,
     stop: async () => {
       await worker.stop();
       await pool.end().catch(() => undefined);

@@ -1,5 +1,7 @@
 import type { Command } from "commander";
 import { DEFAULT_STATE_PATH } from "../engine/state-path.js";
+import { UsageError } from "../errors.js";
+import { isPostgresLocation } from "../store/location.js";
 
 /** Options every command accepts (SPEC §2, "Common options"). */
 export interface GlobalOptions {
@@ -63,4 +65,28 @@ export function commandOutput(command: Command): Output {
 /** Commander option parser for repeatable options (`--var A=1 --var B=2`). */
 export function collectRepeatable(value: string, previous: string[] = []): string[] {
   return [...previous, value];
+}
+
+/** `--queue URL` of apply, retry and worker: where a PostgreSQL state's queues are (SPEC §10). */
+export const QUEUE_OPTION = [
+  "--queue <url>",
+  "where the queues of a postgres:// state are, when not in its database: redis://HOST:PORT (rediss:// for TLS) or postgres://… (RUNFLOW_QUEUE)",
+] as const;
+
+/**
+ * The environment a use case runs in when `--queue` is given: this process's, with the flag
+ * over RUNFLOW_QUEUE (what the cluster reads); undefined (this process's) without it.
+ */
+export function environmentWithQueue(
+  queue: string | undefined,
+  globals: GlobalOptions,
+): NodeJS.ProcessEnv | undefined {
+  if (queue === undefined) return undefined;
+  if (!isPostgresLocation(globals.state)) {
+    throw new UsageError(
+      `--queue is for a shared state: --state ${globals.state} is a SQLite file, whose steps run in this process`,
+      { hint: "give --state postgres://USER@HOST:PORT/DB (or RUNFLOW_STATE), or leave out --queue" },
+    );
+  }
+  return { ...process.env, RUNFLOW_QUEUE: queue };
 }

@@ -23,21 +23,8 @@ import type { RunControl } from "../engine/run-control.js";
 import { isSuccess, isTerminal } from "../engine/states.js";
 import type { StateStore } from "../store/port.js";
 import type { StepRecord } from "../store/types.js";
-import {
-  MODEL_STEPS_QUEUE,
-  Queue,
-  queueConnection,
-  RUN_STEPS_QUEUE,
-  stepJobId,
-  type StepJob,
-} from "./queues.js";
-
-/** What the dispatcher uses of a BullMQ queue. */
-interface StepQueue {
-  add(name: string, data: StepJob, opts: object): Promise<unknown>;
-  remove(jobId: string): Promise<number>;
-  close(): Promise<void>;
-}
+import type { QueueBackend, StepQueue } from "./queue-backend.js";
+import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, stepJobId, type StepJob } from "./queues.js";
 
 /** How often the apply reads its run's steps while some are out. */
 const FOLLOW_EVERY_MS = 200;
@@ -50,6 +37,14 @@ interface Followed {
 
 /** Requests are capped where they are made (the workers): nothing to hold here. */
 const NO_SLOTS: RequestSlots = { run: (_model, task) => task(() => undefined) };
+
+export interface ClusterDispatcherOptions {
+  /** Where the queues are (PostgreSQL or Redis). */
+  queues: QueueBackend;
+  /** The shared PostgreSQL state the run is followed in. */
+  store: StateStore;
+  control: RunControl;
+}
 
 export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly requests = NO_SLOTS;
@@ -66,14 +61,13 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   #timer: NodeJS.Timeout | undefined;
   #reading = false;
 
-  constructor(run: DispatchedRun, options: { url: string; store: StateStore; control: RunControl }) {
+  constructor(run: DispatchedRun, options: ClusterDispatcherOptions) {
     this.#runId = run.runId;
     this.#store = options.store;
     this.#control = options.control;
-    const connection = queueConnection(options.url);
     this.#queues = {
-      model: new Queue<StepJob>(MODEL_STEPS_QUEUE, { connection }),
-      run: new Queue<StepJob>(RUN_STEPS_QUEUE, { connection }),
+      model: options.queues.openQueue(MODEL_STEPS_QUEUE),
+      run: options.queues.openQueue(RUN_STEPS_QUEUE),
     };
     options.control.onStop((reason) => void this.#stop(reason));
   }
@@ -196,6 +190,6 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
 }
 
 /** The factory of a run's cluster dispatcher (EngineDeps.dispatcher). */
-export function clusterDispatcher(options: { url: string; store: StateStore; control: RunControl }) {
+export function clusterDispatcher(options: ClusterDispatcherOptions) {
   return (run: DispatchedRun): Dispatcher => new ClusterDispatcher(run, options);
 }

@@ -1,12 +1,9 @@
 /**
- * The queues of a cluster (SPEC §10): BullMQ 6 on its PostgreSQL backend, in the same
- * database as runflow's state (its own schema, `bullmq`). One queue for model steps, one for
+ * The queues of a cluster (SPEC §10): BullMQ 6, on PostgreSQL (by default the state's own
+ * database) or Redis, chosen by URL (queue-backend.ts). One queue for model steps, one for
  * run steps (local programs, capped by each worker's CPUs only); a job is a step of a run,
  * `runId + address`, never a closure. See docs/decisions.md "Several machines".
  */
-import { createPostgresBackend, withBackend } from "bullmq";
-
-export const { Queue, Worker } = withBackend(createPostgresBackend);
 
 export const MODEL_STEPS_QUEUE = "runflow-model-steps";
 export const RUN_STEPS_QUEUE = "runflow-run-steps";
@@ -19,15 +16,11 @@ export interface StepJob {
 
 /**
  * A dead worker's steps move within 10 s: its lock lives 4 s unrenewed, a stalled check runs
- * every 2 s (measured in test/bullmq-postgres.test.ts). A stalled step is not a failed one —
- * runflow's fence decides what a redelivery may do — so it is never failed for stalling.
+ * every 2 s, on either backend (measured in test/bullmq-postgres.test.ts and
+ * test/cluster-redis.test.ts). A stalled step is not a failed one — runflow's fence decides
+ * what a redelivery may do — so it is never failed for stalling.
  */
 export const STALLED_TUNING = { lockDuration: 4_000, stalledInterval: 2_000, maxStalledCount: 1_000_000 };
-
-/** BullMQ's connection to the database at `url`; its schema is migrated on first use. */
-export function queueConnection(url: string) {
-  return { connectionString: url, migrate: true };
-}
 
 /** The job id of a step: adding the same step of the same run twice queues it once. */
 export function stepJobId(job: StepJob): string {

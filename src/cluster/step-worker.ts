@@ -14,14 +14,8 @@ import type { PollPolicy } from "../workflow/types.js";
 import type { RunControl } from "../engine/run-control.js";
 import { WorkerRun } from "../engine/worker-run.js";
 import { AccountSlots } from "./account-slots.js";
-import {
-  MODEL_STEPS_QUEUE,
-  queueConnection,
-  RUN_STEPS_QUEUE,
-  STALLED_TUNING,
-  type StepJob,
-  Worker,
-} from "./queues.js";
+import type { QueueBackend, StepQueueWorker } from "./queue-backend.js";
+import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, type StepJob } from "./queues.js";
 
 /** How often a worker says it is alive (WORKER_DEAD_AFTER_MS is five of these). */
 const HEARTBEAT_MS = 1_000;
@@ -29,9 +23,8 @@ const HEARTBEAT_MS = 1_000;
 const BUSY_DELAY_MS = 1_000;
 
 export interface StepWorkerOptions {
-  /** The PostgreSQL URL of the state (and the queues, unless `queueUrl`). */
-  url: string;
-  queueUrl?: string | undefined;
+  /** Where the queues are (PostgreSQL or Redis); the state is `deps.store`. */
+  queues: QueueBackend;
   /** Unique among live workers. */
   name: string;
   /** Model steps at once (each holds at most one request). */
@@ -62,11 +55,7 @@ export class StepWorker {
   readonly #doing = new Set<string>();
   readonly #processes: PQueue;
   readonly #startedAt: number;
-  #workers: Array<{
-    close(): Promise<void>;
-    waitUntilReady(): Promise<unknown>;
-    on(event: "error", listener: () => void): unknown;
-  }> = [];
+  #workers: StepQueueWorker[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #stopping = false;
 
@@ -87,16 +76,14 @@ export class StepWorker {
     await this.#beat();
     this.#heartbeat = setInterval(() => void this.#beat().catch(() => undefined), HEARTBEAT_MS);
     this.#heartbeat.unref();
-    const connection = queueConnection(this.#options.queueUrl ?? this.#options.url);
     const processor = (job: Job<StepJob>, token?: string) => this.#process(job, token);
+    const { queues } = this.#options;
     this.#workers = [
-      new Worker<StepJob>(MODEL_STEPS_QUEUE, processor, {
-        connection,
+      queues.openWorker(MODEL_STEPS_QUEUE, processor, {
         concurrency: this.#options.concurrency,
         ...STALLED_TUNING,
       }),
-      new Worker<StepJob>(RUN_STEPS_QUEUE, processor, {
-        connection,
+      queues.openWorker(RUN_STEPS_QUEUE, processor, {
         concurrency: this.#options.processConcurrency ?? Math.max(1, os.availableParallelism()),
         ...STALLED_TUNING,
       }),

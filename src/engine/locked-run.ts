@@ -193,6 +193,8 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
   const workflowName = run.workflowName;
   // Before the lock: a base URL runflow refuses is a usage error, and nothing is recorded.
   const apiOrigin = ports.api.origin();
+  // Before the lock too: queues that are not there (a bad RUNFLOW_QUEUE) are a usage error.
+  await ports.cluster?.checkQueues();
   const lockOptions = {
     workflowName,
     runId,

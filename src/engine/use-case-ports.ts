@@ -82,6 +82,11 @@ export interface RunPorts {
 
 /** A cluster of workers sharing one state (SPEC §10): what apply and retry need of it. */
 export interface ClusterPort {
+  /**
+   * Connects to the cluster's queues once, before anything is recorded: a queue location
+   * that is not one, or that does not answer, is a UsageError (exit 2, nothing submitted).
+   */
+  checkQueues(): Promise<void>;
   /** The run's dispatcher: its ready steps become jobs, and the run follows them in the store. */
   dispatcher(store: StateStore, control: RunControl): DispatcherFactory;
   /**

@@ -14,9 +14,11 @@ import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
   collectRepeatable,
   commandOutput,
+  environmentWithQueue,
   globalOptions,
   type GlobalOptions,
   type Output,
+  QUEUE_OPTION,
 } from "../context.js";
 import { shellWord, stateArgument } from "../printed-commands.js";
 import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
@@ -34,6 +36,7 @@ interface ApplyFlags {
   emulator?: boolean;
   wait?: boolean;
   maxCost?: string;
+  queue?: string;
 }
 
 /** `--max-cost 12.50` as micro-dollars; a usage error (exit 2) for anything but a positive amount. */
@@ -83,6 +86,7 @@ export async function runApplyCommand(
   const vars = parseVarOverrides(flags.var);
   const concurrency = parseConcurrency(flags.concurrency);
   const maxCostMicros = parseMaxCost(flags.maxCost);
+  const env = environmentWithQueue(flags.queue, globals);
   let emulator: RunningEmulator | undefined;
   if (flags.emulator) {
     emulator = await startEmbeddedEmulator();
@@ -111,6 +115,7 @@ export async function runApplyCommand(
           maxCostMicros,
           models: globals.models,
           api: emulator ? embeddedApi(emulator) : undefined,
+          env,
         },
         { events, control },
       ),
@@ -155,6 +160,7 @@ export function define(command: Command): void {
       "run against a local, in-process emulator of the API: no token needed, nothing billed",
     )
     .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .option(...QUEUE_OPTION)
     .option(
       "--max-cost <usd>",
       "spend at most this many USD in this apply: steps that would go past it are held back, not submitted, and the apply exits 1 (overrides the workflow's budget.max_cost)",

@@ -8,7 +8,13 @@ import type { RunningEmulator } from "../../emulator/index.js";
 import { EventBus } from "../../engine/events.js";
 import { retryRun } from "../../app/index.js";
 import { RunControl } from "../../engine/run-control.js";
-import { collectRepeatable, commandOutput, globalOptions } from "../context.js";
+import {
+  collectRepeatable,
+  commandOutput,
+  environmentWithQueue,
+  globalOptions,
+  QUEUE_OPTION,
+} from "../context.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
 import { retryCommand } from "../printed-commands.js";
 import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
@@ -19,6 +25,7 @@ interface RetryFlags {
   concurrency?: string;
   wait?: boolean;
   emulator?: boolean;
+  queue?: string;
 }
 
 /** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
@@ -36,6 +43,7 @@ export function define(command: Command): void {
     )
     .option("--concurrency <n>", "requests in flight at once (overrides the workflow)")
     .option("--wait", "wait for a live apply of the same workflow to finish instead of exiting 3")
+    .option(...QUEUE_OPTION)
     .option(
       "--emulator",
       "run against a local, in-process emulator of the API (as `apply --emulator`): no token needed",
@@ -44,6 +52,7 @@ export function define(command: Command): void {
       const globals = globalOptions(this);
       const output = commandOutput(this);
       const concurrency = parseConcurrency(flags.concurrency);
+      const env = environmentWithQueue(flags.queue, globals);
       let emulator: RunningEmulator | undefined;
       try {
         if (flags.emulator) {
@@ -64,6 +73,7 @@ export function define(command: Command): void {
               statePath: globals.state,
               models: globals.models,
               api: emulator ? embeddedApi(emulator) : undefined,
+              env,
             },
             { events, control },
           ),

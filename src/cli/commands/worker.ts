@@ -7,7 +7,7 @@
 import type { Command } from "commander";
 import { ExitCode, UsageError } from "../../errors.js";
 import { describePostgresLocation } from "../../store/location.js";
-import { commandOutput, globalOptions } from "../context.js";
+import { commandOutput, globalOptions, QUEUE_OPTION } from "../context.js";
 
 interface WorkerFlags {
   queue?: string;
@@ -27,7 +27,7 @@ function positive(flag: string, value: string | undefined): number | undefined {
 /** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
 export function define(command: Command): void {
   command
-    .option("--queue <url>", "the queues' PostgreSQL URL, when not the state's (RUNFLOW_QUEUE)")
+    .option(...QUEUE_OPTION)
     .option("--concurrency <n>", "model steps this worker executes at once (default 16)")
     .option("--processes <n>", "run steps (local programs) at once (default: the CPUs)")
     .option("--name <name>", "this worker's name, shown in status (default: HOST-PID)")
@@ -39,9 +39,10 @@ export function define(command: Command): void {
       const { startWorker } = await import("../../app/worker.js");
       const { defaultWorkerName } = await import("../../cluster/index.js");
       const name = flags.name ?? defaultWorkerName();
+      const queue = flags.queue ?? (process.env.RUNFLOW_QUEUE?.trim() || undefined);
       const worker = await startWorker({
         state: globals.state,
-        queue: flags.queue ?? (process.env.RUNFLOW_QUEUE?.trim() || undefined),
+        queue,
         name,
         concurrency,
         processConcurrency,
@@ -58,8 +59,9 @@ export function define(command: Command): void {
           if (!globals.quiet) output.stdout(`${name}: ${job.runId} ${job.address} ${outcome}`);
         },
       });
+      const queues = queue === undefined ? "" : `, queues at ${worker.queues}`;
       output.stdout(
-        `worker ${name} taking steps from ${describePostgresLocation(globals.state)} (concurrency ${concurrency}); Ctrl-C hands its steps back`,
+        `worker ${name} taking steps from ${describePostgresLocation(globals.state)}${queues} (concurrency ${concurrency}); Ctrl-C hands its steps back`,
       );
       const stopped = new Promise<NodeJS.Signals>((resolve) => {
         process.once("SIGINT", () => resolve("SIGINT"));

@@ -1,0 +1,282 @@
+/**
+ * Redis as the queues' backend, chosen by URL (SPEC §10, issue 12): real PostgreSQL for the
+ * state and a real Redis for the queues (servers the test starts), real `runflow worker`
+ * and `runflow apply` processes, the emulator on loopback. What must hold is what holds on
+ * PostgreSQL queues: the caps account-wide, every body submitted once, a dead worker's steps
+ * taken over within 10 s — and the queues really in Redis while the runs, attempts and
+ * workers stay in PostgreSQL.
+ */
+import { createInterface } from "node:readline";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { describe, expect, test } from "vitest";
+import { chainYaml, type Child, itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
+import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
+import { redisPerTest, skipWithoutRedis } from "./helpers/redis.js";
+
+const skip = skipWithoutPostgres("queues on Redis") || skipWithoutRedis("queues on Redis");
+
+/** Hailuo → Aleph → a local program that checks the restyled video is on disk. */
+function clusterYaml(options: { concurrency: number; limit?: number; hold?: boolean }): string {
+  const chain = chainYaml({ name: "cluster", concurrency: options.concurrency });
+  const limits =
+    options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
+  const withLimits = chain.replace("defaults:\n", `${limits}defaults:\n`);
+  const held = options.hold
+    ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"')
+    : withLimits;
+  return `${held}      - id: check
+        run: [node, "-e", "require('fs').statSync(process.argv[1])", "\${{ steps.restyle.files.video }}"]
+`;
+}
+
+interface WorkerProcess {
+  name: string;
+  child: Child;
+  lines: string[];
+  /** Resolves with its first line once it says it takes steps. */
+  ready: Promise<string>;
+}
+
+/** `runflow worker` on the state at `state`, its queues at `queue` (the flag, or RUNFLOW_QUEUE). */
+function startWorker(
+  p: Project,
+  names: { state: string; queue: string; name: string; via: "flag" | "env" },
+): WorkerProcess {
+  const args = ["worker", "--state", names.state, "--name", names.name, "--concurrency", "4"];
+  if (names.via === "flag") args.push("--queue", names.queue);
+  else process.env.RUNFLOW_QUEUE = names.queue;
+  const child = p.start(args);
+  delete process.env.RUNFLOW_QUEUE;
+  const lines: string[] = [];
+  let ready!: (line: string) => void;
+  const started = new Promise<string>((resolve) => (ready = resolve));
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    lines.push(line);
+    if (line.startsWith(`worker ${names.name} taking steps`)) ready(line);
+  });
+  return { name: names.name, child, lines, ready: started };
+}
+
+async function query<Row extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<Row>(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** The keys BullMQ made in Redis for runflow's two queues. */
+async function queueKeys(url: string): Promise<string[]> {
+  const client = new Redis(url);
+  try {
+    return (await client.keys("bull:runflow-*")).sort();
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Resolves once `check` holds; asked every 50 ms (a condition on state, not a duration). */
+async function until<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  what: string,
+  limitMs = 30_000,
+): Promise<T> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe.skipIf(skip)("a PostgreSQL state with its queues on Redis", () => {
+  const database = databasePerTest();
+  const redis = redisPerTest();
+
+  test("2 workers + apply run a chain to completion on Redis queues; the caps hold; every body is submitted once; the state stays in PostgreSQL", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3, limit: 2 }), "items.csv": itemsCsv(6) },
+      { duration: 300 },
+    );
+    const workers = [
+      startWorker(p, { state: database.url, queue: redis.url, name: "w1", via: "flag" }),
+      startWorker(p, { state: database.url, queue: redis.url, name: "w2", via: "env" }),
+    ];
+    const firstLines = await Promise.all(workers.map((worker) => worker.ready));
+    for (const line of firstLines) expect(line).toContain(`, queues at ${redis.url} (concurrency 4)`);
+
+    const applied = await p.run(
+      ["apply", "cluster.yaml", "--state", database.url, "--queue", redis.url, "--json"],
+      { timeoutMs: 120_000 },
+    );
+
+    expect(applied.stderr).toBe("");
+    expect(applied.exitCode).toBe(0);
+    const finished = ndjson(applied.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const peak = p.api.peakInFlight();
+    expect(peak.total).toBeLessThanOrEqual(3);
+    expect(peak.byModel["minimax/Hailuo Video 01 Live"]).toBeLessThanOrEqual(2);
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+
+    // The jobs went through Redis: BullMQ's keys of both queues are there …
+    const keys = await queueKeys(redis.url);
+    expect(keys).toContain("bull:runflow-model-steps:meta");
+    expect(keys).toContain("bull:runflow-run-steps:meta");
+    // … and not through PostgreSQL, which has no BullMQ schema, while it keeps the run, every
+    // attempt with its claimant, and the request slots' table (empty again).
+    const schemas = await query(database.url, "SELECT 1 FROM pg_namespace WHERE nspname = 'bullmq'");
+    expect(schemas).toEqual([]);
+    const runs = await query<{ status: string }>(database.url, "SELECT status FROM runs");
+    expect(runs).toEqual([{ status: "succeeded" }]);
+    const attempts = await query<{ claimed: number; with_id: number }>(
+      database.url,
+      "SELECT count(claimed_by)::int AS claimed, count(request_id)::int AS with_id FROM attempts",
+    );
+    expect(attempts).toEqual([{ claimed: 12, with_id: 12 }]);
+    expect(await query(database.url, "SELECT 1 FROM request_slots")).toEqual([]);
+
+    const byWorker = workers.map(
+      (worker) => `${worker.name}: ${worker.lines.filter((line) => line.endsWith(" done")).length}`,
+    );
+    console.log(
+      `Redis queues — steps done by the workers (the rest by apply's own): ${byWorker.join(", ")}; peak in flight ${JSON.stringify(peak)}`,
+    );
+    for (const worker of workers) worker.child.kill("SIGTERM");
+    const ended = await Promise.all(workers.map((worker) => worker.child));
+    expect(ended.map((result) => result.exitCode)).toEqual([130, 130]);
+  }, 180_000);
+
+  test("a worker killed with SIGKILL while holding steps: another takes them over from Redis within 10 s, and no body is submitted twice", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 6, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 200 },
+    );
+    const workers = [
+      startWorker(p, { state: database.url, queue: redis.url, name: "w1", via: "flag" }),
+      startWorker(p, { state: database.url, queue: redis.url, name: "w2", via: "flag" }),
+    ];
+    await Promise.all(workers.map((worker) => worker.ready));
+    // The apply executes one step itself: the workers hold the others.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "1";
+    process.env.RUNFLOW_QUEUE = redis.url;
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    delete process.env.RUNFLOW_QUEUE;
+
+    // Every first step submitted and held in progress by the emulator.
+    await until(() => (p.api.state().held === 6 ? true : undefined), "6 held requests");
+    const holders = await until(async () => {
+      const rows = await query<{ name: string; doing: string }>(
+        database.url,
+        "SELECT name, doing FROM workers WHERE name IN ('w1', 'w2') AND doing <> '' ORDER BY name",
+      );
+      return rows.length > 0 ? rows : undefined;
+    }, "a worker holding steps");
+    const victim = workers.find((worker) => worker.name === holders[0]!.name)!;
+    const held = holders[0]!.doing.split("\n").map((line) => line.split(" ")[1]!);
+    victim.child.kill("SIGKILL");
+    const killedAt = Date.now();
+    p.api.release();
+
+    // Each step it held gets a new attempt claimed by another process, re-attached to the same request.
+    const takeovers = await until(
+      async () => {
+        const rows = await query<{ address: string; started_at: string }>(
+          database.url,
+          `SELECT address, started_at FROM attempts
+         WHERE address = ANY($1) AND claimed_by IS DISTINCT FROM $2 AND claimed_by IS NOT NULL`,
+          [held, victim.name],
+        );
+        return new Set(rows.map((row) => row.address)).size === held.length ? rows : undefined;
+      },
+      "the killed worker's steps taken over",
+      30_000,
+    );
+    const seconds = takeovers.map((row) => (Number(row.started_at) - killedAt) / 1000);
+    console.log(
+      `Redis queues — SIGKILL of ${victim.name} holding ${held.length} step(s): taken over after ${seconds.map((s) => s.toFixed(1)).join(", ")} s`,
+    );
+    for (const s of seconds) expect(s).toBeLessThan(10);
+
+    const result = await apply;
+    expect(result.exitCode).toBe(0);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    expect(await queueKeys(redis.url)).toContain("bull:runflow-model-steps:meta");
+    for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
+    await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
+  }, 180_000);
+});
+
+describe.skipIf(skipWithoutPostgres("bad queue URLs"))("a queue URL runflow cannot use", () => {
+  const database = databasePerTest();
+
+  test("runflow worker --queue: another scheme, or a Redis that does not answer, is exit 2 with what to do", async () => {
+    const p = await project({});
+    const scheme = await p.run(["worker", "--state", database.url, "--queue", "http://127.0.0.1:6379"]);
+    expect(scheme.exitCode).toBe(2);
+    expect(scheme.stderr).toContain(
+      "--queue (or RUNFLOW_QUEUE) http://127.0.0.1:6379/ is not a queue URL: runflow's queues live in PostgreSQL or Redis",
+    );
+    expect(scheme.stderr).toContain("hint: give postgres://USER@HOST[:PORT]/DATABASE, or redis://");
+    expect(scheme.stderr).not.toContain("    at ");
+
+    // Nothing listens on port 1; the password is never shown.
+    const unreachable = await p.run(
+      ["worker", "--state", database.url, "--queue", "redis://:s3cret-word@127.0.0.1:1"],
+      { timeoutMs: 30_000 },
+    );
+    expect(unreachable.exitCode).toBe(2);
+    expect(unreachable.stderr).toContain("cannot reach the Redis queues at redis://:***@127.0.0.1:1");
+    expect(unreachable.stderr).toContain("ECONNREFUSED");
+    expect(unreachable.stderr).toContain("hint: start Redis there");
+    expect(unreachable.stderr).not.toContain("s3cret-word");
+    expect(unreachable.stdout).not.toContain("taking steps");
+    // It never joined the cluster.
+    expect(await query(database.url, "SELECT name FROM workers")).toEqual([]);
+
+    const fromEnv = await p.run(["worker", "--state", database.url], {
+      env: { RUNFLOW_QUEUE: "amqp://127.0.0.1" },
+    });
+    expect(fromEnv.exitCode).toBe(2);
+    expect(fromEnv.stderr).toContain("amqp://127.0.0.1 is not a queue URL");
+  }, 60_000);
+
+  test("apply on a PostgreSQL state with queues that do not answer: exit 2, nothing recorded, nothing submitted", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 2 }), "items.csv": itemsCsv(2) });
+    const viaFlag = await p.run(
+      ["apply", "cluster.yaml", "--state", database.url, "--queue", "redis://127.0.0.1:1"],
+      { timeoutMs: 30_000 },
+    );
+    expect(viaFlag.exitCode).toBe(2);
+    expect(viaFlag.stderr).toContain("cannot reach the Redis queues at redis://127.0.0.1:1");
+    const viaEnv = await p.run(["apply", "cluster.yaml", "--state", database.url], {
+      env: { RUNFLOW_QUEUE: "redis//127.0.0.1:6379" },
+    });
+    expect(viaEnv.exitCode).toBe(2);
+    expect(viaEnv.stderr).toContain("is not a queue URL");
+    expect(p.api.submissions().total).toBe(0);
+    expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
+
+    // --queue on a SQLite state means nothing: said so, not ignored.
+    const sqlite = await p.run(["apply", "cluster.yaml", "--queue", "redis://127.0.0.1:1"]);
+    expect(sqlite.exitCode).toBe(2);
+    expect(sqlite.stderr).toContain("--queue is for a shared state");
+    expect(p.api.submissions().total).toBe(0);
+  }, 60_000);
+});
