@@ -10,6 +10,8 @@ import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { describe, expect, test } from "vitest";
+import { queueBackend } from "../src/cluster/queue-backend.js";
+import { MODEL_STEPS_QUEUE, stepJobId } from "../src/cluster/queues.js";
 import { chainYaml, type Child, itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 import { redisPerTest, skipWithoutRedis } from "./helpers/redis.js";
@@ -221,6 +223,42 @@ describe.skipIf(skip)("a PostgreSQL state with its queues on Redis", () => {
     for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
     await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
   }, 180_000);
+});
+
+describe.skipIf(skip)("a step delivered before its run's plan is stored", () => {
+  const database = databasePerTest();
+  const redis = redisPerTest();
+
+  test("comes back to the queue shortly instead of failing (a failed job would be a step lost)", async () => {
+    const p = await project({});
+    const worker = startWorker(p, { state: database.url, queue: redis.url, name: "w1", via: "flag" });
+    await worker.ready;
+    // What an apply does between handing out its first steps and writing its stored plan
+    // (RunRecorder.finish): the job is queued, the run is not readable yet.
+    const job = { runId: "20261205-000000-abcd", address: "clip/item-1/animate" };
+    const queue = queueBackend(redis.url).openQueue(MODEL_STEPS_QUEUE);
+    await queue.add("step", job, { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true });
+    const line = `w1: ${job.runId} ${job.address} not_recorded_yet`;
+    const events = async () => {
+      const client = new Redis(redis.url);
+      try {
+        const entries = await client.xrange("bull:runflow-model-steps:events", "-", "+");
+        return entries.map(([, fields]) => fields[1]);
+      } finally {
+        client.disconnect();
+      }
+    };
+    const seen = await until(async () => {
+      if ((await events()).includes("failed")) return "failed";
+      return worker.lines.filter((printed) => printed === line).length >= 2 ? "asked again" : undefined;
+    }, "the job delivered twice, or failed");
+    expect(seen).toBe("asked again");
+    expect(await queueKeys(redis.url)).toContain(`bull:runflow-model-steps:${stepJobId(job)}`);
+    await queue.remove(stepJobId(job));
+    await queue.close();
+    worker.child.kill("SIGTERM");
+    expect((await worker.child).exitCode).toBe(130);
+  }, 60_000);
 });
 
 describe.skipIf(skipWithoutPostgres("bad queue URLs"))("a queue URL runflow cannot use", () => {

@@ -21,6 +21,10 @@ import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, type StepJob } from
 const HEARTBEAT_MS = 1_000;
 /** A step whose attempt a live worker holds without an id yet comes back after this long. */
 const BUSY_DELAY_MS = 1_000;
+/** A step of a run whose plan is not stored yet comes back after this long … */
+const NOT_RECORDED_DELAY_MS = 100;
+/** … for this long after it was queued; then it fails (its apply died before it wrote the plan). */
+const NOT_RECORDED_FOR_MS = 10 * 60_000;
 
 export interface StepWorkerOptions {
   /** Where the queues are (PostgreSQL or Redis); the state is `deps.store`. */
@@ -112,16 +116,22 @@ export class StepWorker {
     let outcome: string;
     try {
       const run = await this.#run(runId);
-      if (!run) throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
-      outcome = run.apiOrigin === this.#options.apiOrigin ? await run.execute(address) : "elsewhere";
+      if (run) {
+        outcome = run.apiOrigin === this.#options.apiOrigin ? await run.execute(address) : "elsewhere";
+      } else if (Date.now() - job.timestamp < NOT_RECORDED_FOR_MS) {
+        // The apply hands out its first steps before it writes the stored plan's own record
+        // (RunRecorder.finish): a fast queue delivers them sooner. Asked again shortly; a
+        // failed job would be a step lost, its run followed forever.
+        outcome = "not_recorded_yet";
+      } else {
+        throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
+      }
     } finally {
       this.#doing.delete(doing);
     }
     this.#options.onStep?.(job.data, outcome);
     if (outcome === "done") return outcome;
-    // Back to the queue: at once when handed back, a little later when another worker holds it.
-    const later = (outcome === "busy" || outcome === "elsewhere") && !this.#stopping;
-    await job.moveToDelayed(Date.now() + (later ? BUSY_DELAY_MS : 0), token);
+    await job.moveToDelayed(Date.now() + backInQueueFor(outcome, this.#stopping), token);
     throw new DelayedError();
   }
 
@@ -162,4 +172,16 @@ export class StepWorker {
       doing: [...this.#doing],
     });
   }
+}
+
+/**
+ * How long a step handed back waits in the queue: none when this worker stops or hands it
+ * back, a little while another worker holds it (or another API's worker should take it), a
+ * moment while its run's plan is not stored yet.
+ */
+function backInQueueFor(outcome: string, stopping: boolean): number {
+  if (stopping) return 0;
+  if (outcome === "busy" || outcome === "elsewhere") return BUSY_DELAY_MS;
+  if (outcome === "not_recorded_yet") return NOT_RECORDED_DELAY_MS;
+  return 0;
 }
