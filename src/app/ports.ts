@@ -217,8 +217,7 @@ function clusterOf(
   };
   return {
     checkQueues: async () => (await cluster()).checkQueues(),
-    startWorker: async (deps, control, clientFor) =>
-      (await cluster()).startWorker(deps, control, clientFor),
+    startWorker: async (deps, control, clientFor) => (await cluster()).startWorker(deps, control, clientFor),
     dispatcher: (store, control) => {
       if (!loaded) throw new Error("the cluster's dispatcher is built after this process's worker started");
       return loaded.dispatcher(store, control);
