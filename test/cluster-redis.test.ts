@@ -177,8 +177,16 @@ describe.skipIf(skip)("a PostgreSQL state with its queues on Redis", () => {
     delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
     delete process.env.RUNFLOW_QUEUE;
 
-    // Every first step submitted and held in progress by the emulator.
+    // Every first step submitted and held in progress by the emulator, and its request id
+    // recorded (a claimant killed before that is judged `unknown` instead: another test's case).
     await until(() => (p.api.state().held === 6 ? true : undefined), "6 held requests");
+    await until(async () => {
+      const rows = await query<{ count: number }>(
+        database.url,
+        "SELECT count(*)::int AS count FROM attempts WHERE request_id IS NOT NULL",
+      );
+      return rows[0]!.count === 6 ? true : undefined;
+    }, "6 request ids recorded");
     const holders = await until(async () => {
       const rows = await query<{ name: string; doing: string }>(
         database.url,
