@@ -11,5 +11,6 @@ v8.setFlagsFromString("--heap-growing-percent=10");
 v8.setFlagsFromString("--max-semi-space-size=8");
 
 // The only place that ends the process with a code (DESIGN §5): everything else returns it.
-const code = await runCli(process.argv.slice(2));
-process.exitCode = code;
+void runCli(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});
