@@ -49,6 +49,39 @@ const undiciFetchOutside = {
   },
 };
 
+// Two packages require at their top a Node module only a path runflow never takes uses:
+// undici's client loads its HTTP/2 code (node:http2, about 5 ms) though runflow's agents
+// never allow HTTP/2; commander loads node:child_process (with node:dgram, about 1.5 ms) for
+// executable subcommands, which runflow has none of. In the bundle each is required where it
+// is used instead. The build fails if a line is not found, so an upgrade that moves one is
+// noticed here rather than silently loading it again.
+const LAZY_REQUIRES = [
+  {
+    file: "node_modules/undici/lib/dispatcher/client.js",
+    line: "const connectH2 = require('./client-h2.js')",
+    lazy: "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)",
+  },
+  {
+    file: "node_modules/commander/lib/command.js",
+    line: "const childProcess = require('node:child_process');",
+    lazy: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+  },
+];
+const lazyRequires = {
+  name: "lazy-requires",
+  setup(build) {
+    for (const { file, line, lazy } of LAZY_REQUIRES) {
+      const absolute = path.join(root, file);
+      build.onLoad({ filter: new RegExp(`${path.basename(file).replace(".", "\\.")}$`) }, (args) => {
+        if (args.path !== absolute) return undefined;
+        const source = readFileSync(args.path, "utf8");
+        if (!source.includes(line)) throw new Error(`${file} no longer has the line \`${line}\``);
+        return { contents: source.replace(line, lazy), loader: "js" };
+      });
+    }
+  },
+};
+
 const split = await build({
   entryPoints: { main: path.join(root, "dist", "cli", "main.js") },
   absWorkingDir: root,
@@ -61,7 +94,7 @@ const split = await build({
   chunkNames: "chunk-[hash]",
   external: ["better-sqlite3", "ajv", "ajv-formats", "pg", "bullmq"],
   define: { "import.meta.url": MODULE_URL },
-  plugins: [undiciFetchOutside],
+  plugins: [undiciFetchOutside, lazyRequires],
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",

@@ -148,12 +148,19 @@ export function loadModelRegistry(options: LoadModelRegistryOptions = {}): Model
   for (const dir of folders(options)) {
     for (const [id, entry] of loadFolder(dir)) byId.set(id, entry);
   }
-  const sorted = [...byId.values()].sort((a, b) => a.model_id.localeCompare(b.model_id));
-  const ids = sorted.map((entry) => entry.model_id);
+  // Sorted only when listed: the first localeCompare of a process sets up ICU's collator
+  // (about 4 ms), which apply, looking models up by id, need not pay before its first request.
+  let sorted: ModelEntry[] | undefined;
+  const list = (): ModelEntry[] =>
+    (sorted ??= [...byId.values()].sort((a, b) => a.model_id.localeCompare(b.model_id)));
   return {
     get: (modelId) => byId.get(modelId),
-    list: () => [...sorted],
-    suggest: (modelId) => suggestIds(modelId, ids),
+    list: () => [...list()],
+    suggest: (modelId) =>
+      suggestIds(
+        modelId,
+        list().map((entry) => entry.model_id),
+      ),
   };
 }
 
