@@ -116,6 +116,18 @@ await build({
   logLevel: "warning",
 });
 rmSync(esmDir, { recursive: true, force: true });
+// A chunk `import()`ed by another is required as `__toESM(require("./chunk-X.js"), 1)`: the
+// 1 is Node's rule for importing CommonJS (its `default` is the whole exports object),
+// right for the packages left outside but wrong for a chunk, which was an ES module: a
+// `default` export (listr2's `await import("cli-truncate")`) would come out as the module.
+// 0 is esbuild's rule for a module marked __esModule, which each chunk is; same length, so
+// the source maps still hold.
+for (const name of files) {
+  const file = path.join(outdir, name);
+  const code = readFileSync(file, "utf8");
+  const fixed = code.replace(/(__toESM\(require\("\.\/[^"]+\.js"\)), 1\)/g, "$1, 0)");
+  if (fixed !== code) writeFileSync(file, fixed);
+}
 writeFileSync(path.join(outdir, "package.json"), `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`);
 
 // The build's identity names its code cache folder: the hash of every file the cache covers.
