@@ -1,47 +1,157 @@
 // Build step (after tsc): bundles the CLI (dist/cli/main.js and what it imports) into
-// dist/bin/runflow.js and its chunks, split at each lazily imported command module, so a
-// command loads a few files instead of hundreds (yaml alone is 73, runflow's own 150):
-// apply reaches its first request about 0.1 s sooner (docs/decisions.md, "Start-up").
-// Left outside, loaded from node_modules as before: better-sqlite3 (a native addon), the
-// packages loaded with `require` at run time (ajv and ajv-formats for schemas the build did
-// not precompile, undici's parts: src/util/validators.ts, src/api/undici-parts.ts), and the
-// PostgreSQL and queue clients. dist/bin/meta.json says which module went into which file
-// (test/cli-lazy-load.test.ts reads it). The library (dist/index.js) stays as tsc builds it.
-import { rmSync, writeFileSync } from "node:fs";
+// dist/bin/: main.js and its chunks, split at each lazily imported command module, so a
+// command loads a few files instead of hundreds (yaml alone is 73, runflow's own 150), and
+// the entry dist/bin/runflow.js (scripts/cli-entry.cjs: V8 flags and the code cache).
+// docs/decisions.md, "Start-up", has the figures.
+//
+// Two passes. esbuild splits only ES modules, so the first pass bundles and splits as ES
+// modules (in a folder of its own); the second turns each file into CommonJS, which Node 20
+// loads faster than ES modules (no asynchronous loader per file) and which a code cache can
+// cover (vm.Script takes cached data; ES modules cannot, without flags). dist/bin/package.json
+// says the folder's .js files are CommonJS. `import.meta.url` becomes each file's own URL;
+// dynamic imports become `require`. Source maps go through both passes to src/*.ts.
+//
+// Bundled: runflow, its pure-JS packages and undici's parts (src/api/undici-parts.ts). Left
+// outside, loaded from node_modules: better-sqlite3 (a native addon), ajv and ajv-formats
+// (required at run time only for schemas the build did not precompile:
+// src/util/validators.ts), the PostgreSQL and queue clients. dist/bin/meta.json says which
+// module went into which file (test/cli-lazy-load.test.ts reads it). The library
+// (dist/index.js) stays as tsc builds it.
+import { createHash } from "node:crypto";
+import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
+import { COMMANDS } from "../dist/cli/commands/index.js";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const outdir = path.join(root, "dist", "bin");
+const esmDir = path.join(root, "dist", "bin-esm");
 rmSync(outdir, { recursive: true, force: true });
+rmSync(esmDir, { recursive: true, force: true });
 
-const result = await build({
-  entryPoints: { runflow: path.join(root, "dist", "cli", "main.js") },
+// The identifier `import.meta.url` becomes in the first pass; the second defines it per file.
+const MODULE_URL = "__runflowModuleUrl";
+
+// undici's HTTP/1 and HTTP/2 clients require its fetch body code lazily, for a FormData body
+// runflow never sends: left in node_modules, required by package path if ever needed,
+// rather than bundled (nine files of fetch, FormData and WebIDL).
+const undiciFetchOutside = {
+  name: "undici-fetch-outside",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/web\// }, (args) => {
+      if (!args.importer.includes(`${path.sep}node_modules${path.sep}undici${path.sep}`)) return undefined;
+      const resolved = path.resolve(path.dirname(args.importer), args.path);
+      const fromPackages = path.relative(path.join(root, "node_modules"), resolved).split(path.sep).join("/");
+      return { path: fromPackages, external: true };
+    });
+  },
+};
+
+// Two packages require at their top a Node module only a path runflow never takes uses:
+// undici's client loads its HTTP/2 code (node:http2, about 5 ms) though runflow's agents
+// never allow HTTP/2; commander loads node:child_process (with node:dgram, about 1.5 ms) for
+// executable subcommands, which runflow has none of. In the bundle each is required where it
+// is used instead. The build fails if a line is not found, so an upgrade that moves one is
+// noticed here rather than silently loading it again.
+const LAZY_REQUIRES = [
+  {
+    file: "node_modules/undici/lib/dispatcher/client.js",
+    line: "const connectH2 = require('./client-h2.js')",
+    lazy: "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)",
+  },
+  {
+    file: "node_modules/commander/lib/command.js",
+    line: "const childProcess = require('node:child_process');",
+    lazy: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+  },
+];
+const lazyRequires = {
+  name: "lazy-requires",
+  setup(build) {
+    for (const { file, line, lazy } of LAZY_REQUIRES) {
+      const absolute = path.join(root, file);
+      build.onLoad({ filter: new RegExp(`${path.basename(file).replace(".", "\\.")}$`) }, (args) => {
+        if (args.path !== absolute) return undefined;
+        const source = readFileSync(args.path, "utf8");
+        if (!source.includes(line)) throw new Error(`${file} no longer has the line \`${line}\``);
+        return { contents: source.replace(line, lazy), loader: "js" };
+      });
+    }
+  },
+};
+
+const split = await build({
+  entryPoints: { main: path.join(root, "dist", "cli", "main.js") },
   absWorkingDir: root,
-  outdir,
+  outdir: esmDir,
   bundle: true,
   splitting: true,
   format: "esm",
   platform: "node",
   target: "node20",
   chunkNames: "chunk-[hash]",
-  external: ["better-sqlite3", "ajv", "ajv-formats", "undici", "pg", "bullmq", "ioredis"],
-  // The CommonJS packages bundled in (commander, yaml's dependents…) call `require`.
-  banner: {
-    js: 'import { createRequire as runflowCreateRequire } from "node:module"; const require = runflowCreateRequire(import.meta.url);',
-  },
+  external: ["better-sqlite3", "ajv", "ajv-formats", "pg", "bullmq", "ioredis"],
+  define: { "import.meta.url": MODULE_URL },
+  plugins: [undiciFetchOutside, lazyRequires],
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",
 });
 
+const files = readdirSync(esmDir).filter((name) => name.endsWith(".js"));
+await build({
+  entryPoints: files.map((name) => path.join(esmDir, name)),
+  absWorkingDir: root,
+  outdir,
+  bundle: false,
+  format: "cjs",
+  platform: "node",
+  target: "node20",
+  // `import("./chunk-X.js")` as `require`: the chunk then loads through the code cache.
+  supported: { "dynamic-import": false },
+  banner: { js: `var ${MODULE_URL} = require("node:url").pathToFileURL(__filename).href;` },
+  sourcemap: "linked",
+  logLevel: "warning",
+});
+rmSync(esmDir, { recursive: true, force: true });
+// A chunk `import()`ed by another is required as `__toESM(require("./chunk-X.js"), 1)`: the
+// 1 is Node's rule for importing CommonJS (its `default` is the whole exports object),
+// right for the packages left outside but wrong for a chunk, which was an ES module: a
+// `default` export (listr2's `await import("cli-truncate")`) would come out as the module.
+// 0 is esbuild's rule for a module marked __esModule, which each chunk is; same length, so
+// the source maps still hold.
+for (const name of files) {
+  const file = path.join(outdir, name);
+  const code = readFileSync(file, "utf8");
+  const fixed = code.replace(/(__toESM\(require\("\.\/[^"]+\.js"\)), 1\)/g, "$1, 0)");
+  if (fixed !== code) writeFileSync(file, fixed);
+}
+writeFileSync(path.join(outdir, "package.json"), `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`);
+
+// The build's identity names its code cache folder: the hash of every file the cache covers.
+const buildHash = createHash("sha256");
+for (const name of [...files].sort()) buildHash.update(name).update(readFileSync(path.join(outdir, name)));
+const validatorsDir = path.join(root, "dist", "validators");
+for (const name of readdirSync(validatorsDir).sort()) {
+  buildHash.update(name).update(readFileSync(path.join(validatorsDir, name)));
+}
+const entry = readFileSync(path.join(root, "scripts", "cli-entry.cjs"), "utf8")
+  .replace("__RUNFLOW_BUILD_ID__", buildHash.digest("hex").slice(0, 16))
+  .replace('["__RUNFLOW_COMMANDS__"]', JSON.stringify(COMMANDS.map((command) => command.name)));
+const entryFile = path.join(outdir, "runflow.js");
+writeFileSync(entryFile, entry);
+chmodSync(entryFile, 0o755);
+
 // Which source modules each output file holds, paths relative to the package.
 const meta = Object.fromEntries(
-  Object.entries(result.metafile.outputs)
+  Object.entries(split.metafile.outputs)
     .filter(([file]) => file.endsWith(".js"))
     .map(([file, output]) => [path.basename(file), Object.keys(output.inputs).sort()]),
 );
+meta["runflow.js"] = ["scripts/cli-entry.cjs"];
 writeFileSync(path.join(outdir, "meta.json"), `${JSON.stringify(meta, null, 1)}\n`);
-process.stdout.write(`bundled the CLI: dist/bin/runflow.js and ${Object.keys(meta).length - 1} chunks\n`);
+process.stdout.write(
+  `bundled the CLI: dist/bin/runflow.js, main.js and ${Object.keys(meta).length - 2} chunks\n`,
+);

@@ -79,11 +79,20 @@ describe("what each command loads", () => {
       expect(apply.modules).toContain(path.join(REPO_ROOT, "dist", "validators", `${kind}.cjs`));
     }
     expect(apply.modules.some((name) => name.includes("/node_modules/p-queue/"))).toBe(true);
+    // Node modules loaded only for what runflow never does: HTTP/2 (undici's h2 client, for
+    // a server that negotiates it, which runflow's agents never allow) and executable
+    // subcommands (commander's node:child_process). The recorder did see Node's modules.
+    expect(apply.modules).toContain("node:net");
+    expect(apply.modules).not.toContain("node:http2");
 
     for (const args of [["--version"], ["--help"], ["status"], ["runs"], ["help", "status"]]) {
       const { exitCode, modules } = await loadedBy(flow, args);
       expect({ args, exitCode }).toEqual({ args, exitCode: 0 });
       expect({ args, heavy: heavyIn(modules) }).toEqual({ args, heavy: [] });
+      expect({ args, childProcess: modules.includes("node:child_process") }).toEqual({
+        args,
+        childProcess: false,
+      });
     }
     // status and runs read the database (better-sqlite3), so the recorder did see them work.
     expect((await loadedBy(flow, ["status"])).modules.some((name) => name.includes("better-sqlite3"))).toBe(

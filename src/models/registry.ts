@@ -3,11 +3,11 @@
  * package, the project's own `schemas/models/`, then every `--models DIR`, later folders
  * overriding earlier ones by model id.
  */
-import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { distance } from "fastest-levenshtein";
 import { UsageError } from "../errors.js";
+import { packageRoot } from "../util/package-root.js";
 import { parseModelEntry } from "./entry.js";
 import { ModelSchemaError, UnknownModelError } from "./errors.js";
 import type { ModelEntry } from "./types.js";
@@ -30,20 +30,6 @@ export interface LoadModelRegistryOptions {
 }
 
 const MODELS_SUBDIR = path.join("schemas", "models");
-
-/**
- * The package root: the nearest folder above this module holding package.json, so the same
- * code finds `schemas/models/` from src/ (vitest) and from dist/ (the built CLI).
- */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, "package.json"))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`runflow's package.json was not found above ${import.meta.url}`);
-    dir = parent;
-  }
-}
 
 export function builtinModelsDir(): string {
   return path.join(packageRoot(), MODELS_SUBDIR);
@@ -162,12 +148,19 @@ export function loadModelRegistry(options: LoadModelRegistryOptions = {}): Model
   for (const dir of folders(options)) {
     for (const [id, entry] of loadFolder(dir)) byId.set(id, entry);
   }
-  const sorted = [...byId.values()].sort((a, b) => a.model_id.localeCompare(b.model_id));
-  const ids = sorted.map((entry) => entry.model_id);
+  // Sorted only when listed: the first localeCompare of a process sets up ICU's collator
+  // (about 4 ms), which apply, looking models up by id, need not pay before its first request.
+  let sorted: ModelEntry[] | undefined;
+  const list = (): ModelEntry[] =>
+    (sorted ??= [...byId.values()].sort((a, b) => a.model_id.localeCompare(b.model_id)));
   return {
     get: (modelId) => byId.get(modelId),
-    list: () => [...sorted],
-    suggest: (modelId) => suggestIds(modelId, ids),
+    list: () => [...list()],
+    suggest: (modelId) =>
+      suggestIds(
+        modelId,
+        list().map((entry) => entry.model_id),
+      ),
   };
 }
 

@@ -3,10 +3,10 @@
  * format that editors, the loader and the tests share. Its validator is precompiled at build
  * time (util/validators.ts), compiled by ajv only when that is missing or stale.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { ValidateFunction } from "ajv";
+import { packageRoot } from "../util/package-root.js";
 import { validatorOf } from "../util/validators.js";
 
 /** The subset of JSON Schema the workflow schema uses, as far as this code reads it. */
@@ -20,17 +20,6 @@ export interface SchemaNode {
   default?: unknown;
   patternErrorMessage?: string;
   [keyword: string]: unknown;
-}
-
-/** The nearest folder above this module holding package.json: the same from src/ and dist/. */
-function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`runflow's package.json was not found above ${import.meta.url}`);
-    dir = parent;
-  }
-  return dir;
 }
 
 export function workflowSchemaPath(): string {

@@ -2,7 +2,7 @@
 // module it loads, one per line, in the file RUNFLOW_RECORD_MODULES names: the URL of each
 // module imported (from a resolve hook, which sees ES modules and the CommonJS packages
 // they import), then at exit every CommonJS file loaded (the require cache, which holds
-// the files those packages require in turn). test/cli-lazy-load.test.ts reads the list.
+// the files those packages require in turn) and Node's own modules loaded (`node:NAME`). test/cli-lazy-load.test.ts reads the list.
 import { appendFileSync } from "node:fs";
 import { createRequire, register } from "node:module";
 import process from "node:process";
@@ -17,7 +17,11 @@ if (isMainThread && file) {
   const require = createRequire(import.meta.url);
   process.on("exit", () => {
     const loaded = Object.keys(require.cache).map((name) => `${name}\n`);
-    appendFileSync(file, loaded.join(""));
+    // Node's own modules, as `node:NAME` (the require cache holds none of them).
+    const builtins = process.moduleLoadList
+      .filter((entry) => entry.startsWith("NativeModule ") && !entry.includes("internal/"))
+      .map((entry) => `node:${entry.slice("NativeModule ".length)}\n`);
+    appendFileSync(file, [...loaded, ...builtins].join(""));
   });
 }
 

@@ -1,0 +1,154 @@
+#!/usr/bin/env node
+// The CLI's entry, dist/bin/runflow.js (scripts/bundle-cli.js copies this file there and
+// fills in BUILD_ID and COMMANDS). It sets V8's heap flags, keeps a code cache of the
+// bundle's files, then loads the bundle's main module (src/cli/main.ts).
+//
+// The code cache (docs/decisions.md, "Start-up"): Node 20 compiles every file it loads from
+// its source at each start; V8 can instead take the code it compiled before (`cachedData`
+// of vm.Script, as the v8-compile-cache package does). For each file of the bundle (and the
+// precompiled validators), the code a command's run compiled is written once, at the end of
+// that run, under RUNFLOW_COMPILE_CACHE (default: the user's cache folder,
+// ~/.cache/runflow/compile), and read by later runs of the same command. It is only ever a
+// shortcut: a cache that is missing, unreadable, damaged (its sha-256 is checked before V8
+// sees it) or refused by V8 (another Node, other flags) is ignored and written again; a
+// folder that cannot be written (a read-only home, a CI sandbox) means no cache, silently.
+// Its folder is named after this build (BUILD_ID, the hash of the bundle's files): V8
+// checks a cache against its source only by length, so a cache of another build must never
+// be offered. RUNFLOW_COMPILE_CACHE=off turns it off. With --verbose it is not used: the
+// files load as usual, with source maps on, so a stack trace names the TypeScript sources.
+"use strict";
+const v8 = require("node:v8");
+
+// A batch of 100,000 steps runs for hours and allocates steadily while what stays live is
+// small: growing the heap by 10% (and 8 MB semi-spaces) keeps a 100,000-step apply near
+// 300 MB rather than 780 MB (docs/decisions.md, "Engine performance"). Set before anything
+// is compiled: V8 refuses a code cache made under other flags. (src/cli/main.ts sets the
+// same for the unbundled build.)
+v8.setFlagsFromString("--heap-growing-percent=10");
+v8.setFlagsFromString("--max-semi-space-size=8");
+
+const BUILD_ID = "__RUNFLOW_BUILD_ID__";
+/** The command names, so a cache is kept per command (each compiles other code). */
+const COMMANDS = new Set(["__RUNFLOW_COMMANDS__"]);
+
+function cacheBase(env) {
+  const chosen = env.RUNFLOW_COMPILE_CACHE;
+  if (chosen !== undefined && chosen !== "") {
+    return ["off", "0", "false", "no"].includes(chosen.toLowerCase()) ? undefined : chosen;
+  }
+  const path = require("node:path");
+  if (env.XDG_CACHE_HOME) return path.join(env.XDG_CACHE_HOME, "runflow", "compile");
+  if (process.platform === "win32" && env.LOCALAPPDATA) {
+    return path.join(env.LOCALAPPDATA, "runflow", "compile");
+  }
+  return env.HOME ? path.join(env.HOME, ".cache", "runflow", "compile") : undefined;
+}
+
+/** The first word that names a command (`runflow --json status` → status). */
+function commandOf(argv) {
+  return argv.find((word) => COMMANDS.has(word)) ?? "none";
+}
+
+function useCompileCache(base) {
+  const fs = require("node:fs");
+  const path = require("node:path");
+  const vm = require("node:vm");
+  const crypto = require("node:crypto");
+  const Module = require("node:module");
+
+  const folder = path.join(
+    base,
+    `${BUILD_ID}-${process.version}-${process.arch}`,
+    commandOf(process.argv.slice(2)),
+  );
+  const ours = new Set([__dirname, path.join(__dirname, "..", "validators")]);
+  /** Files compiled without a usable cache: their code is written at exit. */
+  const toWrite = [];
+  const HEADER = 32; // the payload's sha-256
+  const KEPT_BUILDS = 4;
+
+  function readCache(file) {
+    let data;
+    try {
+      data = fs.readFileSync(file);
+    } catch {
+      return undefined;
+    }
+    if (data.length <= HEADER) return undefined;
+    const payload = data.subarray(HEADER);
+    const digest = crypto.createHash("sha256").update(payload).digest();
+    return digest.equals(data.subarray(0, HEADER)) ? payload : undefined;
+  }
+
+  /** Runs a compiled file as Node's loader would: its wrapper called with the module's own `require`. */
+  function runWrapped(module, script, filename) {
+    const moduleRequire = (id) => module.require(id);
+    moduleRequire.resolve = (request, options) => Module._resolveFilename(request, module, false, options);
+    moduleRequire.main = require.main;
+    moduleRequire.cache = Module._cache;
+    moduleRequire.extensions = Module._extensions;
+    const wrapper = script.runInThisContext({ displayErrors: true });
+    return wrapper.call(
+      module.exports,
+      module.exports,
+      moduleRequire,
+      module,
+      filename,
+      path.dirname(filename),
+    );
+  }
+
+  const compile = Module.prototype._compile;
+  Module.prototype._compile = function compileWithCache(content, filename) {
+    if (!ours.has(path.dirname(filename))) return compile.call(this, content, filename);
+    const cacheFile = path.join(folder, `${path.basename(filename)}.v8`);
+    const cachedData = readCache(cacheFile);
+    // A shebang line is not JavaScript inside the wrapper: kept as a comment, same length.
+    const source = content.startsWith("#!") ? `//${content.slice(2)}` : content;
+    const script = new vm.Script(Module.wrap(source), {
+      filename,
+      cachedData,
+      importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+    });
+    if (cachedData === undefined || script.cachedDataRejected) toWrite.push({ script, cacheFile });
+    return runWrapped(this, script, filename);
+  };
+
+  /** Caches of other builds (an upgrade, a rebuild) are removed, all but the latest few. */
+  function removeOldBuilds() {
+    const builds = fs
+      .readdirSync(base)
+      .map((name) => ({ name, at: fs.statSync(path.join(base, name)).mtimeMs }))
+      .sort((a, b) => b.at - a.at);
+    for (const { name } of builds.slice(KEPT_BUILDS)) {
+      fs.rmSync(path.join(base, name), { recursive: true, force: true });
+    }
+  }
+
+  process.once("exit", () => {
+    if (toWrite.length === 0) return;
+    try {
+      const fresh = !fs.existsSync(path.dirname(folder));
+      fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
+      if (fresh) removeOldBuilds();
+      for (const { script, cacheFile } of toWrite) {
+        const payload = script.createCachedData();
+        const digest = crypto.createHash("sha256").update(payload).digest();
+        const part = `${cacheFile}.${process.pid}.part`;
+        fs.writeFileSync(part, Buffer.concat([digest, payload]), { mode: 0o600 });
+        fs.renameSync(part, cacheFile);
+      }
+    } catch {
+      // Only a shortcut: the next run compiles from source again.
+    }
+  });
+}
+
+const verbose = process.argv.includes("--verbose");
+if (verbose) {
+  process.setSourceMapsEnabled(true);
+} else {
+  const base = cacheBase(process.env);
+  if (base !== undefined) useCompileCache(base);
+}
+require("./main.js");

@@ -1,0 +1,143 @@
+/**
+ * The CLI's code cache (scripts/cli-entry.cjs, docs/decisions.md "Start-up"): the code a
+ * command's run compiled is written once, read by the next runs of that command, and never
+ * more than a shortcut — a damaged, foreign or unwritable cache changes nothing a user sees.
+ * A cache V8 accepted is left as it is; one it refused (or one that is damaged) is written
+ * again: so "the file was not rewritten" is how these tests see that a cache was used.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, describe, expect, test } from "vitest";
+import { spawnCli, type CliResult } from "./helpers/spawn-cli.js";
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "runflow-compile-cache-"));
+  dirs.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The cache files of one command: name → inode and contents, under BASE/BUILD-NODE-ARCH/COMMAND/. */
+function cacheFiles(base: string, command: string): Map<string, { ino: number; bytes: Buffer }> {
+  const [build, ...others] = readdirSync(base);
+  expect(others).toEqual([]);
+  const folder = path.join(base, build!, command);
+  return new Map(
+    readdirSync(folder)
+      .filter((name) => name.endsWith(".v8"))
+      .map((name) => {
+        const file = path.join(folder, name);
+        return [name, { ino: statSync(file).ino, bytes: readFileSync(file) }];
+      }),
+  );
+}
+
+function folderOf(base: string, command: string): string {
+  return path.join(base, readdirSync(base)[0]!, command);
+}
+
+const run = (args: string[], env: Record<string, string | undefined>): Promise<CliResult> =>
+  spawnCli(args, { env: { XDG_CACHE_HOME: undefined, ...env } });
+
+describe("the compile cache", () => {
+  test("the first run writes it, the next runs use it, per command", async () => {
+    const base = tempDir();
+    const first = await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
+    expect(first).toMatchObject({ exitCode: 0, stderr: "" });
+    const written = cacheFiles(base, "none");
+    // The entry's main module and the chunks --version loads.
+    expect(written.has("main.js.v8")).toBe(true);
+
+    const second = await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
+    expect(second).toMatchObject({ exitCode: 0, stdout: first.stdout, stderr: "" });
+    const after = cacheFiles(base, "none");
+    expect([...after].map(([name, file]) => [name, file.ino])).toEqual(
+      [...written].map(([name, file]) => [name, file.ino]),
+    );
+
+    // Another command compiles other code: a cache of its own beside.
+    const help = await run(["help", "status"], { RUNFLOW_COMPILE_CACHE: base });
+    expect(help.exitCode).toBe(0);
+    expect(cacheFiles(base, "status").has("main.js.v8")).toBe(true);
+  });
+
+  test("a damaged or foreign cache is ignored and written again; the output is the same", async () => {
+    const base = tempDir();
+    const clean = await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
+    const folder = folderOf(base, "none");
+    const names = [...cacheFiles(base, "none").keys()];
+    expect(names.length).toBeGreaterThan(1);
+
+    // Each file spoilt its own way: cut short, one byte of the code flipped (the sha-256
+    // before it no longer matches), code that is not V8's with a matching sha-256 (V8
+    // refuses it), empty.
+    const spoil = [
+      (bytes: Buffer) => bytes.subarray(0, Math.floor(bytes.length / 2)),
+      (bytes: Buffer) => {
+        const copy = Buffer.from(bytes);
+        copy[copy.length - 7]! ^= 0xff;
+        return copy;
+      },
+      (bytes: Buffer) => {
+        const junk = Buffer.alloc(bytes.length - 32, 0x5a);
+        return Buffer.concat([createHash("sha256").update(junk).digest(), junk]);
+      },
+      () => Buffer.alloc(0),
+    ];
+    const spoilt = new Map<string, number>();
+    names.forEach((name, index) => {
+      const file = path.join(folder, name);
+      writeFileSync(file, spoil[index % spoil.length]!(readFileSync(file)));
+      spoilt.set(name, statSync(file).ino);
+    });
+
+    const again = await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
+    expect(again).toMatchObject({ exitCode: 0, stdout: clean.stdout, stderr: "" });
+    // Every spoilt file was replaced by a good one, which the next run uses as it is.
+    const rewritten = cacheFiles(base, "none");
+    for (const [name, ino] of spoilt)
+      expect({ name, same: rewritten.get(name)?.ino === ino }).toEqual({ name, same: false });
+    await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
+    const used = cacheFiles(base, "none");
+    expect([...used].map(([name, file]) => [name, file.ino])).toEqual(
+      [...rewritten].map(([name, file]) => [name, file.ino]),
+    );
+  });
+
+  test("a cache folder that cannot be written changes nothing", async () => {
+    const dir = tempDir();
+    const notAFolder = path.join(dir, "file");
+    writeFileSync(notAFolder, "a file where the cache folder would be\n");
+    const result = await run(["--version"], { RUNFLOW_COMPILE_CACHE: path.join(notAFolder, "compile") });
+    const plain = await run(["--version"], { RUNFLOW_COMPILE_CACHE: "off" });
+    expect(result).toMatchObject({ exitCode: 0, stdout: plain.stdout, stderr: "" });
+    expect(readFileSync(notAFolder, "utf8")).toBe("a file where the cache folder would be\n");
+  });
+
+  test("by default it lives in the user's cache folder; RUNFLOW_COMPILE_CACHE=off writes none", async () => {
+    const home = tempDir();
+    await run(["--version"], { HOME: home, RUNFLOW_COMPILE_CACHE: "off" });
+    expect(existsSync(path.join(home, ".cache"))).toBe(false);
+    await run(["--version"], { HOME: home, RUNFLOW_COMPILE_CACHE: undefined });
+    expect(cacheFiles(path.join(home, ".cache", "runflow", "compile"), "none").size).toBeGreaterThan(0);
+  });
+
+  test("--verbose stack traces name the TypeScript sources (no cache, source maps on)", async () => {
+    const base = tempDir();
+    const dir = tempDir();
+    const result = await spawnCli(["--verbose", "validate", "missing.yaml"], {
+      cwd: dir,
+      env: { RUNFLOW_COMPILE_CACHE: base },
+    });
+    expect(result.exitCode).toBe(2);
+    expect(result.stderr).toMatch(
+      /at runValidateCommand \(.*src[/\\]cli[/\\]commands[/\\]validate\.ts:\d+:\d+\)/,
+    );
+    expect(readdirSync(base)).toEqual([]);
+  });
+});
