@@ -806,7 +806,15 @@ describe.skipIf(skip)("issue 12's proof: a 200-step chain on 3 workers + apply, 
     const before = p.api.submissions();
     const retried = await startOnHost(p, "machine-retry", ["retry", runId, "--state", url, "--json"]);
     expect(retried.stderr).toBe("");
-    expect(retried.exitCode).toBe(0);
+    const parentAttempts = await query(
+      url,
+      "SELECT address, attempt, state, claimed_by, request_id, error, started_at, finished_at FROM attempts WHERE run_id = $1 AND address = ANY($2) ORDER BY address, attempt",
+      [runId, failed],
+    );
+    expect(
+      retried.exitCode,
+      `${retried.stdout}\n${JSON.stringify(parentAttempts, null, 1)}\n${workers.map((w) => w.lines.join("\n")).join("\n")}`,
+    ).toBe(0);
     const events = ndjson(retried.stdout);
     const retryId = events.find((event) => event.event === "run_started")!.runId as string;
     const ran = new Set(
@@ -819,7 +827,13 @@ describe.skipIf(skip)("issue 12's proof: a 200-step chain on 3 workers + apply, 
     // Sent again: each failed step's body once more; the blocked steps' bodies for the first time.
     const after = p.api.submissions();
     const modelSteps = [...failed, ...blocked].filter((address) => !address.endsWith("/poster"));
-    expect(after.total - before.total).toBe(modelSteps.length);
+    const stepEvents = events
+      .filter((event) => event.event === "step")
+      .map((event) => `${event.address as string} ${event.state as string}`);
+    expect(
+      after.total - before.total,
+      `${JSON.stringify(after.byBody)}\n${stepEvents.join("\n")}\nfailed ${failed.join(" ")}\nblocked ${blocked.join(" ")}`,
+    ).toBe(modelSteps.length);
     expect(repeatedBodies(p.api).map((group) => group.count)).toEqual(failed.map(() => 2));
 
     const hostOf = new Map(workers.map((worker) => [worker.name, worker.host]));

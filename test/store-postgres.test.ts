@@ -208,6 +208,24 @@ describe.skipIf(skip)("the PostgreSQL state store on a database of its own", () 
     expect(fetched.listInFlight("teasers")).toEqual(prior.listInFlight("teasers"));
   });
 
+  it("forgets, at its next fetch, an attempt another process closed: a lookup is never stuck with a stale in-flight attempt", async () => {
+    const writer = await open(database.url);
+    await writer.runs.create(newRun("run-1"));
+    await writer.steps.insert("run-1", [newStep(DOG)], 1_000);
+    const key = { runId: "run-1", address: DOG, attempt: 1 };
+    await writer.attempts.start(
+      { ...key, workflowName: "teasers", fingerprint: "fp-dog", startedAt: 1_600 },
+      { updatedAt: 1_600, state: "submitting", attempt: 1 },
+    );
+    // Another process (a worker) fetches while the attempt is in flight …
+    const worker = await open(database.url);
+    expect((await worker.history.priorRuns("teasers")).listInFlight("teasers")).toHaveLength(1);
+    // … the writer closes it; the worker's next fetch must not still see it in flight.
+    await writer.attempts.update(key, { state: "failed", error: "boom", finishedAt: 1_700 });
+    expect((await worker.history.priorRuns("teasers")).listInFlight("teasers")).toEqual([]);
+    expect((await worker.history.priorRuns("teasers")).inFlightAt("teasers", "fp-dog", DOG)).toEqual([]);
+  });
+
   it("holds one lock per workflow across stores: a holder on another host is alive until its heartbeat is stale", async () => {
     const here = await open(database.url);
     const there = await open(database.url);

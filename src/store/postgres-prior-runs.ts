@@ -62,6 +62,11 @@ interface TrackedAttempt {
   workflowName: string;
   record: InFlightAttempt;
   order: number;
+  /**
+   * Known only from a fetch (another process's attempt, or one of an earlier process): the
+   * next fetch says whether it is still in flight, since no write of this store closes it.
+   */
+  fetched?: boolean;
 }
 
 interface SucceededRow {
@@ -249,6 +254,10 @@ export class PriorRunsMirror {
     return {
       complete: (succeeded, inFlight) => {
         const index = new WorkflowIndex();
+        // What an earlier fetch brought is forgotten: another process may have closed it
+        // since (a cluster's workers fetch again for every step). Still open, it is in `inFlight`.
+        for (const [id, tracked] of this.#attempts)
+          if (tracked.fetched && tracked.workflowName === workflowName) this.#attempts.delete(id);
         for (const row of succeeded) {
           index.setCandidate(row.fingerprint + sep + row.api_origin, {
             runId: row.run_id,
@@ -272,6 +281,7 @@ export class PriorRunsMirror {
           const tracked = this.#attempts.get(id) ?? {
             workflowName: row.workflow_name,
             order: row.seq,
+            fetched: true,
             record: {
               runId: row.run_id,
               address: row.address,
