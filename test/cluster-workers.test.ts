@@ -4,7 +4,8 @@
  * the emulator on loopback. The emulator's own books prove the caps (the most requests
  * unfinished at once, in total and per model) and the fence (every body submitted once).
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import pg from "pg";
@@ -580,6 +581,58 @@ describe.skipIf(skip)("a worker told to stop", () => {
     const submissions = p.api.submissions();
     expect(submissions.total).toBe(2);
     expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    second.child.kill("SIGTERM");
+    await second.child;
+  }, 120_000);
+});
+
+describe.skipIf(skip)("a local program in a worker that stops", () => {
+  const database = databasePerTest();
+
+  test("SIGTERM while it runs a run step's program: the step is handed back, another worker runs it again, the run succeeds", async () => {
+    // The program says it started (a line per start in a folder of the test's), then waits
+    // for the test's `go` file there.
+    const signals = mkdtempSync(path.join(os.tmpdir(), "runflow-handed-"));
+    const starts = path.join(signals, "starts.txt");
+    const go = path.join(signals, "go");
+    const workflow = `version: 1
+name: handed
+jobs:
+  local:
+    steps:
+      - id: wait
+        run: [sh, -c, 'echo started >> "$1"; while [ ! -f "$2" ]; do sleep 0.05; done; echo done > out.txt', wait, "${starts}", "${go}"]
+        outputs: { out: out.txt }
+`;
+    const p = await project({ "handed.yaml": workflow });
+    const startCount = () =>
+      existsSync(starts) ? readFileSync(starts, "utf8").split("\n").filter(Boolean).length : 0;
+    const first = startWorker(p, database.url, "w1", 1);
+    await first.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "handed.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    await until(() => (startCount() === 1 ? true : undefined), "the program started by w1");
+
+    first.child.kill("SIGTERM");
+    const stopped = await first.child;
+    expect(stopped.exitCode, `${stopped.signal} ${first.lines.join("\n")} ${stopped.stderr}`).toBe(130);
+    const [step] = await query<{ state: string; error: string | null }>(
+      database.url,
+      "SELECT state, error FROM steps WHERE address = 'local/local/wait'",
+    );
+    // Waiting for another worker, not cancelled: it is the run's step still.
+    expect(step?.state).toBe("waiting");
+
+    const second = startWorker(p, database.url, "w2", 1);
+    await second.ready;
+    await until(() => (startCount() === 2 ? true : undefined), "the program started again by w2");
+    writeFileSync(go, "");
+    const applied = await apply;
+    expect(applied.exitCode, applied.stdout).toBe(0);
+    expect(ndjson(applied.stdout).find((event) => event.event === "run_finished")?.counts).toEqual({
+      succeeded: 1,
+    });
     second.child.kill("SIGTERM");
     await second.child;
   }, 120_000);

@@ -53,6 +53,12 @@ export interface ExecutionContext {
    * while the claim holds. Per step: what its run did before this delivery.
    */
   fence?: StepFence | undefined;
+  /**
+   * Set in a worker of a cluster: when the worker stops (an interrupt of the run there), a
+   * local program it was running is handed back — the step waits for another worker, which
+   * runs the program again — instead of ending cancelled, as it does when a lone apply stops.
+   */
+  handsBackLocalWork?: boolean | undefined;
 }
 
 export interface StepFence {

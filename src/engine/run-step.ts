@@ -159,6 +159,12 @@ export async function executeRunStep(context: ExecutionContext, step: PlannedSte
     if (outcome.kind === "done") return finish(context, step, invocation, fingerprint, outcome.result);
     if (outcome.kind === "not_started") return notStarted(context, address);
     if (outcome.kind === "killed") {
+      if (control.reason === "interrupted" && context.handsBackLocalWork) {
+        await tracker.transition(address, StepState.waiting, {
+          error: "handed back: the worker running it stopped; another worker runs it again",
+        });
+        return "left";
+      }
       await tracker.transition(address, StepState.cancelled, {
         error: `killed: the run was ${control.reason ?? "stopped"}`,
       });

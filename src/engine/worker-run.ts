@@ -208,7 +208,7 @@ export class WorkerRun {
     }
     const context = await this.#context(step, tracker);
     if (step.kind === "run") {
-      const ending = await executeRunStep(context, step);
+      const ending = await executeRunStep({ ...context, handsBackLocalWork: true }, step);
       return ending === "left" ? "handed_back" : "done";
     }
     const attempts = await deps.store.attempts.list(this.#runId, address);

@@ -63,9 +63,18 @@ export function define(command: Command): void {
       output.stdout(
         `worker ${name} taking steps from ${describePostgresLocation(globals.state)}${queues} (concurrency ${concurrency}); Ctrl-C hands its steps back`,
       );
+      // The listeners stay until the process exits (`on`, not `once`): execa's clean-up
+      // (signal-exit) re-raises a signal no other listener hears, which killed a worker that
+      // ran a local program in the middle of handing its steps back. A second signal exits
+      // at once, as apply's does (SPEC §5).
       const stopped = new Promise<NodeJS.Signals>((resolve) => {
-        process.once("SIGINT", () => resolve("SIGINT"));
-        process.once("SIGTERM", () => resolve("SIGTERM"));
+        let received = 0;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (++received === 1) resolve(signal);
+          else process.exit(ExitCode.interrupted);
+        };
+        process.on("SIGINT", onSignal);
+        process.on("SIGTERM", onSignal);
       });
       const signal = await stopped;
       output.stdout(`${name}: ${signal}: handing unfinished steps back`);
