@@ -842,4 +842,53 @@ describe.skipIf(skip)("issue 12's proof: a 200-step chain on 3 workers + apply, 
     for (const worker of workers) worker.child.kill("SIGTERM");
     await Promise.all(workers.map((worker) => worker.child));
   }, 120_000);
+
+  test("two applies of different workflows, on two machines, share one account's concurrency and limits", async () => {
+    const shape = { concurrency: 2, limits: { [HAILUO]: 1 } };
+    const p = await project(
+      {
+        ...projectFiles("north", 3, shape),
+        "south.yaml": proofYaml({ name: "south", ...shape }).replace(
+          "for_each: items.csv",
+          "for_each: south.csv",
+        ),
+        "south.csv": itemsCsv(3).replaceAll("a paper boat", "a red kite"),
+      },
+      { duration: { min: 100, max: 300 }, registry: emulatorRegistry() },
+    );
+    const url = database.url;
+    const worker = startWorker(p, url, "w1", "machine-worker", 4);
+    await worker.ready;
+
+    const [north, south] = await Promise.all([
+      startOnHost(p, "machine-north", ["apply", "proof.yaml", "--state", url, "--json"]),
+      startOnHost(p, "machine-south", ["apply", "south.yaml", "--state", url, "--json"]),
+    ]);
+    for (const applied of [north, south]) {
+      const ended = ndjson(applied.stdout).filter(
+        (event) => event.event === "step" && event.state !== "succeeded" && event.state !== "running",
+      );
+      expect(applied.exitCode, `${applied.stderr}\n${JSON.stringify(ended)}`).toBe(0);
+      expect(ndjson(applied.stdout).find((event) => event.event === "run_finished")?.counts).toEqual({
+        succeeded: 12,
+      });
+    }
+    // Each workflow says 2 (and Hailuo 1): the account never had more unfinished, not twice that.
+    const peak = p.api.peakInFlight();
+    console.log(`two applies on two machines, concurrency 2 each: peak in flight ${JSON.stringify(peak)}`);
+    expect(peak.total).toBeLessThanOrEqual(2);
+    expect(peak.byModel[HAILUO]).toBeLessThanOrEqual(1);
+    expect(repeatedBodies(p.api)).toEqual([]);
+    // The two runs were made on machines of their own, as the state records them.
+    const runs = await query<{ workflow_name: string; hostname: string }>(
+      url,
+      "SELECT workflow_name, hostname FROM runs ORDER BY workflow_name",
+    );
+    expect(runs).toEqual([
+      { workflow_name: "north", hostname: "machine-north" },
+      { workflow_name: "south", hostname: "machine-south" },
+    ]);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
 });
