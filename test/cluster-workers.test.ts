@@ -12,6 +12,8 @@ import pg from "pg";
 import { describe, expect, test } from "vitest";
 import { execa } from "execa";
 import { chainYaml, type Child, itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
+import { queueBackend } from "../src/cluster/queue-backend.js";
+import { MODEL_STEPS_QUEUE, stepJobId, type StepJob } from "../src/cluster/queues.js";
 import { CLI_ENTRY } from "./helpers/spawn-cli.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 
@@ -418,6 +420,34 @@ describe.skipIf(skip)("a worker of another API", () => {
     other.kill("SIGTERM");
     await other;
   }, 180_000);
+});
+
+describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
+  const database = databasePerTest();
+
+  // The apply queues its first steps while it still records the rest of the plan (the stored
+  // plan's own record is written last): a worker may take one before it can read the run.
+  test("is kept in the queue and delivered again, not failed and dropped", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 1 }), "items.csv": itemsCsv(1) });
+    const worker = startWorker(p, database.url, "w1");
+    await worker.ready;
+    const queue = queueBackend(database.url).openQueue(MODEL_STEPS_QUEUE);
+    const job: StepJob = { runId: "20990101-000000-none", address: "shots/item-1/clip" };
+    // As the apply adds a step: its job is removed when it completes or fails.
+    await queue.add("step", job, { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true });
+    const pending = `w1: ${job.runId} ${job.address} not_recorded_yet`;
+    await until(
+      () => (worker.lines.filter((line) => line === pending).length >= 2 ? true : undefined),
+      "the step delivered twice while its run is not recorded",
+    );
+    const [row] = await query<{ state: string }>(database.url, "SELECT state FROM bullmq.job WHERE id = $1", [
+      stepJobId(job),
+    ]);
+    expect(row?.state).not.toBe("failed");
+    await queue.close();
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
 });
 
 describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
