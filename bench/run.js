@@ -10,10 +10,13 @@
 //   6. bench/whole-process.js, the process as a user times it, beside the baseline script and
 //      a bare `node -e 0`: `startup` (spawn → first request and spawn → exit of a 1-step
 //      apply; `runflow --version` and `status`), `makespan-40` (40 × 2 s at concurrency 8).
+//   7. bench/cluster.js, several processes on a private PostgreSQL 15 (`cluster`): steps/s and
+//      CPU per step with 1, 2 and 4 `runflow worker` processes beside SQLite in one process,
+//      takeover after a worker's SIGKILL, 200 × 2 s at concurrency 20 with 3 workers.
 // The emulator always runs in a process of its own, so its CPU and memory are not counted.
 // Options: --quick (smaller sizes, for a smoke run), --steps N (size of benchmark 3),
 // --spawns N (spawns per startup figure, default 7), --only makespan|throughput|big|
-// validate-plan|tty|startup|makespan-40 (repeatable): `--only startup` takes seconds.
+// validate-plan|tty|startup|makespan-40|cluster (repeatable): `--only startup` takes seconds.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -22,6 +25,7 @@ import { applyWorkflow } from "../dist/app/index.js";
 import { EventBus } from "../dist/engine/events.js";
 import { openSqliteStore } from "../dist/store/sqlite.js";
 import { runBaseline } from "./baseline.js";
+import { cluster } from "./cluster.js";
 import { makespan40, startup } from "./whole-process.js";
 import {
   batchBodies,
@@ -385,6 +389,7 @@ const BENCHMARKS = {
   tty: ttyView,
   startup: () => startup({ row, log, spawns: SIZES.startupSpawns }),
   "makespan-40": () => makespan40({ row, log }),
+  cluster: () => cluster({ row, log, quick }),
 };
 const only = args.flatMap((arg, index) => (args[index - 1] === "--only" ? [arg] : []));
 for (const [name, benchmark] of Object.entries(BENCHMARKS)) {

@@ -1,0 +1,352 @@
+// The cluster's figures (issue 12, SPEC §10): a private PostgreSQL 15 (started as the tests
+// start theirs: test/helpers/postgres-server.js), real `runflow worker` processes and a real
+// `runflow apply --state postgres://…` that only follows the run (RUNFLOW_APPLY_WORKER_CONCURRENCY
+// =0, so every step is a worker's), the emulator in a process of its own on loopback.
+//   1. zero-duration steps (--no-download) at concurrency 64: steps/s with 1, 2 and 4 worker
+//      processes, beside the same workflow in one process on SQLite; CPU per step, the sum of
+//      user + system time of every runflow process (the apply's whole life, each worker's
+//      over the run; PostgreSQL's own is not counted);
+//   2. takeover after a SIGKILL: a worker holding requests (held in progress by the emulator)
+//      is killed; the time from the kill to the emulator's first request for one of its steps
+//      (another worker re-attaching to it), from the emulator's request log;
+//   3. makespan ÷ ideal for 200 steps of 2 s at concurrency 20 with 3 workers: the apply's
+//      spawn → exit (and the run's own recorded time) over ceil(200 / 20) × 2 s.
+// Each scenario gets a fresh database on the one server, so nothing is reused between them.
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import pg from "pg";
+import { startPostgres } from "../test/helpers/postgres-server.js";
+import { CLI, removeDir, ROOT, startEmulatorProcess, tempDir, TOKEN, writeBatch } from "./lib.js";
+
+const ZERO_POLL = "{ interval: 10ms, max_interval: 100ms }";
+const CLOCK_TICKS = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+/** User + system CPU a live process has used so far, in ms (/proc/PID/stat, Linux). */
+function cpuMsOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // The fields after the command name (which may hold spaces) start at its closing paren.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** The environment of a runflow process against the emulator (the token, the API's URL). */
+function apiEnvironment(baseUrl, extra = {}) {
+  const env = { ...process.env, RUNCOMFY_API_TOKEN: TOKEN, RUNCOMFY_BASE_URL: baseUrl, ...extra };
+  delete env.RUNFLOW_STATE;
+  delete env.RUNFLOW_QUEUE;
+  return env;
+}
+
+/** `runflow worker` in a child process; `ready` resolves once it says it takes steps. */
+function startWorker({ url, name, concurrency, dir, baseUrl }) {
+  const child = spawn(
+    process.execPath,
+    [CLI, "worker", "--state", url, "--name", name, "--concurrency", String(concurrency), "--quiet"],
+    { cwd: dir, env: apiEnvironment(baseUrl), stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stderr = "";
+  child.stderr.on("data", (chunk) => (stderr = (stderr + chunk).slice(-4_000)));
+  const exited = new Promise((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  const ready = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      if (line.startsWith(`worker ${name} taking steps`)) resolve();
+    });
+    exited.then(({ code, signal }) =>
+      reject(new Error(`worker ${name} ended (${code ?? signal}) before it took steps:\n${stderr}`)),
+    );
+  });
+  ready.catch(() => undefined);
+  return {
+    name,
+    child,
+    ready,
+    exited,
+    cpuMs: () => cpuMsOf(child.pid),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** `runflow apply` (through bench/apply-child.js, which reports its CPU at exit), following only. */
+function startApply({ dir, file, url, baseUrl, extra = [] }) {
+  const started = performance.now();
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, "bench", "apply-child.js"),
+      "apply",
+      file,
+      "--quiet",
+      ...(url ? ["--state", url] : []),
+      ...extra,
+    ],
+    {
+      cwd: dir,
+      env: apiEnvironment(baseUrl, url ? { RUNFLOW_APPLY_WORKER_CONCURRENCY: "0" } : {}),
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => (stdout = (stdout + chunk).slice(-20_000)));
+  child.stderr.on("data", (chunk) => (stderr = (stderr + chunk).slice(-20_000)));
+  return new Promise((resolve) =>
+    child.once("exit", (code) => {
+      const line = stderr
+        .trim()
+        .split("\n")
+        .findLast((text) => text.startsWith('{"maxRssMb"'));
+      const figures = line ? JSON.parse(line) : { userMs: NaN, systemMs: NaN };
+      resolve({
+        code,
+        stdout,
+        stderr,
+        ms: performance.now() - started,
+        cpuMs: figures.userMs + figures.systemMs,
+      });
+    }),
+  );
+}
+
+function check(what, result) {
+  if (result.code !== 0)
+    throw new Error(
+      `${what} exited ${result.code}:\n${result.stdout.slice(-2000)}\n${result.stderr.slice(-2000)}`,
+    );
+  return result;
+}
+
+async function query(url, sql, values = []) {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** How long the apply's run took, as it recorded itself in PostgreSQL. */
+async function recordedRunMs(url) {
+  const [run] = await query(url, "SELECT started_at, finished_at FROM runs WHERE kind = 'apply'");
+  return Number(run.finished_at) - Number(run.started_at);
+}
+
+/** Starts `count` workers on `url` and waits until every one takes steps. */
+async function startWorkers(count, options) {
+  const workers = Array.from({ length: count }, (_, i) => startWorker({ ...options, name: `w${i + 1}` }));
+  try {
+    await Promise.all(workers.map((worker) => worker.ready));
+  } catch (error) {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    throw error;
+  }
+  return workers;
+}
+
+async function throughputScenario({ server, emulator, steps, workerCount, row, log }) {
+  const dir = tempDir("cluster-throughput");
+  const label =
+    workerCount === 0
+      ? "SQLite, one process"
+      : `PostgreSQL, ${workerCount} worker${workerCount > 1 ? "s" : ""}`;
+  log(`cluster throughput: ${steps} zero-duration steps at concurrency 64 (--no-download), ${label} …`);
+  await emulator.control("reset", {});
+  writeBatch(dir, { name: "zero", count: steps, concurrency: 64, mediaBase: emulator.url, poll: ZERO_POLL });
+  let workers = [];
+  try {
+    if (workerCount === 0) {
+      const applied = check(
+        "the SQLite apply",
+        await startApply({ dir, file: "zero.yaml", baseUrl: emulator.url, extra: ["--no-download"] }),
+      );
+      // The run's own time, as bench/run.js's throughput reads it: from the SQLite file.
+      const { openSqliteStore } = await import("../dist/store/sqlite.js");
+      const store = openSqliteStore(path.join(dir, "state", "runflow.db"));
+      const run = store.latestRun();
+      store.close();
+      return report(row, label, steps, run.finishedAt - run.startedAt, applied.cpuMs);
+    }
+    const url = await server.createDatabase();
+    workers = await startWorkers(workerCount, { url, concurrency: 64, dir, baseUrl: emulator.url });
+    const before = workers.map((worker) => worker.cpuMs());
+    const applied = check(
+      `the apply with ${workerCount} workers`,
+      await startApply({ dir, file: "zero.yaml", url, baseUrl: emulator.url, extra: ["--no-download"] }),
+    );
+    const workersCpu = workers.reduce((sum, worker, i) => sum + worker.cpuMs() - before[i], 0);
+    return report(row, label, steps, await recordedRunMs(url), applied.cpuMs + workersCpu);
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    removeDir(dir);
+  }
+}
+
+function report(row, label, steps, runMs, cpuMs) {
+  const perSecond = (steps / runMs) * 1000;
+  row(
+    `cluster: steps/s, zero-duration, concurrency 64, ${label}`,
+    `${Math.round(perSecond)} steps/s`,
+    "",
+    undefined,
+  );
+  row(
+    `cluster: CPU per step (user + system, every process), ${label}`,
+    `${(cpuMs / steps).toFixed(2)} ms`,
+    "",
+    undefined,
+  );
+  return { perSecond, cpuMs };
+}
+
+/** The emulator's log entries (its latest 1,000 calls) after `afterSeq`, for these request ids. */
+async function callsFor(emulator, requestIds, afterSeq) {
+  const entries = await emulator.control("requests");
+  return entries.filter(
+    (entry) =>
+      entry.seq > afterSeq && [...requestIds].some((id) => entry.path.includes(encodeURIComponent(id))),
+  );
+}
+
+/**
+ * One takeover: 2 workers hold 8 requests the emulator keeps in progress; the one holding
+ * more is SIGKILLed; the time from the kill to the first request for one of its steps.
+ */
+async function takeoverOnce({ server, emulator, log }) {
+  const dir = tempDir("cluster-takeover");
+  const url = await server.createDatabase();
+  await emulator.control("reset", {});
+  writeBatch(dir, { name: "held", count: 8, concurrency: 8, mediaBase: emulator.url });
+  // Every request stays in progress until released: the killed worker's steps are still out.
+  const yaml = path.join(dir, "held.yaml");
+  const text = readFileSync(yaml, "utf8").replace(
+    '"${{ item.prompt }}"',
+    '"${{ item.prompt }} [emulator:hold]"',
+  );
+  writeFileSync(yaml, text);
+  const workers = await startWorkers(2, { url, concurrency: 8, dir, baseUrl: emulator.url });
+  let applied;
+  try {
+    applied = startApply({ dir, file: "held.yaml", url, baseUrl: emulator.url, extra: ["--no-download"] });
+    const deadline = Date.now() + 60_000;
+    let holders;
+    for (;;) {
+      if (Date.now() > deadline) throw new Error("the 8 requests were not all held within 60 s");
+      const state = await emulator.control("state");
+      if (state.held === 8) {
+        holders = await query(
+          url,
+          "SELECT name, doing FROM workers WHERE doing <> '' ORDER BY length(doing) DESC",
+        );
+        // Every request id recorded (the fence writes it before the worker polls).
+        const ids = await query(url, "SELECT count(*)::int AS n FROM steps WHERE request_id IS NOT NULL");
+        if (holders.length > 0 && ids[0].n === 8) break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const victim = workers.find((worker) => worker.name === holders[0].name);
+    const addresses = holders[0].doing.split("\n").map((line) => line.split(" ")[1]);
+    const ids = new Set(
+      (await query(url, "SELECT request_id FROM steps WHERE address = ANY($1)", [addresses])).map(
+        (r) => r.request_id,
+      ),
+    );
+    const seqBefore = (await emulator.control("state")).calls.total;
+    victim.child.kill("SIGKILL");
+    const killedAt = Date.now();
+    await victim.exited;
+    let firstAt;
+    while (firstAt === undefined) {
+      if (Date.now() - killedAt > 60_000)
+        throw new Error("no request for the killed worker's steps within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const calls = await callsFor(emulator, ids, seqBefore);
+      if (calls.length > 0) firstAt = Math.min(...calls.map((call) => Date.parse(call.at)));
+    }
+    log(
+      `  ${victim.name} held ${addresses.length} step(s): first request for one of them ${firstAt - killedAt} ms after the kill`,
+    );
+    await emulator.control("release", {});
+    check("the held apply", await applied);
+    return firstAt - killedAt;
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    removeDir(dir);
+  }
+}
+
+async function makespanScenario({ server, row, log, steps }) {
+  const concurrency = 20;
+  const jobMs = 2_000;
+  const ideal = Math.ceil(steps / concurrency) * jobMs;
+  const emulator = await startEmulatorProcess(["--duration", `${jobMs}ms`]);
+  const dir = tempDir("cluster-makespan");
+  let workers = [];
+  try {
+    const url = await server.createDatabase();
+    writeBatch(dir, { name: "makespan", count: steps, concurrency, mediaBase: emulator.url });
+    workers = await startWorkers(3, { url, concurrency, dir, baseUrl: emulator.url });
+    log(
+      `cluster makespan: ${steps} steps of ${jobMs} ms at concurrency ${concurrency}, 3 workers, apply following …`,
+    );
+    const applied = check(
+      "the makespan apply",
+      await startApply({ dir, file: "makespan.yaml", url, baseUrl: emulator.url }),
+    );
+    const state = await emulator.control("state");
+    const polls = ((state.calls.byEndpoint.status ?? 0) + (state.calls.byEndpoint.result ?? 0)) / steps;
+    const ratio = applied.ms / ideal;
+    const recorded = (await recordedRunMs(url)) / ideal;
+    row(
+      `cluster: makespan ÷ ideal, ${steps} × 2 s at ${concurrency}, 3 workers (apply spawn → exit)`,
+      `${ratio.toFixed(3)} (${(applied.ms / 1000).toFixed(2)} s / ${ideal / 1000} s; run's own ${recorded.toFixed(3)})`,
+      "≤ 1.05",
+      ratio <= 1.05,
+    );
+    row(`cluster: status+result requests per step (${steps} × 2 s)`, polls.toFixed(2), "", undefined);
+  } finally {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await emulator.stop();
+    removeDir(dir);
+  }
+}
+
+/** Every figure of the cluster, on one private PostgreSQL server. */
+export async function cluster({ row, log, quick }) {
+  const server = await startPostgres({ settings: { max_connections: "300" } });
+  try {
+    const emulator = await startEmulatorProcess(["--duration", "0"]);
+    try {
+      const steps = quick ? 500 : 2_000;
+      for (const workerCount of [0, 1, 2, 4])
+        await throughputScenario({ server, emulator, steps, workerCount, row, log });
+
+      const kills = quick ? 1 : 3;
+      log(`cluster takeover: ${kills} SIGKILL(s) of a worker holding requests …`);
+      const times = [];
+      for (let i = 0; i < kills; i++) times.push(await takeoverOnce({ server, emulator, log }));
+      row(
+        "cluster: takeover after SIGKILL (kill → its step's next request), median",
+        `${(median(times) / 1000).toFixed(2)} s (${times.map((ms) => (ms / 1000).toFixed(2)).join(", ")})`,
+        "< 10 s",
+        median(times) < 10_000 && Math.max(...times) < 10_000,
+      );
+    } finally {
+      await emulator.stop();
+    }
+    await makespanScenario({ server, row, log, steps: quick ? 60 : 200 });
+  } finally {
+    server.stop();
+  }
+}
