@@ -6,6 +6,10 @@
  * rows of a worker whose heartbeat stopped are deleted by the next taker: a dead worker's
  * slots come back within WORKER_DEAD_AFTER_MS. The account is the API origin and a digest of
  * the token, never the token.
+ *
+ * A request refused a slot waits for a notice that one was freed (slot-notices.ts: every
+ * delete here notifies in the same statement), with a slow timer as the safety net; without
+ * notices (none given, or the listening connection is down) it asks again every 25–250 ms.
  */
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,15 +17,18 @@ import type pg from "pg";
 import type { RequestSlots } from "../engine/dispatcher.js";
 import type { WaitReason } from "../engine/events.js";
 import { WORKER_DEAD_AFTER_MS } from "../engine/worker-run.js";
+import { SLOT_FREED_CHANNEL, slotFreedPayload, type SlotNotices } from "./slot-notices.js";
 
 /** The account a token spends from at an API: never the token itself. */
 export function accountOf(apiOrigin: string, token: string): string {
   return `${apiOrigin}#${createHash("sha256").update(token).digest("hex").slice(0, 16)}`;
 }
 
-/** How often a waiting request asks again (first, then at most). */
+/** How often a waiting request asks again without notices (first, then at most). */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 250;
+/** How often it asks again while it listens for notices: only in case one is lost. */
+const SAFETY_POLL_MS = 1_000;
 
 export class AccountSlots implements RequestSlots {
   readonly #pool: pg.Pool;
@@ -31,6 +38,8 @@ export class AccountSlots implements RequestSlots {
   readonly #limits: Readonly<Record<string, number>>;
   readonly #stopSignal: AbortSignal | undefined;
   readonly #now: () => number;
+  readonly #notices: SlotNotices | undefined;
+  readonly #safetyPollMs: number;
 
   constructor(options: {
     pool: pg.Pool;
@@ -41,6 +50,10 @@ export class AccountSlots implements RequestSlots {
     /** The run stopped submitting: a request waiting for a slot stops waiting (RunRequestSlots). */
     stopSignal?: AbortSignal | undefined;
     now?: () => number;
+    /** This process's listener of freed slots; without it, waits poll. */
+    notices?: SlotNotices | undefined;
+    /** How often a waiter that listens asks again anyway (default 1 s). */
+    safetyPollMs?: number;
   }) {
     this.#pool = options.pool;
     this.#account = options.account;
@@ -49,6 +62,8 @@ export class AccountSlots implements RequestSlots {
     this.#limits = options.limits;
     this.#stopSignal = options.stopSignal;
     this.#now = options.now ?? Date.now;
+    this.#notices = options.notices;
+    this.#safetyPollMs = options.safetyPollMs ?? SAFETY_POLL_MS;
   }
 
   async run<T>(
@@ -63,7 +78,14 @@ export class AccountSlots implements RequestSlots {
     // work), else when the task settles.
     let released: Promise<unknown> | undefined;
     const release = () => {
-      released ??= this.#pool.query("DELETE FROM request_slots WHERE id = $1", [slot]).catch(() => undefined);
+      // The notice goes out when the delete commits: a waiter that hears it finds the slot free.
+      released ??= this.#pool
+        .query("DELETE FROM request_slots WHERE id = $1 RETURNING pg_notify($2, $3)", [
+          slot,
+          SLOT_FREED_CHANNEL,
+          slotFreedPayload(this.#account, model ?? ""),
+        ])
+        .catch(() => undefined);
     };
     try {
       return await task(release);
@@ -81,13 +103,18 @@ export class AccountSlots implements RequestSlots {
     let told: WaitReason["kind"] | undefined;
     for (let wait = RETRY_FIRST_MS; ; wait = Math.min(RETRY_MAX_MS, wait * 2)) {
       if (this.#stopSignal?.aborted) return undefined;
+      // Listening before the attempt: a slot freed after the count is heard, not missed.
+      const notices = (await this.#notices?.listen()) ? this.#notices : undefined;
+      const since = notices?.snapshot(this.#account, model);
       const taken = await this.#tryAcquire(model);
       if (typeof taken === "string") return taken;
       if (taken.kind !== told) {
         told = taken.kind;
         onWait?.(taken);
       }
-      await sleep(wait, undefined, { signal: this.#stopSignal }).catch(() => undefined);
+      if (notices && since && (taken.kind === "limit" || taken.kind === "concurrency")) {
+        await notices.wait(this.#account, model, taken.kind, since, this.#safetyPollMs, this.#stopSignal);
+      } else await sleep(wait, undefined, { signal: this.#stopSignal }).catch(() => undefined);
     }
   }
 
@@ -99,11 +126,12 @@ export class AccountSlots implements RequestSlots {
       await client.query("SELECT pg_advisory_xact_lock(hashtextextended('runflow slots ' || $1, 0))", [
         this.#account,
       ]);
-      // Slots a dead worker held come back.
+      // Slots a dead worker held come back (and the other waiters hear of it at the commit).
       await client.query(
         `DELETE FROM request_slots s WHERE s.account = $1
-           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)`,
-        [this.#account, this.#now() - WORKER_DEAD_AFTER_MS],
+           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)
+         RETURNING pg_notify($3, json_build_array(s.account, s.model)::text)`,
+        [this.#account, this.#now() - WORKER_DEAD_AFTER_MS, SLOT_FREED_CHANNEL],
       );
       const { rows } = await client.query<{ total: number; model: number }>(
         `SELECT count(*)::int AS total, count(*) FILTER (WHERE model = $2)::int AS model

@@ -8,13 +8,14 @@
 import os from "node:os";
 import { DelayedError, type Job } from "bullmq";
 import PQueue from "p-queue";
-import type pg from "pg";
+import pg from "pg";
 import type { EngineApi, EngineDeps } from "../engine/deps.js";
 import type { PollPolicy } from "../workflow/types.js";
 import type { RunControl } from "../engine/run-control.js";
 import { WorkerRun } from "../engine/worker-run.js";
 import { AccountSlots } from "./account-slots.js";
 import type { QueueBackend, StepQueueWorker } from "./queue-backend.js";
+import { SlotNotices } from "./slot-notices.js";
 import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, type StepJob } from "./queues.js";
 
 /** How often a worker says it is alive (WORKER_DEAD_AFTER_MS is five of these). */
@@ -59,6 +60,8 @@ export class StepWorker {
   readonly #doing = new Set<string>();
   readonly #processes: PQueue;
   readonly #startedAt: number;
+  /** Freed request slots, heard once for every run this worker executes. */
+  readonly #slotNotices: SlotNotices;
   #workers: StepQueueWorker[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #stopping = false;
@@ -69,6 +72,12 @@ export class StepWorker {
       concurrency: options.processConcurrency ?? Math.max(1, os.availableParallelism()),
     });
     this.#startedAt = options.deps.clock.now();
+    // Its own session (LISTEN belongs to one), made as the pool makes its clients.
+    this.#slotNotices = new SlotNotices(() => {
+      const client = new pg.Client(options.pool.options);
+      client.on("error", () => undefined);
+      return client;
+    });
   }
 
   get name(): string {
@@ -107,6 +116,7 @@ export class StepWorker {
     clearInterval(this.#heartbeat);
     await Promise.all([...this.#runs.values()].map(async (run) => (await run)?.settled()));
     await this.#options.deps.store.workers.leave(this.#options.name).catch(() => undefined);
+    await this.#slotNotices.close();
   }
 
   async #process(job: Job<StepJob>, token: string | undefined): Promise<string> {
@@ -147,6 +157,7 @@ export class StepWorker {
         requestSlots: (caps) =>
           new AccountSlots({
             pool: this.#options.pool,
+            notices: this.#slotNotices,
             account: this.#options.account,
             worker: this.#options.name,
             ...caps,
