@@ -185,6 +185,27 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
       expect(await store.runs.unfinishedInstances("run-1")).toEqual(new Set(["teaser/cat", "teaser/dog"]));
     });
 
+    test("changedSince: every step at first; then every step written since, with what was written, however many readers", async () => {
+      const { store, location } = await fresh();
+      await seed(store, newRun("run-1"), [CAT, DOG]);
+      const first = await store.steps.changedSince("run-1");
+      expect(first.steps.map((step) => step.address)).toEqual([CAT, DOG]);
+      // A write from another store (another process of the cluster) is seen too.
+      const other = await reopen(location);
+      await other.steps.update("run-1", DOG, { updatedAt: 1_100, state: "running" });
+      const second = await store.steps.changedSince("run-1", first.cursor);
+      expect(second.steps.find((step) => step.address === DOG)?.state).toBe("running");
+      await store.steps.update("run-1", CAT, { updatedAt: 1_200, state: "failed", error: "boom" });
+      const third = await store.steps.changedSince("run-1", second.cursor);
+      expect(third.steps.find((step) => step.address === CAT)).toMatchObject({
+        state: "failed",
+        error: "boom",
+      });
+      // Nothing written since: whatever comes back is as it was.
+      const fourth = await store.steps.changedSince("run-1", third.cursor);
+      for (const step of fourth.steps) expect(step.state).toBe(step.address === CAT ? "failed" : "running");
+    });
+
     test("a write is seen by this store's reads at once, before its promise resolves", async () => {
       const { store } = await fresh();
       await seed(store, newRun("run-1"), [CAT]);

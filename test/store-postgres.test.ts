@@ -246,6 +246,43 @@ describe.skipIf(skip)("the PostgreSQL state store on a database of its own", () 
       tookOverFrom: { heartbeatAt: 1_000 },
     });
   });
+
+  it("changedSince reads only what changed, and never misses a write that commits after a later one was read", async () => {
+    const follower = await open(database.url);
+    const writer = await open(database.url);
+    const steps = Array.from({ length: 50 }, (_, i) => `teaser/s${i}/animate`);
+    await writer.runs.create(newRun("run-1"));
+    await writer.steps.insert(
+      "run-1",
+      steps.map((address) => newStep(address)),
+      1_000,
+    );
+    const first = await follower.steps.changedSince("run-1");
+    expect(first.steps).toHaveLength(50);
+
+    // A transaction of another process writes s1 and stays open while s2's write (a later
+    // transaction) commits and is read: a cursor at "the newest change read" would skip s1.
+    const slow = new pg.Client({ connectionString: database.url });
+    slow.on("error", () => undefined);
+    await slow.connect();
+    try {
+      await slow.query("BEGIN");
+      await slow.query(
+        "UPDATE steps SET state = 'running', updated_at = 1100 WHERE run_id = 'run-1' AND address = $1",
+        [steps[1]],
+      );
+      await writer.steps.update("run-1", steps[2]!, { updatedAt: 1_200, state: "waiting" });
+      const second = await follower.steps.changedSince("run-1", first.cursor);
+      expect(second.steps.map((step) => `${step.address} ${step.state}`)).toEqual([`${steps[2]} waiting`]);
+      await slow.query("COMMIT");
+      const third = await follower.steps.changedSince("run-1", second.cursor);
+      expect(third.steps.find((step) => step.address === steps[1])?.state).toBe("running");
+      // Only what changed since the first read, not the run's 50 steps.
+      expect(third.steps.map((step) => step.address).sort()).toEqual([steps[1], steps[2]].sort());
+    } finally {
+      await slow.end().catch(() => undefined);
+    }
+  });
 });
 
 describe.skipIf(skip)("the PostgreSQL state store when its server goes away", () => {

@@ -6,7 +6,8 @@
  * are not held here: each worker takes a request slot account-wide (account-slots.ts).
  *
  * The apply reads its run's steps from the store a few times a second while steps are out:
- * one query for all of them, whichever process executes each.
+ * one query, whichever process executes each, for the steps written since its last read
+ * (`steps.changedSince`), so a quiet 100,000-step run costs a few rows a read, not all of them.
  */
 import PQueue from "p-queue";
 import type { PlannedStep } from "../plan/types.js";
@@ -21,13 +22,18 @@ import type {
 } from "../engine/dispatcher.js";
 import type { RunControl } from "../engine/run-control.js";
 import { isSuccess, isTerminal } from "../engine/states.js";
-import type { StateStore } from "../store/port.js";
+import type { StateStore, StepChangeCursor } from "../store/port.js";
 import type { StepRecord } from "../store/types.js";
 import type { QueueBackend, StepQueue } from "./queue-backend.js";
 import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, stepJobId, type StepJob } from "./queues.js";
 
 /** How often the apply reads its run's steps while some are out. */
 const FOLLOW_EVERY_MS = 200;
+/**
+ * Every this many reads, one of every step instead of the changes (every 5 s): a safety net,
+ * should a step be followed only after its last write was read past.
+ */
+const WHOLE_READ_EVERY = 25;
 
 interface Followed {
   observe: (step: ObservedStep) => void;
@@ -60,6 +66,9 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly #kinds = new Map<string, "model" | "run">();
   #timer: NodeJS.Timeout | undefined;
   #reading = false;
+  /** Where the last read of the run's changes got to. */
+  #cursor: StepChangeCursor | undefined;
+  #reads = 0;
 
   constructor(run: DispatchedRun, options: ClusterDispatcherOptions) {
     this.#runId = run.runId;
@@ -158,8 +167,10 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     if (this.#reading) return;
     this.#reading = true;
     try {
-      const records = await this.#store.steps.list(this.#runId);
-      for (const record of records) this.#seen(record);
+      const since = this.#reads++ % WHOLE_READ_EVERY === 0 ? undefined : this.#cursor;
+      const changed = await this.#store.steps.changedSince(this.#runId, since);
+      this.#cursor = changed.cursor;
+      for (const record of changed.steps) this.#seen(record);
     } catch {
       // The next read tries again; a store that stays gone fails the workers' writes too.
     } finally {

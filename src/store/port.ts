@@ -98,6 +98,9 @@ export interface WrittenWithStep {
   outputs?: readonly NewOutput[] | undefined;
 }
 
+/** Where a reader of a run's step changes got to (opaque: only the adapter reads it). */
+export type StepChangeCursor = string;
+
 export interface StepsPort {
   /** All in one atomic write: a 100,000-step plan costs one commit. */
   insert(runId: string, steps: readonly NewStep[], createdAt: number): Promise<void>;
@@ -106,6 +109,16 @@ export interface StepsPort {
   get(runId: string, address: string): Promise<StepRecord | undefined>;
   /** In plan order. */
   list(runId: string, filter?: StepFilter): Promise<StepRecord[]>;
+  /**
+   * What a follower of the run (the apply on a cluster) reads again and again: the steps
+   * written since `since` (every step without it), and the cursor to pass next time. A step
+   * written after the cursor is never missed; one may come back unchanged. An adapter whose
+   * writes all come from this process may return every step each time.
+   */
+  changedSince(
+    runId: string,
+    since?: StepChangeCursor,
+  ): Promise<{ steps: StepRecord[]; cursor: StepChangeCursor }>;
   countByState(runId: string): Promise<Partial<Record<StoredStepState, number>>>;
 }
 

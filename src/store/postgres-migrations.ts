@@ -229,6 +229,26 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "steps: the transaction that wrote each step last, for a follower's cheap re-read",
+    // changed_xid: the id of the transaction that wrote the row last (a trigger keeps it, so
+    // no write can forget it). A follower asks for the rows with changed_xid at or above the
+    // oldest transaction still running when it last read (its snapshot's xmin): whatever
+    // committed before then it saw, whatever commits later has an id at or above it.
+    sql: `
+      ALTER TABLE steps ADD COLUMN changed_xid xid8 NOT NULL DEFAULT pg_current_xact_id();
+      CREATE FUNCTION runflow_step_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.changed_xid := pg_current_xact_id();
+        RETURN NEW;
+      END
+      $$;
+      CREATE TRIGGER steps_changed BEFORE UPDATE ON steps
+        FOR EACH ROW EXECUTE FUNCTION runflow_step_changed();
+      CREATE INDEX steps_by_change ON steps (run_id, changed_xid);
+    `,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(

@@ -576,6 +576,19 @@ export class PostgresStateStore implements StateStore {
                 );
           return rows.map(toStepRecord);
         }),
+      changedSince: (runId, since) =>
+        read(async (client) => {
+          // The horizon is the statement's own snapshot's xmin: every transaction below it had
+          // ended when these rows were read (see migration 4).
+          const { rows } = await client.query<StepRow & { horizon: string }>(
+            `SELECT s.*, pg_snapshot_xmin(pg_current_snapshot())::text AS horizon FROM steps s
+             WHERE s.run_id = $1 AND s.changed_xid >= $2::xid8
+             ORDER BY s.position NULLS FIRST, s.seq`,
+            [runId, since === undefined || since === "" ? "0" : since],
+          );
+          // No row: nothing changed, and the old cursor still holds.
+          return { steps: rows.map(toStepRecord), cursor: rows[0]?.horizon ?? since ?? "" };
+        }),
       countByState: (runId) =>
         read(async (client) => {
           const { rows } = await client.query<{ state: StoredStepState; count: number }>(

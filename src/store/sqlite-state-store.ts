@@ -98,6 +98,8 @@ export class SqliteStateStore implements StateStore {
       get: (runId, address) => read(() => db.getStep(runId, address)),
       list: (runId, filter) => read(() => db.getSteps(runId, filter)),
       countByState: (runId) => read(() => db.countStepsByState(runId)),
+      // One process writes a SQLite state: nobody follows it from elsewhere, so every step.
+      changedSince: (runId) => read(() => ({ steps: db.getSteps(runId), cursor: "" })),
     };
 
     this.attempts = {
