@@ -10,4 +10,8 @@ process.on("exit", () => {
   };
   process.stderr.write(`\n${JSON.stringify(figures)}\n`);
 });
-await import("../dist/bin/runflow.js");
+// RUNFLOW_BENCH_CLI (bench/lib.js) runs another build instead, as every other figure does.
+const { pathToFileURL } = await import("node:url");
+await import(
+  process.env.RUNFLOW_BENCH_CLI ? pathToFileURL(process.env.RUNFLOW_BENCH_CLI).href : "../dist/bin/runflow.js"
+);

@@ -78,7 +78,7 @@ function startWorker({ url, name, concurrency, dir, baseUrl }) {
 }
 
 /** `runflow apply` (through bench/apply-child.js, which reports its CPU at exit), following only. */
-function startApply({ dir, file, url, baseUrl, extra = [] }) {
+function startApply({ dir, file, url, baseUrl, extra = [], timeoutMs = 300_000 }) {
   const started = performance.now();
   const child = spawn(
     process.execPath,
@@ -100,8 +100,11 @@ function startApply({ dir, file, url, baseUrl, extra = [] }) {
   let stderr = "";
   child.stdout.on("data", (chunk) => (stdout = (stdout + chunk).slice(-20_000)));
   child.stderr.on("data", (chunk) => (stderr = (stderr + chunk).slice(-20_000)));
+  // A run that never ends (a step the cluster lost) fails the figure instead of hanging.
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
   return new Promise((resolve) =>
     child.once("exit", (code) => {
+      clearTimeout(timer);
       const line = stderr
         .trim()
         .split("\n")
@@ -328,7 +331,7 @@ export async function cluster({ row, log, quick }) {
   try {
     const emulator = await startEmulatorProcess(["--duration", "0"]);
     try {
-      const steps = quick ? 500 : 2_000;
+      const steps = quick ? 500 : 1_000;
       for (const workerCount of [0, 1, 2, 4])
         await throughputScenario({ server, emulator, steps, workerCount, row, log });
 
