@@ -130,6 +130,11 @@ export interface WaitOptions extends CallOptions {
   guide?: PollGuide | undefined;
   /** When the request was submitted, on `clock` (default: now). For re-attaching after a restart. */
   startedAt?: number | undefined;
+  /**
+   * Asks for the status at once, before the first wait: re-attaching to a request nobody
+   * watched for a while (it may have ended, and the views should show where it is now).
+   */
+  lookFirst?: boolean | undefined;
 }
 
 export const DEFAULT_RETRY = { attempts: 5, baseMs: 500, maxMs: 30_000 } as const;
@@ -289,7 +294,9 @@ export class RunComfyClient {
     const startedAt = opts.startedAt ?? this.#clock.now();
     const guide = opts.guide;
     for (let polls = 0; ; polls++) {
-      if (guide === undefined) {
+      if (polls === 0 && opts.lookFirst) {
+        // No wait: see where the request stands now.
+      } else if (guide === undefined) {
         const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
         await this.#sleepUntil(this.#clock.now() + nextPollDelay(polls, this.#poll, hint), opts.signal);
       } else {

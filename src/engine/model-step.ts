@@ -631,6 +631,8 @@ async function watch(
           onStatus,
           guide,
           startedAt: submittedAt,
+          // Re-attached (after a restart, or a worker's death): nobody looked for a while.
+          lookFirst: reattached && failures === 1,
         });
       } catch (thrown) {
         // Aborted, the watch ended for the abort's reason (a timeout, a cancel, the run's stop).
