@@ -320,6 +320,95 @@ describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("request slots after a worker dies", () => {
+  const database = databasePerTest();
+
+  test("a SIGKILLed worker's request slots stay held while its requests run: re-attached without waiting, never exceeded by new submissions", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3, limit: 2, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 200 },
+    );
+    const workers = [startWorker(p, database.url, "w1", 6), startWorker(p, database.url, "w2", 6)];
+    await Promise.all(workers.map((worker) => worker.ready));
+    // The apply only follows: the workers execute every step.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    // Hailuo's limit (2) reached with requests the emulator holds; the other 4 wait for a slot.
+    await until(() => (p.api.state().held === 2 ? true : undefined), "2 held requests");
+    const slots = await until(async () => {
+      const rows = await query<{ id: string; worker: string }>(
+        database.url,
+        "SELECT id::text, worker FROM request_slots ORDER BY id",
+      );
+      return rows.length === 2 ? rows : undefined;
+    }, "the 2 slots recorded");
+    const victim = workers.find((worker) => worker.name === slots[0]!.worker)!;
+    // The steps whose requests it watches (each holds one of its slots).
+    const held = (
+      await query<{ address: string }>(
+        database.url,
+        "SELECT address FROM attempts WHERE claimed_by = $1 AND request_id IS NOT NULL",
+        [victim.name],
+      )
+    ).map((row) => row.address);
+    expect(held).toHaveLength(slots.filter((slot) => slot.worker === victim.name).length);
+    victim.child.kill("SIGKILL");
+    const replacement = startWorker(p, database.url, "w3", 6);
+    await replacement.ready;
+
+    // Each of its held requests is re-attached by another worker (a new attempt with the same id).
+    await until(
+      async () => {
+        const rows = await query<{ address: string }>(
+          database.url,
+          `SELECT address FROM attempts WHERE address = ANY($1) AND claimed_by IS DISTINCT FROM $2
+             AND claimed_by IS NOT NULL AND request_id IS NOT NULL`,
+          [held, victim.name],
+        );
+        return new Set(rows.map((row) => row.address)).size === held.length ? true : undefined;
+      },
+      "the killed worker's requests re-attached",
+      30_000,
+    );
+    // Past the point where a dead worker's slots used to be freed: its heartbeat is stale.
+    await until(async () => {
+      const rows = await query<{ stale: boolean }>(
+        database.url,
+        "SELECT seen_at < $2 AS stale FROM workers WHERE name = $1",
+        [victim.name, Date.now() - 6_000],
+      );
+      return rows.length === 0 || rows[0]!.stale ? true : undefined;
+    }, "the killed worker's heartbeat stale");
+    // The re-attachments took the very slots over; the requests still held are the only ones
+    // sent, and the caps were never exceeded (the held requests have not finished).
+    const after = await query<{ id: string; worker: string }>(
+      database.url,
+      "SELECT id::text, worker FROM request_slots ORDER BY id",
+    );
+    expect(after.map((slot) => slot.id)).toEqual(slots.map((slot) => slot.id));
+    for (const slot of after) expect(slot.worker).not.toBe(victim.name);
+    expect(p.api.submissions().total).toBe(2);
+    expect(p.api.peakInFlight().byModel["minimax/Hailuo Video 01 Live"]).toBeLessThanOrEqual(2);
+
+    p.api.release();
+    const result = await apply;
+    expect(result.exitCode).toBe(0);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const peak = p.api.peakInFlight();
+    expect(peak.total).toBeLessThanOrEqual(3);
+    expect(peak.byModel["minimax/Hailuo Video 01 Live"]).toBeLessThanOrEqual(2);
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    const alive = [...workers.filter((worker) => worker !== victim), replacement];
+    for (const worker of alive) worker.child.kill("SIGTERM");
+    await Promise.all(alive.map((worker) => worker.child));
+  }, 180_000);
+});
+
 describe.skipIf(skip)("runflow cancel of a run on workers", () => {
   const database = databasePerTest();
 

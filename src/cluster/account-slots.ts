@@ -3,9 +3,21 @@
  * in flight at the API across all workers). A slot is a row of `request_slots`, taken under
  * an advisory lock per account — count the account's rows, in total and for the model, and
  * insert only when both are under their caps — and deleted when the request settles. The
- * rows of a worker whose heartbeat stopped are deleted by the next taker: a dead worker's
- * slots come back within WORKER_DEAD_AFTER_MS. The account is the API origin and a digest of
- * the token, never the token.
+ * account is the API origin and a digest of the token, never the token.
+ *
+ * A slot belongs to its step's request, not to the process that took it (`forStep`): the row
+ * names the step (a step has one request at a time) and how long its request may run
+ * (`held_until`: the taking plus the step's timeout). When its worker dies, the request may
+ * still run at the API, unwatched, so the row stays counted while the step's last attempt is
+ * open (`submitting`, `submitted`, `in_queue`, `in_progress` — the attempt, not the step's
+ * state, which a redelivery rewrites to `waiting` before it re-attaches): the worker that
+ * re-attaches to the step takes the row over at once, without waiting behind new
+ * submissions, and the caps never count the request twice nor forget it. A dead worker's row
+ * is freed by the next taker once its step is known not to run a request (its last attempt
+ * ended, or none was claimed), or once `held_until` passed. An attempt judged `unknown` (its
+ * claimant died after sending and before recording the id) keeps its slot until
+ * `held_until`: the request may have been created and may run, and nobody can watch it, so
+ * it counts as running for as long as the step would have let it run. Rows taken without a step are freed as soon as their worker is dead.
  *
  * A request refused a slot waits for a notice that one was freed (slot-notices.ts: every
  * delete here notifies in the same statement), with a slow timer as the safety net; without
@@ -18,6 +30,13 @@ import type { RequestSlots } from "../engine/dispatcher.js";
 import type { WaitReason } from "../engine/events.js";
 import { WORKER_DEAD_AFTER_MS } from "../engine/worker-run.js";
 import { SLOT_FREED_CHANNEL, slotFreedPayload, type SlotNotices } from "./slot-notices.js";
+
+/** The step a slot is taken for, and how long its request may run (its timeout). */
+export interface SlotStep {
+  runId: string;
+  address: string;
+  timeoutMs: number;
+}
 
 /** The account a token spends from at an API: never the token itself. */
 export function accountOf(apiOrigin: string, token: string): string {
@@ -66,12 +85,27 @@ export class AccountSlots implements RequestSlots {
     this.#safetyPollMs = options.safetyPollMs ?? SAFETY_POLL_MS;
   }
 
-  async run<T>(
+  /** Slots held by no step: freed as soon as their worker is dead. */
+  run<T>(
     model: string | undefined,
     task: (release: () => void) => Promise<T>,
     onWait?: (reason: WaitReason) => void,
   ): Promise<T> {
-    const slot = await this.#acquire(model ?? "", onWait);
+    return this.#run(undefined, model, task, onWait);
+  }
+
+  /** The slots of one step's requests: kept for its request when the worker dies (above). */
+  forStep(step: SlotStep): RequestSlots {
+    return { run: (model, task, onWait) => this.#run(step, model, task, onWait) };
+  }
+
+  async #run<T>(
+    step: SlotStep | undefined,
+    model: string | undefined,
+    task: (release: () => void) => Promise<T>,
+    onWait?: (reason: WaitReason) => void,
+  ): Promise<T> {
+    const slot = await this.#acquire(model ?? "", step, onWait);
     // The run stopped while this waited: its task sends nothing, so it takes no slot.
     if (slot === undefined) return task(() => undefined);
     // Given back once: early, when the request finished at the API (what follows is local
@@ -98,6 +132,7 @@ export class AccountSlots implements RequestSlots {
   /** The slot's id; undefined when the run stopped submitting first. */
   async #acquire(
     model: string,
+    step: SlotStep | undefined,
     onWait: ((reason: WaitReason) => void) | undefined,
   ): Promise<string | undefined> {
     let told: WaitReason["kind"] | undefined;
@@ -106,7 +141,7 @@ export class AccountSlots implements RequestSlots {
       // Listening before the attempt: a slot freed after the count is heard, not missed.
       const notices = (await this.#notices?.listen()) ? this.#notices : undefined;
       const since = notices?.snapshot(this.#account, model);
-      const taken = await this.#tryAcquire(model);
+      const taken = await this.#tryAcquire(model, step);
       if (typeof taken === "string") return taken;
       if (taken.kind !== told) {
         told = taken.kind;
@@ -119,19 +154,45 @@ export class AccountSlots implements RequestSlots {
   }
 
   /** The slot's id, or why none is free. */
-  async #tryAcquire(model: string): Promise<string | WaitReason> {
+  async #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
     const client = await this.#pool.connect();
     try {
       await client.query("BEGIN");
       await client.query("SELECT pg_advisory_xact_lock(hashtextextended('runflow slots ' || $1, 0))", [
         this.#account,
       ]);
-      // Slots a dead worker held come back (and the other waiters hear of it at the commit).
+      const now = this.#now();
+      const liveSince = now - WORKER_DEAD_AFTER_MS;
+      // The step's own slot, left by a dead worker (or by this one) while its request may
+      // still run: taken over without waiting — that request is the one this re-attaches to.
+      if (step) {
+        const taken = await client.query<{ id: string }>(
+          `UPDATE request_slots SET worker = $4 WHERE id = (
+             SELECT s.id FROM request_slots s
+             WHERE s.account = $1 AND s.run_id = $2 AND s.address = $3
+               AND (s.worker = $4
+                    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $5))
+             LIMIT 1)
+           RETURNING id`,
+          [this.#account, step.runId, step.address, this.#worker, liveSince],
+        );
+        if (taken.rows[0]) {
+          await client.query("COMMIT");
+          return String(taken.rows[0].id);
+        }
+      }
+      // A dead worker's slots come back once their step runs no request (above), and the
+      // other waiters hear of it at the commit.
       await client.query(
         `DELETE FROM request_slots s WHERE s.account = $1
            AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)
-         RETURNING pg_notify($3, json_build_array(s.account, s.model)::text)`,
-        [this.#account, this.#now() - WORKER_DEAD_AFTER_MS, SLOT_FREED_CHANNEL],
+           AND (s.run_id IS NULL OR s.held_until IS NULL OR s.held_until < $3
+                OR NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
+                               AND a.state IN ('submitting', 'submitted', 'in_queue', 'in_progress', 'unknown')
+                               AND a.attempt = (SELECT max(b.attempt) FROM attempts b
+                                                WHERE b.run_id = s.run_id AND b.address = s.address)))
+         RETURNING pg_notify($4, json_build_array(s.account, s.model)::text)`,
+        [this.#account, liveSince, now, SLOT_FREED_CHANNEL],
       );
       const { rows } = await client.query<{ total: number; model: number }>(
         `SELECT count(*)::int AS total, count(*) FILTER (WHERE model = $2)::int AS model
@@ -148,8 +209,17 @@ export class AccountSlots implements RequestSlots {
         return refused;
       }
       const inserted = await client.query<{ id: string }>(
-        `INSERT INTO request_slots (account, model, worker, acquired_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-        [this.#account, model, this.#worker, this.#now()],
+        `INSERT INTO request_slots (account, model, worker, acquired_at, run_id, address, held_until)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+        [
+          this.#account,
+          model,
+          this.#worker,
+          now,
+          step?.runId ?? null,
+          step?.address ?? null,
+          step ? now + step.timeoutMs : null,
+        ],
       );
       await client.query("COMMIT");
       return String(inserted.rows[0]!.id);

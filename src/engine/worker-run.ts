@@ -50,6 +50,14 @@ export type WorkerStepOutcome =
   /** A live worker holds its attempt without an id yet: deliver it again a little later. */
   | "busy";
 
+/**
+ * The slots of one run's requests, account-wide, taken for each step: a slot belongs to its
+ * step's request (a dead worker's is taken over by the step's next worker; account-slots.ts).
+ */
+export interface StepRequestSlots {
+  forStep(step: { runId: string; address: string; timeoutMs: number }): RequestSlots;
+}
+
 /** The caps of a run's requests, account-wide: built by the cluster for each run. */
 export type RunRequestSlots = (run: {
   concurrency: number;
@@ -59,7 +67,7 @@ export type RunRequestSlots = (run: {
    * and its task runs without one — it sends nothing (model-step.ts checks the stop first).
    */
   stopSignal: AbortSignal;
-}) => RequestSlots;
+}) => StepRequestSlots;
 
 export interface WorkerRunParts {
   deps: EngineDeps;
@@ -86,7 +94,7 @@ export class WorkerRun {
   readonly #apiOrigin: string;
   #plan: Plan;
   #steps: Map<string, PlannedStep>;
-  readonly #slots: RequestSlots;
+  readonly #slots: StepRequestSlots;
   readonly #typical = new TypicalDurations();
   readonly #mediaCache = new Map<string, Promise<MediaFacts>>();
   /** Downloads of this run's outputs in this worker: bounded, holding no request slot. */
@@ -303,7 +311,11 @@ export class WorkerRun {
       options: this.#options,
       tracker,
       control,
-      scheduler: this.#slots,
+      scheduler: this.#slots.forStep({
+        runId: this.#runId,
+        address: step.address,
+        timeoutMs: step.timeoutMs,
+      }),
       processes: this.#parts.processes,
       downloads: this.#downloads,
       typical: this.#typical,

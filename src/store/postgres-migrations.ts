@@ -249,6 +249,20 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX steps_by_change ON steps (run_id, changed_xid);
     `,
   },
+  {
+    version: 5,
+    name: "a request slot belongs to its step's request, not to the process that took it",
+    // SPEC §10: a dead worker's requests may still run at the API. Its slots are kept while
+    // their step's request may run (account-slots.ts): run_id and address name the step (a
+    // step has one request at a time), held_until bounds how long (the slot's taking plus the
+    // step's timeout). Rows without a step (taken by an older runflow) are freed as before.
+    sql: `
+      ALTER TABLE request_slots ADD COLUMN run_id TEXT;
+      ALTER TABLE request_slots ADD COLUMN address TEXT;
+      ALTER TABLE request_slots ADD COLUMN held_until BIGINT;
+      CREATE INDEX request_slots_by_step ON request_slots (run_id, address);
+    `,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(
