@@ -409,6 +409,48 @@ describe.skipIf(skip)("request slots after a worker dies", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("a worker whose handling of a step throws", () => {
+  const database = databasePerTest();
+
+  test("a transient state error (a trigger that raises twice) delays the step, which comes back: the run completes, nothing is submitted twice", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3 }), "items.csv": itemsCsv(2) },
+      { duration: 100 },
+    );
+    const worker = startWorker(p, database.url, "w1");
+    await worker.ready;
+    // The worker's first two claims of an attempt fail in PostgreSQL (a sequence is not
+    // rolled back with the failed transaction, so it counts the tries).
+    await query(
+      database.url,
+      `CREATE SEQUENCE claim_tries;
+       CREATE FUNCTION fail_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF nextval('claim_tries') <= 2 THEN RAISE EXCEPTION 'injected: the state failed a moment'; END IF;
+         RETURN NEW;
+       END $$;
+       CREATE TRIGGER fail_twice BEFORE INSERT ON attempts FOR EACH ROW EXECUTE FUNCTION fail_twice();`,
+    );
+    const result = await p.run(["apply", "cluster.yaml", "--state", database.url, "--json"], {
+      timeoutMs: 120_000,
+      env: { RUNFLOW_APPLY_WORKER_CONCURRENCY: "0" },
+    });
+
+    expect(result.exitCode).toBe(0);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 6 });
+    // The fault hit: two deliveries ended in the error and came back.
+    expect(worker.lines.filter((line) => line.includes("injected: the state failed a moment"))).toHaveLength(
+      2,
+    );
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(4);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 180_000);
+});
+
 describe.skipIf(skip)("runflow cancel of a run on workers", () => {
   const database = databasePerTest();
 

@@ -12,11 +12,12 @@ import pg from "pg";
 import type { EngineApi, EngineDeps } from "../engine/deps.js";
 import type { PollPolicy } from "../workflow/types.js";
 import type { RunControl } from "../engine/run-control.js";
+import { isTerminal, StepState } from "../engine/states.js";
 import { WorkerRun } from "../engine/worker-run.js";
 import { AccountSlots } from "./account-slots.js";
 import type { QueueBackend, StepQueueWorker } from "./queue-backend.js";
 import { SlotNotices } from "./slot-notices.js";
-import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, type StepJob } from "./queues.js";
+import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, stepJobId, type StepJob } from "./queues.js";
 
 /** How often a worker says it is alive (WORKER_DEAD_AFTER_MS is five of these). */
 const HEARTBEAT_MS = 1_000;
@@ -26,6 +27,14 @@ const BUSY_DELAY_MS = 1_000;
 const NOT_RECORDED_DELAY_MS = 100;
 /** … for this long after it was queued; then it fails (its apply died before it wrote the plan). */
 const NOT_RECORDED_FOR_MS = 10 * 60_000;
+/**
+ * A delivery that failed (an exception: the state unreachable a moment, a bug) comes back
+ * after 0.5 s, doubling up to 30 s; after this many failures in a row in one worker the step
+ * ends `failed` with the error (about 3 minutes): its apply learns it instead of waiting.
+ */
+const FAILED_DELIVERY_FIRST_MS = 500;
+const FAILED_DELIVERY_MAX_MS = 30_000;
+export const FAILED_DELIVERIES_BEFORE_GIVING_UP = 10;
 
 export interface StepWorkerOptions {
   /** Where the queues are (PostgreSQL or Redis); the state is `deps.store`. */
@@ -62,6 +71,8 @@ export class StepWorker {
   readonly #startedAt: number;
   /** Freed request slots, heard once for every run this worker executes. */
   readonly #slotNotices: SlotNotices;
+  /** Deliveries of a step that failed in a row here (by job id), for their backoff. */
+  readonly #failures = new Map<string, number>();
   #workers: StepQueueWorker[] = [];
   #heartbeat: NodeJS.Timeout | undefined;
   #stopping = false;
@@ -124,6 +135,7 @@ export class StepWorker {
     const doing = `${runId} ${address}`;
     this.#doing.add(doing);
     let outcome: string;
+    let delayMs: number;
     try {
       const run = await this.#run(runId);
       if (run) {
@@ -136,13 +148,53 @@ export class StepWorker {
       } else {
         throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
       }
+      this.#failures.delete(stepJobId(job.data));
+      delayMs = backInQueueFor(outcome, this.#stopping);
+    } catch (error) {
+      // Never a failed job: BullMQ would drop it (removeOnFail) and the step stay pending,
+      // its apply following it for ever. It comes back later, or ends failed (above).
+      ({ outcome, delayMs } = await this.#deliveryFailed(job.data, error));
     } finally {
       this.#doing.delete(doing);
     }
     this.#options.onStep?.(job.data, outcome);
     if (outcome === "done") return outcome;
-    await job.moveToDelayed(Date.now() + backInQueueFor(outcome, this.#stopping), token);
+    await job.moveToDelayed(Date.now() + delayMs, token);
     throw new DelayedError();
+  }
+
+  /**
+   * A delivery threw: delivered again after a backoff; after FAILED_DELIVERIES_BEFORE_GIVING_UP
+   * in a row the step ends `failed` with the error, unless it ended meanwhile. When even that
+   * write fails (the state is gone), the job still comes back.
+   */
+  async #deliveryFailed(job: StepJob, error: unknown): Promise<{ outcome: string; delayMs: number }> {
+    const id = stepJobId(job);
+    const failures = (this.#failures.get(id) ?? 0) + 1;
+    const delayMs = Math.min(FAILED_DELIVERY_MAX_MS, FAILED_DELIVERY_FIRST_MS * 2 ** (failures - 1));
+    const reason = error instanceof Error ? error.message : String(error);
+    if (failures < FAILED_DELIVERIES_BEFORE_GIVING_UP) {
+      this.#failures.set(id, failures);
+      return { outcome: `error: ${reason}`, delayMs };
+    }
+    try {
+      const { store, clock } = this.#options.deps;
+      const record = await store.steps.get(job.runId, job.address);
+      if (record && !isTerminal(record.state)) {
+        const now = clock.now();
+        await store.steps.update(job.runId, job.address, {
+          updatedAt: now,
+          state: StepState.failed,
+          finishedAt: now,
+          error: `worker ${this.#options.name} could not execute the step (${failures} tries in a row): ${reason}; \`runflow retry\` runs it again`,
+        });
+      }
+      this.#failures.delete(id);
+      return { outcome: "done", delayMs: 0 };
+    } catch {
+      this.#failures.set(id, failures);
+      return { outcome: `error: ${reason}`, delayMs };
+    }
   }
 
   #run(runId: string): Promise<WorkerRun | undefined> {
