@@ -139,3 +139,70 @@ describe.skipIf(skip)("a dead worker's request slot", () => {
     expect(await ask(OTHER)).toBe(`live:${OTHER}`);
   });
 });
+
+describe.skipIf(skip)("a request slot of a worker that stops", () => {
+  const database = databasePerTest();
+
+  test("stays with a request still running when its step is handed back, and the re-attaching worker takes it over", async () => {
+    const store = await openPostgresStateStore(database.url, { secrets: [] });
+    const pool = new pg.Pool({ connectionString: database.url });
+    try {
+      const now = 1_000_000;
+      await store.runs.create(newRun({ id: RUN }));
+      await store.steps.insert(RUN, [modelStep(HELD), modelStep(OTHER)], now);
+      for (const name of ["stopping", "live"])
+        await store.workers.beat({ name, host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
+      const slots = (worker: string, stopSignal?: AbortSignal) =>
+        new AccountSlots({
+          pool,
+          account: "acct",
+          worker,
+          concurrency: 10,
+          limits: { [MODEL]: 1 },
+          now: () => now,
+          stopSignal,
+        });
+      // The stopping worker's request is in progress at the API when it is told to stop.
+      const stop = new AbortController();
+      await slots("stopping", stop.signal)
+        .forStep({ runId: RUN, address: HELD, timeoutMs: TIMEOUT_MS })
+        .run(MODEL, async () => {
+          const key = { runId: RUN, address: HELD, attempt: 1 };
+          await store.attempts.claim(
+            { ...key, workflowName: "teasers", fingerprint: "fp", startedAt: now },
+            { updatedAt: now, state: "submitting", attempt: 1 },
+            "stopping",
+          );
+          await store.attempts.recordRequestId(key, "req-1", now, { updatedAt: now, state: "in_progress" });
+          stop.abort();
+        });
+      await store.workers.leave("stopping");
+      const rows = async () =>
+        (await pool.query<{ worker: string; address: string }>("SELECT worker, address FROM request_slots"))
+          .rows;
+      expect(await rows()).toEqual([{ worker: "stopping", address: HELD }]);
+
+      // A new request of the model waits; the worker that re-attaches gets the slot at once.
+      const asked = new AbortController();
+      let refused = false;
+      await slots("live", asked.signal)
+        .forStep({ runId: RUN, address: OTHER, timeoutMs: TIMEOUT_MS })
+        .run(
+          MODEL,
+          () => Promise.resolve(undefined),
+          () => {
+            refused = true;
+            asked.abort();
+          },
+        );
+      expect(refused).toBe(true);
+      const held = await slots("live")
+        .forStep({ runId: RUN, address: HELD, timeoutMs: TIMEOUT_MS })
+        .run(MODEL, () => rows());
+      expect(held).toEqual([{ worker: "live", address: HELD }]);
+    } finally {
+      await pool.end();
+      await store.close();
+    }
+  });
+});

@@ -17,7 +17,11 @@
  * ended, or none was claimed), or once `held_until` passed. An attempt judged `unknown` (its
  * claimant died after sending and before recording the id) keeps its slot until
  * `held_until`: the request may have been created and may run, and nobody can watch it, so
- * it counts as running for as long as the step would have let it run. Rows taken without a step are freed as soon as their worker is dead.
+ * it counts as running for as long as the step would have let it run. Rows taken without a
+ * step are freed as soon as their worker is dead. A worker that stops (SIGTERM) and hands
+ * back a step whose request still runs leaves its slot with the request too: once it left
+ * (its heartbeat row removed) the slot is a dead worker's, taken over by the worker that
+ * re-attaches.
  *
  * A request refused a slot waits for a notice that one was freed (slot-notices.ts: every
  * delete here notifies in the same statement), with a slow timer as the safety net; without
@@ -124,6 +128,27 @@ export class AccountSlots implements RequestSlots {
     try {
       return await task(release);
     } finally {
+      // Handed back (this worker stops) while its request still runs: the slot stays with
+      // the request, for the worker that re-attaches (it is this one's until it leaves).
+      if (step && this.#stopSignal?.aborted && released === undefined) {
+        released = this.#pool
+          .query(
+            `DELETE FROM request_slots s WHERE s.id = $1
+               AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = $4 AND a.address = $5
+                               AND a.state IN ('submitting', 'submitted', 'in_queue', 'in_progress')
+                               AND a.attempt = (SELECT max(b.attempt) FROM attempts b
+                                                WHERE b.run_id = $4 AND b.address = $5))
+             RETURNING pg_notify($2, $3)`,
+            [
+              slot,
+              SLOT_FREED_CHANNEL,
+              slotFreedPayload(this.#account, model ?? ""),
+              step.runId,
+              step.address,
+            ],
+          )
+          .catch(() => undefined);
+      }
       release();
       await released;
     }
