@@ -7,7 +7,7 @@
  * module it resolves, recorded by a preloaded hook (test/helpers/module-recorder.js) —
  * not on how long it takes.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Command, Help } from "commander";
 import { describe, expect, test } from "vitest";
@@ -40,23 +40,47 @@ function unbundled(loaded: string): string[] {
   return (bundleMeta[path.basename(name)] ?? []).map((input) => path.join(REPO_ROOT, input));
 }
 
-/** Runs `runflow ARGS` in the project and returns its exit code and every module it loaded. */
+/**
+ * Runs `runflow ARGS` in the project and returns its exit code, every module it loaded, and
+ * those it had loaded when it created its first HTTP request (empty if it made none).
+ */
 async function loadedBy(
   flow: Project,
   args: string[],
-): Promise<{ exitCode: number | undefined; modules: string[] }> {
+): Promise<{ exitCode: number | undefined; modules: string[]; beforeFirstRequest: string[] }> {
   const record = path.join(flow.dir, `modules-${args.join("-")}.txt`);
+  const firstRequest = path.join(flow.dir, `first-request-${args.join("-")}.txt`);
   const result = await flow.run(args, {
-    env: { NODE_OPTIONS: `--import=${RECORDER}`, RUNFLOW_RECORD_MODULES: record },
+    env: {
+      NODE_OPTIONS: `--import=${RECORDER}`,
+      RUNFLOW_RECORD_MODULES: record,
+      RUNFLOW_RECORD_FIRST_REQUEST: firstRequest,
+    },
   });
-  const modules = readFileSync(record, "utf8").trim().split("\n").flatMap(unbundled);
-  return { exitCode: result.exitCode, modules };
+  const read = (file: string) => readFileSync(file, "utf8").trim().split("\n").flatMap(unbundled);
+  const modules = read(record);
+  const beforeFirstRequest = existsSync(firstRequest) ? read(firstRequest) : [];
+  return { exitCode: result.exitCode, modules, beforeFirstRequest };
+}
+
+/** What apply needs only once its first requests are on their way, by the module paths that give it away. */
+const AFTER_FIRST_REQUEST = {
+  "the SQLite store (better-sqlite3)":
+    /\/node_modules\/better-sqlite3\/|\/dist\/store\/sqlite-state-store\.js$/,
+  "the lock and the run (locked-run)": /\/dist\/engine\/locked-run\.js$/,
+  "the executor": /\/dist\/engine\/executor\.js$/,
+  "retry and cancel": /\/dist\/engine\/(retry|cancel)\.js$/,
+  "the plan command (--dry-run)": /\/dist\/cli\/commands\/plan\.js$/,
+};
+
+function presentIn(modules: string[], patterns: Record<string, RegExp>): string[] {
+  return Object.entries(patterns)
+    .filter(([, pattern]) => modules.some((name) => pattern.test(name)))
+    .map(([what]) => what);
 }
 
 function heavyIn(modules: string[]): string[] {
-  return Object.entries(HEAVY)
-    .filter(([, pattern]) => modules.some((name) => pattern.test(name)))
-    .map(([what]) => what);
+  return presentIn(modules, HEAVY);
 }
 
 describe("what each command loads", () => {
@@ -84,6 +108,18 @@ describe("what each command loads", () => {
     // subcommands (commander's node:child_process). The recorder did see Node's modules.
     expect(apply.modules).toContain("node:net");
     expect(apply.modules).not.toContain("node:http2");
+
+    // Before its first request (the media probe or a price), apply has loaded the HTTP client
+    // but not what the run needs only after it: the store opens, and the run's code loads,
+    // while that request is on its way. At exit it had loaded them all (the recorder saw them).
+    expect(apply.beforeFirstRequest).toContain("node:net");
+    expect(heavyIn(apply.beforeFirstRequest)).toContain("the HTTP client");
+    expect(presentIn(apply.beforeFirstRequest, AFTER_FIRST_REQUEST)).toEqual([]);
+    expect(presentIn(apply.modules, AFTER_FIRST_REQUEST)).toEqual([
+      "the SQLite store (better-sqlite3)",
+      "the lock and the run (locked-run)",
+      "the executor",
+    ]);
 
     for (const args of [["--version"], ["--help"], ["status"], ["runs"], ["help", "status"]]) {
       const { exitCode, modules } = await loadedBy(flow, args);

@@ -19,7 +19,7 @@ import type { EngineApi } from "./deps.js";
 import { preflightMedia } from "./preflight.js";
 import { priorStateAt } from "./prior-runs.js";
 import { DEFAULT_STATE_PATH } from "./state-path.js";
-import { runLocked, type LockedOutcome } from "./locked-run.js";
+import type { LockedOutcome } from "./locked-run.js";
 import { closeStore, openStoreAt } from "./store-session.js";
 import type { ApiTarget, Placed, RunPorts } from "./use-case-ports.js";
 
@@ -198,6 +198,10 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
   await setImmediatePromise();
   const opening = openStoreAt(ports.openStore, request.statePath, request);
   opening.catch(() => undefined);
+  // The run's own code (the lock, recording, the executor) is loaded meanwhile too, not
+  // before the first requests (docs/decisions.md "Start-up").
+  const running = import("./locked-run.js");
+  running.catch(() => undefined);
   try {
     await preflight;
   } catch (error) {
@@ -207,6 +211,7 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
   const { store, path: statePath } = await opening;
   let failed = false;
   try {
+    const { runLocked } = await running;
     const outcome = await runLocked(
       store,
       {

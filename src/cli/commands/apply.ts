@@ -1,7 +1,8 @@
 /**
  * `runflow apply <file>` (SPEC §2): validate, plan and run a workflow to completion; resume
  * what an earlier apply left unfinished; reuse what already succeeded. Progress goes to
- * stdout as plain lines (or NDJSON with --json), then the summary.
+ * stdout as plain lines (or NDJSON with --json), then the summary. What only `--dry-run` or
+ * `--emulator` uses is imported when asked for (docs/decisions.md "Start-up").
  */
 import { Option, type Command } from "commander";
 import type { RunningEmulator } from "../../emulator/index.js";
@@ -22,9 +23,7 @@ import {
 } from "../context.js";
 import { shellWord, stateArgument } from "../printed-commands.js";
 import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
-import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
-import { declaresVar, MEDIA_HOST_VAR } from "../emulator-media-host.js";
-import { runPlanCommand } from "./plan.js";
+import type { ApiTarget } from "../../engine/apply.js";
 
 interface ApplyFlags {
   concurrency?: string;
@@ -58,6 +57,7 @@ async function dryRun(
   globals: GlobalOptions,
   output: Output,
 ): Promise<void> {
+  const { runPlanCommand } = await import("./plan.js");
   await runPlanCommand(
     file,
     {
@@ -88,8 +88,15 @@ export async function runApplyCommand(
   const maxCostMicros = parseMaxCost(flags.maxCost);
   const env = environmentWithQueue(flags.queue, globals);
   let emulator: RunningEmulator | undefined;
+  let emulatorApi: ApiTarget | undefined;
+  // The emulator's own media host var, left out of the printed resume command.
+  let mediaHostVar: string | undefined;
   if (flags.emulator) {
+    const { embeddedApi, embeddedNote, startEmbeddedEmulator } = await import("../embedded-emulator.js");
+    const { declaresVar, MEDIA_HOST_VAR } = await import("../emulator-media-host.js");
     emulator = await startEmbeddedEmulator();
+    emulatorApi = embeddedApi(emulator);
+    mediaHostVar = MEDIA_HOST_VAR;
     const notes = [embeddedNote(emulator)];
     if (!Object.hasOwn(vars, MEDIA_HOST_VAR) && declaresVar(file, MEDIA_HOST_VAR)) {
       vars[MEDIA_HOST_VAR] = emulator.url;
@@ -114,7 +121,7 @@ export async function runApplyCommand(
           wait: flags.wait,
           maxCostMicros,
           models: globals.models,
-          api: emulator ? embeddedApi(emulator) : undefined,
+          api: emulatorApi,
           env,
         },
         { events, control },
@@ -126,7 +133,7 @@ export async function runApplyCommand(
       flags.emulator ? "--emulator" : "",
     ];
     for (const [name, value] of Object.entries(vars)) {
-      if (!(emulator && name === MEDIA_HOST_VAR && value === emulator.url))
+      if (!(emulator && name === mediaHostVar && value === emulator.url))
         resume.push(`--var ${shellWord(`${name}=${value}`)}`);
     }
     for (const only of flags.only ?? []) resume.push(`--only ${shellWord(only)}`);
