@@ -451,6 +451,50 @@ describe.skipIf(skip)("a worker whose handling of a step throws", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("a worker's own claim left without an id", () => {
+  const database = databasePerTest();
+
+  test("the state refuses the request id after the POST: the step is judged unknown (never sent again), not busy for ever", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 1 }), "items.csv": itemsCsv(1) },
+      {
+        duration: 100,
+      },
+    );
+    const worker = startWorker(p, database.url, "w1", 1);
+    await worker.ready;
+    // The first request id recorded fails in PostgreSQL: the POST was answered, the worker
+    // lives on, and its claim is left without an id.
+    await query(
+      database.url,
+      `CREATE SEQUENCE id_tries;
+       CREATE FUNCTION fail_first_id() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.request_id IS NOT NULL AND OLD.request_id IS NULL AND nextval('id_tries') = 1 THEN
+           RAISE EXCEPTION 'injected: the request id could not be recorded';
+         END IF;
+         RETURN NEW;
+       END $$;
+       CREATE TRIGGER fail_first_id BEFORE UPDATE ON attempts FOR EACH ROW EXECUTE FUNCTION fail_first_id();`,
+    );
+    const result = await p.run(["apply", "cluster.yaml", "--state", database.url, "--json"], {
+      timeoutMs: 90_000,
+      env: { RUNFLOW_APPLY_WORKER_CONCURRENCY: "0" },
+    });
+
+    expect(result.exitCode, result.stdout.slice(-2_000)).toBe(1);
+    const steps = await query<{ address: string; state: string }>(
+      database.url,
+      "SELECT address, state FROM steps ORDER BY address",
+    );
+    expect(steps.find((step) => step.address.endsWith("/animate"))?.state).toBe("unknown");
+    // Sent once, and never again: it may have been created (and billed).
+    expect(p.api.submissions().total).toBe(1);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
+});
+
 describe.skipIf(skip)("runflow cancel of a run on workers", () => {
   const database = databasePerTest();
 

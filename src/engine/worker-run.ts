@@ -107,6 +107,8 @@ export class WorkerRun {
   readonly #costs: RunSpending;
   /** Deliveries of this run executing now; while any, the run's cancel is watched. */
   #active = 0;
+  /** Deliveries executing now in this worker, by step: a claim of ours with none is orphaned. */
+  readonly #executing = new Map<string, number>();
   #watch: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -170,11 +172,15 @@ export class WorkerRun {
   /** Executes one delivery of the step at `address`. */
   async execute(address: string): Promise<WorkerStepOutcome> {
     this.#active++;
+    this.#executing.set(address, (this.#executing.get(address) ?? 0) + 1);
     this.#watchCancel();
     try {
       return await this.#execute(address);
     } finally {
       this.#active--;
+      const left = (this.#executing.get(address) ?? 1) - 1;
+      if (left > 0) this.#executing.set(address, left);
+      else this.#executing.delete(address);
     }
   }
 
@@ -249,13 +255,26 @@ export class WorkerRun {
     return this.#captures.settled();
   }
 
-  /** An attempt claimed without a request id: busy while its claimant lives, else `unknown`. */
+  /**
+   * An attempt claimed without a request id: busy while its claimant works on it, else
+   * `unknown`. A claimant that lives but no longer executes the step — this worker, whose
+   * delivery ended in an error between the claim and the id (the state refused the id) —
+   * will never record one: its claim is as orphaned as a dead worker's.
+   */
   async #claimedWithoutId(last: AttemptRecord, record: StepRecord): Promise<WorkerStepOutcome> {
     const deps = this.#deps;
     const now = deps.clock.now();
-    const live = await deps.store.workers.list(now - WORKER_DEAD_AFTER_MS);
-    if (last.claimedBy !== undefined && live.some((worker) => worker.name === last.claimedBy)) return "busy";
-    const error = `its worker ${last.claimedBy ?? "(unknown)"} stopped answering after sending the request and before recording its id; it may have been created (and billed), so it is not sent again`;
+    const ours = last.claimedBy === this.#parts.worker;
+    // This delivery is one of the step's deliveries here: another one means the claim is in hand.
+    const orphanedHere = ours && (this.#executing.get(last.address) ?? 0) <= 1;
+    if (!orphanedHere) {
+      const live = await deps.store.workers.list(now - WORKER_DEAD_AFTER_MS);
+      if (last.claimedBy !== undefined && live.some((worker) => worker.name === last.claimedBy))
+        return "busy";
+    }
+    const error = orphanedHere
+      ? `its worker ${last.claimedBy ?? "(unknown)"} sent the request but could not record its id; it may have been created (and billed), so it is not sent again`
+      : `its worker ${last.claimedBy ?? "(unknown)"} stopped answering after sending the request and before recording its id; it may have been created (and billed), so it is not sent again`;
     await deps.store.attempts.abandon(last, error, now, {
       updatedAt: now,
       state: StepState.unknown,
