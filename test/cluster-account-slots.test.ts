@@ -8,7 +8,7 @@
  */
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { AccountSlots } from "../src/cluster/account-slots.js";
+import { AccountSlots, TAKEOVER_GRACE_MS } from "../src/cluster/account-slots.js";
 import { WORKER_DEAD_AFTER_MS } from "../src/engine/worker-run.js";
 import { openPostgresStateStore, type PostgresStateStore } from "../src/store/postgres-state-store.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
@@ -120,10 +120,22 @@ describe.skipIf(skip)("a dead worker's request slot", () => {
     expect(await ask(HELD)).toBe(`live:${HELD}`);
   });
 
+  test("comes back when no worker re-attached to its step within the grace after the death (the re-attachment may be stuck behind the waiters)", async () => {
+    await deadWorkerHolds();
+    expect(await ask(OTHER)).toBe("refused");
+    now += TAKEOVER_GRACE_MS;
+    await store.workers.beat({ name: "live", host: "h", pid: 2, startedAt: now, seenAt: now, doing: [] });
+    expect(await ask(OTHER)).toBe(`live:${OTHER}`);
+  });
+
   test("of an attempt judged unknown is kept until the step's timeout since it was taken, then freed", async () => {
     await deadWorkerHolds();
     const key = { runId: RUN, address: HELD, attempt: 1 };
     await store.attempts.abandon(key, "may have been created", now, { updatedAt: now, state: "unknown" });
+    expect(await ask(OTHER)).toBe("refused");
+    // The grace for a re-attachment does not free it: nobody will re-attach to an unknown request.
+    now += TAKEOVER_GRACE_MS;
+    await store.workers.beat({ name: "live", host: "h", pid: 2, startedAt: now, seenAt: now, doing: [] });
     expect(await ask(OTHER)).toBe("refused");
     now += TIMEOUT_MS;
     await store.workers.beat({ name: "live", host: "h", pid: 2, startedAt: now, seenAt: now, doing: [] });

@@ -72,6 +72,10 @@ concurrency: ${options.concurrency}
 ${limits}defaults:
   retry: { attempts: 1 }
   poll: { interval: 25ms, max_interval: 250ms }
+  # Jobs take 100–300 ms. A kill between a claim and its id leaves an attempt \`unknown\`,
+  # whose request slot stays held until the step's timeout (it may run at the API): 20 s
+  # here, not the default 30 min, so two such kills of one model cannot stall the run.
+  timeout: 20s
 jobs:
   clip:
     for_each: items.csv

@@ -50,6 +50,12 @@ export function accountOf(apiOrigin: string, token: string): string {
 /** How often a waiting request asks again without notices (first, then at most). */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 250;
+/**
+ * How long after its worker is dead a slot whose request may still run waits for the worker
+ * that re-attaches to take it over (that comes ≈ 1–2 s after the death: BullMQ's 4 s lock
+ * and 2 s stalled check, from the kill) before it is freed for others.
+ */
+export const TAKEOVER_GRACE_MS = 3_000;
 /** How often it asks again while it listens for notices: only in case one is lost. */
 const SAFETY_POLL_MS = 1_000;
 
@@ -207,7 +213,13 @@ export class AccountSlots implements RequestSlots {
         }
       }
       // A dead worker's slots come back once their step runs no request (above), and the
-      // other waiters hear of it at the commit.
+      // other waiters hear of it at the commit. One whose request may still run but which no
+      // worker re-attached to within TAKEOVER_GRACE_MS of the death comes back too: the
+      // re-attaching delivery can be stuck behind steps that wait, in every live worker, for
+      // this very slot (BullMQ hands a worker no more jobs than its concurrency), and the
+      // batch would stall until the step's timeout. An `unknown` attempt's is kept (above), and
+      // so is the slot of a worker that left (SIGTERM) handing its step back: its step is
+      // queued again at once, and when it left is not recorded.
       await client.query(
         `DELETE FROM request_slots s WHERE s.account = $1
            AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)
@@ -215,9 +227,14 @@ export class AccountSlots implements RequestSlots {
                 OR NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
                                AND a.state IN ('submitting', 'submitted', 'in_queue', 'in_progress', 'unknown')
                                AND a.attempt = (SELECT max(b.attempt) FROM attempts b
-                                                WHERE b.run_id = s.run_id AND b.address = s.address)))
+                                                WHERE b.run_id = s.run_id AND b.address = s.address))
+                OR (COALESCE((SELECT max(w.seen_at) FROM workers w WHERE w.name = s.worker), $3) < $5
+                    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
+                                    AND a.state = 'unknown'
+                                    AND a.attempt = (SELECT max(b.attempt) FROM attempts b
+                                                     WHERE b.run_id = s.run_id AND b.address = s.address))))
          RETURNING pg_notify($4, json_build_array(s.account, s.model)::text)`,
-        [this.#account, liveSince, now, SLOT_FREED_CHANNEL],
+        [this.#account, liveSince, now, SLOT_FREED_CHANNEL, liveSince - TAKEOVER_GRACE_MS],
       );
       const { rows } = await client.query<{ total: number; model: number }>(
         `SELECT count(*)::int AS total, count(*) FILTER (WHERE model = $2)::int AS model
