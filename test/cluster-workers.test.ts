@@ -345,15 +345,17 @@ describe.skipIf(skip)("request slots after a worker dies", () => {
       return rows.length === 2 ? rows : undefined;
     }, "the 2 slots recorded");
     const victim = workers.find((worker) => worker.name === slots[0]!.worker)!;
-    // The steps whose requests it watches (each holds one of its slots).
-    const held = (
-      await query<{ address: string }>(
+    // The steps whose requests it watches (each holds one of its slots). The emulator holds a
+    // request once it is received: its id is committed a moment later, so it is waited for.
+    const victimSlots = slots.filter((slot) => slot.worker === victim.name).length;
+    const held = await until(async () => {
+      const rows = await query<{ address: string }>(
         database.url,
         "SELECT address FROM attempts WHERE claimed_by = $1 AND request_id IS NOT NULL",
         [victim.name],
-      )
-    ).map((row) => row.address);
-    expect(held).toHaveLength(slots.filter((slot) => slot.worker === victim.name).length);
+      );
+      return rows.length === victimSlots ? rows.map((row) => row.address) : undefined;
+    }, "the killed worker's request ids recorded");
     victim.child.kill("SIGKILL");
     const replacement = startWorker(p, database.url, "w3", 6);
     await replacement.ready;

@@ -91,7 +91,9 @@ export async function startWorker(request: WorkerRequest): Promise<RunningWorker
       throw error;
     }
   }
-  const pool = new pg.Pool({ connectionString: request.state, max: 4 });
+  // The request slots' sessions stay open while idle: a worker waits between runs, and a run's
+  // first slots should not wait for sessions to be set up.
+  const pool = new pg.Pool({ connectionString: request.state, max: 4, idleTimeoutMillis: 0 });
   pool.on("error", () => undefined);
   const control = new RunControl();
   const worker = new StepWorker({

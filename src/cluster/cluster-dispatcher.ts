@@ -5,6 +5,10 @@
  * `observe`), and its ending releases or blocks its dependents as in one process. The caps
  * are not held here: each worker takes a request slot account-wide (account-slots.ts).
  *
+ * The steps handed out in one turn of the event loop (a slice's ready steps, a wave's
+ * dependents) go to their queue as one bulk add: one statement instead of one round trip and
+ * commit each, so the twentieth step is queued as soon as the first (BatchedAdds below).
+ *
  * The apply reads its run's steps from the store a few times a second while steps are out:
  * one query, whichever process executes each, for the steps written since its last read
  * (`steps.changedSince`), so a quiet 100,000-step run costs a few rows a read, not all of them.
@@ -41,6 +45,50 @@ interface Followed {
   seen: string;
 }
 
+/** The most jobs one bulk add carries (a 1,000-step slice is one statement). */
+const MOST_JOBS_PER_ADD = 1_000;
+
+/**
+ * Jobs for one queue, gathered while the event loop turns and added together at its end:
+ * each caller's promise settles with its batch's add.
+ */
+class BatchedAdds {
+  readonly #queue: StepQueue;
+  #batch: { job: StepJob; done: { resolve: () => void; reject: (error: unknown) => void } }[] = [];
+
+  constructor(queue: StepQueue) {
+    this.#queue = queue;
+  }
+
+  add(job: StepJob): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.#batch.length === 0) queueMicrotask(() => void this.#flush());
+      this.#batch.push({ job, done: { resolve, reject } });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#batch;
+    this.#batch = [];
+    for (let start = 0; start < batch.length; start += MOST_JOBS_PER_ADD) {
+      const part = batch.slice(start, start + MOST_JOBS_PER_ADD);
+      try {
+        // The job id makes a step queued twice one job (stepJobId), in bulk as one by one.
+        await this.#queue.addBulk(
+          part.map(({ job }) => ({
+            name: "step",
+            data: job,
+            opts: { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true },
+          })),
+        );
+        for (const { done } of part) done.resolve();
+      } catch (error) {
+        for (const { done } of part) done.reject(error);
+      }
+    }
+  }
+}
+
 /** Requests are capped where they are made (the workers): nothing to hold here. */
 const NO_SLOTS: RequestSlots = { run: (_model, task) => task(() => undefined) };
 
@@ -60,6 +108,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly #store: StateStore;
   readonly #control: RunControl;
   readonly #queues: { model: StepQueue; run: StepQueue };
+  readonly #adds: { model: BatchedAdds; run: BatchedAdds };
   readonly #ready: ReadyStep[] = [];
   readonly #followed = new Map<string, Followed>();
   /** The kind of each step handed out (which queue holds its job). */
@@ -78,6 +127,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
       model: options.queues.openQueue(MODEL_STEPS_QUEUE),
       run: options.queues.openQueue(RUN_STEPS_QUEUE),
     };
+    this.#adds = { model: new BatchedAdds(this.#queues.model), run: new BatchedAdds(this.#queues.run) };
     options.control.onStop((reason) => void this.#stop(reason));
   }
 
@@ -109,9 +159,8 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
       this.#followed.set(step.address, { observe, resolve, seen: "pending" }),
     );
     const job: StepJob = { runId: this.#runId, address: step.address };
-    const queue = step.kind === "run" ? this.#queues.run : this.#queues.model;
     this.#kinds.set(step.address, step.kind);
-    await queue.add("step", job, { jobId: stepJobId(job), removeOnComplete: true, removeOnFail: true });
+    await (step.kind === "run" ? this.#adds.run : this.#adds.model).add(job);
     this.#follow();
     return ending;
   }

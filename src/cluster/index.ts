@@ -45,7 +45,8 @@ export function clusterPort(options: {
       // The worker's own control: stopping it (once the run is over) must not stop the run.
       const control = new RunControl();
       runControl.onStop((reason) => control.stop(reason));
-      const pool = new pg.Pool({ connectionString: options.url, max: 4 });
+      // Its request slots' sessions stay open while idle (app/worker.ts says why).
+      const pool = new pg.Pool({ connectionString: options.url, max: 4, idleTimeoutMillis: 0 });
       pool.on("error", () => undefined);
       const worker = new StepWorker({
         queues,

@@ -17,6 +17,11 @@ export type QueueBackendKind = "postgres" | "redis";
 /** What the cluster uses of a BullMQ queue (the apply's side: adds and takes back jobs). */
 export interface StepQueue {
   add(name: string, data: StepJob, opts: object): Promise<unknown>;
+  /**
+   * Adds several jobs in one statement (PostgreSQL) or one round trip (Redis); a job whose
+   * id is queued already is left as it is, as `add` leaves it.
+   */
+  addBulk(jobs: { name: string; data: StepJob; opts: object }[]): Promise<unknown>;
   remove(jobId: string): Promise<number>;
   close(): Promise<void>;
 }

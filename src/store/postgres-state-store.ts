@@ -253,6 +253,8 @@ export class PostgresStateStore implements StateStore {
   readonly #writer: pg.Client | undefined;
   readonly #redact: Redactor;
   readonly #prior = new PriorRunsMirror();
+  /** Each workflow's prior-runs fetch queued and not started yet (#priorRuns). */
+  readonly #queuedPriorFetches = new Map<string, Promise<PriorRunsLookup>>();
   /** Settles once every write issued so far has committed or failed; never rejects. */
   #tail: Promise<void> = Promise.resolve();
   /** The group the next write joins; sealed when it starts to run. */
@@ -1125,9 +1127,29 @@ export class PostgresStateStore implements StateStore {
    * The lookup of a workflow's earlier runs: fetched in queue order (it sees exactly the
    * writes issued before this call), then kept current by every later write of this store.
    */
-  async #priorRuns(workflowName: string): Promise<PriorRunsLookup> {
+  #priorRuns(workflowName: string): Promise<PriorRunsLookup> {
+    // A fetch still waiting in the queue has not read anything yet: it will see every write
+    // committed before this call too, so this call shares it. A cluster's worker asks for
+    // every delivery; a wave of 20 deliveries costs one fetch instead of 20 in the writer's
+    // queue, ahead of their claims.
+    const queued = this.#queuedPriorFetches.get(workflowName);
+    if (queued) return queued;
+    const fetched = this.#fetchPriorRuns(workflowName);
+    this.#queuedPriorFetches.set(workflowName, fetched);
+    // Settled without having started (the store closed): the next call fetches anew.
+    const forget = () => {
+      if (this.#queuedPriorFetches.get(workflowName) === fetched)
+        this.#queuedPriorFetches.delete(workflowName);
+    };
+    fetched.then(forget, forget);
+    return fetched;
+  }
+
+  async #fetchPriorRuns(workflowName: string): Promise<PriorRunsLookup> {
     const fetching = this.#prior.beginFetch(workflowName);
     const fetch = async (client: Queryable) => {
+      // From here on, a new call waits for a fetch of its own (this one may miss its writes).
+      this.#queuedPriorFetches.delete(workflowName);
       const succeeded = await client.query(SUCCEEDED_SQL, [workflowName]);
       const inFlight = await client.query<AttemptRow>(IN_FLIGHT_SQL, [workflowName]);
       return { succeeded: succeeded.rows, inFlight: inFlight.rows };

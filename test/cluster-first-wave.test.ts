@@ -1,0 +1,178 @@
+/**
+ * What a cluster's wave of steps costs PostgreSQL on its way to the first submissions
+ * (issue 12's makespan, docs/decisions.md "Several machines: the cluster's benchmarks and
+ * speed"): counted by PostgreSQL itself (pg_stat_statements on a server of this file's own),
+ * not timed.
+ * - The apply hands a slice's ready steps to the queue as one bulk add (one statement),
+ *   not one add (a round trip and a commit) each.
+ * - Prior-runs fetches asked for while one is still queued (a worker asks for every delivery)
+ *   share it: one fetch for the wave, not one each in the writer's queue ahead of the claims.
+ *   A fetch already started is not shared: a later call sees what committed after it began.
+ */
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ClusterDispatcher } from "../src/cluster/cluster-dispatcher.js";
+import { queueBackend } from "../src/cluster/queue-backend.js";
+import { RunControl } from "../src/engine/run-control.js";
+import type { PlannedStep } from "../src/plan/types.js";
+import { openPostgresStateStore, SUCCEEDED_SQL } from "../src/store/postgres-state-store.js";
+import type { NewRun, NewStep } from "../src/store/types.js";
+import {
+  createDatabase,
+  type PostgresServer,
+  skipWithoutPostgres,
+  startPostgres,
+} from "./helpers/postgres.js";
+
+const skip = skipWithoutPostgres("cluster first wave");
+
+let server: PostgresServer | undefined;
+
+beforeAll(async () => {
+  if (skip) return;
+  // A server of its own: statements are counted by pg_stat_statements, loaded at its start.
+  server = await startPostgres({ settings: { shared_preload_libraries: "pg_stat_statements" } });
+}, 60_000);
+afterAll(() => server?.stop());
+
+async function query<T extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, values)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A fresh database whose statements are counted from now on. */
+async function countedDatabase(): Promise<string> {
+  const url = await createDatabase(server!.url);
+  await query(url, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+  return url;
+}
+
+/** How many times statements whose text contains `fragment` ran in the database at `url`. */
+async function callsOf(url: string, fragment: string): Promise<number> {
+  const rows = await query<{ calls: string | null }>(
+    url,
+    `SELECT sum(s.calls)::text AS calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+     WHERE d.datname = current_database() AND s.query LIKE '%' || $1 || '%' AND s.query NOT LIKE '%pg_stat_statements%'
+       AND s.query NOT ILIKE '%CREATE %'`,
+    [fragment],
+  );
+  return Number(rows[0]?.calls ?? 0);
+}
+
+const ORIGIN = "https://api.example";
+const CAT = "teaser/cat/animate";
+
+function newRun(id: string): NewRun {
+  return {
+    id,
+    workflowName: "wave",
+    workflowFile: "wave.yaml",
+    kind: "apply",
+    plan: null,
+    options: {},
+    startedAt: 1_000,
+    pid: 4242,
+    hostname: "host-a",
+    apiOrigin: ORIGIN,
+  };
+}
+
+function newStep(address: string): NewStep {
+  const [jobId = "", instanceKey = "", stepId = ""] = address.split("/");
+  return {
+    address,
+    jobId,
+    instanceKey,
+    stepId,
+    kind: "model",
+    model: "m",
+    state: "pending",
+    fingerprint: "fp-cat",
+  };
+}
+
+describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
+  it("hands 30 ready steps to the queue in one bulk add, every one of them queued", async () => {
+    const url = await countedDatabase();
+    const store = await openPostgresStateStore(url, { secrets: [] });
+    const queues = queueBackend(url);
+    const control = new RunControl();
+    const dispatcher = new ClusterDispatcher(
+      { runId: "run-wave", concurrency: 20, limits: {}, processConcurrency: 1 },
+      { queues, store, control },
+    );
+    const probe = queues.openQueue("runflow-model-steps") as unknown as {
+      getJobCounts(...states: string[]): Promise<Record<string, number>>;
+      close(): Promise<void>;
+    };
+    try {
+      for (let i = 1; i <= 30; i++) dispatcher.enqueue("model", `shot[s${i}].clip`);
+      const steps = (address: string) => ({ address, kind: "model" }) as PlannedStep;
+      // As the run's execution does: every ready step started in one turn, none awaited here
+      // (each resolves when its step ends).
+      dispatcher.dispatch(
+        (ready) => void dispatcher.execute(steps(ready.address), ready.lane, () => undefined),
+      );
+      await expect
+        .poll(async () => (await probe.getJobCounts("waiting")).waiting, { timeout: 10_000 })
+        .toBe(30);
+      // BullMQ's statements (postgres/sql-scripts.js: add_jobs_bulk.sql, add_job.sql).
+      expect(await callsOf(url, "FROM add_jobs_bulk($1")).toBe(1);
+      expect(await callsOf(url, "SELECT add_job(")).toBe(0);
+    } finally {
+      control.stop("interrupted");
+      await dispatcher.close();
+      await probe.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  it("shares a queued prior-runs fetch among the calls made meanwhile, but not one already started", async () => {
+    const url = await countedDatabase();
+    const worker = await openPostgresStateStore(url, { secrets: [] });
+    const other = await openPostgresStateStore(url, { secrets: [] });
+    const fragment = "DISTINCT ON (s.fingerprint, r.api_origin)";
+    expect(SUCCEEDED_SQL).toContain(fragment);
+    try {
+      await other.runs.create(newRun("run-a"));
+      await other.steps.insert("run-a", [newStep(CAT)], 1_000);
+      // A wave's deliveries: 20 asks in one turn, behind a write of the worker's own.
+      const written = worker.workers.beat({
+        name: "w1",
+        host: "h",
+        pid: 1,
+        startedAt: 0,
+        seenAt: 0,
+        doing: [],
+      });
+      const lookups = await Promise.all(Array.from({ length: 20 }, () => worker.history.priorRuns("wave")));
+      await written;
+      expect(await callsOf(url, fragment)).toBe(1);
+      expect(new Set(lookups).size).toBe(1);
+
+      // Another process's success, committed after that fetch began: a later ask sees it.
+      await other.steps.update("run-a", CAT, {
+        updatedAt: 2_000,
+        state: "succeeded",
+        finishedAt: 2_000,
+        output: { video: "v" },
+      });
+      const later = await worker.history.priorRuns("wave");
+      expect(await callsOf(url, fragment)).toBe(2);
+      expect(later.findSucceeded("wave", "fp-cat", { apiOrigin: ORIGIN })).toBeDefined();
+    } finally {
+      await worker.close();
+      await other.close();
+    }
+  }, 60_000);
+});
