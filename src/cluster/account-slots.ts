@@ -184,92 +184,46 @@ export class AccountSlots implements RequestSlots {
     }
   }
 
-  /** The slot's id, or why none is free. */
+  /**
+   * The slot's id, or why none is free: one call of runflow_take_slot (PostgreSQL migration
+   * 6), one round trip and one commit. Under the account's advisory lock, as one transaction:
+   * the step's own slot, left by a dead worker (or by this one) while its request may still
+   * run, is taken over without waiting — that request is the one this re-attaches to. Else a
+   * dead worker's slots come back once their step runs no request (above), and the other
+   * waiters hear of it at the commit. One whose request may still run but which no worker
+   * re-attached to within TAKEOVER_GRACE_MS of the death comes back too: the re-attaching
+   * delivery can be stuck behind steps that wait, in every live worker, for this very slot
+   * (BullMQ hands a worker no more jobs than its concurrency), and the batch would stall
+   * until the step's timeout. An `unknown` attempt's is kept (above), and so is the slot of a
+   * worker that left (SIGTERM) handing its step back: its step is queued again at once, and
+   * when it left is not recorded. Then the account's rows are counted, in total and for the
+   * model, and a row is inserted when both are under their caps. The commit is durable: the
+   * caps of every worker stand on these rows, after a crash too.
+   */
   async #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query("BEGIN");
-      await client.query("SELECT pg_advisory_xact_lock(hashtextextended('runflow slots ' || $1, 0))", [
+    const now = this.#now();
+    const liveSince = now - WORKER_DEAD_AFTER_MS;
+    const limit = this.#limits[model];
+    const { rows } = await this.#pool.query<{ slot_id: string | null; refused: string | null }>(
+      "SELECT slot_id, refused FROM runflow_take_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+      [
         this.#account,
-      ]);
-      const now = this.#now();
-      const liveSince = now - WORKER_DEAD_AFTER_MS;
-      // The step's own slot, left by a dead worker (or by this one) while its request may
-      // still run: taken over without waiting — that request is the one this re-attaches to.
-      if (step) {
-        const taken = await client.query<{ id: string }>(
-          `UPDATE request_slots SET worker = $4 WHERE id = (
-             SELECT s.id FROM request_slots s
-             WHERE s.account = $1 AND s.run_id = $2 AND s.address = $3
-               AND (s.worker = $4
-                    OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $5))
-             LIMIT 1)
-           RETURNING id`,
-          [this.#account, step.runId, step.address, this.#worker, liveSince],
-        );
-        if (taken.rows[0]) {
-          await client.query("COMMIT");
-          return String(taken.rows[0].id);
-        }
-      }
-      // A dead worker's slots come back once their step runs no request (above), and the
-      // other waiters hear of it at the commit. One whose request may still run but which no
-      // worker re-attached to within TAKEOVER_GRACE_MS of the death comes back too: the
-      // re-attaching delivery can be stuck behind steps that wait, in every live worker, for
-      // this very slot (BullMQ hands a worker no more jobs than its concurrency), and the
-      // batch would stall until the step's timeout. An `unknown` attempt's is kept (above), and
-      // so is the slot of a worker that left (SIGTERM) handing its step back: its step is
-      // queued again at once, and when it left is not recorded.
-      await client.query(
-        `DELETE FROM request_slots s WHERE s.account = $1
-           AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= $2)
-           AND (s.run_id IS NULL OR s.held_until IS NULL OR s.held_until < $3
-                OR NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
-                               AND a.state IN ('submitting', 'submitted', 'in_queue', 'in_progress', 'unknown')
-                               AND a.attempt = (SELECT max(b.attempt) FROM attempts b
-                                                WHERE b.run_id = s.run_id AND b.address = s.address))
-                OR (COALESCE((SELECT max(w.seen_at) FROM workers w WHERE w.name = s.worker), $3) < $5
-                    AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
-                                    AND a.state = 'unknown'
-                                    AND a.attempt = (SELECT max(b.attempt) FROM attempts b
-                                                     WHERE b.run_id = s.run_id AND b.address = s.address))))
-         RETURNING pg_notify($4, json_build_array(s.account, s.model)::text)`,
-        [this.#account, liveSince, now, SLOT_FREED_CHANNEL, liveSince - TAKEOVER_GRACE_MS],
-      );
-      const { rows } = await client.query<{ total: number; model: number }>(
-        `SELECT count(*)::int AS total, count(*) FILTER (WHERE model = $2)::int AS model
-         FROM request_slots WHERE account = $1`,
-        [this.#account, model],
-      );
-      const { total, model: ofModel } = rows[0]!;
-      const limit = this.#limits[model];
-      let refused: WaitReason | undefined;
-      if (limit !== undefined && ofModel >= limit) refused = { kind: "limit", model, limit };
-      else if (total >= this.#concurrency) refused = { kind: "concurrency", concurrency: this.#concurrency };
-      if (refused) {
-        await client.query("COMMIT");
-        return refused;
-      }
-      const inserted = await client.query<{ id: string }>(
-        `INSERT INTO request_slots (account, model, worker, acquired_at, run_id, address, held_until)
-         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
-        [
-          this.#account,
-          model,
-          this.#worker,
-          now,
-          step?.runId ?? null,
-          step?.address ?? null,
-          step ? now + step.timeoutMs : null,
-        ],
-      );
-      await client.query("COMMIT");
-      return String(inserted.rows[0]!.id);
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+        model,
+        this.#worker,
+        now,
+        liveSince,
+        liveSince - TAKEOVER_GRACE_MS,
+        step?.runId ?? null,
+        step?.address ?? null,
+        step ? now + step.timeoutMs : null,
+        this.#concurrency,
+        limit ?? null,
+        SLOT_FREED_CHANNEL,
+      ],
+    );
+    const { slot_id: slot, refused } = rows[0]!;
+    if (slot !== null) return String(slot);
+    if (refused === "limit" && limit !== undefined) return { kind: "limit", model, limit };
+    return { kind: "concurrency", concurrency: this.#concurrency };
   }
 }
