@@ -9,7 +9,6 @@
  *   share it: one fetch for the wave, not one each in the writer's queue ahead of the claims.
  *   A fetch already started is not shared: a later call sees what committed after it began.
  */
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ClusterDispatcher } from "../src/cluster/cluster-dispatcher.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
@@ -19,9 +18,10 @@ import { openPostgresStateStore, SUCCEEDED_SQL } from "../src/store/postgres-sta
 import type { NewRun, NewStep } from "../src/store/types.js";
 import {
   createDatabase,
-  type PostgresServer,
+  query,
   skipWithoutPostgres,
   startPostgres,
+  type PostgresServer,
 } from "./helpers/postgres.js";
 
 const skip = skipWithoutPostgres("cluster first wave");
@@ -34,21 +34,6 @@ beforeAll(async () => {
   server = await startPostgres({ settings: { shared_preload_libraries: "pg_stat_statements" } });
 }, 60_000);
 afterAll(() => server?.stop());
-
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 /** A fresh database whose statements are counted from now on. */
 async function countedDatabase(): Promise<string> {

@@ -30,7 +30,8 @@ import type { RunningEmulator } from "../src/emulator/index.js";
 import { loadModelRegistry, type ModelRegistry } from "../src/models/registry.js";
 import type { ModelEntry } from "../src/models/types.js";
 import { ndjson, project, type Project, TOKEN } from "./apply-harness.js";
-import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
+import { databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
+import { until } from "./helpers/until.js";
 import { CLI_ENTRY } from "./helpers/spawn-cli.js";
 
 const skip = skipWithoutPostgres("the cluster's proof");
@@ -224,36 +225,6 @@ function startWorker(
 }
 
 // --- reading the state and the emulator -------------------------------------------------------
-
-async function query<Row extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  values: unknown[] = [],
-): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query<Row>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** Resolves once `check` gives a value; asked every 50 ms (a condition on state, not a duration). */
-async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  limitMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 const TERMINAL = ["succeeded", "reused", "failed", "timed_out", "cancelled", "unknown", "blocked", "held"];
 

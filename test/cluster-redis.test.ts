@@ -6,74 +6,27 @@
  * taken over within 10 s — and the queues really in Redis while the runs, attempts and
  * workers stay in PostgreSQL.
  */
-import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
-import pg from "pg";
 import { describe, expect, test } from "vitest";
 import { queueBackend } from "../src/cluster/queue-backend.js";
 import { MODEL_STEPS_QUEUE, stepJobId } from "../src/cluster/queues.js";
-import { chainYaml, type Child, itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
-import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
-import { redisPerTest, skipWithoutRedis } from "./helpers/redis.js";
+import { itemsCsv, ndjson, project, type Project } from "./apply-harness.js";
+import { databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
+import { until } from "./helpers/until.js";
+import { clusterYaml, startWorkerProcess, type WorkerProcess } from "./helpers/cluster.js";
 
-const skip = skipWithoutPostgres("queues on Redis") || skipWithoutRedis("queues on Redis");
-
-/** Hailuo → Aleph → a local program that checks the restyled video is on disk. */
-function clusterYaml(options: { concurrency: number; limit?: number; hold?: boolean }): string {
-  const chain = chainYaml({ name: "cluster", concurrency: options.concurrency });
-  const limits =
-    options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
-  const withLimits = chain.replace("defaults:\n", `${limits}defaults:\n`);
-  const held = options.hold
-    ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"')
-    : withLimits;
-  return `${held}      - id: check
-        run: [node, "-e", "require('fs').statSync(process.argv[1])", "\${{ steps.restyle.files.video }}"]
-`;
-}
-
-interface WorkerProcess {
-  name: string;
-  child: Child;
-  lines: string[];
-  /** Resolves with its first line once it says it takes steps. */
-  ready: Promise<string>;
-}
-
-/** `runflow worker` on the state at `state`, its queues at `queue` (the flag, or RUNFLOW_QUEUE). */
+/** A worker on Redis queues, told where they are by `--queue` or by RUNFLOW_QUEUE. */
 function startWorker(
   p: Project,
   names: { state: string; queue: string; name: string; via: "flag" | "env" },
 ): WorkerProcess {
-  const args = ["worker", "--state", names.state, "--name", names.name, "--concurrency", "4"];
-  if (names.via === "flag") args.push("--queue", names.queue);
-  else process.env.RUNFLOW_QUEUE = names.queue;
-  const child = p.start(args);
-  delete process.env.RUNFLOW_QUEUE;
-  const lines: string[] = [];
-  let ready!: (line: string) => void;
-  const started = new Promise<string>((resolve) => (ready = resolve));
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    lines.push(line);
-    if (line.startsWith(`worker ${names.name} taking steps`)) ready(line);
-  });
-  return { name: names.name, child, lines, ready: started };
+  const args = ["--state", names.state, "--concurrency", "4"];
+  if (names.via === "flag") return startWorkerProcess(p, names.name, [...args, "--queue", names.queue]);
+  return startWorkerProcess(p, names.name, args, { RUNFLOW_QUEUE: names.queue });
 }
+import { redisPerTest, skipWithoutRedis } from "./helpers/redis.js";
 
-async function query<Row extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  values: unknown[] = [],
-): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query<Row>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
+const skip = skipWithoutPostgres("queues on Redis") || skipWithoutRedis("queues on Redis");
 
 /** The keys BullMQ made in Redis for runflow's two queues. */
 async function queueKeys(url: string): Promise<string[]> {
@@ -82,21 +35,6 @@ async function queueKeys(url: string): Promise<string[]> {
     return (await client.keys("bull:runflow-*")).sort();
   } finally {
     client.disconnect();
-  }
-}
-
-/** Resolves once `check` holds; asked every 50 ms (a condition on state, not a duration). */
-async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  limitMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 

@@ -8,81 +8,21 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import pg from "pg";
 import { describe, expect, test } from "vitest";
 import { execa } from "execa";
-import { chainYaml, type Child, itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
+import { itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
 import { MODEL_STEPS_QUEUE, stepJobId, type StepJob } from "../src/cluster/queues.js";
 import { CLI_ENTRY } from "./helpers/spawn-cli.js";
-import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
-
-const skip = skipWithoutPostgres("workers on a PostgreSQL state");
-
-/** Hailuo → Aleph → a local program that checks the restyled video is on disk. */
-function clusterYaml(options: { concurrency: number; limit?: number; hold?: boolean }): string {
-  const chain = chainYaml({ name: "cluster", concurrency: options.concurrency });
-  const limits =
-    options.limit === undefined ? "" : `limits:\n  minimax/Hailuo Video 01 Live: ${options.limit}\n`;
-  const withLimits = chain.replace("defaults:\n", `${limits}defaults:\n`);
-  const held = options.hold
-    ? withLimits.replace('"${{ item.prompt }}"', '"${{ item.prompt }} [emulator:hold]"')
-    : withLimits;
-  return `${held}      - id: check
-        run: [node, "-e", "require('fs').statSync(process.argv[1])", "\${{ steps.restyle.files.video }}"]
-`;
-}
-
-/** A worker process, and the lines it printed so far. */
-interface WorkerProcess {
-  name: string;
-  child: Child;
-  lines: string[];
-  /** Resolves once it says it takes steps. */
-  ready: Promise<void>;
-}
+import { databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
+import { until } from "./helpers/until.js";
+import { clusterYaml, startWorkerProcess, type WorkerProcess } from "./helpers/cluster.js";
 
 function startWorker(p: Project, url: string, name: string, concurrency = 4): WorkerProcess {
-  const child = p.start(["worker", "--state", url, "--name", name, "--concurrency", String(concurrency)]);
-  const lines: string[] = [];
-  let ready!: () => void;
-  const started = new Promise<void>((resolve) => (ready = resolve));
-  createInterface({ input: child.stdout }).on("line", (line) => {
-    lines.push(line);
-    if (line.startsWith(`worker ${name} taking steps`)) ready();
-  });
-  return { name, child, lines, ready: started };
+  return startWorkerProcess(p, name, ["--state", url, "--concurrency", String(concurrency)]);
 }
 
-async function query<Row extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  values: unknown[] = [],
-): Promise<Row[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query<Row>(sql, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
-/** Resolves once `check` holds; asked every 50 ms (a condition on state, not a duration). */
-async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  limitMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + limitMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+const skip = skipWithoutPostgres("workers on a PostgreSQL state");
 
 describe.skipIf(skip)("workers sharing a PostgreSQL state", () => {
   const database = databasePerTest();

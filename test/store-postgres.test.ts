@@ -16,6 +16,7 @@ import {
 import type { NewRun, NewStep } from "../src/store/types.js";
 import {
   databasePerTest,
+  query,
   skipWithoutPostgres,
   startPostgres,
   type PostgresServer,
@@ -36,21 +37,6 @@ async function open(url: string, options: PostgresStateStoreOptions = {}) {
   const store = await openPostgresStateStore(url, { secrets: [], ...options });
   opened.push(store);
   return store;
-}
-
-async function query<T extends pg.QueryResultRow>(
-  url: string,
-  sql: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: url });
-  client.on("error", () => undefined);
-  await client.connect();
-  try {
-    return (await client.query<T>(sql, values)).rows;
-  } finally {
-    await client.end().catch(() => undefined);
-  }
 }
 
 function newRun(id: string, overrides: Partial<NewRun> = {}): NewRun {

@@ -14,6 +14,7 @@
  * globalSetup that starts one and provides its URL; `databasePerTest()` uses that server when
  * provided and otherwise starts one for the test file.
  */
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, inject } from "vitest";
 import {
   createDatabase,
@@ -73,5 +74,21 @@ declare module "vitest" {
   export interface ProvidedContext {
     /** URL of the run's shared server (test/helpers/postgres-global-setup.ts), when started. */
     postgresUrl?: string;
+  }
+}
+
+/** The rows `sql` reads from the database at `url`, on a connection of its own. */
+export async function query<Row extends pg.QueryResultRow>(
+  url: string,
+  sql: string,
+  values: unknown[] = [],
+): Promise<Row[]> {
+  const client = new pg.Client({ connectionString: url });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<Row>(sql, values)).rows;
+  } finally {
+    await client.end().catch(() => undefined);
   }
 }
