@@ -381,10 +381,12 @@ describe.skipIf(skip)("a worker whose handling of a step throws", () => {
     expect(result.exitCode).toBe(0);
     const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
     expect(finished?.counts).toEqual({ succeeded: 6 });
-    // The fault hit: two deliveries ended in the error and came back.
-    expect(worker.lines.filter((line) => line.includes("injected: the state failed a moment"))).toHaveLength(
-      2,
-    );
+    // The fault hit: deliveries ended in the error and came back. One or two: when two claims
+    // share one of the store's group commits, the first raise fails the group and the store
+    // then writes each claim alone, so one delivery may see both raises' sequence values.
+    const faulted = worker.lines.filter((line) => line.includes("injected: the state failed a moment"));
+    expect(faulted.length).toBeGreaterThanOrEqual(1);
+    expect(faulted.length).toBeLessThanOrEqual(2);
     const submissions = p.api.submissions();
     expect(submissions.total).toBe(4);
     expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
