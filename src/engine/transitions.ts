@@ -12,7 +12,7 @@ import type { StateStore } from "../store/port.js";
 import type { StepFiles, StepPatch } from "../store/types.js";
 import type { Clock } from "../util/clock.js";
 import type { ObservedStep } from "./dispatcher.js";
-import type { RunEventSink, WaitReason } from "./events.js";
+import type { RunEventSink, StepEvent, WaitReason } from "./events.js";
 import { OrderedEvents } from "./ordered-events.js";
 import { canTransition, IllegalTransitionError, isTerminal, StepState } from "./states.js";
 
@@ -139,14 +139,38 @@ export class StepTracker {
     if (details.requestId !== undefined) live.requestId = details.requestId;
     // A new attempt has no request until it is submitted.
     else if (to === StepState.waiting || to === StepState.submitting) live.requestId = undefined;
+    this.#count(from, to);
+
+    await this.#events.emitAfter(
+      written,
+      this.#stepEvent(address, from, live, now, {
+        queuePosition: to === StepState.in_queue ? details.queuePosition : undefined,
+        error: details.error,
+        reusedFrom: details.reusedFrom,
+      }),
+    );
+    this.#ended(address, to, details.patch?.files, details.reusedFrom);
+  }
+
+  /** One step fewer in `from`, one more in `to`. */
+  #count(from: StepState, to: StepState): void {
     this.#counts.set(from, (this.#counts.get(from) ?? 0) - 1);
     this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
+  }
 
-    const step = this.#steps.get(address);
+  /** The step event of a move from `from` to the live step's state, with its cost once it ended. */
+  #stepEvent(
+    address: string,
+    from: StepState,
+    live: LiveStep,
+    at: number,
+    details: Pick<StepEvent, "queuePosition" | "error" | "reusedFrom">,
+  ): StepEvent {
+    const to = live.state;
     const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
-    await this.#events.emitAfter(written, {
+    return {
       event: "step",
-      at: now,
+      at,
       runId: this.#runId,
       ...this.#names(address),
       address,
@@ -154,14 +178,24 @@ export class StepTracker {
       previous: from,
       attempt: live.attempt,
       requestId: live.requestId,
-      queuePosition: to === StepState.in_queue ? details.queuePosition : undefined,
-      model: step?.model,
+      queuePosition: details.queuePosition,
+      model: this.#steps.get(address)?.model,
       error: details.error,
       reusedFrom: details.reusedFrom,
       ...(cost && cost.known > 0 ? { cost: usdOf(cost.micros) } : {}),
       ...(cost && cost.unknown > 0 ? { costUnknown: cost.unknown } : {}),
-    });
-    if (step && isTerminal(to)) this.#onEnded?.(step, to, details.patch?.files, details.reusedFrom);
+    };
+  }
+
+  /** Tells the run graph of a step that ended (its dependents may go on, or are blocked). */
+  #ended(
+    address: string,
+    to: StepState,
+    files: StepFiles | null | undefined,
+    reusedFrom: string | undefined,
+  ): void {
+    const step = this.#steps.get(address);
+    if (step && isTerminal(to)) this.#onEnded?.(step, to, files, reusedFrom);
   }
 
   /**
@@ -176,28 +210,15 @@ export class StepTracker {
     live.state = to;
     live.attempt = change.attempt;
     live.requestId = change.requestId;
-    this.#counts.set(from, (this.#counts.get(from) ?? 0) - 1);
-    this.#counts.set(to, (this.#counts.get(to) ?? 0) + 1);
-    const step = this.#steps.get(address);
-    const cost = isTerminal(to) ? this.costOf?.(address) : undefined;
-    this.#events.emit({
-      event: "step",
-      at: this.#clock.now(),
-      runId: this.#runId,
-      ...this.#names(address),
-      address,
-      state: to,
-      previous: from,
-      attempt: live.attempt,
-      requestId: live.requestId,
-      queuePosition: undefined,
-      model: step?.model,
-      error: change.error,
-      reusedFrom: change.reusedFrom,
-      ...(cost && cost.known > 0 ? { cost: usdOf(cost.micros) } : {}),
-      ...(cost && cost.unknown > 0 ? { costUnknown: cost.unknown } : {}),
-    });
-    if (step && isTerminal(to)) this.#onEnded?.(step, to, change.files, change.reusedFrom);
+    this.#count(from, to);
+    this.#events.emit(
+      this.#stepEvent(address, from, live, this.#clock.now(), {
+        queuePosition: undefined,
+        error: change.error,
+        reusedFrom: change.reusedFrom,
+      }),
+    );
+    this.#ended(address, to, change.files, change.reusedFrom);
   }
 
   /**
