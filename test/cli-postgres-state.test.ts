@@ -110,6 +110,36 @@ describe.skipIf(skip)("runflow with --state postgres://", () => {
     );
   });
 
+  test("a run whose queues were given by --queue prints a retry command with it, which works as pasted", async () => {
+    const p = await project({
+      "chain.yaml": chainYaml({ retry: "{ attempts: 1 }" }),
+      "items.csv": itemsCsv(1, () => " [emulator:fail=boom]"),
+    });
+    // The queues at the state's own database, named by a URL with a password (loopback
+    // trusts any): the printed command carries the flag, never the password.
+    const queue = new URL(database.url);
+    queue.password = "queue-s3cret";
+    const state = ["--state", database.url];
+    const applied = await p.run(
+      ["apply", "chain.yaml", "--emulator", ...state, "--queue", queue.toString()],
+      {
+        env: NO_TOKEN,
+      },
+    );
+    expect(applied.exitCode).toBe(1);
+    expect(applied.stdout).not.toContain("queue-s3cret");
+    const printed = /^to retry: (.+)$/m.exec(applied.stdout)?.[1];
+    expect(printed).toMatch(/ --queue 'postgres:\/\/runflow:\*\*\*@127\.0\.0\.1:\d+\/\w+' --emulator$/);
+
+    // Pasted as printed (the shell's single quotes taken off): the retry runs the failure again.
+    const words = printed!.match(/'[^']*'|\S+/g)!.map((word) => word.replace(/^'(.*)'$/, "$1"));
+    expect(words[0]).toBe("runflow");
+    const retried = await p.run(words.slice(1), { env: NO_TOKEN });
+    expect(retried.exitCode).toBe(1);
+    expect(retried.stdout).toMatch(/^run \S+ finished with failures/m);
+    expect(retried.stdout).toMatch(/^to retry: runflow retry \S+ --state \S+ --queue 'postgres:/m);
+  });
+
   test("retry re-runs only the failure, report writes the run's gallery, cancel reads the run there", async () => {
     const p = await project({
       "chain.yaml": chainYaml({ retry: "{ attempts: 1 }" }),

@@ -4,6 +4,7 @@
  * from the run views so that `status` and `report` print them without loading those.
  */
 import path from "node:path";
+import { describeQueueLocation } from "../cluster/queue-location.js";
 import { describePostgresLocation, isPostgresLocation } from "../store/location.js";
 import { DEFAULT_STATE_PATH, type GlobalOptions } from "./context.js";
 
@@ -23,11 +24,24 @@ export function stateArgument(globals: GlobalOptions): string {
 }
 
 /**
- * The command that retries `runId`, exactly as it works from here: with `--state` when not
- * the default, and `--emulator` for a run on the embedded emulator (no token there).
+ * `--queue URL` when the run's queues were named by that flag (not by RUNFLOW_QUEUE, which
+ * the pasted command finds in the same environment); without a password, as `--state`.
  */
-export function retryCommand(runId: string, globals: GlobalOptions, emulator: boolean): string {
-  return `runflow retry ${runId}${stateArgument(globals)}${emulator ? " --emulator" : ""}`;
+export function queueArgument(queue: string | undefined): string {
+  return queue === undefined ? "" : ` --queue ${shellWord(describeQueueLocation(queue))}`;
+}
+
+/**
+ * The command that retries `runId`, exactly as it works from here: with `--state` when not
+ * the default, `--queue` when the run's queues were given by it, and `--emulator` for a run
+ * on the embedded emulator (no token there).
+ */
+export function retryCommand(
+  runId: string,
+  globals: GlobalOptions,
+  how: { emulator?: boolean | undefined; queue?: string | undefined } = {},
+): string {
+  return `runflow retry ${runId}${stateArgument(globals)}${queueArgument(how.queue)}${how.emulator === true ? " --emulator" : ""}`;
 }
 
 /** Where a path is, as the user reads it: relative to their folder when inside it. */

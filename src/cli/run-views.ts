@@ -90,12 +90,18 @@ export function printSummary(
   outcome: Pick<ApplyOutcome, "outputsRoot" | "runId">,
   globals: GlobalOptions,
   output: Output,
-  context: { resumeCommand: string; downloads: boolean; emulator?: boolean | undefined },
+  context: {
+    resumeCommand: string;
+    downloads: boolean;
+    emulator?: boolean | undefined;
+    /** `--queue` as given, repeated in the printed retry command. */
+    queue?: string | undefined;
+  },
 ): void {
   if (globals.json) return;
   const lines = summaryLines(summary, {
     outputs: outcome.outputsRoot === undefined ? undefined : displayPath(outcome.outputsRoot),
-    retryCommand: retryCommand(outcome.runId, globals, context.emulator === true),
+    retryCommand: retryCommand(outcome.runId, globals, context),
     resumeCommand: context.resumeCommand,
     downloads: context.downloads,
   });

@@ -10,6 +10,7 @@
  */
 import { createPostgresBackend, createRedisBackend, type Job, type WorkerOptions, withBackend } from "bullmq";
 import { UsageError } from "../errors.js";
+import { describeQueueLocation } from "./queue-location.js";
 import type { StepJob } from "./queues.js";
 
 export type QueueBackendKind = "postgres" | "redis";
@@ -170,15 +171,4 @@ function unreachable(server: string, description: string, cause: unknown, what: 
       cause,
     },
   );
-}
-
-/** A queue URL without its password (a Redis URL often carries one). */
-export function describeQueueLocation(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== "") parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return JSON.stringify(url.replace(/:[^:@/]*@/, ":***@"));
-  }
 }

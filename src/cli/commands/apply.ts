@@ -21,7 +21,7 @@ import {
   type Output,
   QUEUE_OPTION,
 } from "../context.js";
-import { shellWord, stateArgument } from "../printed-commands.js";
+import { queueArgument, shellWord, stateArgument } from "../printed-commands.js";
 import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
 import type { ApiTarget } from "../../engine/apply.js";
 
@@ -130,6 +130,7 @@ export async function runApplyCommand(
     const resume = [
       `runflow apply ${shellWord(file)}`,
       stateArgument(globals).trim(),
+      queueArgument(flags.queue).trim(),
       flags.emulator ? "--emulator" : "",
     ];
     for (const [name, value] of Object.entries(vars)) {
@@ -141,6 +142,7 @@ export async function runApplyCommand(
       resumeCommand: resume.filter((part) => part !== "").join(" "),
       downloads: flags.download !== false,
       emulator: flags.emulator === true,
+      queue: flags.queue,
     });
     return outcome.exitCode;
   } finally {

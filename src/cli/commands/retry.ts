@@ -87,9 +87,13 @@ export function define(command: Command): void {
           return;
         }
         printSummary(views.summary, outcome, globals, output, {
-          resumeCommand: retryCommand(outcome.parentRunId, globals, emulator !== undefined),
+          resumeCommand: retryCommand(outcome.parentRunId, globals, {
+            emulator: emulator !== undefined,
+            queue: flags.queue,
+          }),
           downloads: true,
           emulator: emulator !== undefined,
+          queue: flags.queue,
         });
         process.exitCode = outcome.exitCode;
       } finally {

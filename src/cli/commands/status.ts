@@ -147,7 +147,9 @@ export function define(command: Command): void {
           lines.push(`  … and ${files.length - LISTED} more (--json lists them all)`);
       }
       const retryable = report.problems.filter((problem) => problem.state !== "unknown").length;
-      const retry = retryCommand(run.id, globals, (run.options as { emulator?: unknown })?.emulator === true);
+      const retry = retryCommand(run.id, globals, {
+        emulator: (run.options as { emulator?: unknown })?.emulator === true,
+      });
       if (retryable > 0 && run.status !== "running" && run.finishedByRun === undefined)
         lines.push(`to retry: ${retry}`);
       if (report.problems.some((problem) => problem.state === "unknown"))
