@@ -3,6 +3,13 @@
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)$/;
 
+/**
+ * The longest wait a workflow may ask for: Node's timers hold at most 2^31 − 1 ms (24.8
+ * days) and fire at once beyond it, so a `timeout: 30d` would time a step out immediately.
+ * 24 days, a round figure below that.
+ */
+export const LONGEST_WAIT_MS = 24 * 86_400_000;
+
 /** Parses a duration to milliseconds; returns undefined when the text is not a duration. */
 export function parseDuration(value: string | number): number | undefined {
   if (typeof value === "number") {

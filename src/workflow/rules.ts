@@ -15,6 +15,7 @@ import {
 } from "../template/parse.js";
 import { STEP_RESULT_FIELDS, TEMPLATE_ROOTS, TOKEN_VARIABLES } from "../template/resolve.js";
 import { formatDocPath, type SourceMap } from "./source.js";
+import { LONGEST_WAIT_MS, parseDuration } from "../util/duration.js";
 import { didYouMean } from "./structure.js";
 import {
   isRecord,
@@ -589,6 +590,51 @@ const defaultName: WorkflowRule = {
   },
 };
 
+/** The durations runflow waits for with a timer (a cache's `ttl` is only compared with dates). */
+function timedDurations(data: unknown): { path: PathSegment[]; value: unknown }[] {
+  if (!isRecord(data)) return [];
+  const found: { path: PathSegment[]; value: unknown }[] = [];
+  const pick = (owner: unknown, ownerPath: PathSegment[], keys: string[]) => {
+    if (!isRecord(owner)) return;
+    for (const key of keys)
+      if (owner[key] !== undefined) found.push({ path: [...ownerPath, key], value: owner[key] });
+  };
+  const retryOf = (owner: unknown, ownerPath: PathSegment[]) => {
+    if (isRecord(owner)) pick(owner.retry, [...ownerPath, "retry"], ["backoff", "max_backoff"]);
+  };
+  pick(data.defaults, ["defaults"], ["timeout"]);
+  if (isRecord(data.defaults)) pick(data.defaults.poll, ["defaults", "poll"], ["interval", "max_interval"]);
+  retryOf(data.defaults, ["defaults"]);
+  for (const job of jobsOf(data)) {
+    for (const step of job.steps) {
+      pick(step.raw, step.path, ["timeout"]);
+      retryOf(step.raw, step.path);
+    }
+  }
+  return found;
+}
+
+const waitsInRange: WorkflowRule = {
+  name: "waits-in-range",
+  description: "every timeout, poll interval and retry backoff fits a timer (at most 24 days)",
+  check(input, report) {
+    for (const { path: docPath, value } of timedDurations(input.data)) {
+      if (typeof value !== "string" && typeof value !== "number") continue;
+      const ms = parseDuration(value);
+      // Not a duration at all: the schema reports it.
+      if (ms === undefined || ms <= LONGEST_WAIT_MS) continue;
+      report(
+        at(
+          input,
+          docPath,
+          `${formatDocPath(docPath)}: ${JSON.stringify(value)} is longer than runflow can wait: at most 24d`,
+          "write a shorter duration, e.g. `24h`",
+        ),
+      );
+    }
+  },
+};
+
 /** The rules, in the order their findings are most useful. */
 export const WORKFLOW_RULES: readonly WorkflowRule[] = [
   templateSyntax,
@@ -603,6 +649,7 @@ export const WORKFLOW_RULES: readonly WorkflowRule[] = [
   knownModels,
   forEachFiles,
   itemWithoutForEach,
+  waitsInRange,
   defaultName,
 ];
 
