@@ -12,6 +12,7 @@ import {
   CLI,
   firstCallAt,
   pollCalls,
+  REMOTE_ENDPOINTS,
   removeDir,
   ROOT,
   startEmulatorProcess,
@@ -146,6 +147,55 @@ export async function startup({ row, log, spawns }) {
   );
 }
 
+/**
+ * Where a whole process's time went, from the emulator's request log (arrival times) and its
+ * record of each request (when it started, how long it ran): spawn → first submission; each
+ * later submission against the job whose end freed its slot (the k-th earliest end frees the
+ * slot the (k + concurrency)-th submission takes); each job's end → its first status request
+ * after that end; the last job's end → the process's exit. All in ms; `entries` are the log's
+ * entries of this process only.
+ */
+async function decomposition(emulator, entries, { spawnedAt, ms, concurrency }) {
+  const at = (entry) => Date.parse(entry.at);
+  const submits = entries.filter((entry) => entry.endpoint === "submit").map(at);
+  submits.sort((a, b) => a - b);
+  const idOf = (entry) => decodeURIComponent(entry.path.split("/")[3]);
+  const statusAt = new Map();
+  for (const entry of entries) {
+    if (entry.endpoint !== "status") continue;
+    const id = idOf(entry);
+    statusAt.set(id, [...(statusAt.get(id) ?? []), at(entry)]);
+  }
+  const ends = [];
+  const firstLookAfterEnd = [];
+  for (const [id, looks] of statusAt) {
+    const details = await emulator.control(`requests/${encodeURIComponent(id)}`);
+    const end = Date.parse(details.started_at) + details.duration_ms;
+    ends.push(end);
+    const after = looks.filter((look) => look >= end);
+    if (after.length > 0) firstLookAfterEnd.push(Math.min(...after) - end);
+  }
+  ends.sort((a, b) => a - b);
+  const gaps = submits.slice(concurrency).map((submit, k) => submit - ends[k]);
+  return {
+    firstSubmit: submits[0] - spawnedAt,
+    gaps,
+    looks: firstLookAfterEnd,
+    lastEndToExit: spawnedAt + ms - ends[ends.length - 1],
+  };
+}
+
+/** The log's API entries after `afterSeq` (the ring keeps the latest 1,000: enough for 40 jobs). */
+async function entriesAfter(emulator, afterSeq) {
+  const entries = await emulator.control("requests");
+  return entries.filter((entry) => entry.seq > afterSeq && REMOTE_ENDPOINTS.has(entry.endpoint));
+}
+
+const spread = (values) =>
+  values.length === 0
+    ? "—"
+    : `${Math.round(median(values))} ms median, ${Math.round(Math.max(...values))} ms max`;
+
 export async function makespan40({ row, log }) {
   const steps = 40;
   const concurrency = 8;
@@ -164,6 +214,10 @@ export async function makespan40({ row, log }) {
       await timedSpawn([CLI, "apply", "forty.yaml", "--quiet"], { cwd: dir, env }),
     );
     const runflowPolls = pollCalls(await emulator.control("state")) / steps;
+    const runflowParts = await decomposition(emulator, await entriesAfter(emulator, 0), {
+      ...runflow,
+      concurrency,
+    });
 
     await emulator.control("reset", {});
     log("makespan-40: the baseline script, whole process …");
@@ -175,6 +229,10 @@ export async function makespan40({ row, log }) {
       }),
     );
     const baselinePolls = pollCalls(await emulator.control("state")) / steps;
+    const baselineParts = await decomposition(emulator, await entriesAfter(emulator, 0), {
+      ...baseline,
+      concurrency,
+    });
 
     const ratio = runflow.ms / ideal;
     row(
@@ -188,6 +246,22 @@ export async function makespan40({ row, log }) {
       `${(baseline.ms / ideal).toFixed(3)} (${seconds(baseline.ms)})`,
       "",
       undefined,
+    );
+    const both = (name, runflowValue, baselineValue) => {
+      row(`${name}, runflow`, runflowValue, "", undefined);
+      row(`${name}, baseline`, baselineValue, "", undefined);
+    };
+    both("spawn → first submission", seconds(runflowParts.firstSubmit), seconds(baselineParts.firstSubmit));
+    both(
+      "per-wave gap: a job's end → its slot's next submission",
+      spread(runflowParts.gaps),
+      spread(baselineParts.gaps),
+    );
+    both("a job's end → its first status request", spread(runflowParts.looks), spread(baselineParts.looks));
+    both(
+      "last job's end → exit",
+      `${Math.round(runflowParts.lastEndToExit)} ms`,
+      `${Math.round(baselineParts.lastEndToExit)} ms`,
     );
     row(`status+result requests per step (${steps} × 2 s), runflow`, runflowPolls.toFixed(2), "", undefined);
     row(
