@@ -307,6 +307,96 @@ describe("waitForResult", () => {
     expect(calls("result")).toHaveLength(1);
   });
 
+  test("the guessing looks are due 1 s and 2 s after the submission, however long each answer took", async () => {
+    // Every status answer takes 40 ms by the clock the emulator also reads: counted from the
+    // previous answer, the 2 s look would come 40 ms after the job's end.
+    const virtual = fakeClock();
+    let answering = 0;
+    clock = {
+      sleeps: virtual.sleeps,
+      now: () => virtual.now() + answering,
+      sleep: (ms, signal) => virtual.sleep(ms, signal),
+    };
+    const slowStatus: typeof fetch = async (input, init) => {
+      const answer = await fetch(input, init);
+      if (String(input instanceof Request ? input.url : input).endsWith("/status")) answering += 40;
+      return answer;
+    };
+    const never = new AbortController().signal;
+    const scout = { typicalMs: () => undefined, guessing: () => true, changed: () => never };
+    for (const guide of [undefined, scout]) {
+      const api = client({ fetch: slowStatus });
+      const requestId = await submitted(api);
+      virtual.sleeps.length = 0;
+      const seen: string[] = [];
+      const result = await api.waitForResult(requestId, {
+        guide,
+        startedAt: clock.now(),
+        onStatus: (status) => seen.push(status.status),
+      });
+      expect(result.status).toBe("succeeded");
+      expect(seen).toEqual(["in_progress", "completed"]);
+      expect(virtual.sleeps).toEqual([1_000, 960]);
+    }
+  });
+
+  test("a wait planned on a provisional duration is planned again when the exact one is learned", async () => {
+    // The guide's 5 s is what one request's look saw; while this wait runs, the result says 2 s.
+    let typicalMs = 5_000;
+    let provisional = true;
+    let change = new AbortController();
+    const guide = {
+      typicalMs: () => typicalMs,
+      guessing: () => false,
+      changed: () => change.signal,
+      provisional: () => provisional,
+    };
+    const virtual = fakeClock();
+    clock = {
+      sleeps: virtual.sleeps,
+      now: () => virtual.now(),
+      sleep: (ms, signal) => {
+        if (provisional) {
+          [typicalMs, provisional] = [2_000, false];
+          const learned = change;
+          change = new AbortController();
+          learned.abort(new Error("learned"));
+        }
+        return virtual.sleep(ms, signal);
+      },
+    };
+    const api = client();
+    const requestId = await submitted(api);
+    const result = await api.waitForResult(requestId, { guide, startedAt: clock.now() });
+    expect(result.status).toBe("succeeded");
+    expect(virtual.sleeps).toEqual([2_002]);
+    expect(calls("status")).toHaveLength(1);
+  });
+
+  test("a guessing look that falls behind waits the shortest time, and the later looks keep their spacing", async () => {
+    // The first status answer takes 1.5 s: the 2 s look is overdue when it comes.
+    const virtual = fakeClock();
+    let answering = 0;
+    clock = {
+      sleeps: virtual.sleeps,
+      now: () => virtual.now() + answering,
+      sleep: (ms, signal) => virtual.sleep(ms, signal),
+    };
+    let statuses = 0;
+    const firstSlow: typeof fetch = async (input, init) => {
+      const answer = await fetch(input, init);
+      if (String(input instanceof Request ? input.url : input).endsWith("/status") && ++statuses === 1)
+        answering += 1_500;
+      return answer;
+    };
+    emulator.configure({ duration: 6_000 });
+    const api = client({ fetch: firstSlow });
+    const requestId = await submitted(api);
+    await api.waitForResult(requestId, { startedAt: clock.now() });
+    // Looks at 1 s, 2.6 s (100 ms after the 1 s look's answer), then 1.5 s and 2.25 s apart.
+    expect(virtual.sleeps).toEqual([1_000, 100, 1_500, 2_250]);
+  });
+
   test("with the model's typical duration, costs one status poll and one result", async () => {
     const api = client();
     const requestId = await submitted(api);

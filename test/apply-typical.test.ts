@@ -93,4 +93,28 @@ describe("polling within a run", () => {
     expect(polls.slice(1)).toEqual([1, 1, 1]);
     expect(flow.api.state().calls.byEndpoint.result).toBe(4);
   }, 120_000);
+
+  test("the others look once the guessing request is seen finished, not only after its result", async () => {
+    // The guessing request's /result is held: its duration cannot be learned from it. The
+    // others' own wait is a minute (max_interval): only the guessing request's finished
+    // status, seen at its look, makes them look sooner.
+    const workflow = ONE_STEP.replace("jobs:", "defaults:\n  poll: { max_interval: 60s }\njobs:");
+    const flow = await project({ "flow.yaml": workflow, "items.csv": itemsCsv(4) }, { duration: 2_000 });
+    flow.api.configure({ faults: [{ endpoint: "result", kind: "hold", times: 1 }] });
+    const looked = () =>
+      new Set(
+        flow.api
+          .requestLog()
+          .filter((call) => call.endpoint === "status")
+          .map((call) => call.path),
+      );
+
+    const run = flow.run(["apply", "flow.yaml", "--quiet"]);
+    await until("each of the four requests looked at", () => looked().size === 4);
+    // The guessing request's result is still held: nothing else could have taught the others.
+    expect(flow.api.state().heldCalls).toBe(1);
+    flow.api.release();
+    expect((await run).exitCode).toBe(0);
+    expect(flow.api.submissions().total).toBe(4);
+  }, 120_000);
 });

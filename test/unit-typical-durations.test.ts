@@ -161,6 +161,36 @@ describe("TypicalDurations.guide: who guesses while a model's duration is unknow
     expect(later.aborted).toBe(false);
   });
 
+  test("the scout seen finished gives the others its elapsed time at once, until its result gives the exact duration", () => {
+    const { typical, reports } = withReports();
+    const scout = typical.guide("hailuo");
+    const other = typical.guide("hailuo");
+    expect(scout.guessing()).toBe(true);
+    expect(other.guessing()).toBe(false);
+    const changed = other.changed();
+    other.finished(2_600); // not the scout: its long wait says nothing of the duration
+    expect(changed.aborted).toBe(false);
+    expect(other.typicalMs()).toBeUndefined();
+
+    scout.finished(2_004);
+    expect(changed.aborted).toBe(true);
+    expect(other.typicalMs()).toBe(2_004);
+    expect(other.provisional?.()).toBe(true);
+    // A view hears only the measured duration.
+    expect(reports).toEqual([]);
+
+    // The result's duration replaces the look's, not averaged with it, and wakes the waits planned on it.
+    const replan = other.changed();
+    typical.observe("hailuo", 2_000);
+    expect(replan.aborted).toBe(true);
+    expect(other.typicalMs()).toBe(2_000);
+    expect(other.provisional?.()).toBe(false);
+    expect(reports).toEqual([["hailuo", 2_000]]);
+    // Known: nobody's look is taken for it any more.
+    scout.finished(9_000);
+    expect(other.typicalMs()).toBe(2_000);
+  });
+
   test("a scout whose watch ends without a duration hands over: a waiting request guesses next", () => {
     const typical = new TypicalDurations();
     const scout = typical.guide("hailuo");

@@ -43,6 +43,7 @@ import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
+  GuessedLooks,
   nextPollDelay,
   transportErrorCode,
   type BackoffPolicy,
@@ -119,6 +120,11 @@ export interface PollGuide {
   guessing(): boolean;
   /** Aborts when what the guide says may have changed: the wait in progress is planned again. */
   changed(): AbortSignal;
+  /**
+   * The duration `typicalMs` gives is a first bound (what one request's look saw), soon
+   * replaced by the exact one: a wait planned on it is planned again when `changed` fires.
+   */
+  provisional?(): boolean;
 }
 
 export interface WaitOptions extends CallOptions {
@@ -293,14 +299,20 @@ export class RunComfyClient {
   async waitForResult(requestId: string, opts: WaitOptions = {}): Promise<RequestResult> {
     const startedAt = opts.startedAt ?? this.#clock.now();
     const guide = opts.guide;
+    // While the duration is unknown: looks at 1 s, 2 s, 3.5 s … after the submission.
+    const guessed = new GuessedLooks(startedAt, this.#poll);
     for (let polls = 0; ; polls++) {
       if (polls === 0 && opts.lookFirst) {
         // No wait: see where the request stands now.
       } else if (guide === undefined) {
-        const hint = { typicalMs: opts.typicalMs, elapsedMs: this.#clock.now() - startedAt };
-        await this.#sleepUntil(this.#clock.now() + nextPollDelay(polls, this.#poll, hint), opts.signal);
+        const now = this.#clock.now();
+        const delay =
+          opts.typicalMs !== undefined && opts.typicalMs > 0
+            ? nextPollDelay(polls, this.#poll, { typicalMs: opts.typicalMs, elapsedMs: now - startedAt })
+            : guessed.delay(polls, now);
+        await this.#sleepUntil(now + delay, opts.signal);
       } else {
-        await this.#guidedWait(guide, polls, startedAt, opts.signal);
+        await this.#guidedWait(guide, polls, startedAt, guessed, opts.signal);
       }
       const status = await this.status(requestId, { signal: opts.signal });
       opts.onStatus?.(status);
@@ -317,6 +329,7 @@ export class RunComfyClient {
     guide: PollGuide,
     polls: number,
     startedAt: number,
+    guessed: GuessedLooks,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     for (let replanned = false; ; replanned = true) {
@@ -328,10 +341,24 @@ export class RunComfyClient {
         const delay = replanned
           ? Math.max(0, typicalMs + this.#poll.marginMs - elapsedMs)
           : nextPollDelay(polls, this.#poll, { typicalMs, elapsedMs });
-        if (delay > 0) await this.#sleepUntil(this.#clock.now() + delay, signal);
-        return;
+        if (delay <= 0) return;
+        if (!guide.provisional?.()) {
+          await this.#sleepUntil(this.#clock.now() + delay, signal);
+          return;
+        }
+        const changed = guide.changed();
+        try {
+          await this.#sleepUntil(
+            this.#clock.now() + delay,
+            signal ? AbortSignal.any([signal, changed]) : changed,
+          );
+          return;
+        } catch (error) {
+          if (signal?.aborted || !changed.aborted) throw error;
+          continue;
+        }
       }
-      const delay = guide.guessing() ? nextPollDelay(polls, this.#poll) : this.#poll.maxMs;
+      const delay = guide.guessing() ? guessed.delay(polls, this.#clock.now()) : this.#poll.maxMs;
       const changed = guide.changed();
       const waitSignal = signal ? AbortSignal.any([signal, changed]) : changed;
       try {

@@ -362,3 +362,46 @@ export function nextPollDelay(
   if (pollCount === 0) return policy.minMs;
   return Math.round(clamp(policy.overdueFraction * hint.elapsedMs, policy.minMs, policy.maxMs));
 }
+
+/**
+ * When look number `polls` (0: the first) at a request whose duration is unknown is due, in
+ * ms after its submission: the sum of the waits nextPollDelay gives without a hint (1 s, 2 s,
+ * 3.5 s, 5.75 s …).
+ */
+export function guessedLookAt(polls: number, policy: Readonly<PollPolicy> = DEFAULT_POLL_POLICY): number {
+  let at = 0;
+  for (let look = 0; look <= polls; look++) {
+    const wait = nextPollDelay(look, policy);
+    // Once the waits reach their longest, the rest is one multiplication.
+    if (wait >= policy.maxMs) return at + (polls - look + 1) * policy.maxMs;
+    at += wait;
+  }
+  return at;
+}
+
+/**
+ * The looks at one request whose duration is unknown, on one schedule counted from its
+ * submission (guessedLookAt), not each wait from the previous answer: the time each look
+ * itself took (its round trip, the work after it, a timer firing late) would push every
+ * later look later, and a 2 s job would be seen 10–30 ms after its end. A look that falls
+ * behind (a slow answer, a retried poll) is made after the shortest wait, and the rest of
+ * the schedule moves with it, so being late never brings looks closer than `minMs`.
+ */
+export class GuessedLooks {
+  readonly #startedAt: number;
+  readonly #policy: Readonly<PollPolicy>;
+  #shiftMs = 0;
+
+  constructor(startedAt: number, policy: Readonly<PollPolicy> = DEFAULT_POLL_POLICY) {
+    this.#startedAt = startedAt;
+    this.#policy = policy;
+  }
+
+  /** How long to wait, from `now`, before look number `polls`. */
+  delay(polls: number, now: number): number {
+    const wait = this.#startedAt + this.#shiftMs + guessedLookAt(polls, this.#policy) - now;
+    if (wait >= this.#policy.minMs) return wait;
+    this.#shiftMs += this.#policy.minMs - wait;
+    return this.#policy.minMs;
+  }
+}

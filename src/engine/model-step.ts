@@ -592,8 +592,13 @@ async function watch(
       backingOff = false;
       tracker.wait(address, undefined);
     }
-    // Finished at the API: its slot is free for the next submission (the result is read after).
-    if (isTerminalStatus(status.status)) releaseSlot();
+    // Finished at the API: its slot is free for the next submission (the result is read after),
+    // and while the model's duration is unknown, its other requests need not wait for that
+    // result to look (a re-attached request's elapsed time says nothing of the duration).
+    if (isTerminalStatus(status.status)) {
+      releaseSlot();
+      if (!reattached) guide.finished(deps.clock.now() - submittedAt);
+    }
     if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
       remote = "in_queue";
       position = status.queuePosition;

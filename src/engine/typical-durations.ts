@@ -13,6 +13,12 @@ const LEARNED = new Error("a duration of this model was learned");
 /** A request's view of its model's durations, for the client's poll schedule; `done` when its watch ends. */
 export interface RequestPollGuide extends PollGuide {
   done(): void;
+  /**
+   * This request was seen finished `elapsedMs` after its submission. From the model's scout,
+   * while no duration is known, that is the duration until its result says it exactly: the
+   * model's other requests in flight look now, not one result's round trip later.
+   */
+  finished(elapsedMs: number): void;
 }
 
 export class TypicalDurations {
@@ -26,6 +32,8 @@ export class TypicalDurations {
   readonly #changes = new Map<string, AbortController>();
   /** Per model still unknown: the one request looking on the guessing schedule. */
   readonly #scouts = new Map<string, object>();
+  /** Models whose duration is only what their scout's last look saw, until its result says it exactly. */
+  readonly #provisional = new Set<string>();
 
   constructor(alpha = 0.3, onChange: (model: string, typicalMs: number) => void = () => {}) {
     this.#alpha = alpha;
@@ -34,7 +42,8 @@ export class TypicalDurations {
 
   observe(model: string, durationMs: number | undefined): void {
     if (durationMs === undefined || !Number.isFinite(durationMs) || durationMs < 0) return;
-    const previous = this.#byModel.get(model);
+    // The scout's look is replaced by what the server measured, not averaged with it.
+    const previous = this.#provisional.delete(model) ? undefined : this.#byModel.get(model);
     const next = previous === undefined ? durationMs : previous + this.#alpha * (durationMs - previous);
     this.#byModel.set(model, next);
     // The requests of the model in flight plan their next poll again, at this duration.
@@ -62,6 +71,7 @@ export class TypicalDurations {
     const self = {};
     return {
       typicalMs: () => this.get(model),
+      provisional: () => this.#provisional.has(model),
       guessing: () => {
         const scout = this.#scouts.get(model);
         if (scout !== undefined) return scout === self;
@@ -72,6 +82,13 @@ export class TypicalDurations {
         let change = this.#changes.get(model);
         if (!change) this.#changes.set(model, (change = new AbortController()));
         return change.signal;
+      },
+      finished: (elapsedMs) => {
+        if (this.#scouts.get(model) !== self || this.#byModel.has(model)) return;
+        if (!Number.isFinite(elapsedMs) || elapsedMs < 0) return;
+        this.#byModel.set(model, elapsedMs);
+        this.#provisional.add(model);
+        this.#tell(model);
       },
       done: () => {
         if (this.#scouts.get(model) !== self) return;
