@@ -191,6 +191,16 @@ describe("TypicalDurations.guide: who guesses while a model's duration is unknow
     expect(other.typicalMs()).toBe(2_000);
   });
 
+  test("a result without the server's times keeps the scout's look as the duration", () => {
+    const typical = new TypicalDurations();
+    const scout = typical.guide("hailuo");
+    expect(scout.guessing()).toBe(true);
+    scout.finished(2_004);
+    typical.observe("hailuo", undefined);
+    expect(scout.typicalMs()).toBe(2_004);
+    expect(scout.provisional?.()).toBe(false);
+  });
+
   test("a scout whose watch ends without a duration hands over: a waiting request guesses next", () => {
     const typical = new TypicalDurations();
     const scout = typical.guide("hailuo");

@@ -41,7 +41,12 @@ export class TypicalDurations {
   }
 
   observe(model: string, durationMs: number | undefined): void {
-    if (durationMs === undefined || !Number.isFinite(durationMs) || durationMs < 0) return;
+    if (durationMs === undefined || !Number.isFinite(durationMs) || durationMs < 0) {
+      // A result without the server's times: the scout's look is all this run will know,
+      // kept as the duration (its waits need not listen for a better one any more).
+      this.#provisional.delete(model);
+      return;
+    }
     // The scout's look is replaced by what the server measured, not averaged with it.
     const previous = this.#provisional.delete(model) ? undefined : this.#byModel.get(model);
     const next = previous === undefined ? durationMs : previous + this.#alpha * (durationMs - previous);
