@@ -594,10 +594,11 @@ async function watch(
     }
     // Finished at the API: its slot is free for the next submission (the result is read after),
     // and while the model's duration is unknown, its other requests need not wait for that
-    // result to look (a re-attached request's elapsed time says nothing of the duration).
+    // result to look. Only a request watched since its submission that ran to its end says
+    // how long the model takes (not a re-attached one, nor one failed or cancelled early).
     if (isTerminalStatus(status.status)) {
       releaseSlot();
-      if (!reattached) guide.finished(deps.clock.now() - submittedAt);
+      if (!reattached && status.status === "completed") guide.finished(deps.clock.now() - submittedAt);
     }
     if (status.status === "in_queue" && (remote !== "in_queue" || status.queuePosition !== position)) {
       remote = "in_queue";
