@@ -24,6 +24,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { COMMANDS } from "../dist/cli/commands/index.js";
+import { HEAP_FLAGS, SHORT_LIVED_COMMANDS } from "../dist/cli/heap-flags.js";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const outdir = path.join(root, "dist", "bin");
@@ -130,16 +131,20 @@ for (const name of files) {
 }
 writeFileSync(path.join(outdir, "package.json"), `${JSON.stringify({ type: "commonjs" }, null, 2)}\n`);
 
-// The build's identity names its code cache folder: the hash of every file the cache covers.
-const buildHash = createHash("sha256");
+// The build's identity names its code cache folder: the hash of every file the cache covers,
+// and of the entry that reads and writes the cache (its format).
+const entryTemplate = readFileSync(path.join(root, "scripts", "cli-entry.cjs"), "utf8");
+const buildHash = createHash("sha256").update(entryTemplate);
 for (const name of [...files].sort()) buildHash.update(name).update(readFileSync(path.join(outdir, name)));
 const validatorsDir = path.join(root, "dist", "validators");
 for (const name of readdirSync(validatorsDir).sort()) {
   buildHash.update(name).update(readFileSync(path.join(validatorsDir, name)));
 }
-const entry = readFileSync(path.join(root, "scripts", "cli-entry.cjs"), "utf8")
+const entry = entryTemplate
   .replace("__RUNFLOW_BUILD_ID__", buildHash.digest("hex").slice(0, 16))
-  .replace('["__RUNFLOW_COMMANDS__"]', JSON.stringify(COMMANDS.map((command) => command.name)));
+  .replace('["__RUNFLOW_COMMANDS__"]', JSON.stringify(COMMANDS.map((command) => command.name)))
+  .replace('["__RUNFLOW_SHORT_LIVED__"]', JSON.stringify(SHORT_LIVED_COMMANDS))
+  .replace('["__RUNFLOW_HEAP_FLAGS__"]', JSON.stringify(HEAP_FLAGS));
 const entryFile = path.join(outdir, "runflow.js");
 writeFileSync(entryFile, entry);
 chmodSync(entryFile, 0o755);

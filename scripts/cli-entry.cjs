@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The CLI's entry, dist/bin/runflow.js (scripts/bundle-cli.js copies this file there and
-// fills in BUILD_ID and COMMANDS). It sets V8's heap flags, keeps a code cache of the
-// bundle's files, then loads the bundle's main module (src/cli/main.ts).
+// fills in BUILD_ID, COMMANDS, SHORT_LIVED and HEAP_FLAGS). It sets V8's heap flags for the
+// commands that run a batch, keeps a code cache of the bundle's files, then loads the
+// bundle's main module (src/cli/main.ts).
 //
 // The code cache (docs/decisions.md, "Start-up"): Node 20 compiles every file it loads from
 // its source at each start; V8 can instead take the code it compiled before (`cachedData`
@@ -9,27 +10,23 @@
 // precompiled validators), the code a command's run compiled is written once, at the end of
 // that run, under RUNFLOW_COMPILE_CACHE (default: the user's cache folder,
 // ~/.cache/runflow/compile), and read by later runs of the same command. It is only ever a
-// shortcut: a cache that is missing, unreadable, damaged (its sha-256 is checked before V8
-// sees it) or refused by V8 (another Node, other flags) is ignored and written again; a
+// shortcut: a cache that is missing, unreadable, damaged (its CRC-32 is checked before V8
+// sees it: V8 itself checks no checksum; zlib's CRC-32 rather than a sha-256, because
+// node:crypto alone costs a start ≈ 3 ms, node:zlib ≈ 0.5) or refused by V8 (another Node, other flags) is ignored and written again; a
 // folder that cannot be written (a read-only home, a CI sandbox) means no cache, silently.
-// Its folder is named after this build (BUILD_ID, the hash of the bundle's files): V8
+// Its folder is named after this build (BUILD_ID, the hash of the bundle's files and of
+// this entry): V8
 // checks a cache against its source only by length, so a cache of another build must never
 // be offered. RUNFLOW_COMPILE_CACHE=off turns it off. With --verbose it is not used: the
 // files load as usual, with source maps on, so a stack trace names the TypeScript sources.
 "use strict";
-const v8 = require("node:v8");
-
-// A batch of 100,000 steps runs for hours and allocates steadily while what stays live is
-// small: growing the heap by 10% (and 8 MB semi-spaces) keeps a 100,000-step apply near
-// 300 MB rather than 780 MB (docs/decisions.md, "Engine performance"). Set before anything
-// is compiled: V8 refuses a code cache made under other flags. (src/cli/main.ts sets the
-// same for the unbundled build.)
-v8.setFlagsFromString("--heap-growing-percent=10");
-v8.setFlagsFromString("--max-semi-space-size=8");
 
 const BUILD_ID = "__RUNFLOW_BUILD_ID__";
 /** The command names, so a cache is kept per command (each compiles other code). */
 const COMMANDS = new Set(["__RUNFLOW_COMMANDS__"]);
+/** The commands that read, print and exit, and a batch's heap flags (src/cli/heap-flags.ts). */
+const SHORT_LIVED = new Set(["__RUNFLOW_SHORT_LIVED__"]);
+const HEAP_FLAGS = ["__RUNFLOW_HEAP_FLAGS__"];
 
 function cacheBase(env) {
   const chosen = env.RUNFLOW_COMPILE_CACHE;
@@ -49,11 +46,23 @@ function commandOf(argv) {
   return argv.find((word) => COMMANDS.has(word)) ?? "none";
 }
 
+/**
+ * A batch's heap flags, for the commands that run one (src/cli/heap-flags.ts, whose rule
+ * src/cli/main.ts applies again: the same flags, so nothing changes then). Set before
+ * anything is compiled: V8 refuses a code cache made under other flags. A short-lived
+ * command does not even load node:v8.
+ */
+function setHeapFlags(command) {
+  if (command === "none" || SHORT_LIVED.has(command)) return;
+  const v8 = require("node:v8");
+  for (const flag of HEAP_FLAGS) v8.setFlagsFromString(flag);
+}
+
 function useCompileCache(base) {
   const fs = require("node:fs");
   const path = require("node:path");
   const vm = require("node:vm");
-  const crypto = require("node:crypto");
+  const { crc32 } = require("node:zlib");
   const Module = require("node:module");
 
   const folder = path.join(
@@ -64,7 +73,7 @@ function useCompileCache(base) {
   const ours = new Set([__dirname, path.join(__dirname, "..", "validators")]);
   /** Files compiled without a usable cache: their code is written at exit. */
   const toWrite = [];
-  const HEADER = 32; // the payload's sha-256
+  const HEADER = 4; // the payload's CRC-32, big-endian
   const KEPT_BUILDS = 4;
 
   function readCache(file) {
@@ -76,8 +85,7 @@ function useCompileCache(base) {
     }
     if (data.length <= HEADER) return undefined;
     const payload = data.subarray(HEADER);
-    const digest = crypto.createHash("sha256").update(payload).digest();
-    return digest.equals(data.subarray(0, HEADER)) ? payload : undefined;
+    return crc32(payload) === data.readUInt32BE(0) ? payload : undefined;
   }
 
   /** Runs a compiled file as Node's loader would: its wrapper called with the module's own `require`. */
@@ -133,9 +141,10 @@ function useCompileCache(base) {
       if (fresh) removeOldBuilds();
       for (const { script, cacheFile } of toWrite) {
         const payload = script.createCachedData();
-        const digest = crypto.createHash("sha256").update(payload).digest();
+        const header = Buffer.alloc(HEADER);
+        header.writeUInt32BE(crc32(payload));
         const part = `${cacheFile}.${process.pid}.part`;
-        fs.writeFileSync(part, Buffer.concat([digest, payload]), { mode: 0o600 });
+        fs.writeFileSync(part, Buffer.concat([header, payload]), { mode: 0o600 });
         fs.renameSync(part, cacheFile);
       }
     } catch {
@@ -176,6 +185,7 @@ function loadOwnFilesDirectly() {
   };
 }
 
+setHeapFlags(commandOf(process.argv.slice(2)));
 loadOwnFilesDirectly();
 const verbose = process.argv.includes("--verbose");
 if (verbose) {

@@ -1,3 +1,4 @@
+import { isIPv4 } from "node:net";
 import os from "node:os";
 import { describe, expect, test } from "vitest";
 import {
@@ -5,6 +6,7 @@ import {
   evaluateMediaRules,
   factsNeededBy,
   formatInputIssue,
+  isLoopbackHost,
   loadModelRegistry,
   mediaRulesOf,
   requireModel,
@@ -141,6 +143,57 @@ describe("checkMediaUrl", () => {
     expect(checkMediaUrl("ftp://cdn.example.com/a.png")).toMatch(/is not an https URL/);
     expect(checkMediaUrl("file:///tmp/a.png")).toMatch(/is not an https URL/);
     expect(checkMediaUrl("./a.png")).toBe('"./a.png" is not a URL; media inputs must be public https URLs');
+  });
+});
+
+describe("isLoopbackHost", () => {
+  // It tells an IPv4 address by node:net's pattern without loading node:net (a CLI start
+  // cost): the same verdict as node:net's own isIPv4 on each of these.
+  test("127.0.0.0/8 as node:net reads an address, localhost and ::1", () => {
+    const hosts = [
+      "127.0.0.1",
+      "127.255.255.255",
+      "127.8.9.10",
+      "127.0.0.256",
+      "127.0.0.01",
+      "127.0.0",
+      "127.0.0.1.",
+      "127.0.0.1.5",
+      "127.1",
+      "0127.0.0.1",
+      "127.0.0.-1",
+      "127.0.0.1x",
+      "127.00.0.1",
+      " 127.0.0.1",
+      "127.0.0.1\n",
+      "128.0.0.1",
+      "1.127.0.0",
+      "127.example.com",
+      "127.0.0.1.nip.io",
+      "localhost",
+      "LOCALHOST",
+      "[::1]",
+      "::1",
+      "[::ffff:127.0.0.1]",
+      "localhost.example.com",
+      "",
+    ];
+    for (const host of hosts) {
+      const expected =
+        host === "localhost" || host === "LOCALHOST" || host === "[::1]" || host === "::1"
+          ? true
+          : isIPv4(host) && host.startsWith("127.");
+      expect({ host, loopback: isLoopbackHost(host) }).toEqual({ host, loopback: expected });
+    }
+    expect(hosts.filter((host) => isLoopbackHost(host))).toEqual([
+      "127.0.0.1",
+      "127.255.255.255",
+      "127.8.9.10",
+      "localhost",
+      "LOCALHOST",
+      "[::1]",
+      "::1",
+    ]);
   });
 });
 

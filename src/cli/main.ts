@@ -1,15 +1,17 @@
 #!/usr/bin/env node
-import v8 from "node:v8";
+import { createRequire } from "node:module";
+import type v8 from "node:v8";
+import { heapFlagsFor } from "./heap-flags.js";
 import { runCli } from "./program.js";
 
-// A batch of 100,000 steps runs for hours and allocates steadily (every poll is a request)
-// while what stays live is small: V8's default lets the heap grow to about four times the
-// live size before a full collection, which put a 100,000-step apply near 780 MB. Growing
-// by 10% (and 8 MB semi-spaces) keeps it near 300 MB for about 10% more CPU than V8's
-// default (docs/decisions.md, "Engine performance"). Set before anything is allocated. (The
-// bundle's entry, scripts/cli-entry.cjs, sets them before this module is even compiled.)
-v8.setFlagsFromString("--heap-growing-percent=10");
-v8.setFlagsFromString("--max-semi-space-size=8");
+// A batch's heap settings (heap-flags.ts), for the commands that run one. (The bundle's
+// entry, scripts/cli-entry.cjs, sets the same before this module is even compiled.)
+// node:v8 is required only then: a short-lived command does not load it.
+const heapFlags = heapFlagsFor(process.argv.slice(2));
+if (heapFlags.length > 0) {
+  const { setFlagsFromString } = createRequire(import.meta.url)("node:v8") as typeof v8;
+  for (const flag of heapFlags) setFlagsFromString(flag);
+}
 
 // The only place that ends the process with a code (DESIGN §5): everything else returns it.
 // Not a top-level await: the bundle is CommonJS (scripts/bundle-cli.js).

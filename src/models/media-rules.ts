@@ -2,7 +2,6 @@
  * RunComfy's non-standard `validations` rules (SPEC §4): which fields carry them, and
  * whether measured facts about a medium satisfy them. Pure: measuring is api/media-probe.ts.
  */
-import { isIPv4 } from "node:net";
 import type { InputIssue, MediaFacts, MediaRuleName, MediaValidation, ModelEntry } from "./types.js";
 
 /**
@@ -113,11 +112,18 @@ export function evaluateMediaRules(
   return issues;
 }
 
+/**
+ * A dotted-quad IPv4 address, as node:net's `isIPv4` reads one (its pattern): node:net
+ * itself is not loaded for this (≈ 1 ms of `status`'s start, docs/decisions.md "Start-up").
+ */
+const IPV4 =
+  /^(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])$/;
+
 /** localhost, 127.0.0.0/8 and ::1: the only hosts plain http is allowed for (the emulator). */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.toLowerCase();
   if (host === "localhost" || host === "[::1]" || host === "::1") return true;
-  return isIPv4(host) && host.startsWith("127.");
+  return IPV4.test(host) && host.startsWith("127.");
 }
 
 /** Why `url` cannot be a media input (not a URL, or not https off loopback), or undefined if it can. */

@@ -1,0 +1,32 @@
+/**
+ * V8's heap settings for a batch. A batch of 100,000 steps runs for hours and allocates
+ * steadily (every poll is a request) while what stays live is small: V8's default lets the
+ * heap grow to about four times the live size before a full collection, which put a
+ * 100,000-step apply near 780 MB. Growing by 10% (and 8 MB semi-spaces) keeps it near
+ * 300 MB for about 10% more CPU than V8's default (docs/decisions.md, "Engine performance").
+ *
+ * A command that only reads, prints and exits (`status`, `runs`, `models`, `--version`,
+ * `--help`: `shortLived` in the registry) keeps V8's own settings: the flags cost its start
+ * ≈ 5 ms of garbage collection, and its heap stays small anyway (docs/decisions.md,
+ * "Start-up"). The bundle's entry (scripts/cli-entry.cjs) applies the same rule before
+ * anything is compiled, from the values the build copies there (scripts/bundle-cli.js):
+ * V8 refuses a code cache made under other flags, so both must agree.
+ */
+import { COMMANDS } from "./commands/index.js";
+
+export const HEAP_FLAGS: readonly string[] = ["--heap-growing-percent=10", "--max-semi-space-size=8"];
+
+/** The names of the short-lived commands. */
+export const SHORT_LIVED_COMMANDS: readonly string[] = COMMANDS.filter((entry) => entry.shortLived).map(
+  (entry) => entry.name,
+);
+
+/**
+ * The flags for a command line (without node and script): the batch's, unless its command
+ * is short-lived or it names none. Its command is the first word that names one, as the
+ * entry reads it (`runflow --json status` → status).
+ */
+export function heapFlagsFor(argv: readonly string[]): readonly string[] {
+  const command = argv.find((word) => COMMANDS.some((entry) => entry.name === word));
+  return command === undefined || SHORT_LIVED_COMMANDS.includes(command) ? [] : HEAP_FLAGS;
+}
