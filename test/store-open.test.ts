@@ -152,6 +152,19 @@ describe("migrations", () => {
     db.close();
   });
 
+  test("the pending migrations are applied in one transaction: all of them or none", () => {
+    // A new database is created in one commit (apply's start); a failure in the last
+    // pending migration leaves the earlier ones of the same opening unapplied too.
+    const db = new Database(":memory:");
+    const broken: Migration = { version: 3, name: "broken", sql: "CREATE TABLE a (x);" };
+    expect(() => migrate(db, "mem", [...steps, broken])).toThrow(/already exists/);
+    expect(schemaVersion(db)).toBe(0);
+    expect(db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name = 'a'`).get()).toEqual({ n: 0 });
+    migrate(db, "mem", steps);
+    expect(schemaVersion(db)).toBe(2);
+    db.close();
+  });
+
   test("a migration that fails leaves the schema and version as they were", () => {
     const db = new Database(":memory:");
     const broken: Migration = { version: 2, name: "broken", sql: "CREATE TABLE b (z); CREATE TABLE a (x);" };

@@ -280,21 +280,25 @@ export function schemaVersion(db: Database): number {
 }
 
 /**
- * Brings the database to the latest schema, one transaction per migration. Each runs under
- * `BEGIN IMMEDIATE` and re-reads the version inside it, so two processes opening a fresh
- * database at once apply every migration exactly once.
+ * Brings the database to the latest schema: the pending migrations in order, in one
+ * transaction (all or none of them: a new database is created in one commit rather than
+ * one per migration, ≈ 2–5 ms of apply's start, docs/decisions.md "Start-up"). It runs
+ * under `BEGIN IMMEDIATE` and re-reads the version inside it, so two processes opening a
+ * fresh database at once apply every migration exactly once.
  */
 export function migrate(db: Database, path: string, migrations: readonly Migration[] = MIGRATIONS): void {
   const known = migrations.reduce((latest, m) => Math.max(latest, m.version), 0);
   const found = schemaVersion(db);
   if (found > known) throw newerSchemaError(path, found, known);
-  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
-    if (migration.version <= found) continue;
-    db.transaction(() => {
-      if (schemaVersion(db) >= migration.version) return;
+  if (found === known) return;
+  const inOrder = [...migrations].sort((a, b) => a.version - b.version);
+  db.transaction(() => {
+    const current = schemaVersion(db);
+    for (const migration of inOrder) {
+      if (migration.version <= current) continue;
       db.exec(migration.sql);
       // user_version is written in the database header, inside this transaction.
       db.pragma(`user_version = ${migration.version}`);
-    }).immediate();
-  }
+    }
+  }).immediate();
 }
