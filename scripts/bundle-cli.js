@@ -68,6 +68,40 @@ const LAZY_REQUIRES = [
     lazy: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
   },
 ];
+// better-sqlite3's JavaScript is bundled (its 15 files were resolved, read and compiled,
+// without the code cache, at each start of status and apply: ≈ 3 ms); its native addon
+// stays in node_modules, required by its package path, where its install puts it
+// (build/Release). The package finds the addon through the `bindings` package, which
+// looks for the caller's package root from a stack trace: from the bundle that is
+// runflow's, so `bindings` is given better-sqlite3's root instead, for an addon elsewhere.
+const SQLITE_ADDON_LINE =
+  "addon = DEFAULT_ADDON || (DEFAULT_ADDON = require('bindings')('better_sqlite3.node'));";
+const SQLITE_ADDON = "better-sqlite3/build/Release/better_sqlite3.node";
+const sqliteAddon = {
+  name: "sqlite-addon",
+  setup(build) {
+    build.onResolve({ filter: /\.node$/ }, (args) => ({ path: args.path, external: true }));
+    const databaseJs = path.join(root, "node_modules", "better-sqlite3", "lib", "database.js");
+    build.onLoad({ filter: /database\.js$/ }, (args) => {
+      if (args.path !== databaseJs) return undefined;
+      const source = readFileSync(args.path, "utf8");
+      if (!source.includes(SQLITE_ADDON_LINE)) {
+        throw new Error(`better-sqlite3/lib/database.js no longer has the line \`${SQLITE_ADDON_LINE}\``);
+      }
+      const load = `addon = DEFAULT_ADDON || (DEFAULT_ADDON = (() => {
+  try {
+    return require(${JSON.stringify(SQLITE_ADDON)});
+  } catch (error) {
+    if (error.code !== "MODULE_NOT_FOUND") throw error;
+    const moduleRoot = path.dirname(require.resolve("better-sqlite3/package.json"));
+    return require("bindings")({ bindings: "better_sqlite3.node", module_root: moduleRoot });
+  }
+})());`;
+      return { contents: source.replace(SQLITE_ADDON_LINE, load), loader: "js" };
+    });
+  },
+};
+
 const lazyRequires = {
   name: "lazy-requires",
   setup(build) {
@@ -93,9 +127,9 @@ const split = await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunk-[hash]",
-  external: ["better-sqlite3", "ajv", "ajv-formats", "pg", "bullmq", "ioredis"],
+  external: ["ajv", "ajv-formats", "pg", "bullmq", "ioredis"],
   define: { "import.meta.url": MODULE_URL },
-  plugins: [undiciFetchOutside, lazyRequires],
+  plugins: [undiciFetchOutside, lazyRequires, sqliteAddon],
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",

@@ -47,7 +47,13 @@ function unbundled(loaded: string): string[] {
 async function loadedBy(
   flow: Project,
   args: string[],
-): Promise<{ exitCode: number | undefined; modules: string[]; beforeFirstRequest: string[] }> {
+): Promise<{
+  exitCode: number | undefined;
+  modules: string[];
+  beforeFirstRequest: string[];
+  /** The files it loaded as they are on disk (the bundle's own, not the modules in them). */
+  files: string[];
+}> {
   const record = path.join(flow.dir, `modules-${args.join("-")}.txt`);
   const firstRequest = path.join(flow.dir, `first-request-${args.join("-")}.txt`);
   const result = await flow.run(args, {
@@ -57,10 +63,11 @@ async function loadedBy(
       RUNFLOW_RECORD_FIRST_REQUEST: firstRequest,
     },
   });
-  const read = (file: string) => readFileSync(file, "utf8").trim().split("\n").flatMap(unbundled);
-  const modules = read(record);
-  const beforeFirstRequest = existsSync(firstRequest) ? read(firstRequest) : [];
-  return { exitCode: result.exitCode, modules, beforeFirstRequest };
+  const lines = (file: string) => readFileSync(file, "utf8").trim().split("\n");
+  const files = lines(record);
+  const modules = files.flatMap(unbundled);
+  const beforeFirstRequest = existsSync(firstRequest) ? lines(firstRequest).flatMap(unbundled) : [];
+  return { exitCode: result.exitCode, modules, beforeFirstRequest, files };
 }
 
 /** What apply needs only once its first requests are on their way, by the module paths that give it away. */
@@ -142,9 +149,13 @@ describe("what each command loads", () => {
       });
     }
     // status and runs read the database (better-sqlite3), so the recorder did see them work.
-    expect((await loadedBy(flow, ["status"])).modules.some((name) => name.includes("better-sqlite3"))).toBe(
-      true,
-    );
+    const status = await loadedBy(flow, ["status"]);
+    expect(status.modules.some((name) => name.includes("better-sqlite3"))).toBe(true);
+    // better-sqlite3's JavaScript is in the bundle (under the code cache): from node_modules
+    // only its native addon is loaded, without the `bindings` package's search for it.
+    expect([...new Set(status.files.filter((name) => name.includes("/node_modules/")))]).toEqual([
+      path.join(REPO_ROOT, "node_modules", "better-sqlite3", "build", "Release", "better_sqlite3.node"),
+    ]);
   });
 });
 
