@@ -8,7 +8,8 @@
 // its source at each start; V8 can instead take the code it compiled before (`cachedData`
 // of vm.Script, as the v8-compile-cache package does). For each file of the bundle (and the
 // precompiled validators), the code a command's run compiled is written once, at the end of
-// that run, under RUNFLOW_COMPILE_CACHE (default: the user's cache folder,
+// that run (or, for a file loaded before its first submission, when that leaves: below),
+// under RUNFLOW_COMPILE_CACHE (default: the user's cache folder,
 // ~/.cache/runflow/compile), and read by later runs of the same command. It is only ever a
 // shortcut: a cache that is missing, unreadable, damaged (its CRC-32 is checked before V8
 // sees it: V8 itself checks no checksum; zlib's CRC-32 rather than a sha-256, because
@@ -133,13 +134,15 @@ function useCompileCache(base) {
     }
   }
 
-  process.once("exit", () => {
-    if (toWrite.length === 0) return;
+  /** Writes the code of the files compiled without a usable cache so far. */
+  function writeCaches() {
+    const written = toWrite.splice(0);
+    if (written.length === 0) return;
     try {
       const fresh = !fs.existsSync(path.dirname(folder));
       fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
       if (fresh) removeOldBuilds();
-      for (const { script, cacheFile } of toWrite) {
+      for (const { script, cacheFile } of written) {
         const payload = script.createCachedData();
         const header = Buffer.alloc(HEADER);
         header.writeUInt32BE(crc32(payload));
@@ -150,7 +153,24 @@ function useCompileCache(base) {
     } catch {
       // Only a shortcut: the next run compiles from source again.
     }
-  });
+  }
+
+  // A command that submits (apply, retry, worker): the files loaded by the time its first
+  // submission (the process's first POST) is created are written then, on the next turn,
+  // once it is on its way. Their code is what ran up to that request, which is what a later
+  // run needs before its own: written at exit, it also held what ran after it (polls,
+  // downloads, the summary), and V8 deserializes all of a file's cache when the file loads
+  // (≈ 6 ms more before apply's first request, docs/decisions.md "Start-up"); those
+  // functions are compiled when first called instead. Files loaded later are written at exit.
+  const diagnostics = require("node:diagnostics_channel");
+  const { setImmediate } = require("node:timers");
+  function atFirstSubmission({ request }) {
+    if (request.method !== "POST") return;
+    diagnostics.unsubscribe("undici:request:create", atFirstSubmission);
+    setImmediate(writeCaches);
+  }
+  diagnostics.subscribe("undici:request:create", atFirstSubmission);
+  process.once("exit", writeCaches);
 }
 
 /**

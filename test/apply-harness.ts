@@ -45,7 +45,7 @@ export interface Project {
     options?: { timeoutMs?: number; env?: Record<string, string | undefined> },
   ): Promise<CliResult>;
   /** Starts `runflow ARGS` without waiting (for signals and kills). */
-  start(args: readonly string[]): Child;
+  start(args: readonly string[], options?: { env?: Record<string, string | undefined> }): Child;
   store(): SqliteStore;
 }
 
@@ -68,8 +68,8 @@ export async function project(
     api,
     run: (args, options = {}) =>
       spawnCli(args, { cwd: dir, env: { ...env, ...options.env }, timeoutMs: options.timeoutMs ?? 60_000 }),
-    start: (args) => {
-      const child = startCli(args, dir, env);
+    start: (args, options = {}) => {
+      const child = startCli(args, dir, { ...env, ...options.env });
       cleanups.push(() => {
         if (child.exitCode === null) child.kill("SIGKILL");
       });

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
+import { chainYaml, itemsCsv, project, until } from "./apply-harness.js";
 import { spawnCli, type CliResult } from "./helpers/spawn-cli.js";
 
 const dirs: string[] = [];
@@ -85,6 +86,28 @@ describe("the compile cache", () => {
         [...written].map(([name, file]) => [name, file.ino]),
       );
     }
+  });
+
+  test("apply writes the code of what it loaded before its first submission once that has left", async () => {
+    // The request stays in the API's hands for a minute: the apply is still running (it
+    // polls) when the cache of the files it loaded before submitting appears.
+    const base = tempDir();
+    const flow = await project(
+      { "flow.yaml": chainYaml({ name: "held" }), "items.csv": itemsCsv(1) },
+      { duration: 60_000 },
+    );
+    const apply = flow.start(["apply", "flow.yaml", "--quiet"], { env: { RUNFLOW_COMPILE_CACHE: base } });
+    await until("the cache of apply's main.js", () => {
+      const [build] = existsSync(base) ? readdirSync(base) : [];
+      return build !== undefined && existsSync(path.join(base, build, "apply", "main.js.v8"));
+    });
+    // Written once the request was created; the emulator counts it when it arrives.
+    await until("the submission", () => flow.api.state().calls.byEndpoint.submit === 1);
+    expect(apply.exitCode).toBe(null);
+    apply.kill("SIGINT");
+    expect((await apply).exitCode).toBe(130);
+    // What it loaded after (the executor, the polls' code) was written at its exit.
+    expect(cacheFiles(base, "apply").size).toBeGreaterThan(1);
   });
 
   test("a damaged or foreign cache is ignored and written again; the output is the same", async () => {
