@@ -297,36 +297,30 @@ const ATTEMPT_COLUMNS = `a.run_id, a.address, a.attempt, a.workflow_name, a.fing
 const UNFINISHED_STEP_STATES_SQL =
   "('pending', 'waiting', 'submitting', 'in_queue', 'in_progress', 'downloading', 'running')";
 
-/**
- * The store's statements, each prepared on its first use: a command that reads one run
- * (`status`) prepares the few it runs rather than all of them (≈ 1.5 ms of its start).
- */
 function prepareStatements(db: Database.Database) {
-  return preparedOnFirstUse({
-    insertRun: () =>
-      db.prepare<{
-        id: string;
-        workflow_name: string;
-        workflow_file: string;
-        kind: string;
-        parent_run_id: string | null;
-        plan_json: string;
-        options_json: string;
-        pid: number;
-        hostname: string;
-        started_at: number;
-        api_origin: string | null;
-      }>(
-        `INSERT INTO runs (id, workflow_name, workflow_file, kind, parent_run_id, plan_json, options_json, pid,
+  return {
+    insertRun: db.prepare<{
+      id: string;
+      workflow_name: string;
+      workflow_file: string;
+      kind: string;
+      parent_run_id: string | null;
+      plan_json: string;
+      options_json: string;
+      pid: number;
+      hostname: string;
+      started_at: number;
+      api_origin: string | null;
+    }>(
+      `INSERT INTO runs (id, workflow_name, workflow_file, kind, parent_run_id, plan_json, options_json, pid,
          hostname, started_at, api_origin)
        VALUES (@id, @workflow_name, @workflow_file, @kind, @parent_run_id, @plan_json, @options_json, @pid,
          @hostname, @started_at, @api_origin)`,
-      ),
+    ),
     // Runs of the same workflow and origin left unfinished, each of whose unfinished steps
     // succeeded (or was reused) in run ?1. Their steps are read through the primary key.
-    closeRunsFinishedBy: () =>
-      db.prepare<{ run: string }, { id: string }>(
-        `UPDATE runs AS old SET finished_by_run = @run
+    closeRunsFinishedBy: db.prepare<{ run: string }, { id: string }>(
+      `UPDATE runs AS old SET finished_by_run = @run
        FROM (SELECT workflow_name, api_origin, started_at FROM runs WHERE id = @run) AS new
        WHERE old.workflow_name = new.workflow_name AND old.api_origin = new.api_origin
          AND old.id <> @run AND old.started_at <= new.started_at AND old.finished_by_run IS NULL
@@ -338,56 +332,45 @@ function prepareStatements(db: Database.Database) {
                SELECT 1 FROM steps done WHERE done.run_id = @run AND done.address = s.address
                  AND done.state IN ('succeeded', 'reused')))
        RETURNING id`,
-      ),
-    finishRun: () =>
-      db.prepare<[string, number, number, string, string]>(
-        `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, counts_json = ? WHERE id = ?`,
-      ),
-    requestCancel: () =>
-      db.prepare<[number, string]>(
-        `UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, ?) WHERE id = ?`,
-      ),
-    getRun: () => db.prepare<[string], RunRow>(`SELECT * FROM runs WHERE id = ?`),
-    getRunPlan: () => db.prepare<[string], { plan_json: string }>(`SELECT plan_json FROM runs WHERE id = ?`),
-    insertRunPlanPart: () =>
-      db.prepare<[string, number, string]>(
-        `INSERT INTO run_plan_parts (run_id, part, steps_json) VALUES (?, ?, ?)`,
-      ),
-    getRunPlanParts: () =>
-      db.prepare<[string], { steps_json: string }>(
-        `SELECT steps_json FROM run_plan_parts WHERE run_id = ? ORDER BY part`,
-      ),
-    latestRun: () =>
-      db.prepare<[], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`),
-    latestRunOfWorkflow: () =>
-      db.prepare<[string], RunRow>(
-        `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT 1`,
-      ),
-    listRuns: () =>
-      db.prepare<[number], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
-    listRunsOfWorkflow: () =>
-      db.prepare<[string, number], RunRow>(
-        `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`,
-      ),
+    ),
+    finishRun: db.prepare<[string, number, number, string, string]>(
+      `UPDATE runs SET status = ?, exit_code = ?, finished_at = ?, counts_json = ? WHERE id = ?`,
+    ),
+    requestCancel: db.prepare<[number, string]>(
+      `UPDATE runs SET cancel_requested_at = coalesce(cancel_requested_at, ?) WHERE id = ?`,
+    ),
+    getRun: db.prepare<[string], RunRow>(`SELECT * FROM runs WHERE id = ?`),
+    getRunPlan: db.prepare<[string], { plan_json: string }>(`SELECT plan_json FROM runs WHERE id = ?`),
+    insertRunPlanPart: db.prepare<[string, number, string]>(
+      `INSERT INTO run_plan_parts (run_id, part, steps_json) VALUES (?, ?, ?)`,
+    ),
+    getRunPlanParts: db.prepare<[string], { steps_json: string }>(
+      `SELECT steps_json FROM run_plan_parts WHERE run_id = ? ORDER BY part`,
+    ),
+    latestRun: db.prepare<[], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`),
+    latestRunOfWorkflow: db.prepare<[string], RunRow>(
+      `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT 1`,
+    ),
+    listRuns: db.prepare<[number], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT ?`),
+    listRunsOfWorkflow: db.prepare<[string, number], RunRow>(
+      `SELECT * FROM runs WHERE workflow_name = ? ORDER BY started_at DESC, rowid DESC LIMIT ?`,
+    ),
 
-    insertStep: () =>
-      db.prepare<Omit<StepRow, "error" | "queue_position" | "started_at">>(
-        `INSERT INTO steps (run_id, address, job_id, instance_key, step_id, kind, model, state, attempt, fingerprint,
+    insertStep: db.prepare<Omit<StepRow, "error" | "queue_position" | "started_at">>(
+      `INSERT INTO steps (run_id, address, job_id, instance_key, step_id, kind, model, state, attempt, fingerprint,
          input_json, output_json, files_json, stdout, request_id, reused_from_run, created_at, finished_at, updated_at,
          position)
        VALUES (@run_id, @address, @job_id, @instance_key, @step_id, @kind, @model, @state, @attempt, @fingerprint,
          @input_json, @output_json, @files_json, @stdout, @request_id, @reused_from_run, @created_at, @finished_at,
          @updated_at, @position)`,
-      ),
-    setRunPlan: () => db.prepare<[string, string]>(`UPDATE runs SET plan_json = ? WHERE id = ?`),
-    unfinishedInstances: () =>
-      db.prepare<[string], { instance: string }>(
-        `SELECT DISTINCT job_id || '/' || instance_key AS instance FROM steps
+    ),
+    setRunPlan: db.prepare<[string, string]>(`UPDATE runs SET plan_json = ? WHERE id = ?`),
+    unfinishedInstances: db.prepare<[string], { instance: string }>(
+      `SELECT DISTINCT job_id || '/' || instance_key AS instance FROM steps
        WHERE run_id = ? AND state NOT IN ('succeeded', 'reused')`,
-      ),
-    updateStep: () =>
-      db.prepare<StepPatchParams>(
-        `UPDATE steps SET
+    ),
+    updateStep: db.prepare<StepPatchParams>(
+      `UPDATE steps SET
          updated_at      = @updated_at,
          state           = coalesce(@state, state),
          attempt         = coalesce(@attempt, attempt),
@@ -403,88 +386,73 @@ function prepareStatements(db: Database.Database) {
          started_at      = CASE WHEN @set_started_at THEN @started_at ELSE started_at END,
          finished_at     = CASE WHEN @set_finished_at THEN @finished_at ELSE finished_at END
        WHERE run_id = @run_id AND address = @address`,
-      ),
-    getStep: () =>
-      db.prepare<[string, string], StepRow>(`SELECT * FROM steps WHERE run_id = ? AND address = ?`),
-    getSteps: () =>
-      db.prepare<[string], StepRow>(`SELECT * FROM steps WHERE run_id = ? ORDER BY position, rowid`),
-    getStepsInStates: () =>
-      db.prepare<[string, string], StepRow>(
-        `SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?))
+    ),
+    getStep: db.prepare<[string, string], StepRow>(`SELECT * FROM steps WHERE run_id = ? AND address = ?`),
+    getSteps: db.prepare<[string], StepRow>(`SELECT * FROM steps WHERE run_id = ? ORDER BY position, rowid`),
+    getStepsInStates: db.prepare<[string, string], StepRow>(
+      `SELECT * FROM steps WHERE run_id = ? AND state IN (SELECT value FROM json_each(?))
        ORDER BY position, rowid`,
-      ),
-    countStepsByState: () =>
-      db.prepare<[string], { state: string; count: number }>(
-        `SELECT state, count(*) AS count FROM steps WHERE run_id = ? GROUP BY state`,
-      ),
-    mirrorAttemptOnStep: () =>
-      db.prepare<[number, string | null, number, string, string]>(
-        `UPDATE steps SET attempt = ?, request_id = ?, updated_at = ? WHERE run_id = ? AND address = ?`,
-      ),
-    mirrorRequestIdOnStep: () =>
-      db.prepare<[string, number, string, string, number]>(
-        `UPDATE steps SET request_id = ?, updated_at = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
-      ),
+    ),
+    countStepsByState: db.prepare<[string], { state: string; count: number }>(
+      `SELECT state, count(*) AS count FROM steps WHERE run_id = ? GROUP BY state`,
+    ),
+    mirrorAttemptOnStep: db.prepare<[number, string | null, number, string, string]>(
+      `UPDATE steps SET attempt = ?, request_id = ?, updated_at = ? WHERE run_id = ? AND address = ?`,
+    ),
+    mirrorRequestIdOnStep: db.prepare<[string, number, string, string, number]>(
+      `UPDATE steps SET request_id = ?, updated_at = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
 
-    insertAttempt: () =>
-      db.prepare<{
-        run_id: string;
-        address: string;
-        attempt: number;
-        workflow_name: string;
-        fingerprint: string;
-        request_id: string | null;
-        state: string;
-        reattached_from_run: string | null;
-        started_at: number;
-        submitted_at: number | null;
-      }>(
-        // An attempt is made at its run's API origin.
-        `INSERT INTO attempts (run_id, address, attempt, workflow_name, fingerprint, request_id, state,
+    insertAttempt: db.prepare<{
+      run_id: string;
+      address: string;
+      attempt: number;
+      workflow_name: string;
+      fingerprint: string;
+      request_id: string | null;
+      state: string;
+      reattached_from_run: string | null;
+      started_at: number;
+      submitted_at: number | null;
+    }>(
+      // An attempt is made at its run's API origin.
+      `INSERT INTO attempts (run_id, address, attempt, workflow_name, fingerprint, request_id, state,
          reattached_from_run, started_at, submitted_at, api_origin)
        VALUES (@run_id, @address, @attempt, @workflow_name, @fingerprint, @request_id, @state,
          @reattached_from_run, @started_at, @submitted_at, (SELECT api_origin FROM runs WHERE id = @run_id))`,
-      ),
-    recordRequestId: () =>
-      db.prepare<[string, number, string, string, number]>(
-        `UPDATE attempts
+    ),
+    recordRequestId: db.prepare<[string, number, string, string, number]>(
+      `UPDATE attempts
        SET request_id = ?, submitted_at = ?, state = CASE WHEN state = 'submitting' THEN 'submitted' ELSE state END
        WHERE run_id = ? AND address = ? AND attempt = ?`,
-      ),
-    claimAttempt: () =>
-      db.prepare<[string, string, string, number]>(
-        `UPDATE attempts SET claimed_by = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
-      ),
-    recordClaimedRequestId: () =>
-      db.prepare<[string, number, string, string, number, string]>(
-        `UPDATE attempts SET request_id = ?, submitted_at = ?, state = 'submitted'
+    ),
+    claimAttempt: db.prepare<[string, string, string, number]>(
+      `UPDATE attempts SET claimed_by = ? WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    recordClaimedRequestId: db.prepare<[string, number, string, string, number, string]>(
+      `UPDATE attempts SET request_id = ?, submitted_at = ?, state = 'submitted'
        WHERE run_id = ? AND address = ? AND attempt = ? AND claimed_by = ?
          AND state = 'submitting' AND request_id IS NULL`,
-      ),
-    abandonAttempt: () =>
-      db.prepare<[string, number, string, string, number]>(
-        `UPDATE attempts SET state = 'unknown', error = ?, finished_at = ?
+    ),
+    abandonAttempt: db.prepare<[string, number, string, string, number]>(
+      `UPDATE attempts SET state = 'unknown', error = ?, finished_at = ?
        WHERE run_id = ? AND address = ? AND attempt = ? AND state = 'submitting' AND request_id IS NULL`,
-      ),
-    attemptExists: () =>
-      db.prepare<[string, string, number], { one: number }>(
-        `SELECT 1 AS one FROM attempts WHERE run_id = ? AND address = ? AND attempt = ?`,
-      ),
-    beatWorker: () =>
-      db.prepare<[string, string, number, number, number, string]>(
-        `INSERT INTO workers (name, host, pid, started_at, seen_at, doing) VALUES (?, ?, ?, ?, ?, ?)
+    ),
+    attemptExists: db.prepare<[string, string, number], { one: number }>(
+      `SELECT 1 AS one FROM attempts WHERE run_id = ? AND address = ? AND attempt = ?`,
+    ),
+    beatWorker: db.prepare<[string, string, number, number, number, string]>(
+      `INSERT INTO workers (name, host, pid, started_at, seen_at, doing) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET host = excluded.host, pid = excluded.pid,
          started_at = excluded.started_at, seen_at = excluded.seen_at, doing = excluded.doing`,
-      ),
-    leaveWorker: () => db.prepare<[string]>(`DELETE FROM workers WHERE name = ?`),
-    listWorkers: () =>
-      db.prepare<
-        [number],
-        { name: string; host: string; pid: number; started_at: number; seen_at: number; doing: string }
-      >(`SELECT name, host, pid, started_at, seen_at, doing FROM workers WHERE seen_at >= ? ORDER BY name`),
-    updateAttempt: () =>
-      db.prepare<AttemptPatchParams>(
-        `UPDATE attempts SET
+    ),
+    leaveWorker: db.prepare<[string]>(`DELETE FROM workers WHERE name = ?`),
+    listWorkers: db.prepare<
+      [number],
+      { name: string; host: string; pid: number; started_at: number; seen_at: number; doing: string }
+    >(`SELECT name, host, pid, started_at, seen_at, doing FROM workers WHERE seen_at >= ? ORDER BY name`),
+    updateAttempt: db.prepare<AttemptPatchParams>(
+      `UPDATE attempts SET
          state          = coalesce(@state, state),
          error          = CASE WHEN @set_error THEN @error ELSE error END,
          queue_position = CASE WHEN @set_queue_position THEN @queue_position ELSE queue_position END,
@@ -492,144 +460,111 @@ function prepareStatements(db: Database.Database) {
          server_ms      = coalesce(@server_ms, server_ms),
          cost_micros    = coalesce(@cost_micros, cost_micros)
        WHERE run_id = @run_id AND address = @address AND attempt = @attempt`,
-      ),
+    ),
     // Billed with no cost reported: ended after its request existed (or maybe existed), no cost.
-    costByAddress: () =>
-      db.prepare<[string], { address: string; micros: number | null; known: number; unknown: number }>(
-        `SELECT address, sum(cost_micros) AS micros, count(cost_micros) AS known,
+    costByAddress: db.prepare<
+      [string],
+      { address: string; micros: number | null; known: number; unknown: number }
+    >(
+      `SELECT address, sum(cost_micros) AS micros, count(cost_micros) AS known,
          sum(cost_micros IS NULL AND (state = 'unknown'
            OR (request_id IS NOT NULL AND state IN ('succeeded', 'failed', 'timed_out')))) AS unknown
        FROM attempts WHERE run_id = ? GROUP BY address`,
-      ),
-    recentCosts: () =>
-      db.prepare<[string, string, number], { cost_micros: number }>(
-        `SELECT a.cost_micros FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
+    ),
+    recentCosts: db.prepare<[string, string, number], { cost_micros: number }>(
+      `SELECT a.cost_micros FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
        WHERE s.model = ? AND a.api_origin = ? AND a.state = 'succeeded' AND a.cost_micros IS NOT NULL
        ORDER BY a.seq DESC LIMIT ?`,
-      ),
-    upsertPrice: () =>
-      db.prepare<[string, string, number, string, string | null, number]>(
-        `INSERT INTO model_prices (api_origin, model_id, micros, unit, note, read_at) VALUES (?, ?, ?, ?, ?, ?)
+    ),
+    upsertPrice: db.prepare<[string, string, number, string, string | null, number]>(
+      `INSERT INTO model_prices (api_origin, model_id, micros, unit, note, read_at) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (api_origin, model_id) DO UPDATE SET
          micros = excluded.micros, unit = excluded.unit, note = excluded.note, read_at = excluded.read_at`,
-      ),
-    pricesAt: () =>
-      db.prepare<
-        [string],
-        { model_id: string; micros: number; unit: "second" | "output"; note: string | null; read_at: number }
-      >(`SELECT model_id, micros, unit, note, read_at FROM model_prices WHERE api_origin = ?`),
-    recentServerDurations: () =>
-      db.prepare<[string, string, number], { server_ms: number }>(
-        `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
+    ),
+    pricesAt: db.prepare<
+      [string],
+      { model_id: string; micros: number; unit: "second" | "output"; note: string | null; read_at: number }
+    >(`SELECT model_id, micros, unit, note, read_at FROM model_prices WHERE api_origin = ?`),
+    recentServerDurations: db.prepare<[string, string, number], { server_ms: number }>(
+      `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
        WHERE s.model = ? AND a.api_origin = ? AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT ?`,
-      ),
-    getAttemptsOfRun: () =>
-      db.prepare<[string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? ORDER BY a.seq`,
-      ),
-    getAttemptsOfStep: () =>
-      db.prepare<[string, string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? AND a.address = ? ORDER BY a.seq`,
-      ),
-    findInFlight: () =>
-      db.prepare<[string, string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+    ),
+    getAttemptsOfRun: db.prepare<[string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? ORDER BY a.seq`,
+    ),
+    getAttemptsOfStep: db.prepare<[string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = ? AND a.address = ? ORDER BY a.seq`,
+    ),
+    findInFlight: db.prepare<[string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
        WHERE a.workflow_name = ? AND a.fingerprint = ? AND ${IN_FLIGHT_WHERE}
        ORDER BY a.seq DESC LIMIT 1`,
-      ),
-    findInFlightAt: () =>
-      db.prepare<[string, string, string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+    ),
+    findInFlightAt: db.prepare<[string, string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
        WHERE a.workflow_name = ? AND a.fingerprint = ? AND a.address = ? AND ${IN_FLIGHT_WHERE}
        ORDER BY a.seq DESC LIMIT 1`,
-      ),
-    inFlightAt: () =>
-      db.prepare<[string, string, string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
+    ),
+    inFlightAt: db.prepare<[string, string, string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a
        WHERE a.workflow_name = ? AND a.fingerprint = ? AND a.address = ? AND ${IN_FLIGHT_WHERE}
        ORDER BY a.seq DESC`,
-      ),
-    listInFlight: () =>
-      db.prepare<[string], AttemptRow>(
-        `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.workflow_name = ? AND ${IN_FLIGHT_WHERE} ORDER BY a.seq`,
-      ),
+    ),
+    listInFlight: db.prepare<[string], AttemptRow>(
+      `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.workflow_name = ? AND ${IN_FLIGHT_WHERE} ORDER BY a.seq`,
+    ),
 
-    upsertOutput: () =>
-      db.prepare<OutputRow>(
-        `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, host, created_at)
+    upsertOutput: db.prepare<OutputRow>(
+      `INSERT INTO outputs (run_id, address, name, idx, url, path, bytes, sha256, host, created_at)
        VALUES (@run_id, @address, @name, @idx, @url, @path, @bytes, @sha256, @host, @created_at)
        ON CONFLICT (run_id, address, name, coalesce(idx, -1)) DO UPDATE SET
          url = excluded.url, path = excluded.path, bytes = excluded.bytes, sha256 = excluded.sha256,
          host = excluded.host, created_at = excluded.created_at`,
-      ),
+    ),
     // In plan order (the steps' order), not the order the steps finished in.
-    getOutputsOfRun: () =>
-      db.prepare<[string], OutputRow>(
-        `SELECT o.* FROM outputs o JOIN steps s ON s.run_id = o.run_id AND s.address = o.address
+    getOutputsOfRun: db.prepare<[string], OutputRow>(
+      `SELECT o.* FROM outputs o JOIN steps s ON s.run_id = o.run_id AND s.address = o.address
        WHERE o.run_id = ? ORDER BY s.position, s.rowid, o.rowid`,
-      ),
-    getOutputsOfStep: () =>
-      db.prepare<[string, string], OutputRow>(
-        `SELECT * FROM outputs WHERE run_id = ? AND address = ? ORDER BY rowid`,
-      ),
+    ),
+    getOutputsOfStep: db.prepare<[string, string], OutputRow>(
+      `SELECT * FROM outputs WHERE run_id = ? AND address = ? ORDER BY rowid`,
+    ),
 
-    upsertInputCapture: () =>
-      db.prepare<InputCaptureRow>(
-        `INSERT INTO input_captures (run_id, url, address, path, bytes, sha256, error, created_at)
+    upsertInputCapture: db.prepare<InputCaptureRow>(
+      `INSERT INTO input_captures (run_id, url, address, path, bytes, sha256, error, created_at)
        VALUES (@run_id, @url, @address, @path, @bytes, @sha256, @error, @created_at)
        ON CONFLICT (run_id, url) DO UPDATE SET
          address = excluded.address, path = excluded.path, bytes = excluded.bytes,
          sha256 = excluded.sha256, error = excluded.error, created_at = excluded.created_at`,
-      ),
-    getInputCapturesOfRun: () =>
-      db.prepare<[string], InputCaptureRow>(`SELECT * FROM input_captures WHERE run_id = ? ORDER BY rowid`),
+    ),
+    getInputCapturesOfRun: db.prepare<[string], InputCaptureRow>(
+      `SELECT * FROM input_captures WHERE run_id = ? ORDER BY rowid`,
+    ),
 
     // Only originals are reuse sources: a reused copy would restart the retention clock
     // of remote URLs that are as old as the original. CROSS JOIN keeps the (selective)
     // fingerprint index as the outer loop however many runs there are.
-    findSucceeded: () =>
-      db.prepare<[string, string, string, number], ReusableRow>(
-        `SELECT s.run_id, s.address, coalesce(s.finished_at, s.updated_at) AS finished_at, s.request_id,
+    findSucceeded: db.prepare<[string, string, string, number], ReusableRow>(
+      `SELECT s.run_id, s.address, coalesce(s.finished_at, s.updated_at) AS finished_at, s.request_id,
          s.output_json, s.files_json, s.stdout
        FROM steps s CROSS JOIN runs r ON r.id = s.run_id
        WHERE s.state = 'succeeded' AND s.fingerprint = ? AND r.workflow_name = ? AND r.api_origin = ?
          AND coalesce(s.finished_at, s.updated_at) >= ?
        ORDER BY coalesce(s.finished_at, s.updated_at) DESC, s.rowid DESC LIMIT 1`,
-      ),
+    ),
 
-    getLock: () => db.prepare<[string], LockRow>(`SELECT * FROM locks WHERE workflow_name = ?`),
-    upsertLock: () =>
-      db.prepare<LockRow>(
-        `INSERT INTO locks (workflow_name, run_id, pid, hostname, acquired_at, heartbeat_at)
+    getLock: db.prepare<[string], LockRow>(`SELECT * FROM locks WHERE workflow_name = ?`),
+    upsertLock: db.prepare<LockRow>(
+      `INSERT INTO locks (workflow_name, run_id, pid, hostname, acquired_at, heartbeat_at)
        VALUES (@workflow_name, @run_id, @pid, @hostname, @acquired_at, @heartbeat_at)
        ON CONFLICT (workflow_name) DO UPDATE SET run_id = excluded.run_id, pid = excluded.pid,
          hostname = excluded.hostname, acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at`,
-      ),
-    heartbeat: () =>
-      db.prepare<[number, string, string]>(
-        `UPDATE locks SET heartbeat_at = ? WHERE workflow_name = ? AND run_id = ?`,
-      ),
-    releaseLock: () =>
-      db.prepare<[string, string]>(`DELETE FROM locks WHERE workflow_name = ? AND run_id = ?`),
-  });
-}
-
-/** An object whose properties are made by `makers`, each once, when first read. */
-function preparedOnFirstUse<T extends Record<string, () => unknown>>(
-  makers: T,
-): { readonly [K in keyof T]: ReturnType<T[K]> } {
-  const made = {} as { [K in keyof T]: ReturnType<T[K]> };
-  for (const [name, make] of Object.entries(makers)) {
-    Object.defineProperty(made, name, {
-      configurable: true,
-      get: () => {
-        const value = make();
-        Object.defineProperty(made, name, { value });
-        return value;
-      },
-    });
-  }
-  return made;
+    ),
+    heartbeat: db.prepare<[number, string, string]>(
+      `UPDATE locks SET heartbeat_at = ? WHERE workflow_name = ? AND run_id = ?`,
+    ),
+    releaseLock: db.prepare<[string, string]>(`DELETE FROM locks WHERE workflow_name = ? AND run_id = ?`),
+  };
 }
 
 type Statements = ReturnType<typeof prepareStatements>;
