@@ -289,7 +289,82 @@ async function takeoverOnce({ server, emulator, log }) {
   }
 }
 
-async function makespanScenario({ server, row, log, steps }) {
+/** Quantiles of a list of ms figures, as "median / max". */
+function medianMax(values) {
+  return values.length === 0 ? "–" : `${Math.round(median(values))} / ${Math.round(Math.max(...values))} ms`;
+}
+
+/**
+ * Where the makespan's time over the ideal goes, from the emulator (its request details and
+ * log) and the apply's spawn and exit: spawn → first submission; the first wave's own spread
+ * (first → twentieth submission); each later wave's spread — the slot freed by the i-th job
+ * end (in end order) is taken by the (i + concurrency)-th submission, so the gap between the
+ * two is what a slot stood idle — as median / max per wave; how long after its end each job's
+ * end was learned (the first status or result call after it, from the log's latest 1,000
+ * calls); last job end → the apply's exit.
+ */
+async function makespanLosses({ emulator, url, spawnedAt, exitedAt, concurrency, log }) {
+  const ids = (await query(url, "SELECT request_id FROM steps WHERE request_id IS NOT NULL")).map(
+    (row) => row.request_id,
+  );
+  const jobs = await Promise.all(ids.map((id) => emulator.control(`requests/${encodeURIComponent(id)}`)));
+  const submits = jobs.map((job) => Date.parse(job.created_at)).sort((a, b) => a - b);
+  const ends = jobs
+    .map((job) => Date.parse(job.started_at ?? job.created_at) + job.duration_ms)
+    .sort((a, b) => a - b);
+  const endOf = new Map(jobs.map((job) => [job.request_id, Date.parse(job.started_at) + job.duration_ms]));
+  const learned = new Map();
+  for (const entry of await emulator.control("requests")) {
+    if (entry.endpoint !== "status" && entry.endpoint !== "result") continue;
+    const id = decodeURIComponent(entry.path.split("/").at(-2) ?? "");
+    const end = endOf.get(id);
+    const at = Date.parse(entry.at);
+    if (end !== undefined && at >= end && !learned.has(id)) learned.set(id, at - end);
+  }
+  const waves = [];
+  for (let start = concurrency; start < submits.length; start += concurrency) {
+    const gaps = [];
+    for (let i = start; i < Math.min(submits.length, start + concurrency); i++)
+      gaps.push(submits[i] - ends[i - concurrency]);
+    waves.push(gaps);
+  }
+  // The attempts' own times: started_at is taken once the slot is held, before the claim.
+  const attempts = await query(
+    url,
+    "SELECT a.started_at, a.request_id FROM attempts a WHERE a.request_id IS NOT NULL",
+  );
+  const [run] = await query(url, "SELECT started_at FROM runs WHERE kind = 'apply'");
+  const createdOf = new Map(jobs.map((job) => [job.request_id, Date.parse(job.created_at)]));
+  const claims = attempts.map((a) => Number(a.started_at)).sort((a, b) => a - b);
+  const claimToPost = attempts.map((a) => createdOf.get(a.request_id) - Number(a.started_at));
+  const ms = (value) => `${Math.round(value)} ms`;
+  log(
+    `  spawn → run recorded ${ms(Number(run.started_at) - spawnedAt)} → first slot held ${ms(claims[0] - Number(run.started_at))} → first submission ${ms(submits[0] - claims[0])}`,
+  );
+  log(
+    `  first wave's slots held: first → last ${ms(claims[concurrency - 1] - claims[0])}; a slot held → its POST arrived, median / max: ${medianMax(claimToPost)}`,
+  );
+  log(`  spawn → first submission: ${ms(submits[0] - spawnedAt)}`);
+  log(
+    `  first wave: first → last of its ${concurrency} submissions ${ms(submits[Math.min(concurrency, submits.length) - 1] - submits[0])}`,
+  );
+  log(
+    `  later waves, a slot's job end → its next submission, median / max: ${waves.map(medianMax).join("; ")}`,
+  );
+  const allGaps = waves.flat();
+  log(
+    `  all later submissions: median ${ms(median(allGaps))}, mean ${ms(allGaps.reduce((a, b) => a + b, 0) / allGaps.length)}, max ${ms(Math.max(...allGaps))}`,
+  );
+  log(
+    `  job end → first status/result after it (${learned.size} jobs in the log): ${medianMax([...learned.values()])}`,
+  );
+  log(`  last job end → apply exit: ${ms(exitedAt - ends.at(-1))}`);
+  log(
+    `  first submission → last end: ${ms(ends.at(-1) - submits[0])} (ideal ${ms(Math.ceil(submits.length / concurrency) * (ends[0] - submits[0]))} by the first job's length)`,
+  );
+}
+
+async function makespanScenario({ server, row, log, steps, decompose = false }) {
   const concurrency = 20;
   const jobMs = 2_000;
   const ideal = Math.ceil(steps / concurrency) * jobMs;
@@ -303,10 +378,12 @@ async function makespanScenario({ server, row, log, steps }) {
     log(
       `cluster makespan: ${steps} steps of ${jobMs} ms at concurrency ${concurrency}, 3 workers, apply following …`,
     );
+    const spawnedAt = Date.now();
     const applied = check(
       "the makespan apply",
       await startApply({ dir, file: "makespan.yaml", url, baseUrl: emulator.url }),
     );
+    const exitedAt = Date.now();
     const state = await emulator.control("state");
     const polls = ((state.calls.byEndpoint.status ?? 0) + (state.calls.byEndpoint.result ?? 0)) / steps;
     const ratio = applied.ms / ideal;
@@ -318,10 +395,25 @@ async function makespanScenario({ server, row, log, steps }) {
       ratio <= 1.05,
     );
     row(`cluster: status+result requests per step (${steps} × 2 s)`, polls.toFixed(2), "", undefined);
+    if (decompose) await makespanLosses({ emulator, url, spawnedAt, exitedAt, concurrency, log });
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));
     await emulator.stop();
     removeDir(dir);
+  }
+}
+
+/**
+ * The makespan scenario alone (`--only cluster-makespan`), `runs` times on one server, each
+ * followed by where its time over the ideal went.
+ */
+export async function clusterMakespan({ row, log, quick, runs = 1 }) {
+  const server = await startPostgres({ settings: { max_connections: "300" } });
+  try {
+    for (let i = 0; i < runs; i++)
+      await makespanScenario({ server, row, log, steps: quick ? 60 : 200, decompose: true });
+  } finally {
+    server.stop();
   }
 }
 

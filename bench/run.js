@@ -16,7 +16,9 @@
 // The emulator always runs in a process of its own, so its CPU and memory are not counted.
 // Options: --quick (smaller sizes, for a smoke run), --steps N (size of benchmark 3),
 // --spawns N (spawns per startup figure, default 7), --only makespan|throughput|big|
-// validate-plan|tty|startup|makespan-40|cluster (repeatable): `--only startup` takes seconds.
+// validate-plan|tty|startup|makespan-40|cluster|cluster-makespan (repeatable): `--only startup`
+// takes seconds; `--only cluster-makespan` (--runs N, default 1) is the cluster's 200 × 2 s alone,
+// each run with where its time over the ideal went.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -25,7 +27,7 @@ import { applyWorkflow } from "../dist/app/index.js";
 import { EventBus } from "../dist/engine/events.js";
 import { openSqliteStore } from "../dist/store/sqlite.js";
 import { runBaseline } from "./baseline.js";
-import { cluster } from "./cluster.js";
+import { cluster, clusterMakespan } from "./cluster.js";
 import { makespan40, startup } from "./whole-process.js";
 import {
   batchBodies,
@@ -44,6 +46,7 @@ const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const stepsArg = args.indexOf("--steps");
 const spawnsArg = args.indexOf("--spawns");
+const runsArg = args.indexOf("--runs");
 const SIZES = {
   makespanSteps: quick ? 40 : 200,
   makespanConcurrency: 20,
@@ -51,6 +54,7 @@ const SIZES = {
   throughputSteps: quick ? 1_000 : 5_000,
   bigSteps: stepsArg >= 0 ? Number(args[stepsArg + 1]) : quick ? 5_000 : 100_000,
   startupSpawns: spawnsArg >= 0 ? Number(args[spawnsArg + 1]) : quick ? 3 : 7,
+  makespanRuns: runsArg >= 0 ? Number(args[runsArg + 1]) : 1,
 };
 const rows = [];
 const row = (name, value, target, ok) => rows.push({ name, value, target, ok });
@@ -390,6 +394,7 @@ const BENCHMARKS = {
   startup: () => startup({ row, log, spawns: SIZES.startupSpawns }),
   "makespan-40": () => makespan40({ row, log }),
   cluster: () => cluster({ row, log, quick }),
+  "cluster-makespan": () => clusterMakespan({ row, log, quick, runs: SIZES.makespanRuns }),
 };
 const only = args.flatMap((arg, index) => (args[index - 1] === "--only" ? [arg] : []));
 for (const [name, benchmark] of Object.entries(BENCHMARKS)) {
