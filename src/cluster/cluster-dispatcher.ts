@@ -12,6 +12,8 @@
  * The apply reads its run's steps from the store a few times a second while steps are out:
  * one query, whichever process executes each, for the steps written since its last read
  * (`steps.changedSince`), so a quiet 100,000-step run costs a few rows a read, not all of them.
+ * A step's ending is also announced (step-end-notices.ts): the apply then reads at once, so
+ * it learns that its run's last step ended within milliseconds instead of up to a read later.
  */
 import PQueue from "p-queue";
 import type { PlannedStep } from "../plan/types.js";
@@ -30,14 +32,15 @@ import type { StateStore, StepChangeCursor } from "../store/port.js";
 import type { StepRecord } from "../store/types.js";
 import type { QueueBackend, StepQueue } from "./queue-backend.js";
 import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, stepJobId, type StepJob } from "./queues.js";
+import type { StepEndNotices } from "./step-end-notices.js";
 
 /** How often the apply reads its run's steps while some are out. */
 const FOLLOW_EVERY_MS = 200;
 /**
- * Every this many reads, one of every step instead of the changes (every 5 s): a safety net,
- * should a step be followed only after its last write was read past.
+ * At most this long after the last read of every step, one reads every step again instead of
+ * the changes: a safety net, should a step be followed only after its last write was read past.
  */
-const WHOLE_READ_EVERY = 25;
+const WHOLE_READ_EVERY_MS = 5_000;
 
 interface Followed {
   observe: (step: ObservedStep) => void;
@@ -98,6 +101,10 @@ export interface ClusterDispatcherOptions {
   /** The shared PostgreSQL state the run is followed in. */
   store: StateStore;
   control: RunControl;
+  /** Announces the run's step endings: each is read at once (without it, the reads alone). */
+  endings?: StepEndNotices | undefined;
+  /** How often the run is read while steps are out (default FOLLOW_EVERY_MS; tests lengthen it). */
+  followEveryMs?: number | undefined;
 }
 
 export class ClusterDispatcher implements Dispatcher, RemoteSteps {
@@ -113,11 +120,16 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   readonly #followed = new Map<string, Followed>();
   /** The kind of each step handed out (which queue holds its job). */
   readonly #kinds = new Map<string, "model" | "run">();
+  readonly #endings: StepEndNotices | undefined;
+  readonly #followEveryMs: number;
   #timer: NodeJS.Timeout | undefined;
-  #reading = false;
+  #reading: Promise<void> | undefined;
+  /** A step ended while a read was under way: that read may not see it, so another follows. */
+  #readAgain = false;
   /** Where the last read of the run's changes got to. */
   #cursor: StepChangeCursor | undefined;
-  #reads = 0;
+  /** When every step was last read (the first read reads them all). */
+  #wholeReadAt = -Infinity;
 
   constructor(run: DispatchedRun, options: ClusterDispatcherOptions) {
     this.#runId = run.runId;
@@ -128,7 +140,11 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
       run: options.queues.openQueue(RUN_STEPS_QUEUE),
     };
     this.#adds = { model: new BatchedAdds(this.#queues.model), run: new BatchedAdds(this.#queues.run) };
+    this.#endings = options.endings;
+    this.#followEveryMs = options.followEveryMs ?? FOLLOW_EVERY_MS;
     options.control.onStop((reason) => void this.#stop(reason));
+    // Listening before the first step is queued: its ending cannot come sooner.
+    void this.#endings?.listen(this.#runId, () => this.#stepEnded());
   }
 
   enqueue(lane: string, address: string): void {
@@ -201,7 +217,14 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
 
   async close(): Promise<void> {
     clearTimeout(this.#timer);
-    await Promise.all([this.#queues.model.close(), this.#queues.run.close()]);
+    await Promise.all([this.#queues.model.close(), this.#queues.run.close(), this.#endings?.close()]);
+  }
+
+  /** A step of the run ended elsewhere: read now (or once more after the read under way). */
+  #stepEnded(): void {
+    if (this.#followed.size === 0) return;
+    if (this.#reading) this.#readAgain = true;
+    else void this.#read();
   }
 
   #follow(): void {
@@ -209,21 +232,31 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       void this.#read().finally(() => this.#follow());
-    }, FOLLOW_EVERY_MS);
+    }, this.#followEveryMs);
   }
 
-  async #read(): Promise<void> {
-    if (this.#reading) return;
-    this.#reading = true;
+  /** One read at a time; a notice heard meanwhile makes one more, right after it. */
+  #read(): Promise<void> {
+    this.#reading ??= this.#readOnce().finally(() => {
+      this.#reading = undefined;
+      if (!this.#readAgain) return;
+      this.#readAgain = false;
+      if (this.#followed.size > 0) void this.#read();
+    });
+    return this.#reading;
+  }
+
+  async #readOnce(): Promise<void> {
     try {
-      const since = this.#reads++ % WHOLE_READ_EVERY === 0 ? undefined : this.#cursor;
+      const now = Date.now();
+      const whole = now - this.#wholeReadAt >= WHOLE_READ_EVERY_MS;
+      if (whole) this.#wholeReadAt = now;
+      const since = whole ? undefined : this.#cursor;
       const changed = await this.#store.steps.changedSince(this.#runId, since);
       this.#cursor = changed.cursor;
       for (const record of changed.steps) this.#seen(record);
     } catch {
       // The next read tries again; a store that stays gone fails the workers' writes too.
-    } finally {
-      this.#reading = false;
     }
   }
 

@@ -11,6 +11,7 @@ import { RunControl } from "../engine/run-control.js";
 import type { ClusterPort } from "../engine/use-case-ports.js";
 import { clusterDispatcher } from "./cluster-dispatcher.js";
 import { queueBackend } from "./queue-backend.js";
+import { StepEndNotices } from "./step-end-notices.js";
 import { StepWorker } from "./step-worker.js";
 
 export { accountOf, AccountSlots } from "./account-slots.js";
@@ -39,7 +40,18 @@ export function clusterPort(options: {
   return {
     // The state's own database answered already; only another location needs the check.
     checkQueues: () => (options.queueUrl === undefined ? Promise.resolve() : queues.check()),
-    dispatcher: (store, control) => clusterDispatcher({ queues, store, control }),
+    dispatcher: (store, control) =>
+      clusterDispatcher({
+        queues,
+        store,
+        control,
+        // Its own session: LISTEN belongs to one.
+        endings: new StepEndNotices(() => {
+          const client = new pg.Client({ connectionString: options.url });
+          client.on("error", () => undefined);
+          return client;
+        }),
+      }),
     startWorker: async (deps: EngineDeps, runControl: RunControl, clientFor) => {
       if (options.concurrency === 0) return { stop: () => Promise.resolve() };
       // The worker's own control: stopping it (once the run is over) must not stop the run.
