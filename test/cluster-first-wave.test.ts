@@ -160,4 +160,42 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
       await other.close();
     }
   }, 60_000);
+
+  it("shares a queued read of the run (its cancel) and of a model's typical duration among a wave's deliveries, but not one already started", async () => {
+    const url = await countedDatabase();
+    const worker = await openPostgresStateStore(url, { secrets: [] });
+    const other = await openPostgresStateStore(url, { secrets: [] });
+    try {
+      await other.runs.create(newRun("run-a"));
+      // The deliveries of a wave ask at once, behind a write of the worker's own.
+      const written = worker.workers.beat({
+        name: "w1",
+        host: "h",
+        pid: 1,
+        startedAt: 0,
+        seenAt: 0,
+        doing: [],
+      });
+      const [runs, durations] = await Promise.all([
+        Promise.all(Array.from({ length: 20 }, () => worker.runs.get("run-a"))),
+        Promise.all(Array.from({ length: 20 }, () => worker.history.typicalDurationMs(CAT, ORIGIN))),
+      ]);
+      await written;
+      expect(await callsOf(url, "SELECT * FROM runs WHERE id = $1")).toBe(1);
+      expect(await callsOf(url, "SELECT a.server_ms FROM attempts")).toBe(1);
+      expect(runs.every((run) => run?.id === "run-a" && run.cancelRequestedAt === undefined)).toBe(true);
+      expect(durations).toEqual(Array.from({ length: 20 }, () => undefined));
+
+      // Written by another process after those reads: a later ask reads again and sees it.
+      await other.runs.requestCancel("run-a", 5_000);
+      expect((await worker.runs.get("run-a"))?.cancelRequestedAt).toBe(5_000);
+      expect(await callsOf(url, "SELECT * FROM runs WHERE id = $1")).toBe(2);
+      // Another run, another read.
+      expect(await worker.runs.get("run-b")).toBeUndefined();
+      expect(await callsOf(url, "SELECT * FROM runs WHERE id = $1")).toBe(3);
+    } finally {
+      await worker.close();
+      await other.close();
+    }
+  }, 60_000);
 });

@@ -255,6 +255,8 @@ export class PostgresStateStore implements StateStore {
   readonly #prior = new PriorRunsMirror();
   /** Each workflow's prior-runs fetch queued and not started yet (#priorRuns). */
   readonly #queuedPriorFetches = new Map<string, Promise<PriorRunsLookup>>();
+  /** Reads asked for and not started yet, by what they read (#sharedRead). */
+  readonly #queuedReads = new Map<string, Promise<unknown>>();
   /** Settles once every write issued so far has committed or failed; never rejects. */
   #tail: Promise<void> = Promise.resolve();
   /** The group the next write joins; sealed when it starts to run. */
@@ -435,8 +437,9 @@ export class PostgresStateStore implements StateStore {
           );
           if (rowCount === 0) throw new Error(`finishRun: no run ${runId}`);
         }),
+      // A worker asks for every delivery (is the run cancelled?): a wave's asks share a read.
       get: (runId) =>
-        read(async (client) => {
+        this.#sharedRead(`run ${runId}`, async (client) => {
           const { rows } = await client.query<RunRow>("SELECT * FROM runs WHERE id = $1", [runId]);
           return rows[0] && toRunRecord(rows[0]);
         }),
@@ -1054,8 +1057,9 @@ export class PostgresStateStore implements StateStore {
 
     this.history = {
       priorRuns: (workflowName) => this.#priorRuns(workflowName),
+      // Asked for each delivery while the model's duration is unknown: a wave's asks share a read.
       typicalDurationMs: (model, apiOrigin) =>
-        read(async (client) => {
+        this.#sharedRead(`typical ${JSON.stringify([model, apiOrigin])}`, async (client) => {
           const { rows } = await client.query<{ server_ms: number }>(
             `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
              WHERE s.model = $1 AND a.api_origin = $2 AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT $3`,
@@ -1243,6 +1247,34 @@ export class PostgresStateStore implements StateStore {
     } catch (error) {
       throw isConnectionError(error) ? connectionLostError(this.location, error) : error;
     }
+  }
+
+  /**
+   * A read that calls asking for the same (`key`) share while it has not started: it is
+   * issued after every one of them, so it sees every write committed before each call, as a
+   * read of their own would. Once it holds a connection, a new call reads for itself (this
+   * one may miss what commits from then on). A wave of 20 deliveries costs one read instead
+   * of 20 in the pool's queue, ahead of their claims.
+   */
+  #sharedRead<T>(key: string, query: (client: Queryable) => Promise<T>): Promise<T> {
+    const queued = this.#queuedReads.get(key);
+    if (queued) return queued as Promise<T>;
+    const forget = () => {
+      if (this.#queuedReads.get(key) === reading) this.#queuedReads.delete(key);
+    };
+    const reading = this.#read(async () => {
+      const client = await this.#pool.connect();
+      forget();
+      try {
+        return await query(client);
+      } finally {
+        client.release();
+      }
+    });
+    this.#queuedReads.set(key, reading);
+    // Settled without having started (the store closed, no connection): the next call reads anew.
+    reading.then(forget, forget);
+    return reading;
   }
 
   #json(value: unknown): string {
