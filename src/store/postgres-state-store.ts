@@ -663,11 +663,14 @@ export class PostgresStateStore implements StateStore {
         const won = await write(async (client) => {
           const inserted = await insertAttempt(client, attempt, worker);
           if (inserted.rowCount === 0) return false;
-          await client.query(
-            "UPDATE steps SET attempt = $1, request_id = NULL, updated_at = $2 WHERE run_id = $3 AND address = $4",
-            [attempt.attempt, attempt.startedAt, attempt.runId, attempt.address],
-          );
-          await updateStep(client, attempt.runId, attempt.address, step);
+          // The step names its new attempt, with no request yet (unless the patch gives the
+          // one it re-attaches to), in the patch's own statement: one round trip, not two, in
+          // the group commit a wave's claims wait for.
+          await updateStep(client, attempt.runId, attempt.address, {
+            ...step,
+            attempt: step.attempt ?? attempt.attempt,
+            requestId: step.requestId ?? null,
+          });
           return true;
         });
         if (won) {
