@@ -5,17 +5,23 @@
  * not timed.
  * - The apply hands a slice's ready steps to the queue as one bulk add (one statement),
  *   not one add (a round trip and a commit) each.
+ * - A process's takes of request slots asked for in one turn go as one call (one round trip,
+ *   one turn of the account's lock, one commit), with the same caps as one by one.
  * - Prior-runs fetches asked for while one is still queued (a worker asks for every delivery)
  *   share it: one fetch for the wave, not one each in the writer's queue ahead of the claims.
  *   A fetch already started is not shared: a later call sees what committed after it began.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pg from "pg";
+import { AccountSlots } from "../src/cluster/account-slots.js";
 import { ClusterDispatcher } from "../src/cluster/cluster-dispatcher.js";
+import { SlotNotices } from "../src/cluster/slot-notices.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
 import { RunControl } from "../src/engine/run-control.js";
 import type { PlannedStep } from "../src/plan/types.js";
 import { openPostgresStateStore, SUCCEEDED_SQL } from "../src/store/postgres-state-store.js";
 import type { NewRun, NewStep } from "../src/store/types.js";
+import { deferred } from "./helpers/deferred.js";
 import {
   createDatabase,
   query,
@@ -118,6 +124,65 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
       control.stop("interrupted");
       await dispatcher.close();
       await probe.close();
+      await store.close();
+    }
+  }, 60_000);
+
+  it("takes the slots a wave asks for in one call, holding the concurrency and the per-model limit", async () => {
+    const url = await countedDatabase();
+    const store = await openPostgresStateStore(url, { secrets: [] });
+    const pool = new pg.Pool({ connectionString: url, max: 4 });
+    const notices = new SlotNotices(() => new pg.Client({ connectionString: url }));
+    const release = deferred();
+    try {
+      const now = Date.now();
+      await store.workers.beat({ name: "w1", host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
+      const slots = new AccountSlots({
+        pool,
+        notices,
+        account: "https://api.example#0123456789abcdef",
+        worker: "w1",
+        concurrency: 5,
+        limits: { [CAT]: 2 },
+        // Refused takes wait for a notice (none comes here), not for a timer.
+        safetyPollMs: 3_600_000,
+      });
+      await notices.listen();
+      const taken: string[] = [];
+      const refused: string[] = [];
+      const everyTakeAnswered = deferred();
+      const answered = () => taken.length + refused.length === 8 && everyTakeAnswered.resolve();
+      // Four of the limited model, then four of another, all asked for in one turn.
+      const models = [CAT, CAT, CAT, CAT, "other/model", "other/model", "other/model", "other/model"];
+      const held = models.map((model) =>
+        slots.run(
+          model,
+          async () => {
+            taken.push(model);
+            answered();
+            await release.promise;
+          },
+          (reason) => {
+            refused.push(reason.kind);
+            answered();
+          },
+        ),
+      );
+      await everyTakeAnswered.promise;
+      expect(await callsOf(url, "FROM runflow_take_slots(")).toBe(1);
+      expect(await callsOf(url, "FROM runflow_take_slot(")).toBe(0);
+      expect(taken).toEqual([CAT, CAT, "other/model", "other/model", "other/model"]);
+      expect(refused.sort()).toEqual(["concurrency", "limit", "limit"]);
+      const rows = await query<{ n: number }>(url, "SELECT count(*)::int AS n FROM request_slots");
+      expect(rows[0]!.n).toBe(5);
+      // Released: the refused ones hear of it and take their slots in turn.
+      release.resolve();
+      await Promise.all(held);
+      expect(taken).toHaveLength(8);
+    } finally {
+      release.resolve();
+      await notices.close();
+      await pool.end();
       await store.close();
     }
   }, 60_000);

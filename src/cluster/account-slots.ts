@@ -35,6 +35,22 @@ import type { WaitReason } from "../engine/events.js";
 import { WORKER_DEAD_AFTER_MS } from "../engine/worker-run.js";
 import { SLOT_FREED_CHANNEL, slotFreedPayload, type SlotNotices } from "./slot-notices.js";
 
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (error: unknown) => void;
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 /** The step a slot is taken for, and how long its request may run (its timeout). */
 export interface SlotStep {
   runId: string;
@@ -69,6 +85,9 @@ export class AccountSlots implements RequestSlots {
   readonly #now: () => number;
   readonly #notices: SlotNotices | undefined;
   readonly #safetyPollMs: number;
+  /** Takes asked for while a call is out: sent together as the next call (#flush). */
+  #asked: { model: string; step: SlotStep | undefined; answer: Deferred<string | WaitReason> }[] = [];
+  #calling = false;
 
   constructor(options: {
     pool: pg.Pool;
@@ -185,8 +204,8 @@ export class AccountSlots implements RequestSlots {
   }
 
   /**
-   * The slot's id, or why none is free: one call of runflow_take_slot (PostgreSQL migration
-   * 6), one round trip and one commit. Under the account's advisory lock, as one transaction:
+   * The slot's id, or why none is free: one take of runflow_take_slot (PostgreSQL migration
+   * 6), under the account's advisory lock, as one transaction:
    * the step's own slot, left by a dead worker (or by this one) while its request may still
    * run, is taken over without waiting — that request is the one this re-attaches to. Else a
    * dead worker's slots come back once their step runs no request (above), and the other
@@ -199,31 +218,61 @@ export class AccountSlots implements RequestSlots {
    * when it left is not recorded. Then the account's rows are counted, in total and for the
    * model, and a row is inserted when both are under their caps. The commit is durable: the
    * caps of every worker stand on these rows, after a crash too.
+   *
+   * The takes this process asks for while its previous call is out go together as one call
+   * of runflow_take_slots (migration 8: runflow_take_slot for each, in the order asked, in
+   * one transaction): a wave's takes cost a round trip, a turn of the lock and a commit for
+   * the lot instead of one each, queued behind each other for the lock.
    */
-  async #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
+  #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
+    const answer = deferred<string | WaitReason>();
+    this.#asked.push({ model, step, answer });
+    if (!this.#calling) {
+      this.#calling = true;
+      // The end of this turn: the takes asked for in it go in the same call.
+      queueMicrotask(() => void this.#flush());
+    }
+    return answer.promise;
+  }
+
+  /** Sends the takes asked for so far as one call; then the ones asked for meanwhile. */
+  async #flush(): Promise<void> {
+    const asked = this.#asked;
+    this.#asked = [];
     const now = this.#now();
     const liveSince = now - WORKER_DEAD_AFTER_MS;
-    const limit = this.#limits[model];
-    const { rows } = await this.#pool.query<{ slot_id: string | null; refused: string | null }>(
-      "SELECT slot_id, refused FROM runflow_take_slot($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-      [
-        this.#account,
-        model,
-        this.#worker,
-        now,
-        liveSince,
-        liveSince - TAKEOVER_GRACE_MS,
-        step?.runId ?? null,
-        step?.address ?? null,
-        step ? now + step.timeoutMs : null,
-        this.#concurrency,
-        limit ?? null,
-        SLOT_FREED_CHANNEL,
-      ],
-    );
-    const { slot_id: slot, refused } = rows[0]!;
-    if (slot !== null) return String(slot);
-    if (refused === "limit" && limit !== undefined) return { kind: "limit", model, limit };
-    return { kind: "concurrency", concurrency: this.#concurrency };
+    try {
+      const { rows } = await this.#pool.query<{ n: number; slot_id: string | null; refused: string | null }>(
+        "SELECT n, slot_id, refused FROM runflow_take_slots($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        [
+          this.#account,
+          this.#worker,
+          now,
+          liveSince,
+          liveSince - TAKEOVER_GRACE_MS,
+          SLOT_FREED_CHANNEL,
+          asked.map(({ model }) => model),
+          asked.map(({ step }) => step?.runId ?? null),
+          asked.map(({ step }) => step?.address ?? null),
+          asked.map(({ step }) => (step ? now + step.timeoutMs : null)),
+          asked.map(() => this.#concurrency),
+          asked.map(({ model }) => this.#limits[model] ?? null),
+        ],
+      );
+      const byTake = new Map(rows.map((row) => [row.n, row]));
+      asked.forEach(({ model, answer }, i) => {
+        const row = byTake.get(i + 1);
+        if (!row) return answer.reject(new Error(`runflow_take_slots gave no answer for take ${i + 1}`));
+        const limit = this.#limits[model];
+        if (row.slot_id !== null) answer.resolve(String(row.slot_id));
+        else if (row.refused === "limit" && limit !== undefined)
+          answer.resolve({ kind: "limit", model, limit });
+        else answer.resolve({ kind: "concurrency", concurrency: this.#concurrency });
+      });
+    } catch (error) {
+      for (const { answer } of asked) answer.reject(error);
+    }
+    if (this.#asked.length > 0) void this.#flush();
+    else this.#calling = false;
   }
 }

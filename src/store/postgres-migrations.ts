@@ -361,6 +361,33 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       $$;
     `,
   },
+  {
+    version: 8,
+    name: "a process's waiting requests take their slots in one round trip: runflow_take_slots",
+    // A wave's 20 takes, one call of runflow_take_slot each, queued behind each other for the
+    // account's advisory lock, each with a commit: ≈ 0.1 s on a busy 2-core machine. A
+    // process now sends the takes asked for while its previous call was out as one call,
+    // which runs runflow_take_slot for each, in the order given, in one transaction: the
+    // same statements under the same lock (taken once more for each, which PostgreSQL counts
+    // and releases at the commit), so the same caps — each take counts the rows the ones
+    // before it inserted. One round trip and one durable commit for the lot. Row n of the
+    // answer is the n-th take's (slot_id, or refused).
+    sql: `
+      CREATE FUNCTION runflow_take_slots(
+        p_account TEXT, p_worker TEXT, p_now BIGINT, p_live_since BIGINT, p_grace_before BIGINT,
+        p_channel TEXT, p_models TEXT[], p_run_ids TEXT[], p_addresses TEXT[],
+        p_held_until BIGINT[], p_concurrency INTEGER[], p_limits INTEGER[]
+      ) RETURNS TABLE (n INTEGER, slot_id BIGINT, refused TEXT) LANGUAGE plpgsql VOLATILE AS $$
+      BEGIN
+        FOR i IN 1 .. coalesce(array_length(p_models, 1), 0) LOOP
+          RETURN QUERY SELECT i, t.slot_id, t.refused FROM runflow_take_slot(
+            p_account, p_models[i], p_worker, p_now, p_live_since, p_grace_before,
+            p_run_ids[i], p_addresses[i], p_held_until[i], p_concurrency[i], p_limits[i], p_channel) t;
+        END LOOP;
+      END
+      $$;
+    `,
+  },
 ];
 
 export const LATEST_POSTGRES_SCHEMA_VERSION = POSTGRES_MIGRATIONS.reduce(
