@@ -63,6 +63,14 @@ export function accountOf(apiOrigin: string, token: string): string {
   return `${apiOrigin}#${createHash("sha256").update(token).digest("hex").slice(0, 16)}`;
 }
 
+/**
+ * Take calls a process has out at once: a take asked for while that many are out waits for
+ * one to return and goes with the others asked meanwhile, as one call. Two: a take asked for
+ * alone goes at once, waiting on PostgreSQL's lock rather than on another call's round trip,
+ * and a burst (a wave) still costs a few calls, not one each; the pool keeps a session for
+ * the releases.
+ */
+const MOST_TAKE_CALLS_OUT = 2;
 /** How often a waiting request asks again without notices (first, then at most). */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 250;
@@ -85,9 +93,11 @@ export class AccountSlots implements RequestSlots {
   readonly #now: () => number;
   readonly #notices: SlotNotices | undefined;
   readonly #safetyPollMs: number;
-  /** Takes asked for while a call is out: sent together as the next call (#flush). */
+  /** Takes asked for and not sent yet: they go together as the next call (#flush). */
   #asked: { model: string; step: SlotStep | undefined; answer: Deferred<string | WaitReason> }[] = [];
-  #calling = false;
+  /** Calls out now, and whether one is due at the end of this turn. */
+  #calls = 0;
+  #flushDue = false;
 
   constructor(options: {
     pool: pg.Pool;
@@ -227,8 +237,8 @@ export class AccountSlots implements RequestSlots {
   #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
     const answer = deferred<string | WaitReason>();
     this.#asked.push({ model, step, answer });
-    if (!this.#calling) {
-      this.#calling = true;
+    if (!this.#flushDue && this.#calls < MOST_TAKE_CALLS_OUT) {
+      this.#flushDue = true;
       // The end of this turn: the takes asked for in it go in the same call.
       queueMicrotask(() => void this.#flush());
     }
@@ -237,8 +247,12 @@ export class AccountSlots implements RequestSlots {
 
   /** Sends the takes asked for so far as one call; then the ones asked for meanwhile. */
   async #flush(): Promise<void> {
+    this.#flushDue = false;
     const asked = this.#asked;
+    // Taken already by a call that returned meanwhile.
+    if (asked.length === 0) return;
     this.#asked = [];
+    this.#calls++;
     const now = this.#now();
     const liveSince = now - WORKER_DEAD_AFTER_MS;
     try {
@@ -272,7 +286,7 @@ export class AccountSlots implements RequestSlots {
     } catch (error) {
       for (const { answer } of asked) answer.reject(error);
     }
-    if (this.#asked.length > 0) void this.#flush();
-    else this.#calling = false;
+    this.#calls--;
+    if (this.#asked.length > 0 && !this.#flushDue) void this.#flush();
   }
 }
