@@ -41,6 +41,12 @@ const FOLLOW_EVERY_MS = 200;
  * the changes: a safety net, should a step be followed only after its last write was read past.
  */
 const WHOLE_READ_EVERY_MS = 5_000;
+/**
+ * A step's end notice reads at once, unless a read started less than this long ago: then it
+ * reads this long after that one. A wave's 20 endings come within a fraction of a second,
+ * while the workers start the next wave on the same cores: a few reads for them, not 20.
+ */
+const NOTICE_READ_GAP_MS = 30;
 
 interface Followed {
   observe: (step: ObservedStep) => void;
@@ -126,6 +132,9 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   #reading: Promise<void> | undefined;
   /** A step ended while a read was under way: that read may not see it, so another follows. */
   #readAgain = false;
+  /** The read a step's end notice asked for, while it waits for NOTICE_READ_GAP_MS. */
+  #noticeRead: NodeJS.Timeout | undefined;
+  #readStartedAt = -Infinity;
   /** Where the last read of the run's changes got to. */
   #cursor: StepChangeCursor | undefined;
   /** When every step was last read (the first read reads them all). */
@@ -217,14 +226,23 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
 
   async close(): Promise<void> {
     clearTimeout(this.#timer);
+    clearTimeout(this.#noticeRead);
     await Promise.all([this.#queues.model.close(), this.#queues.run.close(), this.#endings?.close()]);
   }
 
-  /** A step of the run ended elsewhere: read now (or once more after the read under way). */
+  /**
+   * A step of the run ended elsewhere: read now, or NOTICE_READ_GAP_MS after the last read
+   * started (once more after the read under way, which may not see it).
+   */
   #stepEnded(): void {
-    if (this.#followed.size === 0) return;
-    if (this.#reading) this.#readAgain = true;
-    else void this.#read();
+    if (this.#followed.size === 0 || this.#noticeRead !== undefined) return;
+    const wait = Math.max(0, this.#readStartedAt + NOTICE_READ_GAP_MS - Date.now());
+    this.#noticeRead = setTimeout(() => {
+      this.#noticeRead = undefined;
+      if (this.#followed.size === 0) return;
+      if (this.#reading) this.#readAgain = true;
+      else void this.#read();
+    }, wait);
   }
 
   #follow(): void {
@@ -249,6 +267,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   async #readOnce(): Promise<void> {
     try {
       const now = Date.now();
+      this.#readStartedAt = now;
       const whole = now - this.#wholeReadAt >= WHOLE_READ_EVERY_MS;
       if (whole) this.#wholeReadAt = now;
       const since = whole ? undefined : this.#cursor;
