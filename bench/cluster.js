@@ -358,6 +358,18 @@ async function makespanLosses({ emulator, url, spawnedAt, exitedAt, concurrency,
   log(
     `  job end → first status/result after it (${learned.size} jobs in the log): ${medianMax([...learned.values()])}`,
   );
+  // The same per wave (jobs in submission order): the first wave's is the guessing schedule's
+  // (no duration known yet in any worker), the later ones' the learned duration's.
+  const bySubmission = [...jobs].sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+  const lagWaves = [];
+  for (let start = 0; start < bySubmission.length; start += concurrency) {
+    const lags = bySubmission
+      .slice(start, start + concurrency)
+      .map((job) => learned.get(job.request_id))
+      .filter((lag) => lag !== undefined);
+    lagWaves.push(medianMax(lags));
+  }
+  log(`  … per wave, median / max: ${lagWaves.join("; ")}`);
   log(`  last job end → apply exit: ${ms(exitedAt - ends.at(-1))}`);
   log(
     `  first submission → last end: ${ms(ends.at(-1) - submits[0])} (ideal ${ms(Math.ceil(submits.length / concurrency) * (ends[0] - submits[0]))} by the first job's length)`,
