@@ -187,6 +187,61 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
     }
   }, 60_000);
 
+  it("reads a wave's steps and their attempts in one query each; a read asked for after this process's own write sees it", async () => {
+    const url = await countedDatabase();
+    const worker = await openPostgresStateStore(url, { secrets: [] });
+    try {
+      const addresses = Array.from({ length: 20 }, (_, i) => `shot/s${i + 1}/clip`);
+      await worker.runs.create(newRun("run-a"));
+      await worker.steps.insert("run-a", addresses.map(newStep), 1_000);
+      await worker.attempts.start(
+        {
+          runId: "run-a",
+          address: "shot/s2/clip",
+          attempt: 1,
+          workflowName: "wave",
+          fingerprint: "fp",
+          startedAt: 2_000,
+        },
+        { updatedAt: 2_000, state: "submitting", attempt: 1 },
+      );
+      // A wave's deliveries, behind a write of the worker's own.
+      const written = worker.workers.beat({
+        name: "w1",
+        host: "h",
+        pid: 1,
+        startedAt: 0,
+        seenAt: 0,
+        doing: [],
+      });
+      const [steps, attempts] = await Promise.all([
+        Promise.all([...addresses, "shot/nope/clip"].map((address) => worker.steps.get("run-a", address))),
+        Promise.all(addresses.map((address) => worker.attempts.list("run-a", address))),
+      ]);
+      await written;
+      expect(await callsOf(url, "FROM steps WHERE run_id = $1 AND address = ANY($2)")).toBe(1);
+      expect(await callsOf(url, "a.address = ANY($2)")).toBe(1);
+      expect(steps.map((step) => step?.address)).toEqual([...addresses, undefined]);
+      expect(steps[1]?.state).toBe("submitting");
+      expect(attempts.map((list) => list.length)).toEqual(
+        addresses.map((address) => (address === "shot/s2/clip" ? 1 : 0)),
+      );
+
+      // A read asked for before a write of this process, and one after it: the later one sees it.
+      const before = worker.steps.get("run-a", "shot/s1/clip");
+      const beforeRun = worker.runs.get("run-a");
+      const update = worker.steps.update("run-a", "shot/s1/clip", { updatedAt: 3_000, state: "waiting" });
+      const cancel = worker.runs.requestCancel("run-a", 3_000);
+      const after = worker.steps.get("run-a", "shot/s1/clip");
+      const afterRun = worker.runs.get("run-a");
+      await Promise.all([before, beforeRun, update, cancel]);
+      expect((await after)?.state).toBe("waiting");
+      expect((await afterRun)?.cancelRequestedAt).toBe(3_000);
+    } finally {
+      await worker.close();
+    }
+  }, 60_000);
+
   it("shares a queued prior-runs fetch among the calls made meanwhile, but not one already started", async () => {
     const url = await countedDatabase();
     const worker = await openPostgresStateStore(url, { secrets: [] });

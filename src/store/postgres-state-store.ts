@@ -47,7 +47,7 @@ import type {
   StateStore,
   StepsPort,
 } from "./port.js";
-import { OPEN_ATTEMPT_STATES } from "./types.js";
+import { OPEN_ATTEMPT_STATES, type AttemptRecord, type StepRecord } from "./types.js";
 import type { BudgetFigures } from "../cost/budget.js";
 import {
   decideRelease,
@@ -256,7 +256,12 @@ export class PostgresStateStore implements StateStore {
   /** Each workflow's prior-runs fetch queued and not started yet (#priorRuns). */
   readonly #queuedPriorFetches = new Map<string, Promise<PriorRunsLookup>>();
   /** Reads asked for and not started yet, by what they read (#sharedRead). */
-  readonly #queuedReads = new Map<string, Promise<unknown>>();
+  readonly #queuedReads = new Map<string, { after: Promise<void>; reading: Promise<unknown> }>();
+  /** Reads of rows by key asked for and not started yet, by the kind of rows (#batchedRead). */
+  readonly #queuedBatches = new Map<
+    string,
+    { after: Promise<void>; keys: Set<string>; rows: Promise<Map<string, unknown>> }
+  >();
   /** Settles once every write issued so far has committed or failed; never rejects. */
   #tail: Promise<void> = Promise.resolve();
   /** The group the next write joins; sealed when it starts to run. */
@@ -558,13 +563,14 @@ export class PostgresStateStore implements StateStore {
             mirrorStepPatch(runId, address, patch);
           },
         ),
+      // A worker reads the step of each delivery: a wave's reads go as one query.
       get: (runId, address) =>
-        read(async (client) => {
+        this.#batchedRead<StepRecord | undefined>(`steps ${runId}`, address, async (client, addresses) => {
           const { rows } = await client.query<StepRow>(
-            "SELECT * FROM steps WHERE run_id = $1 AND address = $2",
-            [runId, address],
+            "SELECT * FROM steps WHERE run_id = $1 AND address = ANY($2)",
+            [runId, addresses],
           );
-          return rows[0] && toStepRecord(rows[0]);
+          return new Map(rows.map((row) => [row.address, toStepRecord(row)]));
         }),
       list: (runId, filter) =>
         read(async (client) => {
@@ -719,20 +725,37 @@ export class PostgresStateStore implements StateStore {
         }
         return won;
       },
-      list: (runId, address) =>
-        read(async (client) => {
-          const { rows } =
-            address === undefined
-              ? await client.query<AttemptRow>(
-                  `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = $1 ORDER BY a.seq`,
-                  [runId],
-                )
-              : await client.query<AttemptRow>(
-                  `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = $1 AND a.address = $2 ORDER BY a.seq`,
-                  [runId, address],
-                );
+      list: async (runId, address) => {
+        if (address !== undefined) {
+          // A worker reads the attempts of each delivery's step: a wave's reads go as one query.
+          const listed = await this.#batchedRead<AttemptRecord[]>(
+            `attempts ${runId}`,
+            address,
+            async (client, addresses) => {
+              const { rows } = await client.query<AttemptRow>(
+                `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = $1 AND a.address = ANY($2) ORDER BY a.seq`,
+                [runId, addresses],
+              );
+              const byStep = new Map<string, AttemptRecord[]>();
+              for (const row of rows) {
+                const record = toAttemptRecord(row);
+                let list = byStep.get(record.address);
+                if (!list) byStep.set(record.address, (list = []));
+                list.push(record);
+              }
+              return byStep;
+            },
+          );
+          return listed ?? [];
+        }
+        return read(async (client) => {
+          const { rows } = await client.query<AttemptRow>(
+            `SELECT ${ATTEMPT_COLUMNS} FROM attempts a WHERE a.run_id = $1 ORDER BY a.seq`,
+            [runId],
+          );
           return rows.map(toAttemptRecord);
-        }),
+        });
+      },
     };
 
     const insertAttempt = (client: Queryable, attempt: NewAttempt, claimedBy?: string) => {
@@ -1257,13 +1280,15 @@ export class PostgresStateStore implements StateStore {
    * issued after every one of them, so it sees every write committed before each call, as a
    * read of their own would. Once it holds a connection, a new call reads for itself (this
    * one may miss what commits from then on). A wave of 20 deliveries costs one read instead
-   * of 20 in the pool's queue, ahead of their claims.
+   * of 20 in the pool's queue, ahead of their claims. Only while no write of this store was
+   * queued in a new group since it was asked for: a read waits for the writes queued before
+   * it (#read), and a call must see its own process's earlier writes.
    */
   #sharedRead<T>(key: string, query: (client: Queryable) => Promise<T>): Promise<T> {
     const queued = this.#queuedReads.get(key);
-    if (queued) return queued as Promise<T>;
+    if (queued && queued.after === this.#tail) return queued.reading as Promise<T>;
     const forget = () => {
-      if (this.#queuedReads.get(key) === reading) this.#queuedReads.delete(key);
+      if (this.#queuedReads.get(key)?.reading === reading) this.#queuedReads.delete(key);
     };
     const reading = this.#read(async () => {
       const client = await this.#pool.connect();
@@ -1274,10 +1299,49 @@ export class PostgresStateStore implements StateStore {
         client.release();
       }
     });
-    this.#queuedReads.set(key, reading);
+    this.#queuedReads.set(key, { after: this.#tail, reading });
     // Settled without having started (the store closed, no connection): the next call reads anew.
     reading.then(forget, forget);
     return reading;
+  }
+
+  /**
+   * One row (or list) by `key` of rows of one `kind`, read with the other keys asked for
+   * while that read waits for a session, as one query (`fetch` gets every key and answers a
+   * map; a key it leaves out is undefined). As in #sharedRead, the query is issued after every
+   * call that joins it, so each sees what committed before its call; once it holds a session,
+   * a new call starts the next one; so does a call made after a write of this store was
+   * queued in a new group (it must see its own process's writes). A wave's 20 deliveries
+   * read their steps in one query.
+   */
+  #batchedRead<T>(
+    kind: string,
+    key: string,
+    fetch: (client: Queryable, keys: string[]) => Promise<Map<string, T>>,
+  ): Promise<T | undefined> {
+    let batch = this.#queuedBatches.get(kind);
+    if (batch?.after !== this.#tail) {
+      const keys = new Set<string>();
+      const after = this.#tail;
+      const forget = () => {
+        if (this.#queuedBatches.get(kind) === started) this.#queuedBatches.delete(kind);
+      };
+      const rows = this.#read(async () => {
+        const client = await this.#pool.connect();
+        forget();
+        try {
+          return await fetch(client, [...keys]);
+        } finally {
+          client.release();
+        }
+      });
+      const started = { after, keys, rows };
+      rows.then(forget, forget);
+      this.#queuedBatches.set(kind, started);
+      batch = started;
+    }
+    batch.keys.add(key);
+    return batch.rows.then((found) => found.get(key) as T | undefined);
   }
 
   #json(value: unknown): string {
