@@ -65,12 +65,13 @@ export function accountOf(apiOrigin: string, token: string): string {
 
 /**
  * Take calls a process has out at once: a take asked for while that many are out waits for
- * one to return and goes with the others asked meanwhile, as one call. Two: a take asked for
- * alone goes at once, waiting on PostgreSQL's lock rather than on another call's round trip,
- * and a burst (a wave) still costs a few calls, not one each; the pool keeps a session for
- * the releases.
+ * one to return and goes with the others asked meanwhile, as one call. Three of the pool's
+ * four sessions (the fourth for the releases): a take asked for alone goes at once, waiting
+ * on PostgreSQL's lock rather than on another call's round trip, and a burst (a wave) still
+ * costs a few calls, not one each. (With two, the waves after the first left their slots
+ * idle ≈ 7 ms longer on average; docs/decisions.md "A wave's slots in one call".)
  */
-const MOST_TAKE_CALLS_OUT = 2;
+const MOST_TAKE_CALLS_OUT = 3;
 /** How often a waiting request asks again without notices (first, then at most). */
 const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 250;
