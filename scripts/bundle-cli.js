@@ -11,10 +11,15 @@
 // says the folder's .js files are CommonJS. `import.meta.url` becomes each file's own URL;
 // dynamic imports become `require`. Source maps go through both passes to src/*.ts.
 //
-// Bundled: runflow, its pure-JS packages and undici's parts (src/api/undici-parts.ts). Left
-// outside, loaded from node_modules: better-sqlite3 (a native addon), ajv and ajv-formats
-// (required at run time only for schemas the build did not precompile:
-// src/util/validators.ts), the PostgreSQL and queue clients. dist/bin/meta.json says which
+// Bundled: runflow, its pure-JS packages, undici's parts (src/api/undici-parts.ts), and the
+// cluster's pg and BullMQ (in the chunks only a postgres:// state loads: ≈ 130 ms of
+// resolving and compiling 277 files at each start of an apply or a worker on PostgreSQL,
+// under the code cache once bundled). Left outside, loaded from node_modules:
+// better-sqlite3's native addon, ajv and ajv-formats (required at run time only for schemas
+// the build did not precompile: src/util/validators.ts), ioredis (bullmq requires it only
+// for a redis:// queue, behind a `typeof require` test the bundle would not pass), and the
+// optional native parts of pg and msgpackr (pg-native, msgpackr-extract), which runflow
+// does without. dist/bin/meta.json says which
 // module went into which file (test/cli-lazy-load.test.ts reads it). The library
 // (dist/index.js) stays as tsc builds it.
 import { createHash } from "node:crypto";
@@ -50,22 +55,31 @@ const undiciFetchOutside = {
   },
 };
 
-// Two packages require at their top a Node module only a path runflow never takes uses:
-// undici's client loads its HTTP/2 code (node:http2, about 5 ms) though runflow's agents
-// never allow HTTP/2; commander loads node:child_process (with node:dgram, about 1.5 ms) for
-// executable subcommands, which runflow has none of. In the bundle each is required where it
-// is used instead. The build fails if a line is not found, so an upgrade that moves one is
-// noticed here rather than silently loading it again.
-const LAZY_REQUIRES = [
+// Lines of bundled packages replaced as they are bundled, each for a start-up cost on a path
+// runflow never takes. The build fails if a line is not found, so an upgrade that moves one
+// is noticed here rather than silently paying for it again.
+// - Two packages require at their top a Node module only such a path uses: undici's client
+//   loads its HTTP/2 code (node:http2, about 5 ms) though runflow's agents never allow
+//   HTTP/2; commander loads node:child_process (with node:dgram, about 1.5 ms) for
+//   executable subcommands, which runflow has none of. Each is required where it is used.
+// - pg asks, when its first client is made, whether it runs on Cloudflare Workers; on Node 20
+//   (no `navigator`) by building a `Response`, which loads Node's own fetch: ≈ 30 ms of every
+//   command on a PostgreSQL state (apply, each worker, status). runflow runs on Node only.
+const SOURCE_PATCHES = [
   {
     file: "node_modules/undici/lib/dispatcher/client.js",
     line: "const connectH2 = require('./client-h2.js')",
-    lazy: "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)",
+    replacement: "const connectH2 = (client, socket) => require('./client-h2.js')(client, socket)",
   },
   {
     file: "node_modules/commander/lib/command.js",
     line: "const childProcess = require('node:child_process');",
-    lazy: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+    replacement: "const childProcess = { spawn: (...args) => require('node:child_process').spawn(...args) };",
+  },
+  {
+    file: "node_modules/pg/lib/stream.js",
+    line: "  if (isCloudflareRuntime()) {",
+    replacement: "  if (false) {",
   },
 ];
 // better-sqlite3's JavaScript is bundled (its 15 files were resolved, read and compiled,
@@ -102,16 +116,16 @@ const sqliteAddon = {
   },
 };
 
-const lazyRequires = {
-  name: "lazy-requires",
+const sourcePatches = {
+  name: "source-patches",
   setup(build) {
-    for (const { file, line, lazy } of LAZY_REQUIRES) {
+    for (const { file, line, replacement } of SOURCE_PATCHES) {
       const absolute = path.join(root, file);
       build.onLoad({ filter: new RegExp(`${path.basename(file).replace(".", "\\.")}$`) }, (args) => {
         if (args.path !== absolute) return undefined;
         const source = readFileSync(args.path, "utf8");
         if (!source.includes(line)) throw new Error(`${file} no longer has the line \`${line}\``);
-        return { contents: source.replace(line, lazy), loader: "js" };
+        return { contents: source.replace(line, replacement), loader: "js" };
       });
     }
   },
@@ -127,9 +141,9 @@ const split = await build({
   platform: "node",
   target: "node20",
   chunkNames: "chunk-[hash]",
-  external: ["ajv", "ajv-formats", "pg", "bullmq", "ioredis"],
+  external: ["ajv", "ajv-formats", "ioredis", "pg-native", "msgpackr-extract"],
   define: { "import.meta.url": MODULE_URL },
-  plugins: [undiciFetchOutside, lazyRequires, sqliteAddon],
+  plugins: [undiciFetchOutside, sourcePatches, sqliteAddon],
   sourcemap: "linked",
   metafile: true,
   logLevel: "warning",

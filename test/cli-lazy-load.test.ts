@@ -13,6 +13,7 @@ import { Command, Help } from "commander";
 import { describe, expect, test } from "vitest";
 import { COMMANDS } from "../src/cli/commands/index.js";
 import { chainYaml, itemsCsv, project, type Project } from "./apply-harness.js";
+import { unbundled } from "./helpers/bundle-modules.js";
 import { REPO_ROOT } from "./helpers/spawn-cli.js";
 
 const RECORDER = path.join(REPO_ROOT, "test", "helpers", "module-recorder.js");
@@ -25,20 +26,6 @@ const HEAVY = {
   // Precompiled validators need only ajv's small runtime helpers (ajv/dist/runtime/).
   "the schema validator (ajv)": /\/node_modules\/ajv\/(?!dist\/runtime\/)/,
 };
-
-/** Which modules each file of the bundle holds (written by scripts/bundle-cli.js). */
-const BUNDLE_DIR = path.join(REPO_ROOT, "dist", "bin");
-const bundleMeta = JSON.parse(readFileSync(path.join(BUNDLE_DIR, "meta.json"), "utf8")) as Record<
-  string,
-  string[]
->;
-
-/** A loaded file of the bundle stands for every module in it (paths as on disk, like the others). */
-function unbundled(loaded: string): string[] {
-  const name = loaded.replace(/^file:\/\//, "");
-  if (path.dirname(name) !== BUNDLE_DIR) return [loaded];
-  return (bundleMeta[path.basename(name)] ?? []).map((input) => path.join(REPO_ROOT, input));
-}
 
 /**
  * Runs `runflow ARGS` in the project and returns its exit code, every module it loaded, and

@@ -8,6 +8,7 @@ import path from "node:path";
 import pg from "pg";
 import { describe, expect, test } from "vitest";
 import { chainYaml, itemsCsv, project, type Project } from "./apply-harness.js";
+import { unbundled } from "./helpers/bundle-modules.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 import { REPO_ROOT } from "./helpers/spawn-cli.js";
 
@@ -16,14 +17,14 @@ const NO_TOKEN = { RUNCOMFY_API_TOKEN: undefined, RUNCOMFY_BASE_URL: undefined }
 const RECORDER = path.join(REPO_ROOT, "test", "helpers", "module-recorder.js");
 const PG_MODULE = /\/node_modules\/pg\//;
 
-/** Runs `runflow ARGS` in the project; every module it loaded. */
+/** Runs `runflow ARGS` in the project; every module it loaded (those in the bundle's files too). */
 async function modulesLoadedBy(p: Project, args: string[], env: Record<string, string | undefined>) {
   const record = path.join(p.dir, `modules-${args.length}-${Date.now()}.txt`);
   const result = await p.run(args, {
     env: { ...env, NODE_OPTIONS: `--import=${RECORDER}`, RUNFLOW_RECORD_MODULES: record },
   });
   expect(result.exitCode).toBe(0);
-  return readFileSync(record, "utf8").trim().split("\n");
+  return readFileSync(record, "utf8").trim().split("\n").flatMap(unbundled);
 }
 
 describe.skipIf(skip)("runflow with --state postgres://", () => {
