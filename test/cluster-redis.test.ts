@@ -98,6 +98,20 @@ describe.skipIf(skip)("a PostgreSQL state with its queues on Redis", () => {
     expect(ended.map((result) => result.exitCode)).toEqual([130, 130]);
   }, 180_000);
 
+  test("a medium the preflight refuses, with queues that answer: exit 2, and the queues' connection (made while the probes waited) does not keep the apply alive", async () => {
+    const p = await project({
+      "small.yaml": clusterYaml({ concurrency: 2 }).replace("w=640&h=480", "w=200&h=200"),
+      "items.csv": itemsCsv(2),
+    });
+    const applied = await p.run(["apply", "small.yaml", "--state", database.url, "--queue", redis.url], {
+      timeoutMs: 30_000,
+    });
+    expect(applied.exitCode).toBe(2);
+    expect(applied.stderr).toContain("must both exceed 300 pixels");
+    expect(p.api.submissions().total).toBe(0);
+    expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
+  }, 60_000);
+
   test("a worker killed with SIGKILL while holding steps: another takes them over from Redis within 10 s, and no body is submitted twice", async () => {
     const p = await project(
       { "cluster.yaml": clusterYaml({ concurrency: 6, hold: true }), "items.csv": itemsCsv(6) },
@@ -255,6 +269,22 @@ describe.skipIf(skipWithoutPostgres("bad queue URLs"))("a queue URL runflow cann
     expect(viaEnv.exitCode).toBe(2);
     expect(viaEnv.stderr).toContain("is not a queue URL");
     expect(p.api.submissions().total).toBe(0);
+    expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
+
+    // The queues are checked while the media probes wait, but a refused medium is still
+    // the verdict given first, as without a cluster.
+    const small = await project({
+      "small.yaml": clusterYaml({ concurrency: 2 }).replace("w=640&h=480", "w=200&h=200"),
+      "items.csv": itemsCsv(2),
+    });
+    const smallImage = await small.run(
+      ["apply", "small.yaml", "--state", database.url, "--queue", "redis://127.0.0.1:1"],
+      { timeoutMs: 30_000 },
+    );
+    expect(smallImage.exitCode).toBe(2);
+    expect(smallImage.stderr).toContain("must both exceed 300 pixels");
+    expect(smallImage.stderr).not.toContain("cannot reach the Redis queues");
+    expect(small.api.submissions().total).toBe(0);
     expect(await query(database.url, "SELECT id FROM runs")).toEqual([]);
 
     // --queue on a SQLite state means nothing: said so, not ignored.

@@ -215,8 +215,10 @@ function clusterOf(
     });
     return loaded;
   };
+  // Checked once: apply starts it while its preflight probes, the run takes the verdict.
+  let checked: Promise<void> | undefined;
   return {
-    checkQueues: async () => (await cluster()).checkQueues(),
+    checkQueues: () => (checked ??= cluster().then((port) => port.checkQueues())),
     startWorker: async (deps, control, clientFor) => (await cluster()).startWorker(deps, control, clientFor),
     dispatcher: (store, control) => {
       if (!loaded) throw new Error("the cluster's dispatcher is built after this process's worker started");

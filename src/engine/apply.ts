@@ -202,6 +202,10 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
   // before the first requests (docs/decisions.md "Start-up").
   const running = import("./locked-run.js");
   running.catch(() => undefined);
+  // On a shared state, the queues are checked meanwhile as well (BullMQ loaded, its
+  // connection made): a read, like the prices; its verdict is taken after the preflight's,
+  // where the run checks them (locked-run.ts), before the lock.
+  ports.cluster?.checkQueues().catch(() => undefined);
   try {
     await preflight;
   } catch (error) {
