@@ -279,6 +279,7 @@ describe("stage (d): the named rules", () => {
       "known-models",
       "for-each-files",
       "item-needs-for-each",
+      "waits-in-range",
       "default-name",
     ]);
   });
