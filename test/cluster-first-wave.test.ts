@@ -20,8 +20,8 @@ import { queueBackend } from "../src/cluster/queue-backend.js";
 import { RunControl } from "../src/engine/run-control.js";
 import type { PlannedStep } from "../src/plan/types.js";
 import { openPostgresStateStore, SUCCEEDED_SQL } from "../src/store/postgres-state-store.js";
-import type { NewRun, NewStep } from "../src/store/types.js";
 import { deferred } from "./helpers/deferred.js";
+import { modelStep, newRun } from "./store-helpers.js";
 import {
   createDatabase,
   query,
@@ -62,35 +62,9 @@ async function callsOf(url: string, fragment: string): Promise<number> {
 
 const ORIGIN = "https://api.example";
 const CAT = "teaser/cat/animate";
-
-function newRun(id: string): NewRun {
-  return {
-    id,
-    workflowName: "wave",
-    workflowFile: "wave.yaml",
-    kind: "apply",
-    plan: null,
-    options: {},
-    startedAt: 1_000,
-    pid: 4242,
-    hostname: "host-a",
-    apiOrigin: ORIGIN,
-  };
-}
-
-function newStep(address: string): NewStep {
-  const [jobId = "", instanceKey = "", stepId = ""] = address.split("/");
-  return {
-    address,
-    jobId,
-    instanceKey,
-    stepId,
-    kind: "model",
-    model: "m",
-    state: "pending",
-    fingerprint: "fp-cat",
-  };
-}
+/** The run and the step these tests store: the store helpers' with this file's names. */
+const waveRun = (id: string) => newRun({ id, workflowName: "wave", plan: null, options: {}, pid: 4242 });
+const waveStep = (address: string) => modelStep(address, { model: "m", fingerprint: "fp-cat" });
 
 describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
   it("hands 30 ready steps to the queue in one bulk add, every one of them queued", async () => {
@@ -192,8 +166,12 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
     const worker = await openPostgresStateStore(url, { secrets: [] });
     try {
       const addresses = Array.from({ length: 20 }, (_, i) => `shot/s${i + 1}/clip`);
-      await worker.runs.create(newRun("run-a"));
-      await worker.steps.insert("run-a", addresses.map(newStep), 1_000);
+      await worker.runs.create(waveRun("run-a"));
+      await worker.steps.insert(
+        "run-a",
+        addresses.map((address) => waveStep(address)),
+        1_000,
+      );
       await worker.attempts.start(
         {
           runId: "run-a",
@@ -249,8 +227,8 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
     const fragment = "DISTINCT ON (s.fingerprint, r.api_origin)";
     expect(SUCCEEDED_SQL).toContain(fragment);
     try {
-      await other.runs.create(newRun("run-a"));
-      await other.steps.insert("run-a", [newStep(CAT)], 1_000);
+      await other.runs.create(waveRun("run-a"));
+      await other.steps.insert("run-a", [waveStep(CAT)], 1_000);
       // A wave's deliveries: 20 asks in one turn, behind a write of the worker's own.
       const written = worker.workers.beat({
         name: "w1",
@@ -286,7 +264,7 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
     const worker = await openPostgresStateStore(url, { secrets: [] });
     const other = await openPostgresStateStore(url, { secrets: [] });
     try {
-      await other.runs.create(newRun("run-a"));
+      await other.runs.create(waveRun("run-a"));
       // The deliveries of a wave ask at once, behind a write of the worker's own.
       const written = worker.workers.beat({
         name: "w1",

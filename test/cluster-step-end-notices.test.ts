@@ -14,40 +14,14 @@ import { StepState, TERMINAL_STATES } from "../src/engine/states.js";
 import type { PlannedStep } from "../src/plan/types.js";
 import { openPostgresStateStore } from "../src/store/postgres-state-store.js";
 import type { StateStore } from "../src/store/port.js";
-import type { NewRun, NewStep } from "../src/store/types.js";
 import { databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
+import { modelStep, newRun } from "./store-helpers.js";
 
 const skip = skipWithoutPostgres("step end notices");
 const AN_HOUR = 3_600_000;
-
-function newRun(id: string): NewRun {
-  return {
-    id,
-    workflowName: "ends",
-    workflowFile: "ends.yaml",
-    kind: "apply",
-    plan: null,
-    options: {},
-    startedAt: 1_000,
-    pid: 4242,
-    hostname: "host-a",
-    apiOrigin: "https://api.example",
-  };
-}
-
-function newStep(address: string): NewStep {
-  const [jobId = "", instanceKey = "", stepId = ""] = address.split("/");
-  return {
-    address,
-    jobId,
-    instanceKey,
-    stepId,
-    kind: "model",
-    model: "m",
-    state: "pending",
-    fingerprint: "fp",
-  };
-}
+/** The runs and steps these tests store: the store helpers' with this file's names. */
+const endsRun = (id: string) => newRun({ id, workflowName: "ends", plan: null, options: {}, pid: 4242 });
+const shotStep = (address: string) => modelStep(address, { model: "m", fingerprint: "fp" });
 
 describe.skipIf(skip)("a step's ending is announced to the apply that follows its run", () => {
   const database = databasePerTest();
@@ -65,8 +39,8 @@ describe.skipIf(skip)("a step's ending is announced to the apply that follows it
   test("the apply's dispatcher settles a step another process ended without waiting for its next read", async () => {
     const apply = await store();
     const worker = await store();
-    await apply.runs.create(newRun("run-a"));
-    await apply.steps.insert("run-a", [newStep("shot/s1/clip"), newStep("shot/s2/clip")], 1_000);
+    await apply.runs.create(endsRun("run-a"));
+    await apply.steps.insert("run-a", [shotStep("shot/s1/clip"), shotStep("shot/s2/clip")], 1_000);
     const control = new RunControl();
     const endings = new StepEndNotices(() => new pg.Client({ connectionString: database.url }));
     const dispatcher = new ClusterDispatcher(
@@ -126,14 +100,14 @@ describe.skipIf(skip)("a step's ending is announced to the apply that follows it
     });
     await listener.query(`LISTEN ${STEP_ENDED_CHANNEL}`);
     const terminal = [...TERMINAL_STATES];
-    await writer.runs.create(newRun("run-t"));
-    await writer.runs.create(newRun("run-w"));
+    await writer.runs.create(endsRun("run-t"));
+    await writer.runs.create(endsRun("run-w"));
     await writer.steps.insert(
       "run-t",
-      terminal.map((state) => newStep(`shot/${state}/clip`)),
+      terminal.map((state) => shotStep(`shot/${state}/clip`)),
       1_000,
     );
-    await writer.steps.insert("run-w", [newStep("shot/w/clip")], 1_000);
+    await writer.steps.insert("run-w", [shotStep("shot/w/clip")], 1_000);
     for (const state of terminal) {
       const address = `shot/${state}/clip`;
       await writer.steps.update("run-t", address, { updatedAt: 2_000, state: StepState.in_progress });
