@@ -106,4 +106,30 @@ describe("the API token", () => {
       expect(bytes.includes(WRONG), file).toBe(false);
     }
   });
+
+  test("is needed only by a run with model steps: a workflow of run: steps applies and retries without one", async () => {
+    const local = `version: 1
+name: local
+jobs:
+  notes:
+    steps:
+      - id: write
+        run: [node, -e, "require('fs').writeFileSync('note.txt', 'kept')"]
+        outputs: { note: note.txt }
+`;
+    const p = await project({ "local.yaml": local, "chain.yaml": chainYaml(), "items.csv": itemsCsv(1) });
+    const noToken = { env: { RUNCOMFY_API_TOKEN: undefined, YOUR_API_TOKEN: undefined } };
+
+    const applied = await p.run(["apply", "local.yaml"], noToken);
+    expect(applied.stderr).not.toContain("RUNCOMFY_API_TOKEN");
+    expect(applied.exitCode).toBe(0);
+    expect(filesUnder(p.dir).some((file) => file.endsWith("note.txt"))).toBe(true);
+    expect((await p.run(["retry"], noToken)).exitCode).toBe(0);
+
+    // A workflow that submits still says what is missing, and submits nothing.
+    const refused = await p.run(["apply", "chain.yaml"], noToken);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain("no RunComfy API token: RUNCOMFY_API_TOKEN is not set");
+    expect(p.api.submissions().total).toBe(0);
+  });
 });

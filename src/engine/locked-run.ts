@@ -64,6 +64,22 @@ export interface LockedRun {
   prices?: ReadonlyMap<string, Promise<ModelPriceAnswer | undefined>> | undefined;
 }
 
+/** Whether the run has a model step to submit, re-attach or reuse (its jobs' model steps, counted when planned). */
+function submitsToModels(stream: PlanStream): boolean {
+  return Object.keys(stream.totals.models ?? {}).length > 0;
+}
+
+/**
+ * The API of a run without model steps (only `run:` steps): it asks nothing of RunComfy, so it
+ * needs no account and no token. On a shared state the process also works for other runs,
+ * whose model steps need the API: there the token stays required.
+ */
+const NO_API: EngineApi = {
+  submit: () => Promise.reject(new Error("internal: a run without model steps submitted a request")),
+  waitForResult: () => Promise.reject(new Error("internal: a run without model steps polled a request")),
+  cancel: () => Promise.reject(new Error("internal: a run without model steps cancelled a request")),
+};
+
 /**
  * Prices (read from the API, recorded), each model's estimate per request, and the budget.
  * With a budget, a model without any estimate is refused here, before anything is sent:
@@ -212,7 +228,8 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
   try {
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = await run.plan(store, runId, clock.now(), apiOrigin);
-    const api = ports.api.client({ poll: stream.workflow.poll });
+    const api =
+      submitsToModels(stream) || ports.cluster ? ports.api.client({ poll: stream.workflow.poll }) : NO_API;
     const {
       costs,
       estimates,
