@@ -193,8 +193,11 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
   const preflight = preflightChecked(toPlan, valid.media, request, registry, ports);
   preflight.catch(() => undefined);
   const earlyPrices = askPricesEarly(toPlan, request, ports);
-  // One turn first, so the probes' requests are on their way before the store's opening
-  // (synchronous work, for SQLite) takes the event loop.
+  // The probes' requests go on their way before the store's opening (synchronous work, for
+  // SQLite) takes the event loop, so that their answers travel meanwhile. Two turns: the
+  // first ends this one; in the second the loop polls, sees the probes' new connections
+  // open and writes their requests. After one turn only, they waited for the store.
+  await setImmediatePromise();
   await setImmediatePromise();
   const opening = openStoreAt(ports.openStore, request.statePath, request);
   opening.catch(() => undefined);

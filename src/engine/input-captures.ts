@@ -1,8 +1,8 @@
 /**
- * Input stills captured at run time (docs/decisions.md, "Input captures"): when a model step
- * is about to be submitted, each of its input pictures that is a URL on the user's media
- * host is downloaded into the run's folder (`<outputs>/.runs/RUN/.inputs/`), so the run's
- * report still shows it once the URL is gone.
+ * Input stills captured at run time (docs/decisions.md, "Input captures"): once a model
+ * step's POST has left (or its request was re-attached), each of its input pictures that is
+ * a URL on the user's media host is downloaded into the run's folder
+ * (`<outputs>/.runs/RUN/.inputs/`), so the run's report still shows it once the URL is gone.
  *
  * Best effort, and never in the way: captures run in a lane of their own (a few at once,
  * no request slot), the step never waits for one, and a failed capture is only recorded

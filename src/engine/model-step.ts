@@ -214,9 +214,6 @@ export async function executeModelStep(
     return "failed";
   }
 
-  // Its remote input stills, for the report: in their own lane, never awaited here.
-  context.captures.capture(step, body);
-
   // A step redelivered to a worker continues after the attempts its run made already.
   const first = 1 + (context.fence?.attemptsBefore ?? 0);
   for (let attempt = first; ; attempt++) {
@@ -402,6 +399,8 @@ async function remoteAttempt(
       "info",
       `${step.address}: re-attached to request ${requestId} (submitted by run ${fromRunId})`,
     );
+    // Its remote input stills, for the report: in their own lane, never awaited here.
+    context.captures.capture(step, body);
   } else {
     // The one place that decides to spend: the budget check and the reservation are one
     // step (in memory, or one transaction of the shared state), so concurrent steps cannot
@@ -498,7 +497,11 @@ async function submit(
     // The run's stop ends a wait between tries (a 429's Retry-After) at once, but never cuts
     // a POST on the wire: cut off mid-flight it may still create the request, so its answer
     // is awaited and its id recorded. A second signal ends the process anyway.
-    answer = await deps.api.submit(model, body, { stopSignal: control.submitSignal });
+    const answering = deps.api.submit(model, body, { stopSignal: control.submitSignal });
+    // Its remote input stills, for the report: in their own lane, never awaited here, and
+    // started once its POST is on its way rather than in front of it (each URL once a run).
+    context.captures.capture(step, body);
+    answer = await answering;
     context.apiHealth.answered();
   } catch (error) {
     context.apiHealth.failed(error, startedAt);
