@@ -89,14 +89,13 @@ function useCompileCache(base) {
     return crc32(payload) === data.readUInt32BE(0) ? payload : undefined;
   }
 
-  /** Runs a compiled file as Node's loader would: its wrapper called with the module's own `require`. */
-  function runWrapped(module, script, filename) {
+  /** Calls a file's wrapper as Node's loader would: with the module's own `require`. */
+  function callWrapper(module, wrapper, filename) {
     const moduleRequire = (id) => module.require(id);
     moduleRequire.resolve = (request, options) => Module._resolveFilename(request, module, false, options);
     moduleRequire.main = require.main;
     moduleRequire.cache = Module._cache;
     moduleRequire.extensions = Module._extensions;
-    const wrapper = script.runInThisContext({ displayErrors: true });
     return wrapper.call(
       module.exports,
       module.exports,
@@ -107,21 +106,72 @@ function useCompileCache(base) {
     );
   }
 
-  const compile = Module.prototype._compile;
-  Module.prototype._compile = function compileWithCache(content, filename) {
-    if (!ours.has(path.dirname(filename))) return compile.call(this, content, filename);
-    const cacheFile = path.join(folder, `${path.basename(filename)}.v8`);
+  /** A shebang line is not JavaScript inside a wrapper: kept as a comment, same length. */
+  const withoutShebang = (content) => (content.startsWith("#!") ? `//${content.slice(2)}` : content);
+
+  /** The compiled script of `source`, from its cache when there is a usable one (else written later). */
+  function compiled(source, filename, cacheFile) {
     const cachedData = readCache(cacheFile);
-    // A shebang line is not JavaScript inside the wrapper: kept as a comment, same length.
-    const source = content.startsWith("#!") ? `//${content.slice(2)}` : content;
-    const script = new vm.Script(Module.wrap(source), {
+    const script = new vm.Script(source, {
       filename,
       cachedData,
       importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     });
     if (cachedData === undefined || script.cachedDataRejected) toWrite.push({ script, cacheFile });
-    return runWrapped(this, script, filename);
+    return script;
+  }
+
+  const compile = Module.prototype._compile;
+  Module.prototype._compile = function compileWithCache(content, filename) {
+    if (!ours.has(path.dirname(filename))) return compile.call(this, content, filename);
+    const cacheFile = path.join(folder, `${path.basename(filename)}.v8`);
+    const script = compiled(Module.wrap(withoutShebang(content)), filename, cacheFile);
+    return callWrapper(this, script.runInThisContext({ displayErrors: true }), filename);
   };
+
+  // The pack: the bundle's files a submitting command loaded before its first submission,
+  // in one file of the cache folder, written (once) by the first run that submits, with
+  // its code cache (written by the next run, like any file's). A later run reads two files
+  // instead of two for each of ≈ 50 (the source and its cache), and compiles one script: a
+  // module still runs only when it is required, as before. The files it does not hold load
+  // one by one as above. A pack that is missing or damaged is learned again.
+  const packFile = path.join(folder, "pack.src");
+  const packSource = readCache(packFile)?.toString("latin1");
+  let packed;
+  if (packSource !== undefined) {
+    try {
+      const names = JSON.parse(packSource.slice(2, packSource.indexOf("\n")));
+      const script = compiled(packSource, path.join(__dirname, "pack.js"), path.join(folder, "pack.v8"));
+      const wrappers = script.runInThisContext({ displayErrors: true });
+      const whole =
+        wrappers.length === names.length && wrappers.every((wrapper) => typeof wrapper === "function");
+      packed = whole ? new Map(names.map((name, index) => [name, wrappers[index]])) : undefined;
+    } catch {
+      packed = undefined;
+    }
+  }
+  if (packed !== undefined) {
+    ownFiles.packed = packed;
+    ownFiles.runPacked = callWrapper;
+  } else {
+    ownFiles.loaded = [];
+  }
+
+  /**
+   * The pack's source: a comment with the files' names, then an array of their wrappers. In
+   * ASCII: a character beyond it (in a comment or a string) as its `\u` escape, which means
+   * the same in JavaScript. So it reads back as latin1, which Node keeps outside V8's heap
+   * for a text this long (more than 1 MB): as one JavaScript string, a single `…` made the
+   * whole 1.5 MB two bytes a character, on the heap its collections scan.
+   */
+  function packOf(files) {
+    const wrappers = files.map(({ content }) => Module.wrap(withoutShebang(content)).replace(/;\s*$/, ""));
+    const source = `//${JSON.stringify(files.map(({ name }) => name))}\n[\n${wrappers.join(",\n")}\n]\n`;
+    return source.replace(
+      /[\u0080-\uffff]/g,
+      (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
+  }
 
   /** Caches of other builds (an upgrade, a rebuild) are removed, all but the latest few. */
   function removeOldBuilds() {
@@ -134,22 +184,31 @@ function useCompileCache(base) {
     }
   }
 
-  /** Writes the code of the files compiled without a usable cache so far. */
-  function writeCaches() {
+  /** Writes `payload` after its CRC-32, through a part file (a reader sees all or nothing). */
+  function writeChecked(file, payload) {
+    const header = Buffer.alloc(HEADER);
+    header.writeUInt32BE(crc32(payload));
+    const part = `${file}.${process.pid}.part`;
+    fs.writeFileSync(part, Buffer.concat([header, payload]), { mode: 0o600 });
+    fs.renameSync(part, file);
+  }
+
+  /**
+   * Writes the code of the files compiled without a usable cache so far, and `pack` (the
+   * files loaded so far, in one) when asked.
+   */
+  function writeCaches({ pack = false } = {}) {
     const written = toWrite.splice(0);
-    if (written.length === 0) return;
+    const files = pack ? ownFiles.loaded : undefined;
+    if (pack) ownFiles.loaded = undefined;
+    if (written.length === 0 && files === undefined) return;
     try {
       const fresh = !fs.existsSync(path.dirname(folder));
       fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
       if (fresh) removeOldBuilds();
-      for (const { script, cacheFile } of written) {
-        const payload = script.createCachedData();
-        const header = Buffer.alloc(HEADER);
-        header.writeUInt32BE(crc32(payload));
-        const part = `${cacheFile}.${process.pid}.part`;
-        fs.writeFileSync(part, Buffer.concat([header, payload]), { mode: 0o600 });
-        fs.renameSync(part, cacheFile);
-      }
+      for (const { script, cacheFile } of written) writeChecked(cacheFile, script.createCachedData());
+      if (files !== undefined && files.length > 0)
+        writeChecked(packFile, Buffer.from(packOf(files), "latin1"));
     } catch {
       // Only a shortcut: the next run compiles from source again.
     }
@@ -167,10 +226,10 @@ function useCompileCache(base) {
   function atFirstSubmission({ request }) {
     if (request.method !== "POST") return;
     diagnostics.unsubscribe("undici:request:create", atFirstSubmission);
-    setImmediate(writeCaches);
+    setImmediate(() => writeCaches({ pack: true }));
   }
   diagnostics.subscribe("undici:request:create", atFirstSubmission);
-  process.once("exit", writeCaches);
+  process.once("exit", () => writeCaches());
 }
 
 /**
@@ -181,6 +240,19 @@ function useCompileCache(base) {
  * both are answered directly (docs/decisions.md "Start-up": ≈ 3–5 ms of apply's start).
  * Everything else goes to Node's own.
  */
+/**
+ * The bundle's own files as the loader below finds them: those of the command's pack
+ * (useCompileCache), and the list of files loaded so far while one is being learned.
+ */
+const ownFiles = {
+  /** File name → its module's wrapper, for the files the pack holds. */
+  packed: undefined,
+  /** Calls a packed file's wrapper as Node's loader calls a compiled file's. */
+  runPacked: undefined,
+  /** The files read so far (name and source), while the command's pack is learned. */
+  loaded: undefined,
+};
+
 function loadOwnFilesDirectly() {
   const fs = require("node:fs");
   const path = require("node:path");
@@ -201,7 +273,11 @@ function loadOwnFilesDirectly() {
   const loadJs = Module._extensions[".js"];
   Module._extensions[".js"] = function loadOwnJs(module, filename) {
     if (path.dirname(filename) !== __dirname) return loadJs.call(this, module, filename);
-    module._compile(fs.readFileSync(filename, "utf8"), filename);
+    const packed = ownFiles.packed?.get(path.basename(filename));
+    if (packed !== undefined) return ownFiles.runPacked(module, packed, filename);
+    const content = fs.readFileSync(filename, "utf8");
+    ownFiles.loaded?.push({ name: path.basename(filename), content });
+    module._compile(content, filename);
   };
 }
 

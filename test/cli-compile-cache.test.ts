@@ -11,7 +11,9 @@ import path from "node:path";
 import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
 import { chainYaml, itemsCsv, project, until } from "./apply-harness.js";
-import { spawnCli, type CliResult } from "./helpers/spawn-cli.js";
+import { REPO_ROOT, spawnCli, type CliResult } from "./helpers/spawn-cli.js";
+
+const BUNDLE_READS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "bundle-reads-recorder.cjs");
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -108,6 +110,44 @@ describe("the compile cache", () => {
     expect((await apply).exitCode).toBe(130);
     // What it loaded after (the executor, the polls' code) was written at its exit.
     expect(cacheFiles(base, "apply").size).toBeGreaterThan(1);
+  });
+
+  test("apply packs the files it loaded before its first submission: the next runs read one file instead of each", async () => {
+    const base = tempDir();
+    const flow = await project({ "flow.yaml": chainYaml({ name: "packed" }), "items.csv": itemsCsv(1) });
+    const reads = path.join(flow.dir, "bundle-reads.txt");
+    /** A fresh apply (it submits again); the files of the bundle it read before its first submission. */
+    const apply = async (): Promise<string[]> => {
+      const result = await flow.run(["apply", "flow.yaml", "--fresh", "--quiet"], {
+        env: {
+          RUNFLOW_COMPILE_CACHE: base,
+          NODE_OPTIONS: `--require=${BUNDLE_READS_RECORDER}`,
+          RUNFLOW_RECORD_BUNDLE_READS: reads,
+        },
+      });
+      expect(result).toMatchObject({ exitCode: 0, stderr: "" });
+      return readFileSync(reads, "utf8").trim().split("\n");
+    };
+    const pack = (name: string) => path.join(folderOf(base, "apply"), name);
+    const inode = (name: string) => statSync(pack(name)).ino;
+
+    // The first run reads each file (dozens) and writes the pack; the second compiles it and
+    // writes its code cache; from then on the entry is the only file of the bundle read.
+    expect((await apply()).length).toBeGreaterThan(20);
+    expect(existsSync(pack("pack.src"))).toBe(true);
+    expect(await apply()).toEqual(["runflow.js"]);
+    const written = [inode("pack.src"), inode("pack.v8")];
+    expect(await apply()).toEqual(["runflow.js"]);
+    expect([inode("pack.src"), inode("pack.v8")]).toEqual(written);
+
+    // A damaged pack is ignored (the files are read one by one) and learned again.
+    const spoilt = readFileSync(pack("pack.src"));
+    spoilt[spoilt.length - 7]! ^= 0xff;
+    writeFileSync(pack("pack.src"), spoilt);
+    const spoiltInode = inode("pack.src");
+    expect((await apply()).length).toBeGreaterThan(20);
+    expect(inode("pack.src")).not.toBe(spoiltInode);
+    expect(await apply()).toEqual(["runflow.js"]);
   });
 
   test("a damaged or foreign cache is ignored and written again; the output is the same", async () => {

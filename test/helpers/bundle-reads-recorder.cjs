@@ -1,0 +1,28 @@
+// Preloaded into a spawned CLI (`NODE_OPTIONS=--require=…/bundle-reads-recorder.cjs`): lists,
+// in the file RUNFLOW_RECORD_BUNDLE_READS names, the JavaScript files of the CLI's bundle
+// (dist/bin/) the process has read by the time it creates its first POST (undici's
+// `undici:request:create` channel, which the bundled undici publishes on), one a line.
+// test/cli-compile-cache.test.ts reads it: how many files an apply opens before submitting.
+"use strict";
+const fs = require("node:fs");
+const path = require("node:path");
+const { subscribe, unsubscribe } = require("node:diagnostics_channel");
+
+const file = process.env.RUNFLOW_RECORD_BUNDLE_READS;
+if (file) {
+  const bundle = path.join(__dirname, "..", "..", "dist", "bin");
+  const read = [];
+  const readFileSync = fs.readFileSync;
+  fs.readFileSync = function recordedRead(target, ...rest) {
+    if (typeof target === "string" && path.dirname(target) === bundle && target.endsWith(".js")) {
+      read.push(path.basename(target));
+    }
+    return readFileSync.call(this, target, ...rest);
+  };
+  const atFirstSubmission = ({ request }) => {
+    if (request.method !== "POST") return;
+    unsubscribe("undici:request:create", atFirstSubmission);
+    fs.writeFileSync(file, read.map((name) => `${name}\n`).join(""));
+  };
+  subscribe("undici:request:create", atFirstSubmission);
+}
