@@ -66,11 +66,8 @@ function useCompileCache(base) {
   const { crc32 } = require("node:zlib");
   const Module = require("node:module");
 
-  const folder = path.join(
-    base,
-    `${BUILD_ID}-${process.version}-${process.arch}`,
-    commandOf(process.argv.slice(2)),
-  );
+  const command = commandOf(process.argv.slice(2));
+  const folder = path.join(base, `${BUILD_ID}-${process.version}-${process.arch}`, command);
   const ours = new Set([__dirname, path.join(__dirname, "..", "validators")]);
   /** Files compiled without a usable cache: their code is written at exit. */
   const toWrite = [];
@@ -134,9 +131,11 @@ function useCompileCache(base) {
   // its code cache (written by the next run, like any file's). A later run reads two files
   // instead of two for each of ≈ 50 (the source and its cache), and compiles one script: a
   // module still runs only when it is required, as before. The files it does not hold load
-  // one by one as above. A pack that is missing or damaged is learned again.
+  // one by one as above. A pack that is missing or damaged is learned again. A command that
+  // reads, prints and exits never submits: it neither looks for a pack nor learns one.
+  const submits = command !== "none" && !SHORT_LIVED.has(command);
   const packFile = path.join(folder, "pack.src");
-  const packSource = readCache(packFile)?.toString("latin1");
+  const packSource = submits ? readCache(packFile)?.toString("latin1") : undefined;
   let packed;
   if (packSource !== undefined) {
     try {
@@ -153,7 +152,7 @@ function useCompileCache(base) {
   if (packed !== undefined) {
     ownFiles.packed = packed;
     ownFiles.runPacked = callWrapper;
-  } else {
+  } else if (submits) {
     ownFiles.loaded = [];
   }
 
