@@ -20,6 +20,8 @@
 // checks a cache against its source only by length, so a cache of another build must never
 // be offered. RUNFLOW_COMPILE_CACHE=off turns it off. With --verbose it is not used: the
 // files load as usual, with source maps on, so a stack trace names the TypeScript sources.
+// A command that submits also keeps there the files it loaded before its first submission
+// in one (its pack, below): a later run reads it and its cache instead of each file's.
 "use strict";
 
 const BUILD_ID = "__RUNFLOW_BUILD_ID__";
@@ -232,14 +234,6 @@ function useCompileCache(base) {
 }
 
 /**
- * Node's loader, for each file the bundle requires, resolves `./chunk-NAME.js` (stat, real
- * path, the package's `exports`) and, before compiling a `.js` file, reads the package.json
- * above it to learn whether it is an ES module. The bundle's files require each other by
- * names the build wrote, in this folder, and dist/bin/package.json says they are CommonJS:
- * both are answered directly (docs/decisions.md "Start-up": ≈ 3–5 ms of apply's start).
- * Everything else goes to Node's own.
- */
-/**
  * The bundle's own files as the loader below finds them: those of the command's pack
  * (useCompileCache), and the list of files loaded so far while one is being learned.
  */
@@ -252,6 +246,14 @@ const ownFiles = {
   loaded: undefined,
 };
 
+/**
+ * Node's loader, for each file the bundle requires, resolves `./chunk-NAME.js` (stat, real
+ * path, the package's `exports`) and, before compiling a `.js` file, reads the package.json
+ * above it to learn whether it is an ES module. The bundle's files require each other by
+ * names the build wrote, in this folder, and dist/bin/package.json says they are CommonJS:
+ * both are answered directly (docs/decisions.md "Start-up": ≈ 3–5 ms of apply's start).
+ * Everything else goes to Node's own.
+ */
 function loadOwnFilesDirectly() {
   const fs = require("node:fs");
   const path = require("node:path");
