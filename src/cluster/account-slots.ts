@@ -26,6 +26,15 @@
  * A request refused a slot waits for a notice that one was freed (slot-notices.ts: every
  * delete here notifies in the same statement), with a slow timer as the safety net; without
  * notices (none given, or the listening connection is down) it asks again every 25–250 ms.
+ *
+ * A slot given back while a request of this process waits for one of the same model is handed
+ * over to it instead (#handOver): the row is kept and renamed to the waiter's step in one
+ * UPDATE, committed before the waiter goes on. The account's count and the model's stay as
+ * they were, so both caps hold across processes as with a delete and a new take; the turn
+ * costs one statement instead of a delete, a notice to every process, and a take under the
+ * account's lock (and the takes of the other processes' waiters the notice woke for nothing).
+ * The waiter that waited first gets it; a waiter of another process does not, though it may
+ * have waited longer — the caps are what is promised, not an order between machines.
  */
 import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -33,7 +42,12 @@ import type pg from "pg";
 import type { RequestSlots } from "../engine/dispatcher.js";
 import type { WaitReason } from "../engine/events.js";
 import { WORKER_DEAD_AFTER_MS } from "../engine/worker-run.js";
-import { SLOT_FREED_CHANNEL, slotFreedPayload, type SlotNotices } from "./slot-notices.js";
+import {
+  type FreedSnapshot,
+  SLOT_FREED_CHANNEL,
+  slotFreedPayload,
+  type SlotNotices,
+} from "./slot-notices.js";
 
 interface Deferred<T> {
   promise: Promise<T>;
@@ -84,6 +98,16 @@ export const TAKEOVER_GRACE_MS = 3_000;
 /** How often it asks again while it listens for notices: only in case one is lost. */
 const SAFETY_POLL_MS = 1_000;
 
+/** A request of this process refused a slot, while it waits: a slot of its model may be handed to it. */
+interface LocalWaiter {
+  model: string;
+  step: SlotStep | undefined;
+  /** Ends its wait (for a notice, or its timer) once it is chosen. */
+  chosen: AbortController;
+  /** The slot handed over: its id, or undefined when the handover failed (it asks again). */
+  handed: Deferred<string | undefined> | undefined;
+}
+
 export class AccountSlots implements RequestSlots {
   readonly #pool: pg.Pool;
   readonly #account: string;
@@ -99,6 +123,8 @@ export class AccountSlots implements RequestSlots {
   /** Calls out now, and whether one is due at the end of this turn. */
   #calls = 0;
   #flushDue = false;
+  /** This process's requests waiting for a slot, in the order they began to wait. */
+  readonly #waiting: LocalWaiter[] = [];
 
   constructor(options: {
     pool: pg.Pool;
@@ -152,14 +178,10 @@ export class AccountSlots implements RequestSlots {
     // work), else when the task settles.
     let released: Promise<unknown> | undefined;
     const release = () => {
-      // The notice goes out when the delete commits: a waiter that hears it finds the slot free.
-      released ??= this.#pool
-        .query("DELETE FROM request_slots WHERE id = $1 RETURNING pg_notify($2, $3)", [
-          slot,
-          SLOT_FREED_CHANNEL,
-          slotFreedPayload(this.#account, model ?? ""),
-        ])
-        .catch(() => undefined);
+      if (released !== undefined) return;
+      // A worker that stops hands nothing over: its waiters will not submit.
+      const heir = this.#stopSignal?.aborted ? undefined : this.#chooseHeir(model ?? "");
+      released = heir ? this.#handOver(slot, model ?? "", heir) : this.#free(slot, model ?? "");
     };
     try {
       return await task(release);
@@ -190,6 +212,58 @@ export class AccountSlots implements RequestSlots {
     }
   }
 
+  /** Deletes the slot; the notice goes out when the delete commits: a waiter that hears it finds it free. */
+  #free(slot: string, model: string): Promise<unknown> {
+    return this.#pool
+      .query("DELETE FROM request_slots WHERE id = $1 RETURNING pg_notify($2, $3)", [
+        slot,
+        SLOT_FREED_CHANNEL,
+        slotFreedPayload(this.#account, model),
+      ])
+      .catch(() => undefined);
+  }
+
+  /** The first of this process's waiters that a slot of `model` may serve; taken off the list. */
+  #chooseHeir(model: string): LocalWaiter | undefined {
+    const at = this.#waiting.findIndex((waiter) => waiter.model === model);
+    if (at < 0) return undefined;
+    const heir = this.#waiting.splice(at, 1)[0]!;
+    heir.handed = deferred();
+    heir.chosen.abort();
+    return heir;
+  }
+
+  /**
+   * Renames the slot's row to the heir's step (the caps count the same rows) and gives the
+   * heir its id once committed: from then on a crash leaves the row with the heir's request,
+   * as a take would have. A row no longer this worker's (never expected of a live worker) is
+   * not handed over: it is deleted as usual, and the heir asks again.
+   */
+  async #handOver(slot: string, model: string, heir: LocalWaiter): Promise<void> {
+    const now = this.#now();
+    const step = heir.step;
+    const renamed = await this.#pool
+      .query(
+        `UPDATE request_slots SET run_id = $3, address = $4, held_until = $5, acquired_at = $6
+         WHERE id = $1 AND worker = $2`,
+        [
+          slot,
+          this.#worker,
+          step?.runId ?? null,
+          step?.address ?? null,
+          step ? now + step.timeoutMs : null,
+          now,
+        ],
+      )
+      .then(
+        (result) => result.rowCount === 1,
+        () => false,
+      );
+    if (renamed) return heir.handed!.resolve(slot);
+    heir.handed!.resolve(undefined);
+    await this.#free(slot, model);
+  }
+
   /** The slot's id; undefined when the run stopped submitting first. */
   async #acquire(
     model: string,
@@ -208,10 +282,37 @@ export class AccountSlots implements RequestSlots {
         told = taken.kind;
         onWait?.(taken);
       }
-      if (notices && since && (taken.kind === "limit" || taken.kind === "concurrency")) {
-        await notices.wait(this.#account, model, taken.kind, since, this.#safetyPollMs, this.#stopSignal);
-      } else await sleep(wait, undefined, { signal: this.#stopSignal }).catch(() => undefined);
+      const handed = await this.#wait(model, step, taken, wait, notices, since);
+      if (handed !== undefined) return handed;
     }
+  }
+
+  /**
+   * Waits for a notice (or the timer) before the next take; ends early with the id of a slot
+   * handed over meanwhile by a request of this process (#handOver).
+   */
+  async #wait(
+    model: string,
+    step: SlotStep | undefined,
+    refused: WaitReason,
+    retryMs: number,
+    notices: SlotNotices | undefined,
+    since: FreedSnapshot | undefined,
+  ): Promise<string | undefined> {
+    const waiter: LocalWaiter = { model, step, chosen: new AbortController(), handed: undefined };
+    this.#waiting.push(waiter);
+    const signal = this.#stopSignal
+      ? AbortSignal.any([this.#stopSignal, waiter.chosen.signal])
+      : waiter.chosen.signal;
+    try {
+      if (notices && since && (refused.kind === "limit" || refused.kind === "concurrency")) {
+        await notices.wait(this.#account, model, refused.kind, since, this.#safetyPollMs, signal);
+      } else await sleep(retryMs, undefined, { signal }).catch(() => undefined);
+    } finally {
+      const at = this.#waiting.indexOf(waiter);
+      if (at >= 0) this.#waiting.splice(at, 1);
+    }
+    return waiter.handed?.promise;
   }
 
   /**
