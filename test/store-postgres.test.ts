@@ -1,8 +1,9 @@
 /**
  * What the PostgreSQL adapter (src/store/postgres-state-store.ts) does beyond the store
  * conformance suite: its migrations, openers racing, a lost server, a server crash, what
- * it writes as text (no token, no NUL), one bad write in a group, and its prior-runs lookup
- * kept current with writes issued while it was being fetched. A real server on loopback.
+ * it writes as text (no token, no NUL), one bad write in a group, a claim committed beside
+ * the writer's queue, and its prior-runs lookup kept current with writes issued while it was
+ * being fetched. A real server on loopback.
  */
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -147,6 +148,50 @@ describe.skipIf(skip)("the PostgreSQL state store on a database of its own", () 
       /no step no\/such\/step in run run-1/,
     );
     expect(await store.steps.countByState("run-1")).toEqual({ waiting: 1, running: 1 });
+  });
+
+  it("commits a claim while the writer's queue is held up by another step's write, and a read issued after the claim sees it", async () => {
+    const store = await open(database.url);
+    await store.runs.create(newRun("run-1"));
+    await store.steps.insert("run-1", [newStep(CAT), newStep(DOG)], 1_000);
+    // Another session holds the cat's row: the store's write of it waits in its writer.
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT 1 FROM steps WHERE run_id = 'run-1' AND address = $1 FOR UPDATE", [CAT]);
+      let catWritten = false;
+      const cat = store.steps
+        .update("run-1", CAT, { updatedAt: 1_100, state: "succeeded", finishedAt: 1_100 })
+        .then(() => (catWritten = true));
+      // Issued after the cat's write: the dog's claim does not wait for it.
+      const claim = store.attempts.claim(
+        {
+          runId: "run-1",
+          address: DOG,
+          attempt: 1,
+          workflowName: "teasers",
+          fingerprint: "fp-dog",
+          startedAt: 1_200,
+        },
+        { updatedAt: 1_200, state: "submitting", attempt: 1 },
+        "worker-a",
+      );
+      const dogRead = store.steps.get("run-1", DOG);
+      expect(await claim).toBe(true);
+      expect(catWritten).toBe(false);
+      // The claim is committed: another session sees it while the cat's write still waits.
+      expect(await query(database.url, "SELECT state, attempt FROM steps WHERE address = $1", [DOG])).toEqual(
+        [{ state: "submitting", attempt: 1 }],
+      );
+      await holder.query("ROLLBACK");
+      await cat;
+      // A read waits for every write issued before it, the claim's queue included.
+      expect(await dogRead).toMatchObject({ state: "submitting", attempt: 1 });
+      expect(await store.steps.get("run-1", CAT)).toMatchObject({ state: "succeeded" });
+    } finally {
+      await holder.end();
+    }
   });
 
   it("keeps the prior-runs lookup current with writes issued while it was being fetched", async () => {

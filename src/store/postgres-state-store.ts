@@ -11,8 +11,16 @@
  *   with `synchronous_commit = on`: durable, as the port asks. Should the group fail, it is
  *   rolled back and its writes are run again one transaction each, so that one bad write
  *   rejects alone.
- * - A read waits for every write issued before it (the queue's tail), then runs on the pool:
- *   it sees them committed. So a read issued after a write sees it.
+ * - A claim of an attempt (`attempts.claim`, the fence of SPEC §10) has a queue and a
+ *   connection of its own (the claimer), grouped and committed the same way: a worker's next
+ *   submission waits for its claim, and in the writer's queue the claim waited behind the
+ *   end writes of the steps that had just ended (≈ 25–40 ms at a wave's turn, up to 0.1 s).
+ *   Call order still holds for what a claim touches: a step's delivery awaits each of its
+ *   writes before the next, so when it claims, no earlier write of that step (nor of its
+ *   attempt) is waiting in the writer's queue; a claim inserts its attempt's row and updates
+ *   only its step's. Writes issued after a claim resolved are issued after it committed.
+ * - A read waits for every write issued before it (both queues' tails), then runs on the
+ *   pool: it sees them committed. So a read issued after a write sees it.
  * - `history.priorRuns` hands out a synchronous lookup (postgres-prior-runs.ts): it fetches
  *   the workflow's succeeded steps and in-flight attempts through the queue (seeing exactly
  *   the writes before it), and every later write of this store updates it at call time.
@@ -95,6 +103,15 @@ interface QueuedOperation {
   run: (client: Queryable) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: Error) => void;
+}
+
+/** A connection that writes, and its queue: the writes issued while a group commits form the next. */
+interface WriteLane {
+  client: pg.Client;
+  /** The group the next write joins; sealed when it starts to run. */
+  open: QueuedOperation[] | undefined;
+  /** Settles once every group queued so far has committed or failed; never rejects. */
+  tail: Promise<void>;
 }
 
 /** int8 (counts, sums, milliseconds) as numbers: every value runflow keeps fits in 2^53. */
@@ -250,7 +267,10 @@ export class PostgresStateStore implements StateStore {
   readonly budgets: BudgetsPort;
 
   readonly #pool: pg.Pool;
-  readonly #writer: pg.Client | undefined;
+  /** Every write but the claims, in call order. */
+  readonly #writer: WriteLane | undefined;
+  /** The claims of attempts (the module's comment says why they have their own). */
+  readonly #claimer: WriteLane | undefined;
   readonly #redact: Redactor;
   readonly #prior = new PriorRunsMirror();
   /** Each workflow's prior-runs fetch queued and not started yet (#priorRuns). */
@@ -262,23 +282,33 @@ export class PostgresStateStore implements StateStore {
     string,
     { after: Promise<void>; keys: Set<string>; rows: Promise<Map<string, unknown>> }
   >();
-  /** Settles once every write issued so far has committed or failed; never rejects. */
+  /**
+   * Settles once every write issued so far has committed or failed, in both queues; never
+   * rejects. A new promise whenever a new group is queued in either (reads compare it).
+   */
   #tail: Promise<void> = Promise.resolve();
-  /** The group the next write joins; sealed when it starts to run. */
-  #open: QueuedOperation[] | undefined;
   /** The connection is gone: every later write rejects with this. */
   #lost: Error | undefined;
   #closed = false;
 
-  constructor(pool: pg.Pool, writer: pg.Client | undefined, location: string, redact: Redactor) {
+  constructor(
+    pool: pg.Pool,
+    writers: { writer: pg.Client; claimer: pg.Client } | undefined,
+    location: string,
+    redact: Redactor,
+  ) {
     this.#pool = pool;
-    this.#writer = writer;
+    const lane = (client: pg.Client): WriteLane => {
+      client.on("error", (error) => {
+        this.#lost ??= connectionLostError(location, error);
+      });
+      return { client, open: undefined, tail: Promise.resolve() };
+    };
+    this.#writer = writers && lane(writers.writer);
+    this.#claimer = writers && lane(writers.claimer);
     this.location = location;
-    this.readonly = writer === undefined;
+    this.readonly = writers === undefined;
     this.#redact = redact;
-    writer?.on("error", (error) => {
-      this.#lost ??= connectionLostError(location, error);
-    });
 
     const write = <T>(run: (client: Queryable) => Promise<T>, mirror?: () => void): Promise<T> =>
       this.#enqueue(run, mirror);
@@ -665,20 +695,24 @@ export class PostgresStateStore implements StateStore {
           () => prior.patchAttempt(key, patch),
         ),
       claim: async (attempt, step, worker) => {
-        // Mirrored once won: a lost claim wrote nothing.
-        const won = await write(async (client) => {
-          const inserted = await insertAttempt(client, attempt, worker);
-          if (inserted.rowCount === 0) return false;
-          // The step names its new attempt, with no request yet (unless the patch gives the
-          // one it re-attaches to), in the patch's own statement: one round trip, not two, in
-          // the group commit a wave's claims wait for.
-          await updateStep(client, attempt.runId, attempt.address, {
-            ...step,
-            attempt: step.attempt ?? attempt.attempt,
-            requestId: step.requestId ?? null,
-          });
-          return true;
-        });
+        // Mirrored once won: a lost claim wrote nothing. In the claims' own queue (above).
+        const won = await this.#enqueue(
+          async (client) => {
+            const inserted = await insertAttempt(client, attempt, worker);
+            if (inserted.rowCount === 0) return false;
+            // The step names its new attempt, with no request yet (unless the patch gives the
+            // one it re-attaches to), in the patch's own statement: one round trip, not two, in
+            // the group commit a wave's claims wait for.
+            await updateStep(client, attempt.runId, attempt.address, {
+              ...step,
+              attempt: step.attempt ?? attempt.attempt,
+              requestId: step.requestId ?? null,
+            });
+            return true;
+          },
+          undefined,
+          this.#claimer,
+        );
         if (won) {
           prior.startAttempt(attempt);
           mirrorStepPatch(attempt.runId, attempt.address, step);
@@ -1193,30 +1227,38 @@ export class PostgresStateStore implements StateStore {
     }
   }
 
-  /** Queues a write (applied to the lookups at once, by `mirror`); resolves once committed. */
-  #enqueue<T>(run: (client: Queryable) => Promise<T>, mirror?: () => void): Promise<T> {
-    if (this.#writer === undefined) return Promise.reject(readonlyError(this.location));
+  /**
+   * Queues a write (applied to the lookups at once, by `mirror`) in `lane` (the writer's
+   * unless said); resolves once committed.
+   */
+  #enqueue<T>(
+    run: (client: Queryable) => Promise<T>,
+    mirror?: () => void,
+    lane: WriteLane | undefined = this.#writer,
+  ): Promise<T> {
+    if (lane === undefined) return Promise.reject(readonlyError(this.location));
     if (this.#closed) return Promise.reject(new Error(`the state store ${this.location} is closed`));
     if (this.#lost) return Promise.reject(this.#lost);
     mirror?.();
     return new Promise<T>((resolve, reject) => {
       const operation: QueuedOperation = { run, resolve: resolve as (value: unknown) => void, reject };
-      if (this.#open) {
-        this.#open.push(operation);
+      if (lane.open) {
+        lane.open.push(operation);
         return;
       }
       const group = [operation];
-      this.#open = group;
-      this.#tail = this.#tail.then(() => this.#commitGroup(group));
+      lane.open = group;
+      lane.tail = lane.tail.then(() => this.#commitGroup(lane, group));
+      this.#tail = Promise.all([this.#writer!.tail, this.#claimer!.tail]).then(() => undefined);
     });
   }
 
   /** Runs one group: one transaction; should it fail, each write again on its own. Never rejects. */
-  async #commitGroup(group: QueuedOperation[]): Promise<void> {
+  async #commitGroup(lane: WriteLane, group: QueuedOperation[]): Promise<void> {
     // The writes of this turn of the event loop join the group before it is sealed.
     await new Promise((resolve) => setImmediate(resolve));
-    this.#open = undefined;
-    const writer = this.#writer!;
+    lane.open = undefined;
+    const writer = lane.client;
     if (this.#lost) {
       for (const operation of group) operation.reject(this.#lost);
       return;
@@ -1357,7 +1399,7 @@ export class PostgresStateStore implements StateStore {
     if (this.#closed) return;
     await this.#tail;
     this.#closed = true;
-    await Promise.allSettled([this.#writer?.end(), this.#pool.end()]);
+    await Promise.allSettled([this.#writer?.client.end(), this.#claimer?.client.end(), this.#pool.end()]);
   }
 }
 
@@ -1382,10 +1424,12 @@ export async function openPostgresStateStore(
   // An idle pooled connection that dies emits "error": the next read reconnects.
   pool.on("error", () => undefined);
   const writer = options.readonly ? undefined : new pg.Client(connection);
+  const claimer = options.readonly ? undefined : new pg.Client(connection);
   writer?.on("error", () => undefined);
+  claimer?.on("error", () => undefined);
   try {
     const client = writer ?? (await pool.connect());
-    if (writer) await writer.connect();
+    if (writer) await Promise.all([writer.connect(), claimer!.connect()]);
     try {
       const found = await postgresSchemaVersion(client);
       if (found > LATEST_POSTGRES_SCHEMA_VERSION)
@@ -1409,10 +1453,10 @@ export async function openPostgresStateStore(
       if (client !== writer) (client as pg.PoolClient).release();
     }
   } catch (error) {
-    await Promise.allSettled([writer?.end(), pool.end()]);
+    await Promise.allSettled([writer?.end(), claimer?.end(), pool.end()]);
     if (error instanceof RunflowError) throw error;
     // Refused, unknown host, wrong password, no such database: the URL or the server.
     throw unreachableError(location, error);
   }
-  return new PostgresStateStore(pool, writer, location, redact);
+  return new PostgresStateStore(pool, writer && { writer, claimer: claimer! }, location, redact);
 }
