@@ -301,14 +301,18 @@ export class AccountSlots implements RequestSlots {
   ): Promise<string | undefined> {
     const waiter: LocalWaiter = { model, step, chosen: new AbortController(), handed: undefined };
     this.#waiting.push(waiter);
-    const signal = this.#stopSignal
-      ? AbortSignal.any([this.#stopSignal, waiter.chosen.signal])
-      : waiter.chosen.signal;
+    // The run's stop ends the wait too (forwarded by hand: a long-lived worker waits often).
+    const stop = this.#stopSignal;
+    const stopped = () => waiter.chosen.abort();
+    if (stop?.aborted) stopped();
+    else stop?.addEventListener("abort", stopped, { once: true });
+    const signal = waiter.chosen.signal;
     try {
       if (notices && since && (refused.kind === "limit" || refused.kind === "concurrency")) {
         await notices.wait(this.#account, model, refused.kind, since, this.#safetyPollMs, signal);
       } else await sleep(retryMs, undefined, { signal }).catch(() => undefined);
     } finally {
+      stop?.removeEventListener("abort", stopped);
       const at = this.#waiting.indexOf(waiter);
       if (at >= 0) this.#waiting.splice(at, 1);
     }
