@@ -2,17 +2,13 @@
  * bullmq 6 on its PostgreSQL backend, on a server the tests start (test/helpers/postgres.ts):
  * the groundwork of issue 12's dispatcher. It runs jobs, its global concurrency holds across
  * workers, and with the stalled-job tuning of docs/decisions.md ("Several machines") a
- * SIGKILLed worker's job is taken over by another worker within 10 s. runflow's queues on it
- * (src/cluster/queue-backend.ts): the workers' sessions commit without waiting for the
- * write-ahead log's flush, the adds with it.
+ * SIGKILLed worker's job is taken over by another worker within 10 s.
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
 import { createPostgresBackend, withBackend, type Job } from "bullmq";
-import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { queueBackend } from "../src/cluster/queue-backend.js";
 import { deferred, type Deferred } from "./helpers/deferred.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 
@@ -150,37 +146,5 @@ describe.skipIf(skip)("bullmq 6 on PostgreSQL", () => {
     expect(taken).toEqual({ id: job.id, stalledCounter: 1 });
     console.info(`bullmq takeover after SIGKILL: ${afterMs} ms`);
     expect(afterMs).toBeLessThan(10_000);
-  });
-
-  it("runflow's worker side commits without waiting for the log's flush, its adds with it, and a job goes through", async () => {
-    const queues = queueBackend(database.url);
-    const adds = queues.openQueue("steps");
-    closers.push(() => adds.close());
-    const ran = deferred<string>();
-    const taker = queues.openWorker(
-      "steps",
-      (job) => {
-        ran.resolve(job.data.address);
-        return Promise.resolve("done");
-      },
-      { concurrency: 1 },
-    );
-    closers.push(() => taker.close());
-    /** What a session opened as BullMQ opens the given one's says of synchronous_commit. */
-    const commitSetting = async (made: unknown) => {
-      const { connection } = (made as { opts: { connection: pg.ClientConfig } }).opts;
-      const client = new pg.Client(connection);
-      await client.connect();
-      try {
-        return (await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit")).rows[0]!
-          .synchronous_commit;
-      } finally {
-        await client.end();
-      }
-    };
-    expect(await commitSetting(taker)).toBe("off");
-    expect(await commitSetting(adds)).toBe("on");
-    await adds.add("step", { runId: "run-1", address: "a/1/clip" }, { jobId: "run-1 a/1/clip" });
-    expect(await ran.promise).toBe("a/1/clip");
   });
 });

@@ -86,33 +86,16 @@ export function queueBackend(url: string, source = "--queue (or RUNFLOW_QUEUE)")
   return kind === "postgres" ? postgresQueues(url, description) : redisQueues(url, description);
 }
 
-/**
- * The sessions of a worker's side of BullMQ on PostgreSQL (`workerConnection`) commit without
- * waiting for the write-ahead log's flush (`synchronous_commit = off`): what they write is the
- * jobs' own bookkeeping — a job taken (locked by this worker), its lock extended, moved back
- * to the queue or finished — never a step's fate, which runflow's state records with durable
- * commits (the claim of an attempt and its request id, the fence of SPEC §10). A commit is
- * visible to every session at once either way; only a crash of the PostgreSQL server itself
- * within a fraction of a second of it can undo it, and the job is then as it was before: still
- * queued, or taken by a worker whose lock lapses, and delivered again — BullMQ's at-least-once
- * delivery, which the fence already answers. The adds (the apply's side) stay durable: a step
- * queued is never lost. A worker takes its jobs one statement after the other (BullMQ's
- * loop), and each waited for a flush: a worker's share of a run's first wave came
- * ≈ 25 ms a job apart under load, its last step submitted ≈ 0.3–0.5 s after its first.
- */
-export const WORKER_SESSION_OPTIONS = "-c synchronous_commit=off";
-
 /** BullMQ on PostgreSQL: its own schema `bullmq`, migrated on first use. */
 function postgresQueues(url: string, description: string): QueueBackend {
   const { Queue, Worker } = withBackend(createPostgresBackend);
   const connection = { connectionString: url, migrate: true };
-  const workerConnection = { ...connection, options: WORKER_SESSION_OPTIONS };
   return {
     kind: "postgres",
     description,
     openQueue: (name) => new Queue<StepJob>(name, { connection }),
     openWorker: (name, processor, options) =>
-      new Worker<StepJob>(name, processor, { connection: workerConnection, ...options }),
+      new Worker<StepJob>(name, processor, { connection, ...options }),
     check: async () => {
       const { default: pg } = await import("pg");
       const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: CHECK_TIMEOUT_MS });
