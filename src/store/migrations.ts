@@ -1,5 +1,6 @@
 import type { Database } from "better-sqlite3";
 import { newerSchemaError } from "./errors.js";
+import { SQLITE_SCHEMA } from "./sqlite-schema.js";
 
 /**
  * The SQLite schema, as numbered migrations. Append only: a released migration is never
@@ -285,20 +286,45 @@ export function schemaVersion(db: Database): number {
  * one per migration, ≈ 2–5 ms of apply's start, docs/decisions.md "Start-up"). It runs
  * under `BEGIN IMMEDIATE` and re-reads the version inside it, so two processes opening a
  * fresh database at once apply every migration exactly once.
+ *
+ * A new database (version 0) is created from the schema the migrations build
+ * (`sqlite-schema.ts`, written from them) in one statement batch instead: replaying them
+ * cost ≈ 2 ms more of apply's start, each ALTER TABLE making SQLite parse the whole schema
+ * again. Only with runflow's own migrations, and only while that file is of their version.
  */
 export function migrate(db: Database, path: string, migrations: readonly Migration[] = MIGRATIONS): void {
   const known = migrations.reduce((latest, m) => Math.max(latest, m.version), 0);
   const found = schemaVersion(db);
   if (found > known) throw newerSchemaError(path, found, known);
   if (found === known) return;
-  const inOrder = [...migrations].sort((a, b) => a.version - b.version);
+  const whole = migrations === MIGRATIONS && SQLITE_SCHEMA.version === known ? SQLITE_SCHEMA : undefined;
   db.transaction(() => {
-    const current = schemaVersion(db);
-    for (const migration of inOrder) {
-      if (migration.version <= current) continue;
-      db.exec(migration.sql);
-      // user_version is written in the database header, inside this transaction.
-      db.pragma(`user_version = ${migration.version}`);
+    if (whole && schemaVersion(db) === 0) {
+      db.exec(whole.sql);
+      db.pragma(`user_version = ${whole.version}`);
+    } else {
+      applyPending(db, migrations);
     }
   }).immediate();
+}
+
+/**
+ * Every migration in turn, each committed on its own, as a database lived through the
+ * releases: what `sqlite-schema.ts` is written from, and what its test compares it with.
+ */
+export function migrateStepByStep(db: Database, migrations: readonly Migration[] = MIGRATIONS): void {
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    db.transaction(() => applyPending(db, [migration])).immediate();
+  }
+}
+
+/** The migrations newer than the database's version, in order, inside the caller's transaction. */
+function applyPending(db: Database, migrations: readonly Migration[]): void {
+  const current = schemaVersion(db);
+  for (const migration of [...migrations].sort((a, b) => a.version - b.version)) {
+    if (migration.version <= current) continue;
+    db.exec(migration.sql);
+    // user_version is written in the database header, inside this transaction.
+    db.pragma(`user_version = ${migration.version}`);
+  }
 }
