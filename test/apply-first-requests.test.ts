@@ -4,6 +4,8 @@
  * their answers travel while it works; and a step's input capture starts once its POST has
  * left, not in front of it. In-process against the emulator on loopback; the order is read
  * from the channels undici publishes on (`undici:request:create`, `undici:client:sendHeaders`).
+ * A bigger run plans and records its concurrency window first, the rest once the first POST
+ * is on its way.
  */
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { describe, expect, test } from "vitest";
@@ -62,5 +64,37 @@ describe("apply's first requests", () => {
     const capture = created.indexOf("GET /media/image.png");
     expect(firstPost).toBeGreaterThanOrEqual(0);
     expect(capture).toBeGreaterThan(firstPost);
+  });
+
+  test("a run plans and records its concurrency window first, the rest once the first POST has left", async () => {
+    const api = await emulator();
+    const dir = tempDir();
+    // 40 instances of two chained steps, 8 at a time.
+    writeFiles(dir, {
+      "chain.yaml": chainWorkflow({ items: items(40), mediaBase: api.url, concurrency: 8 }),
+    });
+    const order: string[] = [];
+    const recorded: number[] = [];
+    const openStore: StateStoreOpener = async (location, options) => {
+      const store = await openStateStore(location, options);
+      const addPlanPart = store.runs.addPlanPart.bind(store.runs);
+      store.runs.addPlanPart = (runId, part, steps, ...rest) => {
+        order.push("steps recorded");
+        recorded.push(steps.length);
+        return addPlanPart(runId, part, steps, ...rest);
+      };
+      return store;
+    };
+    await heard("undici:request:create", order, async () => {
+      const result = await apply(dir, "chain.yaml", api, {}, { openStore });
+      expect(result.counts.succeeded).toBe(80);
+    });
+    // The window: 8 steps (4 whole instances), then the other 72 in later slices.
+    expect(recorded[0]).toBe(8);
+    expect(recorded.reduce((sum, n) => sum + n, 0)).toBe(80);
+    const firstPost = order.findIndex((request) => request.startsWith("POST /v1/models/"));
+    const recordings = order.flatMap((entry, index) => (entry === "steps recorded" ? [index] : []));
+    expect(firstPost).toBeGreaterThan(recordings[0]!);
+    expect(firstPost).toBeLessThan(recordings[1]!);
   });
 });

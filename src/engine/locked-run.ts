@@ -19,6 +19,7 @@ import { countOf } from "../util/counting.js";
 import { estimateCost, type CostAssumption, type RequestEstimate } from "../cost/estimate.js";
 import type { EngineApi, EngineDeps, ExecuteOptions } from "./deps.js";
 import { executeFeed, type ExecutionResult } from "./executor.js";
+import { FirstRequestGate } from "./first-request-gate.js";
 import { unfinishedElsewhere } from "./prior-runs.js";
 import { commonFolder } from "./paths.js";
 import { RunControl } from "./run-control.js";
@@ -140,10 +141,17 @@ async function sharedBudget(
 /**
  * Steps are planned, recorded and handed to the executor in slices of whole job instances:
  * small at first, so the first requests' connections open while little is being planned
- * (each slice holds the event loop), then up to this many.
+ * (each slice holds the event loop), then up to this many. When a gate is given, the first
+ * slice is the concurrency window alone and the rest waits for the gate (first-request-gate.ts).
  */
 const SLICE_STEPS = 1_000;
 const FIRST_SLICE_STEPS = 100;
+
+/** The first slice, and what the rest waits for, when it goes first. */
+interface FirstSlice {
+  steps: number;
+  gate: FirstRequestGate;
+}
 
 /** The common folder of every step's outputs, followed as the steps are planned. */
 class OutputsRoot {
@@ -166,11 +174,12 @@ async function* recordedSlices(
   stream: PlanStream,
   recorder: RunRecorder,
   outputs: OutputsRoot,
+  firstSlice?: FirstSlice,
 ): AsyncGenerator<PlannedStep[]> {
   let batch: PlannedInstance[] = [];
   let size = 0;
   let first = true;
-  let sliceSteps = FIRST_SLICE_STEPS;
+  let sliceSteps = firstSlice?.steps ?? FIRST_SLICE_STEPS;
   const flush = async (): Promise<PlannedStep[]> => {
     await recorder.record(batch);
     const steps = batch.flatMap((instance) => instance.steps);
@@ -184,9 +193,10 @@ async function* recordedSlices(
     size += instance.steps.length;
     if (size < sliceSteps) continue;
     if (!first) await setImmediatePromise();
-    first = false;
-    sliceSteps = Math.min(SLICE_STEPS, sliceSteps * 2);
+    sliceSteps = first && firstSlice ? FIRST_SLICE_STEPS : Math.min(SLICE_STEPS, sliceSteps * 2);
     yield await flush();
+    if (first) await firstSlice?.gate.passed();
+    first = false;
   }
   if (batch.length > 0) yield await flush();
   await recorder.finish();
@@ -284,9 +294,16 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
       control,
       (poll) => ports.api.client({ poll }),
     );
+    // The concurrency window first, the rest once its first request left (in this process).
+    const gate = api !== NO_API && !ports.cluster ? new FirstRequestGate(control) : undefined;
+    const firstSlice = gate && { steps: Math.max(1, Math.min(FIRST_SLICE_STEPS, concurrency)), gate };
     const result = await executeFeed(
-      { ...stream, slices: recordedSlices(stream, recorder, outputs) },
-      { ...deps, dispatcher: ports.cluster?.dispatcher(store, control) },
+      { ...stream, slices: recordedSlices(stream, recorder, outputs, firstSlice) },
+      {
+        ...deps,
+        ...(gate && { api: gate.watchApi(api), events: gate.watchEvents(events) }),
+        dispatcher: ports.cluster?.dispatcher(store, control),
+      },
       { ...run.execute, concurrency, costs: spending },
       control,
     );
