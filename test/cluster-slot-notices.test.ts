@@ -20,6 +20,41 @@ const HAILUO = "minimax/Hailuo Video 01 Live";
 const FLUX = "black-forest-labs/flux";
 const AN_HOUR = 3_600_000;
 
+interface Caps {
+  concurrency: number;
+  limits?: Record<string, number>;
+}
+
+/**
+ * A worker's share: its heartbeat (slots of a silent worker are taken back), pool, notices,
+ * and its AccountSlots; everything it opens is closed by the test's `toClose`.
+ */
+async function openWorker(
+  url: string,
+  toClose: Array<() => Promise<unknown>>,
+  name: string,
+  caps: Caps,
+): Promise<{ slots: AccountSlots; pool: pg.Pool }> {
+  const store: StateStore = await openPostgresStateStore(url, { secrets: [] });
+  toClose.push(() => store.close());
+  const now = Date.now();
+  await store.workers.beat({ name, host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  toClose.push(() => pool.end());
+  const notices = new SlotNotices(() => new pg.Client({ connectionString: url }));
+  toClose.push(() => notices.close());
+  const slots = new AccountSlots({
+    pool,
+    account: ACCOUNT,
+    worker: name,
+    concurrency: caps.concurrency,
+    limits: caps.limits ?? {},
+    notices,
+    safetyPollMs: AN_HOUR,
+  });
+  return { slots, pool };
+}
+
 describe.skipIf(skip)("request slots freed on one process wake a waiter on another", () => {
   const database = databasePerTest();
   const toClose: Array<() => Promise<unknown>> = [];
@@ -27,26 +62,8 @@ describe.skipIf(skip)("request slots freed on one process wake a waiter on anoth
     for (const close of toClose.splice(0).reverse()) await close().catch(() => undefined);
   });
 
-  /** A worker's share: its heartbeat (slots of a silent worker are taken back), pool, notices. */
-  async function worker(name: string, caps: { concurrency: number; limits?: Record<string, number> }) {
-    const store: StateStore = await openPostgresStateStore(database.url, { secrets: [] });
-    toClose.push(() => store.close());
-    const now = Date.now();
-    await store.workers.beat({ name, host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    toClose.push(() => pool.end());
-    const notices = new SlotNotices(() => new pg.Client({ connectionString: database.url }));
-    toClose.push(() => notices.close());
-    return new AccountSlots({
-      pool,
-      account: ACCOUNT,
-      worker: name,
-      concurrency: caps.concurrency,
-      limits: caps.limits ?? {},
-      notices,
-      safetyPollMs: AN_HOUR,
-    });
-  }
+  const worker = async (name: string, caps: Caps) =>
+    (await openWorker(database.url, toClose, name, caps)).slots;
 
   test("a slot's release is announced with its account and model, once the delete commits", async () => {
     const slots = await worker("w1", { concurrency: 1 });
@@ -124,26 +141,7 @@ describe.skipIf(skip)("a slot given back while a request of the same process wai
     for (const close of toClose.splice(0).reverse()) await close().catch(() => undefined);
   });
 
-  async function worker(name: string, caps: { concurrency: number; limits?: Record<string, number> }) {
-    const store: StateStore = await openPostgresStateStore(database.url, { secrets: [] });
-    toClose.push(() => store.close());
-    const now = Date.now();
-    await store.workers.beat({ name, host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
-    const pool = new pg.Pool({ connectionString: database.url, max: 2 });
-    toClose.push(() => pool.end());
-    const notices = new SlotNotices(() => new pg.Client({ connectionString: database.url }));
-    toClose.push(() => notices.close());
-    const slots = new AccountSlots({
-      pool,
-      account: ACCOUNT,
-      worker: name,
-      concurrency: caps.concurrency,
-      limits: caps.limits ?? {},
-      notices,
-      safetyPollMs: AN_HOUR,
-    });
-    return { slots, pool };
-  }
+  const worker = (name: string, caps: Caps) => openWorker(database.url, toClose, name, caps);
 
   interface SlotRow {
     id: string;
