@@ -10,6 +10,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, test } from "vitest";
 import { execa } from "execa";
+import pg from "pg";
 import { itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
 import { MODEL_STEPS_QUEUE, stepJobId, type StepJob } from "../src/cluster/queues.js";
@@ -564,6 +565,48 @@ describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
     ]);
     expect(row?.state).not.toBe("failed");
     await queue.close();
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
+
+  test("a worker that meets a run whose plan is being stored goes on once it is there, without giving the step back", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 1 }), "items.csv": itemsCsv(1) });
+    const worker = startWorker(p, database.url, "w1");
+    await worker.ready;
+    // The apply's write of the stored plan's own record is held (a trigger waits for a lock
+    // this test holds) until the worker has taken the run's first step.
+    const holder = new pg.Client({ connectionString: database.url });
+    holder.on("error", () => undefined);
+    await holder.connect();
+    await holder.query("SELECT pg_advisory_lock(7332)");
+    await query(
+      database.url,
+      `CREATE FUNCTION hold_plan() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN PERFORM pg_advisory_lock(7332); PERFORM pg_advisory_unlock(7332); RETURN NEW; END $$`,
+    );
+    await query(
+      database.url,
+      `CREATE TRIGGER hold_plan BEFORE UPDATE OF plan_json ON runs FOR EACH ROW
+       WHEN (OLD.plan_json IS NULL OR OLD.plan_json::text = 'null') EXECUTE FUNCTION hold_plan()`,
+    );
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    await until(async () => {
+      const rows = await query(
+        database.url,
+        "SELECT 1 FROM bullmq.event WHERE event = 'active' LIMIT 1",
+      ).catch(() => []);
+      return rows.length > 0 ? true : undefined;
+    }, "the worker taking the first step");
+    await holder.end();
+
+    const applied = await apply;
+    expect(applied.exitCode).toBe(0);
+    // It waited for the record in the process (the step was never handed back to the queue
+    // to come again 100 ms later).
+    expect(worker.lines.filter((line) => line.endsWith(" not_recorded_yet"))).toEqual([]);
+    expect(worker.lines.filter((line) => line.endsWith(" done"))).toHaveLength(3);
     worker.child.kill("SIGTERM");
     await worker.child;
   }, 120_000);

@@ -6,6 +6,7 @@
  * moved back to the queue, and the next worker re-attaches to their requests.
  */
 import os from "node:os";
+import { setTimeout } from "node:timers/promises";
 import { DelayedError, type Job } from "bullmq";
 import PQueue from "p-queue";
 import pg from "pg";
@@ -23,7 +24,15 @@ import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, stepJobId, type Ste
 const HEARTBEAT_MS = 1_000;
 /** A step whose attempt a live worker holds without an id yet comes back after this long. */
 const BUSY_DELAY_MS = 1_000;
-/** A step of a run whose plan is not stored yet comes back after this long … */
+/**
+ * A run whose plan is not stored yet is looked for again every this often, in the process, for
+ * up to NOT_RECORDED_WAIT_MS — once per run and worker: the apply writes the stored plan's own
+ * record a few milliseconds after it queued its first steps, and a worker that took one meanwhile
+ * went on 100 ms later (the queue's delay) instead of as soon as the record was there.
+ */
+const NOT_RECORDED_LOOK_MS = 10;
+const NOT_RECORDED_WAIT_MS = 2_000;
+/** … then a step of it comes back after this long … */
 const NOT_RECORDED_DELAY_MS = 100;
 /** … for this long after it was queued; then it fails (its apply died before it wrote the plan). */
 const NOT_RECORDED_FOR_MS = 10 * 60_000;
@@ -66,6 +75,8 @@ export interface StepWorkerOptions {
 export class StepWorker {
   readonly #options: StepWorkerOptions;
   readonly #runs = new Map<string, Promise<WorkerRun | undefined>>();
+  /** Runs whose stored plan this worker waited for in vain (a dead apply's): not waited for again. */
+  readonly #waitedFor = new Set<string>();
   readonly #doing = new Set<string>();
   readonly #processes: PQueue;
   readonly #startedAt: number;
@@ -203,21 +214,7 @@ export class StepWorker {
   #run(runId: string): Promise<WorkerRun | undefined> {
     let run = this.#runs.get(runId);
     if (!run) {
-      run = WorkerRun.open(runId, {
-        deps: this.#options.deps,
-        clientFor: this.#options.clientFor,
-        worker: this.#options.name,
-        control: this.#options.control,
-        processes: this.#processes,
-        requestSlots: (caps) =>
-          new AccountSlots({
-            pool: this.#options.pool,
-            notices: this.#slotNotices,
-            account: this.#options.account,
-            worker: this.#options.name,
-            ...caps,
-          }),
-      });
+      run = this.#openWhenRecorded(runId);
       // A run not found now may be recorded a moment later: asked again next time.
       void run.then(
         (found) => found ?? this.#runs.delete(runId),
@@ -226,6 +223,44 @@ export class StepWorker {
       this.#runs.set(runId, run);
     }
     return run;
+  }
+
+  /**
+   * Opens the run; one whose plan is not stored yet is looked for again shortly, in the
+   * process, the first time only (the deliveries of the run that arrive meanwhile share the
+   * wait). A run still not there after NOT_RECORDED_WAIT_MS is undefined, as at once later.
+   */
+  async #openWhenRecorded(runId: string): Promise<WorkerRun | undefined> {
+    const waitUntil = Date.now() + (this.#waitedFor.has(runId) ? 0 : NOT_RECORDED_WAIT_MS);
+    for (;;) {
+      const run = await this.#open(runId);
+      if (run) {
+        this.#waitedFor.delete(runId);
+        return run;
+      }
+      if (this.#stopping || Date.now() >= waitUntil) break;
+      await setTimeout(NOT_RECORDED_LOOK_MS);
+    }
+    this.#waitedFor.add(runId);
+    return undefined;
+  }
+
+  #open(runId: string): Promise<WorkerRun | undefined> {
+    return WorkerRun.open(runId, {
+      deps: this.#options.deps,
+      clientFor: this.#options.clientFor,
+      worker: this.#options.name,
+      control: this.#options.control,
+      processes: this.#processes,
+      requestSlots: (caps) =>
+        new AccountSlots({
+          pool: this.#options.pool,
+          notices: this.#slotNotices,
+          account: this.#options.account,
+          worker: this.#options.name,
+          ...caps,
+        }),
+    });
   }
 
   #beat(): Promise<void> {
