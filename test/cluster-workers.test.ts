@@ -612,6 +612,62 @@ describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
   }, 120_000);
 });
 
+describe.skipIf(skip)("a worker's share of a wave", () => {
+  const database = databasePerTest();
+
+  // BullMQ's worker takes its jobs one transaction after the other, up to its concurrency.
+  test("each job is started as soon as the worker has it, not once it has fetched its whole share", async () => {
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 3 }), "items.csv": itemsCsv(3) });
+    const worker = startWorker(p, database.url, "w1", 3);
+    await worker.ready;
+    // The worker's third take of a job is held (a trigger waits for a lock this test holds)
+    // while two of its jobs are active.
+    const holder = new pg.Client({ connectionString: database.url });
+    holder.on("error", () => undefined);
+    await holder.connect();
+    await holder.query("SELECT pg_advisory_lock(7333)");
+    await query(
+      database.url,
+      `CREATE FUNCTION public.hold_third_take() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF (SELECT count(*) FROM bullmq.job WHERE queue = NEW.queue AND state = 'active') >= 2 THEN
+           PERFORM pg_advisory_lock(7333); PERFORM pg_advisory_unlock(7333);
+         END IF;
+         RETURN NEW;
+       END $$`,
+    );
+    await query(
+      database.url,
+      `CREATE TRIGGER hold_third_take BEFORE UPDATE OF state ON bullmq.job FOR EACH ROW
+       WHEN (NEW.state = 'active' AND OLD.state <> 'active') EXECUTE FUNCTION public.hold_third_take()`,
+    );
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+
+    // Both jobs it has are submitted while its third take waits.
+    await until(
+      () => (p.api.submissions().total >= 2 ? true : undefined),
+      "the two jobs the worker has submitted while it waits for its third",
+      20_000,
+    );
+    const [held] = await query<{ waiting: string }>(
+      database.url,
+      "SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND objid = 7333 AND NOT granted",
+    );
+    expect(Number(held?.waiting)).toBe(1);
+    await holder.end();
+
+    const applied = await apply;
+    expect(applied.exitCode).toBe(0);
+    expect(ndjson(applied.stdout).find((event) => event.event === "run_finished")?.counts).toEqual({
+      succeeded: 9,
+    });
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
+});
+
 describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
   const database = databasePerTest();
   const HAILUO = "minimax/Hailuo Video 01 Live";
