@@ -10,12 +10,11 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, expect, test } from "vitest";
 import { execa } from "execa";
-import pg from "pg";
 import { itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
 import { MODEL_STEPS_QUEUE, stepJobId, type StepJob } from "../src/cluster/queues.js";
 import { CLI_ENTRY } from "./helpers/spawn-cli.js";
-import { databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
+import { advisoryBarrier, databasePerTest, query, skipWithoutPostgres } from "./helpers/postgres.js";
 import { until } from "./helpers/until.js";
 import { clusterYaml, startWorkerProcess, type WorkerProcess } from "./helpers/cluster.js";
 
@@ -575,14 +574,11 @@ describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
     await worker.ready;
     // The apply's write of the stored plan's own record is held (a trigger waits for a lock
     // this test holds) until the worker has taken the run's first step.
-    const holder = new pg.Client({ connectionString: database.url });
-    holder.on("error", () => undefined);
-    await holder.connect();
-    await holder.query("SELECT pg_advisory_lock(7332)");
+    const barrier = await advisoryBarrier(database.url, 7332);
     await query(
       database.url,
       `CREATE FUNCTION hold_plan() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN PERFORM pg_advisory_lock(7332); PERFORM pg_advisory_unlock(7332); RETURN NEW; END $$`,
+       BEGIN ${barrier.waitSql} RETURN NEW; END $$`,
     );
     await query(
       database.url,
@@ -599,7 +595,7 @@ describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
       ).catch(() => []);
       return rows.length > 0 ? true : undefined;
     }, "the worker taking the first step");
-    await holder.end();
+    await barrier.release();
 
     const applied = await apply;
     expect(applied.exitCode).toBe(0);
@@ -622,16 +618,13 @@ describe.skipIf(skip)("a worker's share of a wave", () => {
     await worker.ready;
     // The worker's third take of a job is held (a trigger waits for a lock this test holds)
     // while two of its jobs are active.
-    const holder = new pg.Client({ connectionString: database.url });
-    holder.on("error", () => undefined);
-    await holder.connect();
-    await holder.query("SELECT pg_advisory_lock(7333)");
+    const barrier = await advisoryBarrier(database.url, 7333);
     await query(
       database.url,
       `CREATE FUNCTION public.hold_third_take() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
          IF (SELECT count(*) FROM bullmq.job WHERE queue = NEW.queue AND state = 'active') >= 2 THEN
-           PERFORM pg_advisory_lock(7333); PERFORM pg_advisory_unlock(7333);
+           ${barrier.waitSql}
          END IF;
          RETURN NEW;
        END $$`,
@@ -656,7 +649,7 @@ describe.skipIf(skip)("a worker's share of a wave", () => {
       "SELECT count(*) AS waiting FROM pg_locks WHERE locktype = 'advisory' AND objid = 7333 AND NOT granted",
     );
     expect(Number(held?.waiting)).toBe(1);
-    await holder.end();
+    await barrier.release();
 
     const applied = await apply;
     expect(applied.exitCode).toBe(0);

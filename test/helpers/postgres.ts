@@ -92,3 +92,22 @@ export async function query<Row extends pg.QueryResultRow>(
     await client.end().catch(() => undefined);
   }
 }
+
+/**
+ * A barrier inside the database: `waitSql` (PL/pgSQL statements, for a trigger's body) waits
+ * while the test holds advisory lock `key` on a session of its own; `release()` lets every
+ * such wait go on.
+ */
+export async function advisoryBarrier(
+  url: string,
+  key: number,
+): Promise<{ waitSql: string; release(): Promise<void> }> {
+  const holder = new pg.Client({ connectionString: url });
+  holder.on("error", () => undefined);
+  await holder.connect();
+  await holder.query("SELECT pg_advisory_lock($1)", [key]);
+  return {
+    waitSql: `PERFORM pg_advisory_lock(${key}); PERFORM pg_advisory_unlock(${key});`,
+    release: () => holder.end(),
+  };
+}
