@@ -659,6 +659,33 @@ describe.skipIf(skip)("a worker's share of a wave", () => {
     worker.child.kill("SIGTERM");
     await worker.child;
   }, 120_000);
+
+  test("a worker whose job runs still takes a job queued meanwhile", async () => {
+    const p = await project({
+      "north.yaml": clusterYaml({ concurrency: 1, hold: true }).replace("name: cluster", "name: north"),
+      "south.yaml": clusterYaml({ concurrency: 2 }).replace("name: cluster", "name: south"),
+      "items.csv": itemsCsv(1),
+    });
+    const worker = startWorker(p, database.url, "w1", 4);
+    await worker.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const north = p.start(["apply", "north.yaml", "--state", database.url, "--json"]);
+    await until(() => (p.api.state().held === 1 ? true : undefined), "north's request held by the emulator");
+    // The worker has nothing else to do: south's steps are queued while north's runs.
+    const south = await p.run(["apply", "south.yaml", "--state", database.url, "--json"], {
+      timeoutMs: 60_000,
+    });
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    expect(south.exitCode).toBe(0);
+    // North's step was still the worker's job all along.
+    expect(p.api.state().held).toBe(1);
+    const active = await query(database.url, "SELECT id FROM bullmq.job WHERE state = 'active'");
+    expect(active).toHaveLength(1);
+    p.api.release();
+    expect((await north).exitCode).toBe(0);
+    worker.child.kill("SIGTERM");
+    await worker.child;
+  }, 120_000);
 });
 
 describe.skipIf(skip)("a budget on a PostgreSQL state", () => {
