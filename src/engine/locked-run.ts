@@ -238,8 +238,8 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
   try {
     // Planned under the lock: the run that held it may have finished steps since.
     const stream = await run.plan(store, runId, clock.now(), apiOrigin);
-    const api =
-      submitsToModels(stream) || ports.cluster ? ports.api.client({ poll: stream.workflow.poll }) : NO_API;
+    const submits = submitsToModels(stream);
+    const api = submits || ports.cluster ? ports.api.client({ poll: stream.workflow.poll }) : NO_API;
     const {
       costs,
       estimates,
@@ -295,7 +295,7 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
       (poll) => ports.api.client({ poll }),
     );
     // The concurrency window first, the rest once its first request left (in this process).
-    const gate = api !== NO_API && !ports.cluster ? new FirstRequestGate(control) : undefined;
+    const gate = submits && !ports.cluster ? new FirstRequestGate(control) : undefined;
     const firstSlice = gate && { steps: Math.max(1, Math.min(FIRST_SLICE_STEPS, concurrency)), gate };
     const result = await executeFeed(
       { ...stream, slices: recordedSlices(stream, recorder, outputs, firstSlice) },
