@@ -4,11 +4,13 @@
  * attempts written through the store, the clock injected (a worker is dead when its
  * heartbeat is older than WORKER_DEAD_AFTER_MS; a slot's `held_until` is its taking plus the
  * step's timeout). Each case asks a live worker for a slot at a model limit of 1 while a
- * dead worker's slot holds it.
+ * dead worker's slot holds it. A step's request refused while a dead worker's request awaits
+ * its takeover does not wait in its worker's place: it gives way (GiveWayToTakeover), so the
+ * re-attaching delivery can be handed out.
  */
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { AccountSlots, TAKEOVER_GRACE_MS } from "../src/cluster/account-slots.js";
+import { AccountSlots, GiveWayToTakeover, TAKEOVER_GRACE_MS } from "../src/cluster/account-slots.js";
 import { WORKER_DEAD_AFTER_MS } from "../src/engine/worker-run.js";
 import { openPostgresStateStore, type PostgresStateStore } from "../src/store/postgres-state-store.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
@@ -82,7 +84,10 @@ describe.skipIf(skip)("a dead worker's request slot", () => {
     await store.workers.beat({ name: "live", host: "h", pid: 2, startedAt: now, seenAt: now, doing: [] });
   }
 
-  /** Asks `live` for a slot for `address`: the slot's id, or "refused" (it had to wait). */
+  /**
+   * Asks `live` for a slot for `address`: the slot rows it then sees, "refused" (it had to wait
+   * in its place), or "gave way" (its delivery goes back to the queue for a re-attachment).
+   */
   async function ask(address: string): Promise<string> {
     const stop = new AbortController();
     const slots = new AccountSlots({
@@ -95,14 +100,21 @@ describe.skipIf(skip)("a dead worker's request slot", () => {
       stopSignal: stop.signal,
     });
     let refused = false;
-    const ids = await slots.forStep({ runId: RUN, address, timeoutMs: TIMEOUT_MS }).run(
-      MODEL,
-      async () => (refused ? [] : await rows()),
-      () => {
-        refused = true;
-        stop.abort();
-      },
-    );
+    const ids = await slots
+      .forStep({ runId: RUN, address, timeoutMs: TIMEOUT_MS })
+      .run(
+        MODEL,
+        async () => (refused ? [] : await rows()),
+        () => {
+          refused = true;
+          stop.abort();
+        },
+      )
+      .catch((error: unknown) => {
+        if (error instanceof GiveWayToTakeover) return "gave way" as const;
+        throw error;
+      });
+    if (ids === "gave way") return ids;
     return refused ? "refused" : ids.map((row) => `${row.worker}:${row.address}`).join(",");
   }
 
@@ -114,15 +126,22 @@ describe.skipIf(skip)("a dead worker's request slot", () => {
     ).rows;
   }
 
-  test("is kept while its attempt may run: a new request waits; the step's next worker takes it over at once", async () => {
+  test("is kept while its attempt may run: a new request gives its place to the re-attachment; the step's next worker takes the slot over at once", async () => {
     await deadWorkerHolds();
-    expect(await ask(OTHER)).toBe("refused");
+    expect(await ask(OTHER)).toBe("gave way");
     expect(await ask(HELD)).toBe(`live:${HELD}`);
+  });
+
+  test("held by a live worker makes a new request wait in its place (no re-attachment to give way to)", async () => {
+    await deadWorkerHolds();
+    // The same slot, its worker alive again (a heartbeat late, not a death).
+    await store.workers.beat({ name: "dead", host: "h", pid: 1, startedAt: now, seenAt: now, doing: [] });
+    expect(await ask(OTHER)).toBe("refused");
   });
 
   test("comes back when no worker re-attached to its step within the grace after the death (the re-attachment may be stuck behind the waiters)", async () => {
     await deadWorkerHolds();
-    expect(await ask(OTHER)).toBe("refused");
+    expect(await ask(OTHER)).toBe("gave way");
     now += TAKEOVER_GRACE_MS;
     await store.workers.beat({ name: "live", host: "h", pid: 2, startedAt: now, seenAt: now, doing: [] });
     expect(await ask(OTHER)).toBe(`live:${OTHER}`);

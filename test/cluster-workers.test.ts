@@ -351,6 +351,71 @@ describe.skipIf(skip)("request slots after a worker dies", () => {
   }, 180_000);
 });
 
+describe.skipIf(skip)("a dead worker's requests while every live place waits for a slot", () => {
+  const database = databasePerTest();
+
+  test("the waiting deliveries give their places to the re-attachments: no new request takes the dead worker's slots", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 3, limit: 2, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 200 },
+    );
+    // w1 alone takes two steps: their requests (held by the emulator) fill Hailuo's limit.
+    const victim = startWorker(p, database.url, "w1", 2);
+    await victim.ready;
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    const held = await until(async () => {
+      const rows = await query<{ address: string; request_id: string }>(
+        database.url,
+        "SELECT address, request_id FROM attempts WHERE claimed_by = 'w1' AND request_id IS NOT NULL",
+      );
+      return rows.length === 2 && p.api.state().held === 2 ? rows : undefined;
+    }, "w1's two requests held, their ids recorded");
+
+    // w2's only two places: deliveries waiting for a Hailuo slot. Two more steps queued behind.
+    const survivor = startWorker(p, database.url, "w2", 2);
+    await survivor.ready;
+    await until(async () => {
+      const rows = await query<{ doing: string }>(
+        database.url,
+        "SELECT doing FROM workers WHERE name = 'w2'",
+      );
+      return rows[0]?.doing.split("\n").filter(Boolean).length === 2 ? true : undefined;
+    }, "w2's two places taken by steps waiting for a slot");
+
+    victim.child.kill("SIGKILL");
+    await victim.child.catch(() => undefined);
+    // The queue hands w1's steps back behind the two queued ones; w2 re-attaches to both held
+    // requests — without its waiting deliveries giving way it never could (its places stay
+    // taken), and once the takeover grace freed the slots they would send new requests.
+    await until(
+      async () => {
+        const rows = await query<{ address: string }>(
+          database.url,
+          "SELECT address FROM attempts WHERE claimed_by = 'w2' AND request_id = ANY($1)",
+          [held.map((row) => row.request_id)],
+        );
+        return rows.length === 2 ? true : undefined;
+      },
+      "w1's held requests re-attached by w2",
+      30_000,
+    );
+    expect(p.api.submissions().total).toBe(2);
+    expect(p.api.peakInFlight().byModel["minimax/Hailuo Video 01 Live"]).toBe(2);
+
+    p.api.release();
+    const result = await apply;
+    expect(result.exitCode).toBe(0);
+    const finished = ndjson(result.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    expect(p.api.peakInFlight().byModel["minimax/Hailuo Video 01 Live"]).toBeLessThanOrEqual(2);
+    expect(p.api.submissions().byBody.filter((group) => group.count > 1)).toEqual([]);
+    survivor.child.kill("SIGTERM");
+    await survivor.child.catch(() => undefined);
+  }, 180_000);
+});
+
 describe.skipIf(skip)("a worker whose handling of a step throws", () => {
   const database = databasePerTest();
 

@@ -23,6 +23,14 @@
  * (its heartbeat row removed) the slot is a dead worker's, taken over by the worker that
  * re-attaches.
  *
+ * A dead worker's steps come back to the queue behind everything queued since, and every live
+ * worker's places can be held by deliveries waiting for a slot — for the very slots the dead
+ * worker's requests hold. So a take refused while the account holds a slot of a dead worker
+ * awaiting its takeover (within the grace, its attempt open and not `unknown`: PostgreSQL
+ * migration 9) does not wait: a step's delivery gives its place back to the queue
+ * (GiveWayToTakeover; the worker delivers it again a second later) so the re-attaching
+ * delivery can be handed out.
+ *
  * A request refused a slot waits for a notice that one was freed (slot-notices.ts: every
  * delete here notifies in the same statement), with a slow timer as the safety net; without
  * notices (none given, or the listening connection is down) it asks again every 25–250 ms.
@@ -91,12 +99,34 @@ const RETRY_FIRST_MS = 25;
 const RETRY_MAX_MS = 250;
 /**
  * How long after its worker is dead a slot whose request may still run waits for the worker
- * that re-attaches to take it over (that comes ≈ 1–2 s after the death: BullMQ's 4 s lock
- * and 2 s stalled check, from the kill) before it is freed for others.
+ * that re-attaches to take it over before it is freed for others. BullMQ hands the step out
+ * again ≤ 4 s after the kill (queues.ts), before the worker counts as dead (5 s); the waiting
+ * deliveries give way to it (GiveWayToTakeover), so it normally comes well inside the grace.
  */
 export const TAKEOVER_GRACE_MS = 3_000;
 /** How often it asks again while it listens for notices: only in case one is lost. */
 const SAFETY_POLL_MS = 1_000;
+
+/**
+ * A step's request that should not wait for its slot here: a dead worker's request awaits the
+ * delivery that re-attaches to it, and that delivery needs a place in some worker — which every
+ * waiting delivery holds (account-slots.ts "give way"). The step's worker gives its job back to
+ * the queue, to be delivered again shortly; nothing was sent.
+ */
+export class GiveWayToTakeover extends Error {
+  constructor() {
+    super(
+      "a dead worker's request awaits its takeover: this step's delivery gives its place back to the queue",
+    );
+    this.name = "GiveWayToTakeover";
+  }
+}
+
+/** Why a take was refused, and whether a dead worker's request awaits its takeover meanwhile. */
+interface Refusal {
+  reason: WaitReason;
+  awaitingTakeover: boolean;
+}
 
 /** A request of this process refused a slot, while it waits: a slot of its model may be handed to it. */
 interface LocalWaiter {
@@ -119,7 +149,7 @@ export class AccountSlots implements RequestSlots {
   readonly #notices: SlotNotices | undefined;
   readonly #safetyPollMs: number;
   /** Takes asked for and not sent yet: they go together as the next call (#flush). */
-  #asked: { model: string; step: SlotStep | undefined; answer: Deferred<string | WaitReason> }[] = [];
+  #asked: { model: string; step: SlotStep | undefined; answer: Deferred<string | Refusal> }[] = [];
   /** Calls out now, and whether one is due at the end of this turn. */
   #calls = 0;
   #flushDue = false;
@@ -278,11 +308,14 @@ export class AccountSlots implements RequestSlots {
       const since = notices?.snapshot(this.#account, model);
       const taken = await this.#tryAcquire(model, step);
       if (typeof taken === "string") return taken;
-      if (taken.kind !== told) {
-        told = taken.kind;
-        onWait?.(taken);
+      // A step's delivery gives its place back rather than hold it while a dead worker's
+      // request waits for the re-attaching delivery (GiveWayToTakeover).
+      if (taken.awaitingTakeover && step) throw new GiveWayToTakeover();
+      if (taken.reason.kind !== told) {
+        told = taken.reason.kind;
+        onWait?.(taken.reason);
       }
-      const handed = await this.#wait(model, step, taken, wait, notices, since);
+      const handed = await this.#wait(model, step, taken.reason, wait, notices, since);
       if (handed !== undefined) return handed;
     }
   }
@@ -340,8 +373,8 @@ export class AccountSlots implements RequestSlots {
    * one transaction): a wave's takes cost a round trip, a turn of the lock and a commit for
    * the lot instead of one each, queued behind each other for the lock.
    */
-  #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | WaitReason> {
-    const answer = deferred<string | WaitReason>();
+  #tryAcquire(model: string, step: SlotStep | undefined): Promise<string | Refusal> {
+    const answer = deferred<string | Refusal>();
     this.#asked.push({ model, step, answer });
     if (!this.#flushDue && this.#calls < MOST_TAKE_CALLS_OUT) {
       this.#flushDue = true;
@@ -383,11 +416,16 @@ export class AccountSlots implements RequestSlots {
       asked.forEach(({ model, answer }, i) => {
         const row = byTake.get(i + 1);
         if (!row) return answer.reject(new Error(`runflow_take_slots gave no answer for take ${i + 1}`));
+        if (row.slot_id !== null) return answer.resolve(String(row.slot_id));
+        const [kind, takeover] = (row.refused ?? "").split("+");
         const limit = this.#limits[model];
-        if (row.slot_id !== null) answer.resolve(String(row.slot_id));
-        else if (row.refused === "limit" && limit !== undefined)
-          answer.resolve({ kind: "limit", model, limit });
-        else answer.resolve({ kind: "concurrency", concurrency: this.#concurrency });
+        answer.resolve({
+          reason:
+            kind === "limit" && limit !== undefined
+              ? { kind: "limit", model, limit }
+              : { kind: "concurrency", concurrency: this.#concurrency },
+          awaitingTakeover: takeover === "takeover",
+        });
       });
     } catch (error) {
       for (const { answer } of asked) answer.reject(error);

@@ -15,12 +15,14 @@ export interface StepJob {
 }
 
 /**
- * A dead worker's steps move within 10 s: its lock lives 4 s unrenewed, a stalled check runs
- * every 2 s, on either backend (measured in test/bullmq-postgres.test.ts and
- * test/cluster-redis.test.ts). A stalled step is not a failed one — runflow's fence decides
- * what a redelivery may do — so it is never failed for stalling.
+ * A dead worker's steps move within 10 s: its lock lives 3 s unrenewed (renewed every 1.5 s),
+ * a stalled check runs every second, so a job moves at most ≈ 4 s after the death, on either
+ * backend (test/cluster-proof.test.ts measures the takeovers; 4 s and 2 s left the slowest at
+ * 5.7–19 s on a loaded machine, docs/decisions.md "A dead worker's steps, handed out"). A
+ * stalled step is not a failed one — runflow's fence decides what a redelivery may do — so it
+ * is never failed for stalling.
  */
-export const STALLED_TUNING = { lockDuration: 4_000, stalledInterval: 2_000, maxStalledCount: 1_000_000 };
+export const STALLED_TUNING = { lockDuration: 3_000, stalledInterval: 1_000, maxStalledCount: 1_000_000 };
 
 /** The job id of a step: adding the same step of the same run twice queues it once. */
 export function stepJobId(job: StepJob): string {

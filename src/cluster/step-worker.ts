@@ -15,7 +15,7 @@ import type { PollPolicy } from "../workflow/types.js";
 import type { RunControl } from "../engine/run-control.js";
 import { isTerminal, StepState } from "../engine/states.js";
 import { WorkerRun } from "../engine/worker-run.js";
-import { AccountSlots } from "./account-slots.js";
+import { AccountSlots, GiveWayToTakeover } from "./account-slots.js";
 import type { QueueBackend, StepQueueWorker } from "./queue-backend.js";
 import { SlotNotices } from "./slot-notices.js";
 import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, stepJobId, type StepJob } from "./queues.js";
@@ -165,9 +165,15 @@ export class StepWorker {
       this.#failures.delete(stepJobId(job.data));
       delayMs = backInQueueFor(outcome, this.#stopping);
     } catch (error) {
-      // Never a failed job: BullMQ would drop it (removeOnFail) and the step stay pending,
-      // its apply following it for ever. It comes back later, or ends failed (above).
-      ({ outcome, delayMs } = await this.#deliveryFailed(job.data, error));
+      if (error instanceof GiveWayToTakeover) {
+        // Its place goes to the delivery that re-attaches to a dead worker's request.
+        outcome = "gave_way";
+        delayMs = backInQueueFor(outcome, this.#stopping);
+      } else {
+        // Never a failed job: BullMQ would drop it (removeOnFail) and the step stay pending,
+        // its apply following it for ever. It comes back later, or ends failed (above).
+        ({ outcome, delayMs } = await this.#deliveryFailed(job.data, error));
+      }
     } finally {
       this.#doing.delete(doing);
     }
@@ -277,12 +283,13 @@ export class StepWorker {
 
 /**
  * How long a step handed back waits in the queue: none when this worker stops or hands it
- * back, a little while another worker holds it (or another API's worker should take it), a
- * moment while its run's plan is not stored yet.
+ * back, a little while another worker holds it (or another API's worker should take it) or
+ * while a dead worker's request awaits its takeover, a moment while its run's plan is not
+ * stored yet.
  */
 function backInQueueFor(outcome: string, stopping: boolean): number {
   if (stopping) return 0;
-  if (outcome === "busy" || outcome === "elsewhere") return BUSY_DELAY_MS;
+  if (outcome === "busy" || outcome === "elsewhere" || outcome === "gave_way") return BUSY_DELAY_MS;
   if (outcome === "not_recorded_yet") return NOT_RECORDED_DELAY_MS;
   return 0;
 }
