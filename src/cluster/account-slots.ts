@@ -26,8 +26,8 @@
  * A dead worker's steps come back to the queue behind everything queued since, and every live
  * worker's places can be held by deliveries waiting for a slot — for the very slots the dead
  * worker's requests hold. So a take refused while the account holds a slot of a dead worker
- * awaiting its takeover (within the grace, its attempt open and not `unknown`: PostgreSQL
- * migration 9) does not wait: a step's delivery gives its place back to the queue
+ * (within the grace) or of one that left, awaiting its takeover (its attempt open and not
+ * `unknown`: PostgreSQL migration 9), does not wait: a step's delivery gives its place back to the queue
  * (GiveWayToTakeover; the worker delivers it again a second later) so the re-attaching
  * delivery can be handed out.
  *

@@ -397,7 +397,8 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
     // then waited for a place until the takeover grace freed those slots to new submissions
     // (the proof measured 9.5–19 s under load). A refused take now also says whether the
     // account holds such a slot — a dead worker's (not past the grace: the frees above ran
-    // first), whose step's last attempt is open and not `unknown` — as refused =
+    // first) or one that left handing its step back, whose step's last attempt is open and
+    // not `unknown` — as refused =
     // 'limit+takeover' / 'concurrency+takeover'; the waiting delivery then gives its place
     // back to the queue (cluster/account-slots.ts) so a re-attachment can be handed out.
     // The same function otherwise, statement for statement (migration 6).
@@ -457,11 +458,13 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
             RETURNING id INTO slot_id;
           RETURN;
         END IF;
-        -- Refused: is a dead worker's request (within the grace, its attempt open and not
-        -- unknown) waiting for the delivery that re-attaches to it?
+        -- Refused: is the request of a worker dead (within the grace: the rows past it were
+        -- freed above) or gone (it left, handing its step back), its attempt open and not
+        -- unknown, waiting for the delivery that re-attaches to it?
         IF EXISTS (
-          SELECT 1 FROM request_slots s JOIN workers w ON w.name = s.worker
-          WHERE s.account = p_account AND s.run_id IS NOT NULL AND w.seen_at < p_live_since
+          SELECT 1 FROM request_slots s
+          WHERE s.account = p_account AND s.run_id IS NOT NULL
+            AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.name = s.worker AND w.seen_at >= p_live_since)
             AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.run_id = s.run_id AND a.address = s.address
                             AND a.state = 'unknown'
                             AND a.attempt = (SELECT max(b.attempt) FROM attempts b
