@@ -28,6 +28,10 @@ import { redisPerTest, skipWithoutRedis } from "./helpers/redis.js";
 
 const skip = skipWithoutPostgres("queues on Redis") || skipWithoutRedis("queues on Redis");
 
+async function runIdOf(url: string): Promise<string> {
+  return (await query<{ id: string }>(url, "SELECT id FROM runs"))[0]!.id;
+}
+
 /** The keys BullMQ made in Redis for runflow's two queues. */
 async function queueKeys(url: string): Promise<string[]> {
   const client = new Redis(url);
@@ -183,6 +187,56 @@ describe.skipIf(skip)("a PostgreSQL state with its queues on Redis", () => {
     for (const worker of workers) if (worker !== victim) worker.child.kill("SIGTERM");
     await Promise.all(workers.filter((worker) => worker !== victim).map((worker) => worker.child));
   }, 180_000);
+});
+
+describe.skipIf(skip)("a Redis that loses its keys mid-run", () => {
+  const database = databasePerTest();
+  const redis = redisPerTest();
+
+  test("the apply queues again the steps whose jobs are gone: the run completes, no body is submitted twice", async () => {
+    const p = await project(
+      { "cluster.yaml": clusterYaml({ concurrency: 2, hold: true }), "items.csv": itemsCsv(6) },
+      { duration: 100 },
+    );
+    const worker = startWorker(p, { state: database.url, queue: redis.url, name: "w1", via: "flag" });
+    await worker.ready;
+    // The worker executes every step: two at a time (the concurrency), the other four queued.
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    process.env.RUNFLOW_QUEUE = redis.url;
+    const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    delete process.env.RUNFLOW_QUEUE;
+    await until(async () => {
+      const rows = await query<{ count: number }>(
+        database.url,
+        "SELECT count(*)::int AS count FROM attempts WHERE request_id IS NOT NULL",
+      );
+      return rows[0]!.count === 2 && p.api.state().held === 2 ? true : undefined;
+    }, "2 requests held, their ids recorded");
+    expect(await queueKeys(redis.url)).toContain(
+      `bull:runflow-model-steps:${stepJobId({ runId: await runIdOf(database.url), address: "clip/item-6/animate" })}`,
+    );
+
+    // What a Redis restarted without persistence holds: nothing.
+    const client = new Redis(redis.url);
+    await client.flushall();
+    client.disconnect();
+    p.api.release();
+
+    const result = await Promise.race([
+      apply,
+      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 60_000)),
+    ]);
+    if (result === undefined) apply.kill("SIGKILL");
+    expect(result?.exitCode, "the apply finished").toBe(0);
+    const finished = ndjson(result!.stdout).find((event) => event.event === "run_finished");
+    expect(finished?.counts).toEqual({ succeeded: 18 });
+    const submissions = p.api.submissions();
+    expect(submissions.total).toBe(12);
+    expect(submissions.byBody.filter((group) => group.count > 1)).toEqual([]);
+    worker.child.kill("SIGTERM");
+    await worker.child.catch(() => undefined);
+  }, 120_000);
 });
 
 describe.skipIf(skip)("a step delivered before its run's plan is stored", () => {

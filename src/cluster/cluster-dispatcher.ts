@@ -14,6 +14,12 @@
  * (`steps.changedSince`), so a quiet 100,000-step run costs a few rows a read, not all of them.
  * A step's ending is also announced (step-end-notices.ts): the apply then reads at once, so
  * it learns that its run's last step ended within milliseconds instead of up to a read later.
+ *
+ * A queue may lose its jobs while the state keeps its steps: a Redis restarted empty (it
+ * keeps them in memory; the queues on PostgreSQL live and die with the state). At each read of
+ * every step, the apply looks for the jobs of a few of the steps no worker has begun, and when
+ * one is gone, queues every such step again: a job still there is left as it is (its id), so
+ * nothing runs twice, and a step lost is not followed for ever.
  */
 import PQueue from "p-queue";
 import type { PlannedStep } from "../plan/types.js";
@@ -52,7 +58,14 @@ interface Followed {
   observe: (step: ObservedStep) => void;
   resolve: (ending: StepEnding) => void;
   seen: string;
+  /** Its state as last read. */
+  state: string;
 }
+
+/** How many of the steps no worker has begun are looked for in their queue at a whole read. */
+const LOOKED_FOR_AT_WHOLE_READ = 20;
+/** The states of a step handed out that no worker has begun (or one gave back): its job waits. */
+const NOT_BEGUN = new Set(["pending", "waiting"]);
 
 /** The most jobs one bulk add carries (a 1,000-step slice is one statement). */
 const MOST_JOBS_PER_ADD = 1_000;
@@ -181,7 +194,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
   ): Promise<StepEnding> {
     if (this.#control.reason === "interrupted") return "left";
     const ending = new Promise<StepEnding>((resolve) =>
-      this.#followed.set(step.address, { observe, resolve, seen: "pending" }),
+      this.#followed.set(step.address, { observe, resolve, seen: "pending", state: "pending" }),
     );
     const job: StepJob = { runId: this.#runId, address: step.address };
     this.#kinds.set(step.address, step.kind);
@@ -198,9 +211,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
    */
   async #stop(reason: string): Promise<void> {
     for (const [address, followed] of [...this.#followed]) {
-      const step = this.#kinds.get(address);
-      const queue = step === "run" ? this.#queues.run : this.#queues.model;
-      const removed = await queue
+      const removed = await this.#queueOf(address)
         .remove(stepJobId({ runId: this.#runId, address }))
         .then((count) => count > 0)
         .catch(() => false);
@@ -269,14 +280,50 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
       const now = Date.now();
       this.#readStartedAt = now;
       const whole = now - this.#wholeReadAt >= WHOLE_READ_EVERY_MS;
+      // The first read reads every step too, a moment after they were queued: nothing to look for yet.
+      const lookForLost = whole && this.#wholeReadAt !== -Infinity;
       if (whole) this.#wholeReadAt = now;
       const since = whole ? undefined : this.#cursor;
       const changed = await this.#store.steps.changedSince(this.#runId, since);
       this.#cursor = changed.cursor;
       for (const record of changed.steps) this.#seen(record);
+      if (lookForLost) await this.#requeueLost();
     } catch {
       // The next read tries again; a store that stays gone fails the workers' writes too.
     }
+  }
+
+  /**
+   * Looks for the jobs of the first LOOKED_FOR_AT_WHOLE_READ steps no worker has begun; when
+   * one is gone, queues every such step again (a job still queued is left as it is). A step a
+   * worker holds is not: its worker still has it, and a second delivery would only re-attach
+   * beside it.
+   */
+  async #requeueLost(): Promise<void> {
+    if (this.#control.stopped) return;
+    const notBegun = [...this.#followed].filter(([, followed]) => NOT_BEGUN.has(followed.state));
+    const lost = await Promise.all(
+      notBegun.slice(0, LOOKED_FOR_AT_WHOLE_READ).map(async ([address]) => {
+        const job = await this.#queueOf(address).getJob(stepJobId({ runId: this.#runId, address }));
+        if (job !== undefined) return false;
+        // Or it ended since the read: a worker writes the step's end before its job is removed.
+        const record = await this.#store.steps.get(this.#runId, address);
+        return record !== undefined && NOT_BEGUN.has(record.state);
+      }),
+    );
+    if (!lost.includes(true)) return;
+    await Promise.all(
+      notBegun.map(([address]) =>
+        (this.#kinds.get(address) === "run" ? this.#adds.run : this.#adds.model).add({
+          runId: this.#runId,
+          address,
+        }),
+      ),
+    );
+  }
+
+  #queueOf(address: string): StepQueue {
+    return this.#kinds.get(address) === "run" ? this.#queues.run : this.#queues.model;
   }
 
   #seen(record: StepRecord): void {
@@ -286,6 +333,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     const seen = `${state} ${record.attempt} ${record.requestId ?? ""}`;
     if (seen === followed.seen) return;
     followed.seen = seen;
+    followed.state = state;
     followed.observe({
       address: record.address,
       state,

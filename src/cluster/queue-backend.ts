@@ -23,6 +23,8 @@ export interface StepQueue {
    * id is queued already is left as it is, as `add` leaves it.
    */
   addBulk(jobs: { name: string; data: StepJob; opts: object }[]): Promise<unknown>;
+  /** The job of that id while it is queued, taken or delayed (undefined once it is gone). */
+  getJob(jobId: string): Promise<unknown>;
   remove(jobId: string): Promise<number>;
   close(): Promise<void>;
 }
