@@ -112,6 +112,32 @@ describe("cost and budgets through the CLI", () => {
     expect(second.stdout).toContain("budget: $1.20 of $5.00 spent");
   }, 60_000);
 
+  test("retry keeps to the budget of the run it retries (the steps held back are among those it retries); retry --max-cost overrides it", async () => {
+    const p = await project(
+      { "wf.yaml": chainYaml(), "items.csv": itemsCsv(9) },
+      { prices: { [HAILUO]: { usd: 0.1, unit: "output" }, [ALEPH]: { usd: 0.1, unit: "output" } } },
+    );
+    const applied = await p.run(["apply", "wf.yaml", "--max-cost", "0.6", "--concurrency", "1"]);
+    expect(applied.exitCode).toBe(1);
+    expect(p.api.state().submissions).toBe(6);
+
+    const retried = await p.run(["retry", "--concurrency", "1"]);
+    expect(retried.exitCode).toBe(1);
+    expect(p.api.state().submissions).toBe(12);
+    expect(retried.stdout).toContain("budget reached: $0.60 of $0.60 spent, 6 steps not submitted");
+
+    const bad = await p.run(["retry", "--max-cost", "ten"]);
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain("Expected `--max-cost` to be an amount of USD above 0");
+    expect(p.api.state().submissions).toBe(12);
+
+    const larger = await p.run(["retry", "--max-cost", "5"]);
+    expect(larger.exitCode).toBe(0);
+    expect(p.api.state().submissions).toBe(18);
+    expect(larger.stdout).toContain("budget: $0.60 of $5.00 spent");
+    expect(p.api.submissions().byBody.every((group) => group.count === 1)).toBe(true);
+  }, 60_000);
+
   test("budget.max_cost in the workflow is the budget without --max-cost; a budget that is not above 0 is refused at its line (exit 2)", async () => {
     const withBudget = (budget: string) => chainYaml().replace("jobs:", `budget: ${budget}\njobs:`);
     const p = await project(

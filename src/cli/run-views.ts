@@ -8,6 +8,7 @@ import type { EventBus, RunEvent } from "../engine/events.js";
 import type { RunControl } from "../engine/run-control.js";
 import { handleShutdownSignals } from "../engine/shutdown.js";
 import { UsageError } from "../errors.js";
+import { parseUsd } from "../cost/money.js";
 import { ndjsonRenderer } from "../render/ndjson.js";
 import { apiUnreachableMessage, plainLine, plainRenderer } from "../render/plain.js";
 import { SummaryCollector, summaryLines } from "../render/summary.js";
@@ -23,6 +24,18 @@ export function parseConcurrency(value: string | undefined): number | undefined 
     throw new UsageError(`Expected \`--concurrency\` to be an integer ≥ 1, got \`${value}\``);
   }
   return number;
+}
+
+/** `--max-cost 12.50` as micro-dollars; a usage error (exit 2) for anything but a positive amount. */
+export function parseMaxCost(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const micros = parseUsd(text);
+  if (micros === undefined || micros <= 0) {
+    throw new UsageError(
+      `Expected \`--max-cost\` to be an amount of USD above 0 like \`12.50\`, got \`${text}\``,
+    );
+  }
+  return micros;
 }
 
 /** The views of one run, as subscribed to its event stream. */

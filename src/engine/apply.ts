@@ -235,6 +235,8 @@ export async function applyWorkflow(request: Placed<ApplyRequest>, ports: RunPor
           emulator: request.api !== undefined,
           cacheTtlMs,
           maxCostMicros: budget.maxMicros,
+          // A retry of this run keeps to the same budget, with the same assumptions (retry.ts).
+          ...(Object.keys(budget.assume).length > 0 ? { budgetAssume: budget.assume } : {}),
         },
         plan: async (lockedStore, runId, now, apiOrigin) => {
           const workflow = toPlan!;

@@ -59,7 +59,7 @@ export interface LockedRun {
   plan: (store: StateStore, runId: string, now: number, apiOrigin: string) => Promise<PlanStream>;
   execute: ExecuteOptions;
   registry: ModelRegistry;
-  /** The budget (micro-dollars) and what to assume per model (SPEC §9); none for a retry. */
+  /** The budget (micro-dollars) and what to assume per model (SPEC §9): the apply's, or the run a retry retries. */
   cost?: { maxMicros?: number | undefined; assume: Record<string, CostAssumption> } | undefined;
   /** Prices already asked of the API by model (apply asks while its preflight probes); the others are asked here. */
   prices?: ReadonlyMap<string, Promise<ModelPriceAnswer | undefined>> | undefined;

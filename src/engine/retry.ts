@@ -19,6 +19,7 @@ import { isSuccess } from "./states.js";
 import { reusableOf } from "./reuse.js";
 import { decodePlan, readStoredPlan } from "./stored-plan.js";
 import { streamOf } from "./run-lifecycle.js";
+import type { CostAssumption } from "../cost/estimate.js";
 
 export interface RetryRequest {
   /** The run to retry; default the latest. */
@@ -34,6 +35,8 @@ export interface RetryRequest {
   env?: NodeJS.ProcessEnv | undefined;
   /** Run against this API instead of the environment's (`--emulator`). */
   api?: ApiTarget | undefined;
+  /** `--max-cost`, in micro-dollars: overrides the budget of the run retried. */
+  maxCostMicros?: number | undefined;
 }
 
 export type RetryOutcome =
@@ -117,6 +120,9 @@ interface StoredOptions {
   cacheTtlMs?: number;
   /** The run was on the in-process emulator of `apply --emulator`. */
   emulator?: boolean;
+  /** Its budget (`--max-cost` or `budget.max_cost`) and what it assumed per model. */
+  maxCostMicros?: number;
+  budgetAssume?: Record<string, CostAssumption>;
 }
 
 export async function retryRun(request: Placed<RetryRequest>, ports: RunPorts): Promise<RetryOutcome> {
@@ -147,6 +153,13 @@ export async function retryRun(request: Placed<RetryRequest>, ports: RunPorts): 
       return { nothingToRetry: true, parentRunId: parent.id, statePath };
     const parentOptions = (parent.options ?? {}) as StoredOptions;
     const cacheTtlMs = parentOptions.cacheTtlMs ?? DEFAULT_CACHE_TTL_MS;
+    // The run's budget holds for its retry too (a budget of its own, like each apply's): the
+    // steps it held back for the budget are among those retried, and must not be submitted
+    // past what the user set. `--max-cost` overrides it.
+    const budget = {
+      maxMicros: request.maxCostMicros ?? parentOptions.maxCostMicros,
+      assume: parentOptions.budgetAssume ?? {},
+    };
     const outcome = await runLocked(
       store,
       {
@@ -162,6 +175,8 @@ export async function retryRun(request: Placed<RetryRequest>, ports: RunPorts): 
           download: parentOptions.download ?? true,
           emulator: request.api !== undefined,
           cacheTtlMs,
+          maxCostMicros: budget.maxMicros,
+          ...(Object.keys(budget.assume).length > 0 ? { budgetAssume: budget.assume } : {}),
         },
         // Made again under the lock: the parent's steps may have changed while waiting for it.
         plan: async (lockedStore, id, now) =>
@@ -180,6 +195,7 @@ export async function retryRun(request: Placed<RetryRequest>, ports: RunPorts): 
           cacheTtlMs,
         },
         registry: ports.models(),
+        cost: budget,
       },
       { ...ports, runId },
     );

@@ -9,8 +9,6 @@ import type { RunningEmulator } from "../../emulator/index.js";
 import { applyWorkflow } from "../../app/index.js";
 import { EventBus } from "../../engine/events.js";
 import { RunControl } from "../../engine/run-control.js";
-import { parseUsd } from "../../cost/money.js";
-import { UsageError } from "../../errors.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import {
   collectRepeatable,
@@ -22,7 +20,7 @@ import {
   QUEUE_OPTION,
 } from "../context.js";
 import { queueArgument, shellWord, stateArgument } from "../printed-commands.js";
-import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
+import { parseConcurrency, parseMaxCost, printSummary, runWithViews, subscribeViews } from "../run-views.js";
 import type { ApiTarget } from "../../engine/apply.js";
 
 interface ApplyFlags {
@@ -36,18 +34,6 @@ interface ApplyFlags {
   wait?: boolean;
   maxCost?: string;
   queue?: string;
-}
-
-/** `--max-cost 12.50` as micro-dollars; a usage error (exit 2) for anything but a positive amount. */
-function parseMaxCost(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const micros = parseUsd(text);
-  if (micros === undefined || micros <= 0) {
-    throw new UsageError(
-      `Expected \`--max-cost\` to be an amount of USD above 0 like \`12.50\`, got \`${text}\``,
-    );
-  }
-  return micros;
 }
 
 /** `--dry-run`: exactly `runflow plan` with the same options. */

@@ -17,7 +17,7 @@ import {
 } from "../context.js";
 import { embeddedApi, embeddedNote, startEmbeddedEmulator } from "../embedded-emulator.js";
 import { retryCommand } from "../printed-commands.js";
-import { parseConcurrency, printSummary, runWithViews, subscribeViews } from "../run-views.js";
+import { parseConcurrency, parseMaxCost, printSummary, runWithViews, subscribeViews } from "../run-views.js";
 
 interface RetryFlags {
   step?: string[];
@@ -26,6 +26,7 @@ interface RetryFlags {
   wait?: boolean;
   emulator?: boolean;
   queue?: string;
+  maxCost?: string;
 }
 
 /** Its arguments, options and action, on the command commands/index.ts declares (name, description). */
@@ -48,10 +49,15 @@ export function define(command: Command): void {
       "--emulator",
       "run against a local, in-process emulator of the API (as `apply --emulator`): no token needed",
     )
+    .option(
+      "--max-cost <usd>",
+      "spend at most this many USD in this retry (default: the budget of the run retried, if it had one): steps that would go past it are held back, not submitted, and the retry exits 1",
+    )
     .action(async function (this: Command, run: string | undefined, flags: RetryFlags) {
       const globals = globalOptions(this);
       const output = commandOutput(this);
       const concurrency = parseConcurrency(flags.concurrency);
+      const maxCostMicros = parseMaxCost(flags.maxCost);
       const env = environmentWithQueue(flags.queue, globals);
       let emulator: RunningEmulator | undefined;
       try {
@@ -74,6 +80,7 @@ export function define(command: Command): void {
               models: globals.models,
               api: emulator ? embeddedApi(emulator) : undefined,
               env,
+              maxCostMicros,
             },
             { events, control },
           ),
