@@ -971,6 +971,70 @@ jobs:
   }, 120_000);
 });
 
+describe.skipIf(skip)("a dead worker's step given back by the stalled check", () => {
+  const database = databasePerTest();
+
+  test("goes to the head of its queue: the next free place runs it before the steps queued after it", async () => {
+    // Each program writes its item to `starts` when it starts, then waits for the `go` file.
+    const signals = mkdtempSync(path.join(os.tmpdir(), "runflow-head-"));
+    const starts = path.join(signals, "starts.txt");
+    const go = path.join(signals, "go");
+    const workflow = `version: 1
+name: head
+jobs:
+  local:
+    for_each: items.csv
+    steps:
+      - id: wait
+        run: [sh, -c, 'echo "$3" >> "$1"; while [ ! -f "$2" ]; do sleep 0.05; done; echo done > out.txt', wait, "${starts}", "${go}", "\${{ item.id }}"]
+        outputs: { out: out.txt }
+`;
+    const p = await project({ "head.yaml": workflow, "items.csv": itemsCsv(5) });
+    const started = () =>
+      existsSync(starts) ? readFileSync(starts, "utf8").split("\n").filter(Boolean) : [];
+    // One program at a time in each worker; the apply executes nothing itself.
+    const workers = ["w1", "w2"].map((name) =>
+      startWorkerProcess(p, name, ["--state", database.url, "--concurrency", "1", "--processes", "1"]),
+    );
+    await Promise.all(workers.map((worker) => worker.ready));
+    process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
+    const apply = p.start(["apply", "head.yaml", "--state", database.url, "--json"]);
+    delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
+    await until(() => (started().length === 2 ? true : undefined), "a program started by each worker");
+    // The step w1 runs, by its heartbeat.
+    const [runId, address] = await until(async () => {
+      const [row] = await query<{ doing: string }>(
+        database.url,
+        "SELECT doing FROM workers WHERE name = 'w1'",
+      );
+      return row?.doing ? (row.doing.split(" ") as [string, string]) : undefined;
+    }, "w1's heartbeat naming its step");
+
+    workers[0]!.child.kill("SIGKILL");
+    await workers[0]!.child.catch(() => undefined);
+    // BullMQ's stalled check (in w2) gives the job back, at the head of the queue.
+    await until(async () => {
+      const rows = await query<{ state: string; seq: string }>(
+        database.url,
+        "SELECT state, seq::text FROM bullmq.job WHERE id = $1",
+        [stepJobId({ runId, address })],
+      );
+      return rows[0]?.state === "waiting" && Number(rows[0].seq) < 0 ? true : undefined;
+    }, "w1's step back in the queue, at its head");
+    writeFileSync(go, "");
+    await until(() => (started().length >= 3 ? true : undefined), "w2's next program");
+    expect(started()[2], "the next program w2 ran").toBe(address.split("/")[1]);
+
+    const applied = await apply;
+    expect(applied.exitCode, applied.stdout).toBe(0);
+    expect(ndjson(applied.stdout).find((event) => event.event === "run_finished")?.counts).toEqual({
+      succeeded: 5,
+    });
+    workers[1]!.child.kill("SIGTERM");
+    await workers[1]!.child;
+  }, 120_000);
+});
+
 describe.skipIf(skip)("a run's workflow settings in a worker", () => {
   const database = databasePerTest();
 

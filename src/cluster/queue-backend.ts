@@ -24,9 +24,15 @@ export interface StepQueue {
    */
   addBulk(jobs: { name: string; data: StepJob; opts: object }[]): Promise<unknown>;
   /** The job of that id while it is queued, taken or delayed (undefined once it is gone). */
-  getJob(jobId: string): Promise<unknown>;
+  getJob(jobId: string): Promise<QueuedJob | undefined>;
   remove(jobId: string): Promise<number>;
   close(): Promise<void>;
+}
+
+/** What the cluster uses of a job in a queue. */
+export interface QueuedJob {
+  /** `lifo`: to the head of its queue (when waiting), the next one handed out. */
+  changePriority(opts: { priority?: number; lifo?: boolean }): Promise<void>;
 }
 
 /** What the cluster uses of a BullMQ worker. */
@@ -34,6 +40,8 @@ export interface StepQueueWorker {
   close(): Promise<void>;
   waitUntilReady(): Promise<unknown>;
   on(event: "error", listener: () => void): unknown;
+  /** This worker's stalled check moved the job of a dead worker back to waiting. */
+  on(event: "stalled", listener: (jobId: string) => void): unknown;
 }
 
 export type StepProcessor = (job: Job<StepJob>, token?: string) => Promise<string>;

@@ -16,7 +16,7 @@ import type { RunControl } from "../engine/run-control.js";
 import { isTerminal, StepState } from "../engine/states.js";
 import { WorkerRun } from "../engine/worker-run.js";
 import { AccountSlots, GiveWayToTakeover } from "./account-slots.js";
-import type { QueueBackend, StepQueueWorker } from "./queue-backend.js";
+import type { QueueBackend, StepQueue, StepQueueWorker } from "./queue-backend.js";
 import { SlotNotices } from "./slot-notices.js";
 import { MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE, STALLED_TUNING, stepJobId, type StepJob } from "./queues.js";
 
@@ -85,6 +85,8 @@ export class StepWorker {
   /** Deliveries of a step that failed in a row here (by job id), for their backoff. */
   readonly #failures = new Map<string, number>();
   #workers: StepQueueWorker[] = [];
+  /** The queues this worker moved a stalled job in (opened at the first one: rare). */
+  readonly #stalledQueues = new Map<string, StepQueue>();
   #heartbeat: NodeJS.Timeout | undefined;
   #stopping = false;
 
@@ -126,7 +128,11 @@ export class StepWorker {
         ...STALLED_TUNING,
       }),
     ];
-    for (const worker of this.#workers) worker.on("error", () => undefined);
+    const names = [MODEL_STEPS_QUEUE, RUN_STEPS_QUEUE];
+    this.#workers.forEach((worker, index) => {
+      worker.on("error", () => undefined);
+      worker.on("stalled", (jobId) => void this.#toHead(names[index]!, jobId).catch(() => undefined));
+    });
     await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
   }
 
@@ -138,10 +144,27 @@ export class StepWorker {
     this.#stopping = true;
     if (!this.#options.control.stopped) this.#options.control.stop("interrupted");
     await Promise.all(this.#workers.map((worker) => worker.close()));
+    await Promise.all([...this.#stalledQueues.values()].map((queue) => queue.close().catch(() => undefined)));
     clearInterval(this.#heartbeat);
     await Promise.all([...this.#runs.values()].map(async (run) => (await run)?.settled()));
     await this.#options.deps.store.workers.leave(this.#options.name).catch(() => undefined);
     await this.#slotNotices.close();
+  }
+
+  /**
+   * A job this worker's stalled check gave back (its worker died) goes to the head of its
+   * queue: BullMQ's PostgreSQL backend queues it again behind every job added since — a dead
+   * worker's run step behind every ffmpeg step queued meanwhile, a re-attachment behind new
+   * submissions — though its step was begun first. (`lifo` on a waiting job: the next one
+   * handed out.)
+   */
+  async #toHead(queueName: string, jobId: string): Promise<void> {
+    let queue = this.#stalledQueues.get(queueName);
+    if (!queue) {
+      queue = this.#options.queues.openQueue(queueName);
+      this.#stalledQueues.set(queueName, queue);
+    }
+    await (await queue.getJob(jobId))?.changePriority({ lifo: true });
   }
 
   async #process(job: Job<StepJob>, token: string | undefined): Promise<string> {
