@@ -49,44 +49,85 @@ function commandOf(argv) {
   return argv.find((word) => COMMANDS.has(word)) ?? "none";
 }
 
+/** Whether the command runs a batch: it takes the batch's heap flags (src/cli/heap-flags.ts). */
+const runsBatch = (command) => command !== "none" && !SHORT_LIVED.has(command);
+
 /**
  * A batch's heap flags, for the commands that run one (src/cli/heap-flags.ts, whose rule
  * src/cli/main.ts applies again: the same flags, so nothing changes then). Set before
- * anything is compiled: V8 refuses a code cache made under other flags. A short-lived
- * command does not even load node:v8.
+ * anything of the bundle is compiled: V8 refuses a code cache made under other flags. A
+ * short-lived command does not even load node:v8.
+ *
+ * Node's own modules come with a code cache too (in its binary), made under V8's default
+ * flags: once a flag is set, each of them loaded afterwards is compiled from its source,
+ * about three times as long (node:crypto, http, assert, fs/promises, zlib: ≈ 5 ms with
+ * their cache, 15–20 without, before apply's first request). So the command's pack names
+ * the ones its last run had loaded by its first submission (useCompileCache), and they are
+ * loaded before the flags are set: `builtins`.
  */
-function setHeapFlags(command) {
-  if (command === "none" || SHORT_LIVED.has(command)) return;
+function setHeapFlags(command, builtins = []) {
+  if (!runsBatch(command)) return;
+  for (const name of builtins) {
+    try {
+      require(`node:${name}`);
+    } catch {
+      // Another Node may lack one: it loads (or fails) where the program needs it, as before.
+    }
+  }
   const v8 = require("node:v8");
   for (const flag of HEAP_FLAGS) v8.setFlagsFromString(flag);
 }
 
-function useCompileCache(base) {
+const HEADER = 4; // a cache file's first bytes: its payload's CRC-32, big-endian
+
+/** The command's folder of the code cache (under `base`), for this build of runflow and Node. */
+function cacheFolder(base, command) {
+  return require("node:path").join(base, `${BUILD_ID}-${process.version}-${process.arch}`, command);
+}
+
+/** A cache file's payload; undefined when it is missing, unreadable or damaged. */
+function readCache(file) {
+  let data;
+  try {
+    data = require("node:fs").readFileSync(file);
+  } catch {
+    return undefined;
+  }
+  if (data.length <= HEADER) return undefined;
+  const payload = data.subarray(HEADER);
+  return require("node:zlib").crc32(payload) === data.readUInt32BE(0) ? payload : undefined;
+}
+
+/**
+ * The command's pack (useCompileCache), read before the heap flags are set: its source and
+ * its first line, which names its files and the Node modules loaded before the first
+ * submission. Undefined when the command has none, or a damaged one.
+ */
+function readPack(folder, command) {
+  if (!runsBatch(command)) return undefined;
+  const source = readCache(require("node:path").join(folder, "pack.src"))?.toString("latin1");
+  if (source === undefined) return undefined;
+  try {
+    const { files, builtins } = JSON.parse(source.slice(2, source.indexOf("\n")));
+    if (!Array.isArray(files) || !Array.isArray(builtins)) return undefined;
+    return { source, files, builtins: builtins.filter((name) => typeof name === "string") };
+  } catch {
+    return undefined;
+  }
+}
+
+function useCompileCache(folder, command, pack) {
   const fs = require("node:fs");
   const path = require("node:path");
   const vm = require("node:vm");
   const { crc32 } = require("node:zlib");
   const Module = require("node:module");
 
-  const command = commandOf(process.argv.slice(2));
-  const folder = path.join(base, `${BUILD_ID}-${process.version}-${process.arch}`, command);
   const ours = new Set([__dirname, path.join(__dirname, "..", "validators")]);
   /** Files compiled without a usable cache: their code is written at exit. */
   const toWrite = [];
-  const HEADER = 4; // the payload's CRC-32, big-endian
   const KEPT_BUILDS = 4;
-
-  function readCache(file) {
-    let data;
-    try {
-      data = fs.readFileSync(file);
-    } catch {
-      return undefined;
-    }
-    if (data.length <= HEADER) return undefined;
-    const payload = data.subarray(HEADER);
-    return crc32(payload) === data.readUInt32BE(0) ? payload : undefined;
-  }
+  const base = path.dirname(path.dirname(folder));
 
   /** Calls a file's wrapper as Node's loader would: with the module's own `require`. */
   function callWrapper(module, wrapper, filename) {
@@ -135,18 +176,17 @@ function useCompileCache(base) {
   // module still runs only when it is required, as before. The files it does not hold load
   // one by one as above. A pack that is missing or damaged is learned again. A command that
   // reads, prints and exits never submits: it neither looks for a pack nor learns one.
-  const submits = command !== "none" && !SHORT_LIVED.has(command);
+  // The pack's first line also names the Node modules loaded by then (setHeapFlags).
+  const submits = runsBatch(command);
   const packFile = path.join(folder, "pack.src");
-  const packSource = submits ? readCache(packFile)?.toString("latin1") : undefined;
   let packed;
-  if (packSource !== undefined) {
+  if (pack !== undefined) {
     try {
-      const names = JSON.parse(packSource.slice(2, packSource.indexOf("\n")));
-      const script = compiled(packSource, path.join(__dirname, "pack.js"), path.join(folder, "pack.v8"));
+      const script = compiled(pack.source, path.join(__dirname, "pack.js"), path.join(folder, "pack.v8"));
       const wrappers = script.runInThisContext({ displayErrors: true });
       const whole =
-        wrappers.length === names.length && wrappers.every((wrapper) => typeof wrapper === "function");
-      packed = whole ? new Map(names.map((name, index) => [name, wrappers[index]])) : undefined;
+        wrappers.length === pack.files.length && wrappers.every((wrapper) => typeof wrapper === "function");
+      packed = whole ? new Map(pack.files.map((name, index) => [name, wrappers[index]])) : undefined;
     } catch {
       packed = undefined;
     }
@@ -159,7 +199,23 @@ function useCompileCache(base) {
   }
 
   /**
-   * The pack's source: a comment with the files' names, then an array of their wrappers. In
+   * Node's own modules loaded so far, by name (those a program can require; not the
+   * `_`-prefixed parts of others, nor the deprecated ones, which warn when required).
+   */
+  function builtinsLoaded() {
+    const named = new Set(Module.builtinModules);
+    return process.moduleLoadList
+      .filter((entry) => entry.startsWith("NativeModule "))
+      .map((entry) => entry.slice("NativeModule ".length))
+      .filter(
+        (name) =>
+          named.has(name) && !name.startsWith("_") && !["punycode", "sys", "constants"].includes(name),
+      );
+  }
+
+  /**
+   * The pack's source: a comment with the files' names and the Node modules loaded so far,
+   * then an array of the files' wrappers. In
    * ASCII: a character beyond it (in a comment or a string) as its `\u` escape, which means
    * the same in JavaScript. So it reads back as latin1, which Node keeps outside V8's heap
    * for a text this long (more than 1 MB): as one JavaScript string, a single `…` made the
@@ -167,7 +223,8 @@ function useCompileCache(base) {
    */
   function packOf(files) {
     const wrappers = files.map(({ content }) => Module.wrap(withoutShebang(content)).replace(/;\s*$/, ""));
-    const source = `//${JSON.stringify(files.map(({ name }) => name))}\n[\n${wrappers.join(",\n")}\n]\n`;
+    const names = { files: files.map(({ name }) => name), builtins: builtinsLoaded() };
+    const source = `//${JSON.stringify(names)}\n[\n${wrappers.join(",\n")}\n]\n`;
     return source.replace(
       /[\u0080-\uffff]/g,
       (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`,
@@ -282,13 +339,16 @@ function loadOwnFilesDirectly() {
   };
 }
 
-setHeapFlags(commandOf(process.argv.slice(2)));
-loadOwnFilesDirectly();
+const command = commandOf(process.argv.slice(2));
 const verbose = process.argv.includes("--verbose");
+const base = verbose ? undefined : cacheBase(process.env);
+const folder = base === undefined ? undefined : cacheFolder(base, command);
+const pack = folder === undefined ? undefined : readPack(folder, command);
+setHeapFlags(command, pack?.builtins);
+loadOwnFilesDirectly();
 if (verbose) {
   process.setSourceMapsEnabled(true);
-} else {
-  const base = cacheBase(process.env);
-  if (base !== undefined) useCompileCache(base);
+} else if (folder !== undefined) {
+  useCompileCache(folder, command, pack);
 }
 require("./main.js");

@@ -14,6 +14,7 @@ import { chainYaml, itemsCsv, project, until } from "./apply-harness.js";
 import { REPO_ROOT, spawnCli, type CliResult } from "./helpers/spawn-cli.js";
 
 const BUNDLE_READS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "bundle-reads-recorder.cjs");
+const LATE_BUILTINS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "late-builtins-recorder.cjs");
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -148,6 +149,33 @@ describe("the compile cache", () => {
     expect((await apply()).length).toBeGreaterThan(20);
     expect(inode("pack.src")).not.toBe(spoiltInode);
     expect(await apply()).toEqual(["runflow.js"]);
+  });
+
+  test("a later apply loads the Node modules it needs before its first submission ahead of the heap flags", async () => {
+    // Node's own code cache is refused once a V8 flag is set: a module loaded after the
+    // batch's heap flags compiles from its source (≈ 3 × as long). The pack names those its
+    // last run loaded before submitting; the next runs load them before setting the flags.
+    const base = tempDir();
+    const flow = await project({ "flow.yaml": chainYaml({ name: "builtins" }), "items.csv": itemsCsv(1) });
+    const late = path.join(flow.dir, "late-builtins.txt");
+    /** A fresh apply (it submits again); the Node modules it loaded after the flags, before submitting. */
+    const apply = async (): Promise<string[]> => {
+      const result = await flow.run(["apply", "flow.yaml", "--fresh", "--quiet"], {
+        env: {
+          RUNFLOW_COMPILE_CACHE: base,
+          NODE_OPTIONS: `--require=${LATE_BUILTINS_RECORDER}`,
+          RUNFLOW_RECORD_LATE_BUILTINS: late,
+        },
+      });
+      expect(result).toMatchObject({ exitCode: 0, stderr: "" });
+      return readFileSync(late, "utf8").split("\n").filter(Boolean);
+    };
+
+    // The first run has no pack yet: node:crypto (the inputs' fingerprints) and undici's
+    // node:http among others load after the flags.
+    expect(await apply()).toEqual(expect.arrayContaining(["crypto", "http"]));
+    expect(await apply()).toEqual([]);
+    expect(await apply()).toEqual([]);
   });
 
   test("a damaged or foreign cache is ignored and written again; the output is the same", async () => {
