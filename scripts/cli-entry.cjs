@@ -200,7 +200,8 @@ function useCompileCache(folder, command, pack) {
 
   /**
    * Node's own modules loaded so far, by name (those a program can require; not the
-   * `_`-prefixed parts of others, nor the deprecated ones, which warn when required).
+   * `_`-prefixed parts of others, nor the deprecated or experimental ones, which may warn
+   * when required).
    */
   function builtinsLoaded() {
     const named = new Set(Module.builtinModules);
@@ -209,7 +210,9 @@ function useCompileCache(folder, command, pack) {
       .map((entry) => entry.slice("NativeModule ".length))
       .filter(
         (name) =>
-          named.has(name) && !name.startsWith("_") && !["punycode", "sys", "constants"].includes(name),
+          named.has(name) &&
+          !name.startsWith("_") &&
+          !["punycode", "sys", "constants", "wasi"].includes(name),
       );
   }
 
