@@ -10,7 +10,10 @@
  * ≈ 5 ms of garbage collection, and its heap stays small anyway (docs/decisions.md,
  * "Start-up"). The bundle's entry (scripts/cli-entry.cjs) applies the same rule before
  * anything is compiled, from the values the build copies there (scripts/bundle-cli.js):
- * V8 refuses a code cache made under other flags, so both must agree.
+ * V8 refuses a code cache made under other flags, so both must agree. Node's own code cache
+ * for its modules is made under V8's defaults: each module loaded after a flag is set is
+ * compiled from its source instead, so the entry first loads those the command's last run
+ * needed before its first submission (its pack names them; docs/decisions.md, "Start-up").
  */
 import { COMMANDS } from "./commands/index.js";
 
