@@ -21,7 +21,8 @@
 // be offered. RUNFLOW_COMPILE_CACHE=off turns it off. With --verbose it is not used: the
 // files load as usual, with source maps on, so a stack trace names the TypeScript sources.
 // A command that submits also keeps there the files it loaded before its first submission
-// in one (its pack, below): a later run reads it and its cache instead of each file's.
+// in one (its pack, below): a later run reads it and its cache instead of each file's, and
+// first loads the Node modules the pack names, before the heap flags (setHeapFlags).
 "use strict";
 
 const BUILD_ID = "__RUNFLOW_BUILD_ID__";
