@@ -249,14 +249,20 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
       signal: control.submitSignal,
     });
     const concurrency = run.execute.concurrency ?? stream.workflow.concurrency;
-    const recorder = new RunRecorder({ store, events, clock }, stream, {
-      kind: run.kind,
-      file: run.file,
-      parentRunId: run.parentRunId,
-      options: run.options,
-      concurrency,
-      apiOrigin,
-    });
+    const recorder = new RunRecorder(
+      { store, events, clock },
+      stream,
+      {
+        kind: run.kind,
+        file: run.file,
+        parentRunId: run.parentRunId,
+        options: run.options,
+        concurrency,
+        apiOrigin,
+      },
+      // A cluster's workers open the run from its first part (its rest is recorded later).
+      { openEarly: ports.cluster !== undefined },
+    );
     await recorder.start();
     const startedAt = recorder.startedAt;
     // On a shared state the budget is kept in it, before any step is handed out: every
@@ -294,8 +300,11 @@ export async function runLocked(store: StateStore, run: LockedRun, ports: RunPor
       control,
       (poll) => ports.api.client({ poll }),
     );
-    // The concurrency window first, the rest once its first request left (in this process).
-    const gate = submits && !ports.cluster ? new FirstRequestGate(control) : undefined;
+    // The concurrency window first, the rest once its first request left, a step ended, or
+    // at most 250 ms later. On a cluster too: the workers take the window's steps without
+    // the rest's deliveries reading the state beside them (the rest could not submit before
+    // a slot frees anyway); the run's record lets them open it from its first part.
+    const gate = submits ? new FirstRequestGate(control) : undefined;
     const firstSlice = gate && { steps: Math.max(1, Math.min(FIRST_SLICE_STEPS, concurrency)), gate };
     const result = await executeFeed(
       { ...stream, slices: recordedSlices(stream, recorder, outputs, firstSlice) },

@@ -99,7 +99,10 @@ function* instancesOf(steps: readonly PlannedStep[]): Generator<PlannedInstance>
 /**
  * Records a run as its plan is made: created and announced first, then each slice of steps
  * (all pending, at their place in the plan) with its part of the stored plan, and the
- * stored plan's own record once every step is in.
+ * stored plan's own record once every step is in. With `openEarly` (a shared state, whose
+ * workers open the run from its stored plan), the plan's record is also written, partial,
+ * before the first part and before any part that brings a step of a new shape: a worker can
+ * open the run as soon as its first steps are queued, not once the whole plan is recorded.
  */
 export class RunRecorder {
   readonly startedAt: number;
@@ -108,13 +111,18 @@ export class RunRecorder {
   readonly #encoder: PlanEncoder;
   readonly #meta: RunMeta;
   readonly #counts: PlanCounts = emptyCounts();
+  readonly #openEarly: boolean;
   #parts = 0;
+  /** How many shapes the plan's partial record written last holds. */
+  #shapesWritten = 0;
 
   constructor(
     deps: { store: StateStore; events: RunEventSink; clock: Clock },
     stream: PlanStream,
     meta: RunMeta,
+    options: { openEarly?: boolean } = {},
   ) {
+    this.#openEarly = options.openEarly ?? false;
     this.#deps = deps;
     this.#stream = stream;
     // Outputs folders are stored relative to the workflow's folder: their common folder is
@@ -174,7 +182,17 @@ export class RunRecorder {
       });
     }
     if (rows.length === 0) return;
-    await this.#deps.store.runs.addPlanPart(this.#stream.runId, this.#parts++, rows, stored, this.startedAt);
+    const { store } = this.#deps;
+    const { runId, createdAt, workflow } = this.#stream;
+    // Issued first, so written (committed) no later than the part: a worker that reads the
+    // parts, then the record, knows every shape they use (stored-plan.ts readStoredPlanSoFar).
+    const shapes = this.#encoder.shapes.length;
+    const record =
+      this.#openEarly && shapes > this.#shapesWritten
+        ? store.runs.setPlan(runId, this.#encoder.soFar({ runId, createdAt, workflow, counts: this.#counts }))
+        : undefined;
+    if (record) this.#shapesWritten = shapes;
+    await Promise.all([record, store.runs.addPlanPart(runId, this.#parts++, rows, stored, this.startedAt)]);
   }
 
   /** Writes the stored plan's own record: from now on `retry` can work from this run. */

@@ -53,6 +53,12 @@ export interface StoredPlan {
   outputsRoot: string;
   shapes: StepShape[];
   steps: StoredStep[];
+  /**
+   * The plan's record written before the plan is whole (RunRecorder on a shared state): the
+   * shapes of the parts recorded so far, so a cluster's workers can open the run while the
+   * rest is planned. `retry` never works from it (its apply may have died half-way).
+   */
+  partial?: true;
 }
 
 function shapeKey(step: PlannedStep): string {
@@ -120,6 +126,14 @@ export class PlanEncoder {
     return stored;
   }
 
+  /**
+   * The plan's record before the plan is whole: what `whole` writes, with the shapes of the
+   * steps encoded so far, marked partial.
+   */
+  soFar(plan: Omit<Plan, "steps">): StoredPlan {
+    return { ...this.whole(plan, []), shapes: [...this.shapes], partial: true };
+  }
+
   whole(plan: Omit<Plan, "steps">, steps: StoredStep[]): StoredPlan {
     return {
       format: STORED_PLAN_FORMAT,
@@ -143,12 +157,32 @@ export function encodePlan(plan: Plan, outputsRoot: string = defaultOutputsRoot(
   );
 }
 
-/** A run's stored plan with every part's steps after its own, or undefined if it has none runflow can read. */
+/**
+ * A run's stored plan with every part's steps after its own, or undefined if it has none
+ * runflow can read, or only a partial one (its apply is planning it, or died doing so).
+ */
 export async function readStoredPlan(store: StateStore, runId: string): Promise<StoredPlan | undefined> {
+  const read = await readStoredPlanSoFar(store, runId);
+  return read?.plan.partial ? undefined : read?.plan;
+}
+
+/**
+ * A run's stored plan as far as it is recorded (a partial one too): its own record with the
+ * steps of its parts from `fromPart` on (the record's own steps only from the first), and how
+ * many parts there are now. Undefined while the run has no plan record.
+ */
+export async function readStoredPlanSoFar(
+  store: StateStore,
+  runId: string,
+  fromPart = 0,
+): Promise<{ plan: StoredPlan; parts: number } | undefined> {
+  // The parts before the record: a part is written after the record that names its shapes
+  // (RunRecorder.record), so a record read after them knows the shape of every step they hold.
+  const parts = (await store.runs.planParts(runId, fromPart)) as StoredStep[][];
   const saved = await store.runs.plan(runId);
   if (!isStoredPlan(saved)) return undefined;
-  const parts = (await store.runs.planParts(runId)) as StoredStep[][];
-  return parts.length === 0 ? saved : { ...saved, steps: saved.steps.concat(...parts) };
+  const own = fromPart === 0 ? saved.steps : [];
+  return { plan: { ...saved, steps: own.concat(...parts) }, parts: fromPart + parts.length };
 }
 
 export function isStoredPlan(value: unknown): value is StoredPlan {

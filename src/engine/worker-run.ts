@@ -35,7 +35,7 @@ import { SharedRunCosts } from "./shared-run-costs.js";
 import { executeRunStep } from "./run-step.js";
 import { isTerminal, StepState } from "./states.js";
 import { resultView, StepResults } from "./step-results.js";
-import { decodePlan, readStoredPlan } from "./stored-plan.js";
+import { decodePlan, readStoredPlanSoFar } from "./stored-plan.js";
 import { StepTracker } from "./transitions.js";
 import { TypicalDurations } from "./typical-durations.js";
 
@@ -92,8 +92,12 @@ export class WorkerRun {
   readonly #runId: string;
   readonly #workflowName: string;
   readonly #apiOrigin: string;
-  #plan: Plan;
-  #steps: Map<string, PlannedStep>;
+  readonly #plan: Omit<Plan, "steps">;
+  readonly #steps: Map<string, PlannedStep>;
+  /** How many parts of the stored plan were read (the steps of later ones are read when one is met). */
+  #partsRead: number;
+  /** The read of the parts recorded since, under way: every delivery of a step not known yet waits for it. */
+  #readingMore: Promise<void> | undefined;
   readonly #slots: StepRequestSlots;
   readonly #typical = new TypicalDurations();
   readonly #mediaCache = new Map<string, Promise<MediaFacts>>();
@@ -113,7 +117,7 @@ export class WorkerRun {
 
   private constructor(
     parts: WorkerRunParts,
-    plan: Plan,
+    { plan, partsRead }: PlanSoFar,
     apiOrigin: string,
     options: RunOptions,
     budgeted: boolean,
@@ -134,6 +138,7 @@ export class WorkerRun {
     this.#apiOrigin = apiOrigin;
     this.#plan = plan;
     this.#steps = new Map(plan.steps.map((step) => [step.address, step]));
+    this.#partsRead = partsRead;
     this.#slots = parts.requestSlots({
       concurrency: options.concurrency ?? plan.workflow.concurrency,
       limits: plan.workflow.limits,
@@ -287,16 +292,35 @@ export class WorkerRun {
     return after && isTerminal(after.state) ? "done" : "handed_back";
   }
 
-  /** The planned step; the plan is read again when the step arrived in a later slice. */
+  /**
+   * The planned step. One of a part recorded after the run was opened here (its apply plans
+   * and records a run in slices, and its workers open it from the first) is read with the
+   * parts recorded since: one read for every delivery that waits meanwhile, and once more if
+   * the step's part committed after that read began.
+   */
   async #step(address: string): Promise<PlannedStep | undefined> {
-    const known = this.#steps.get(address);
-    if (known) return known;
-    const plan = await loadPlan(this.#parts, this.#runId);
-    if (plan) {
-      this.#plan = plan;
-      this.#steps = new Map(plan.steps.map((step) => [step.address, step]));
+    for (let read = 0; read < 2; read++) {
+      const known = this.#steps.get(address);
+      if (known) return known;
+      this.#readingMore ??= this.#readMore().finally(() => (this.#readingMore = undefined));
+      await this.#readingMore;
     }
     return this.#steps.get(address);
+  }
+
+  /** The steps of the parts recorded since the last read, with their records. */
+  async #readMore(): Promise<void> {
+    const { store } = this.#parts.deps;
+    const read = await readStoredPlanSoFar(store, this.#runId, this.#partsRead);
+    if (!read || read.plan.steps.length === 0) return;
+    // Decoded once for the addresses, then with the records (each model step's body and
+    // fingerprint): the records of these steps only, in one batched read.
+    const addresses = decodePlan(read.plan, new Map()).steps.map((step) => step.address);
+    const records = new Map<string, StepRecord>();
+    for (const record of await Promise.all(addresses.map((address) => store.steps.get(this.#runId, address))))
+      if (record) records.set(record.address, record);
+    for (const step of decodePlan(read.plan, records).steps) this.#steps.set(step.address, step);
+    this.#partsRead = read.parts;
   }
 
   async #context(step: PlannedStep, tracker: StepTracker): Promise<ExecutionContext> {
@@ -361,10 +385,16 @@ interface RunOptions {
   cacheTtlMs?: number;
 }
 
-async function loadPlan(parts: WorkerRunParts, runId: string): Promise<Plan | undefined> {
+/** A run's plan as far as it is stored (its apply may be recording the rest), and how many parts that is. */
+interface PlanSoFar {
+  plan: Plan;
+  partsRead: number;
+}
+
+async function loadPlan(parts: WorkerRunParts, runId: string): Promise<PlanSoFar | undefined> {
   const { store } = parts.deps;
-  const stored = await readStoredPlan(store, runId);
-  if (!stored) return undefined;
+  const read = await readStoredPlanSoFar(store, runId);
+  if (!read) return undefined;
   const records = new Map((await store.steps.list(runId)).map((record) => [record.address, record]));
-  return decodePlan(stored, records);
+  return { plan: decodePlan(read.plan, records), partsRead: read.parts };
 }

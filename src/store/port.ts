@@ -66,8 +66,11 @@ export interface RunsPort {
   plan(runId: string): Promise<unknown>;
   /** Replaces the plan a run was created with (a plan recorded as it is made is complete only at the end). */
   setPlan(runId: string, plan: unknown): Promise<void>;
-  /** The parts of a run's plan, in order; none for a plan stored whole. */
-  planParts(runId: string): Promise<unknown[]>;
+  /**
+   * The parts of a run's plan, in order (from part `fromPart` on: a worker reading the parts
+   * recorded since it last read); none for a plan stored whole.
+   */
+  planParts(runId: string, fromPart?: number): Promise<unknown[]>;
   /**
    * Records a slice of a run's plan: its steps (all in one atomic write, however many) and
    * part `part` of the stored plan (those steps as the plan keeps them).

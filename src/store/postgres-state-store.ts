@@ -518,11 +518,11 @@ export class PostgresStateStore implements StateStore {
           ]);
           if (rowCount === 0) throw new Error(`setRunPlan: no run ${runId}`);
         }),
-      planParts: (runId) =>
+      planParts: (runId, fromPart = 0) =>
         read(async (client) => {
           const { rows } = await client.query<{ steps_json: unknown }>(
-            "SELECT steps_json FROM run_plan_parts WHERE run_id = $1 ORDER BY part",
-            [runId],
+            "SELECT steps_json FROM run_plan_parts WHERE run_id = $1 AND part >= $2 ORDER BY part",
+            [runId, fromPart],
           );
           return rows.map((row) => row.steps_json);
         }),

@@ -68,7 +68,7 @@ export class SqliteStateStore implements StateStore {
       list: (options) => read(() => db.listRuns(options)),
       plan: (runId) => read(() => db.getRunPlan(runId)),
       setPlan: (runId, plan) => write(() => db.setRunPlan(runId, plan)),
-      planParts: (runId) => read(() => db.getRunPlanParts(runId)),
+      planParts: (runId, fromPart = 0) => read(() => db.getRunPlanParts(runId, fromPart)),
       addPlanPart: (runId, part, steps, stored, createdAt) =>
         write(() =>
           db.transaction(() => {

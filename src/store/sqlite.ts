@@ -344,8 +344,8 @@ function prepareStatements(db: Database.Database) {
     insertRunPlanPart: db.prepare<[string, number, string]>(
       `INSERT INTO run_plan_parts (run_id, part, steps_json) VALUES (?, ?, ?)`,
     ),
-    getRunPlanParts: db.prepare<[string], { steps_json: string }>(
-      `SELECT steps_json FROM run_plan_parts WHERE run_id = ? ORDER BY part`,
+    getRunPlanParts: db.prepare<[string, number], { steps_json: string }>(
+      `SELECT steps_json FROM run_plan_parts WHERE run_id = ? AND part >= ? ORDER BY part`,
     ),
     latestRun: db.prepare<[], RunRow>(`SELECT * FROM runs ORDER BY started_at DESC, rowid DESC LIMIT 1`),
     latestRunOfWorkflow: db.prepare<[string], RunRow>(
@@ -680,8 +680,8 @@ export class SqliteStore {
     this.#sql.insertRunPlanPart.run(runId, part, this.#json(steps) ?? "null");
   }
 
-  getRunPlanParts(runId: string): unknown[] {
-    return this.#sql.getRunPlanParts.all(runId).map((row) => parseJson<unknown>(row.steps_json));
+  getRunPlanParts(runId: string, fromPart = 0): unknown[] {
+    return this.#sql.getRunPlanParts.all(runId, fromPart).map((row) => parseJson<unknown>(row.steps_json));
   }
 
   requestCancel(runId: string, at: number): void {
