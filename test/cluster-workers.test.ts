@@ -632,42 +632,64 @@ describe.skipIf(skip)("a step queued before its run's plan is recorded", () => {
     worker.child.kill("SIGTERM");
     await worker.child;
   }, 120_000);
+});
 
-  test("a worker that meets a run whose plan is being stored goes on once it is there, without giving the step back", async () => {
-    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 1 }), "items.csv": itemsCsv(1) });
+describe.skipIf(skip)("a run whose plan is still being recorded", () => {
+  const database = databasePerTest();
+
+  // The apply on a shared state records its plan in parts, the concurrency window first; the
+  // plan's record (partial) comes with the first part, its whole record after the last.
+  test("a worker executes its steps, those of a part recorded after it opened the run too, before the plan's whole record is written", async () => {
+    // Concurrency 1: the first part is the first item's instance, the second item's comes
+    // in a later part, once the first request has left.
+    const p = await project({ "cluster.yaml": clusterYaml({ concurrency: 1 }), "items.csv": itemsCsv(2) });
     const worker = startWorker(p, database.url, "w1");
     await worker.ready;
-    // The apply's write of the stored plan's own record is held (a trigger waits for a lock
-    // this test holds) until the worker has taken the run's first step.
+    // The write that makes the plan whole is held (a trigger waits for a lock this test
+    // holds) until the worker has finished a step of the second item.
     const barrier = await advisoryBarrier(database.url, 7332);
     await query(
       database.url,
-      `CREATE FUNCTION hold_plan() RETURNS trigger LANGUAGE plpgsql AS $$
+      `CREATE FUNCTION hold_whole_plan() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN ${barrier.waitSql} RETURN NEW; END $$`,
     );
     await query(
       database.url,
-      `CREATE TRIGGER hold_plan BEFORE UPDATE OF plan_json ON runs FOR EACH ROW
-       WHEN (OLD.plan_json IS NULL OR OLD.plan_json::text = 'null') EXECUTE FUNCTION hold_plan()`,
+      `CREATE TRIGGER hold_whole_plan BEFORE UPDATE OF plan_json ON runs FOR EACH ROW
+       WHEN (NEW.plan_json::jsonb ->> 'partial' IS NULL) EXECUTE FUNCTION hold_whole_plan()`,
     );
     process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY = "0";
     const apply = p.start(["apply", "cluster.yaml", "--state", database.url, "--json"]);
     delete process.env.RUNFLOW_APPLY_WORKER_CONCURRENCY;
-    await until(async () => {
-      const rows = await query(
-        database.url,
-        "SELECT 1 FROM bullmq.event WHERE event = 'active' LIMIT 1",
-      ).catch(() => []);
-      return rows.length > 0 ? true : undefined;
-    }, "the worker taking the first step");
+    await until(
+      () =>
+        worker.lines.some((line) => line.includes("/item-2/") && line.endsWith(" done")) ? true : undefined,
+      "the worker finishing a step of the second item",
+    );
+    const [run] = await query<{ partial: string | null }>(
+      database.url,
+      "SELECT plan_json::jsonb ->> 'partial' AS partial FROM runs",
+    );
+    expect(run?.partial).toBe("true");
     await barrier.release();
 
     const applied = await apply;
     expect(applied.exitCode).toBe(0);
-    // It waited for the record in the process (the step was never handed back to the queue
-    // to come again 100 ms later).
     expect(worker.lines.filter((line) => line.endsWith(" not_recorded_yet"))).toEqual([]);
-    expect(worker.lines.filter((line) => line.endsWith(" done"))).toHaveLength(3);
+    expect(worker.lines.filter((line) => line.includes(" error: "))).toEqual([]);
+    expect(worker.lines.filter((line) => line.endsWith(" done"))).toHaveLength(6);
+    const [whole] = await query<{ partial: string | null }>(
+      database.url,
+      "SELECT plan_json::jsonb ->> 'partial' AS partial FROM runs",
+    );
+    expect(whole?.partial).toBeNull();
+    // The concurrency window (the first item's instance) was recorded and queued first.
+    const parts = await query<{ part: number; steps: number }>(
+      database.url,
+      "SELECT part, json_array_length(steps_json) AS steps FROM run_plan_parts ORDER BY part",
+    );
+    expect(parts.map((row) => row.part)).toEqual([0, 1]);
+    expect(parts[0]?.steps).toBe(parts[1]?.steps);
     worker.child.kill("SIGTERM");
     await worker.child;
   }, 120_000);

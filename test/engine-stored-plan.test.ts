@@ -2,6 +2,7 @@ import { describe, expect, test } from "vitest";
 import { decodePlan, encodePlan, isStoredPlan, readStoredPlan } from "../src/engine/index.js";
 import { EventBus } from "../src/engine/events.js";
 import { beginRun, RunRecorder, streamOf } from "../src/engine/run-lifecycle.js";
+import { readStoredPlanSoFar } from "../src/engine/stored-plan.js";
 import { emptyPriorState, fingerprintModelStep, planRun, priorStateOf } from "../src/plan/index.js";
 import { sqliteStateStoreOf } from "../src/store/index.js";
 import { systemClock } from "../src/util/clock.js";
@@ -100,6 +101,45 @@ describe("the plan stored with a run (for retry)", () => {
     if (!saved) throw new Error("not a stored plan");
     const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
     expect(decodePlan(saved, records)).toEqual(plan);
+  });
+
+  test("recorded to be opened early (a shared state), each part reads back as it comes, and retry sees no plan until it is whole", async () => {
+    const plan = await mixedPlan();
+    const store = open(tempDbPath());
+    const port = sqliteStateStoreOf(store);
+    const recorder = new RunRecorder(
+      { store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
+      streamOf(plan),
+      { kind: "apply", file: "flow.yaml", options: {}, concurrency: 2, apiOrigin: "https://api.example" },
+      { openEarly: true },
+    );
+    await recorder.start();
+    expect(await readStoredPlanSoFar(port, plan.runId)).toBeUndefined();
+    const perInstance = plan.steps.length / 2;
+    const records = () => new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
+
+    await recorder.record([{ position: 0, steps: plan.steps.slice(0, perInstance) }]);
+    const first = await readStoredPlanSoFar(port, plan.runId);
+    if (!first) throw new Error("no plan record after the first part");
+    expect(first.plan.partial).toBe(true);
+    expect(first.parts).toBe(1);
+    expect(decodePlan(first.plan, records()).steps).toEqual(plan.steps.slice(0, perInstance));
+    // Not a plan retry may work from: its apply may die before the rest is recorded.
+    expect(await readStoredPlan(port, plan.runId)).toBeUndefined();
+
+    await recorder.record([{ position: perInstance, steps: plan.steps.slice(perInstance) }]);
+    // The parts recorded since the first: the second's steps only.
+    const later = await readStoredPlanSoFar(port, plan.runId, first.parts);
+    if (!later) throw new Error("no plan record after the second part");
+    expect(later.parts).toBe(2);
+    expect(decodePlan(later.plan, records()).steps).toEqual(plan.steps.slice(perInstance));
+    expect(await readStoredPlan(port, plan.runId)).toBeUndefined();
+
+    await recorder.finish();
+    const saved = await readStoredPlan(port, plan.runId);
+    if (!saved) throw new Error("not a stored plan");
+    expect(saved.partial).toBeUndefined();
+    expect(decodePlan(saved, records())).toEqual(plan);
   });
 
   test("is recognised only in its own format", () => {
