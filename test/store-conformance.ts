@@ -171,6 +171,9 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
 
       expect(await store.runs.plan("run-1")).toEqual({ format: "whole", steps: [] });
       expect(await store.runs.planParts("run-1")).toEqual([["cat"], ["dog"]]);
+      // From a part on: what a worker reads of the parts recorded since its last read.
+      expect(await store.runs.planParts("run-1", 1)).toEqual([["dog"]]);
+      expect(await store.runs.planParts("run-1", 2)).toEqual([]);
       expect((await store.steps.list("run-1")).map((step) => step.address)).toEqual([CAT, DOG]);
       await store.steps.update("run-1", DOG, { updatedAt: 1_100, state: "failed", error: "boom" });
       expect(await store.steps.countByState("run-1")).toEqual({ pending: 1, failed: 1 });
