@@ -26,9 +26,11 @@ const HEARTBEAT_MS = 1_000;
 const BUSY_DELAY_MS = 1_000;
 /**
  * A run whose plan is not stored yet is looked for again every this often, in the process, for
- * up to NOT_RECORDED_WAIT_MS — once per run and worker: the apply writes the stored plan's own
- * record a few milliseconds after it queued its first steps, and a worker that took one meanwhile
- * went on 100 ms later (the queue's delay) instead of as soon as the record was there.
+ * up to NOT_RECORDED_WAIT_MS — once per run and worker: an apply of an earlier runflow writes
+ * the stored plan's own record a few milliseconds after it queued its first steps, and a worker
+ * that took one meanwhile went on 100 ms later (the queue's delay) instead of as soon as the
+ * record was there. (An apply now writes the record, partial, before its first steps are
+ * queued: RunRecorder `openEarly`.)
  */
 const NOT_RECORDED_LOOK_MS = 10;
 const NOT_RECORDED_WAIT_MS = 2_000;
@@ -178,9 +180,9 @@ export class StepWorker {
       if (run) {
         outcome = run.apiOrigin === this.#options.apiOrigin ? await run.execute(address) : "elsewhere";
       } else if (Date.now() - job.timestamp < NOT_RECORDED_FOR_MS) {
-        // The apply hands out its first steps before it writes the stored plan's own record
-        // (RunRecorder.finish): a fast queue delivers them sooner. Asked again shortly; a
-        // failed job would be a step lost, its run followed forever.
+        // An apply of an earlier runflow hands out its first steps before it writes the stored
+        // plan's own record (RunRecorder.finish): a fast queue delivers them sooner. Asked again
+        // shortly; a failed job would be a step lost, its run followed forever.
         outcome = "not_recorded_yet";
       } else {
         throw new Error(`run ${runId} is not in the state (or has no stored plan)`);
