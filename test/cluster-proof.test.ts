@@ -682,9 +682,10 @@ describe.skipIf(skip)("issue 12's proof: a 200-step chain on 3 workers + apply, 
     const url = database.url;
     const worker = startWorker(p, url, "w1", "machine-1", 4);
     await worker.ready;
-    // The apply hands out its first slice of steps, then writes the plan's own record: that
-    // write is held here (a trigger waits for a lock this test holds) until the worker has
-    // taken a step, so the worker meets the run before its plan is whole, every time.
+    // The apply hands out its first slice of steps (the plan's record written partial before
+    // it), then records the rest and the whole plan's record: that write is held here (a
+    // trigger waits for a lock this test holds) until the worker has taken a step, so the
+    // worker meets the run before its plan is whole, every time.
     const holder = new pg.Client({ connectionString: url });
     holder.on("error", () => undefined);
     await holder.connect();
@@ -697,7 +698,7 @@ describe.skipIf(skip)("issue 12's proof: a 200-step chain on 3 workers + apply, 
     await query(
       url,
       `CREATE TRIGGER proof_hold_plan BEFORE UPDATE OF plan_json ON runs FOR EACH ROW
-       WHEN (OLD.plan_json IS NULL OR OLD.plan_json::text = 'null') EXECUTE FUNCTION proof_hold_plan()`,
+       WHEN (NEW.plan_json::text NOT LIKE '%"partial":true%') EXECUTE FUNCTION proof_hold_plan()`,
     );
     const apply = startOnHost(p, "machine-apply", ["apply", "proof.yaml", "--state", url, "--json"], {
       RUNFLOW_APPLY_WORKER_CONCURRENCY: "0",
