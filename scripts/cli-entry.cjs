@@ -285,12 +285,18 @@ function useCompileCache(folder, command, pack) {
   // functions are compiled when first called instead. Files loaded later are written at exit.
   const diagnostics = require("node:diagnostics_channel");
   const { setImmediate } = require("node:timers");
-  function atFirstSubmission({ request }) {
-    if (request.method !== "POST") return;
+  // An apply that only follows a cluster's run never submits: its first steps queued (told by
+  // src/cluster/cluster-dispatcher.ts) are its first work instead.
+  function atFirstWork() {
     diagnostics.unsubscribe("undici:request:create", atFirstSubmission);
+    diagnostics.unsubscribe("runflow:first-steps-queued", atFirstWork);
     setImmediate(() => writeCaches({ pack: true }));
   }
+  function atFirstSubmission({ request }) {
+    if (request.method === "POST") atFirstWork();
+  }
   diagnostics.subscribe("undici:request:create", atFirstSubmission);
+  diagnostics.subscribe("runflow:first-steps-queued", atFirstWork);
   process.once("exit", () => writeCaches());
 }
 

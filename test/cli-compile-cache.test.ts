@@ -12,6 +12,8 @@ import { crc32 } from "node:zlib";
 import { afterAll, describe, expect, test } from "vitest";
 import { chainYaml, itemsCsv, project, until } from "./apply-harness.js";
 import { REPO_ROOT, spawnCli, type CliResult } from "./helpers/spawn-cli.js";
+import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
+import { startWorkerProcess } from "./helpers/cluster.js";
 
 const BUNDLE_READS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "bundle-reads-recorder.cjs");
 const LATE_BUILTINS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "late-builtins-recorder.cjs");
@@ -49,6 +51,8 @@ const run = (args: string[], env: Record<string, string | undefined>): Promise<C
   spawnCli(args, { env: { XDG_CACHE_HOME: undefined, ...env } });
 
 describe("the compile cache", () => {
+  const database = databasePerTest();
+
   test("the first run writes it, the next runs use it, per command", async () => {
     const base = tempDir();
     const first = await run(["--version"], { RUNFLOW_COMPILE_CACHE: base });
@@ -150,6 +154,38 @@ describe("the compile cache", () => {
     expect(inode("pack.src")).not.toBe(spoiltInode);
     expect(await apply()).toEqual(["runflow.js"]);
   });
+
+  test.skipIf(skipWithoutPostgres("a cluster's apply packs"))(
+    "an apply that only follows a cluster's run (it never submits) packs what it loaded by its first steps queued",
+    async () => {
+      const base = tempDir();
+      const flow = await project({ "flow.yaml": chainYaml({ name: "followed" }), "items.csv": itemsCsv(1) });
+      const worker = startWorkerProcess(flow, "w1", ["--state", database.url, "--concurrency", "2"], {
+        RUNFLOW_COMPILE_CACHE: tempDir(),
+      });
+      await worker.ready;
+      const reads = path.join(flow.dir, "bundle-reads.txt");
+      const apply = async (): Promise<string[]> => {
+        const result = await flow.run(["apply", "flow.yaml", "--fresh", "--quiet", "--state", database.url], {
+          env: {
+            RUNFLOW_COMPILE_CACHE: base,
+            RUNFLOW_APPLY_WORKER_CONCURRENCY: "0",
+            NODE_OPTIONS: `--require=${BUNDLE_READS_RECORDER}`,
+            RUNFLOW_RECORD_BUNDLE_READS: reads,
+          },
+        });
+        expect(result).toMatchObject({ exitCode: 0, stderr: "" });
+        return readFileSync(reads, "utf8").trim().split("\n");
+      };
+      expect((await apply()).length).toBeGreaterThan(20);
+      expect(existsSync(path.join(folderOf(base, "apply"), "pack.src"))).toBe(true);
+      expect(await apply()).toEqual(["runflow.js"]);
+      // Its worker submitted every request.
+      expect(flow.api.submissions().total).toBe(4);
+      worker.child.kill("SIGTERM");
+      await worker.child;
+    },
+  );
 
   test("a later apply loads the Node modules it needs before its first submission ahead of the heap flags", async () => {
     // Node's own code cache is refused once a V8 flag is set: a module loaded after the

@@ -21,6 +21,7 @@
  * one is gone, queues every such step again: a job still there is left as it is (its id), so
  * nothing runs twice, and a step lost is not followed for ever.
  */
+import { channel } from "node:diagnostics_channel";
 import PQueue from "p-queue";
 import type { PlannedStep } from "../plan/types.js";
 import type { StepEnding } from "../engine/context.js";
@@ -67,6 +68,14 @@ const LOOKED_FOR_AT_WHOLE_READ = 20;
 /** The states of a step handed out that no worker has begun (or one gave back): its job waits. */
 const NOT_BEGUN = new Set(["pending", "waiting"]);
 
+/**
+ * Told once per process, when its first steps are queued: the CLI's entry (scripts/cli-entry.cjs)
+ * then writes its pack — what a command loaded before its first work left — as it does at a
+ * first submission. An apply that only follows a cluster's run never submits.
+ */
+const FIRST_STEPS_QUEUED = channel("runflow:first-steps-queued");
+let stepsQueued = false;
+
 /** The most jobs one bulk add carries (a 1,000-step slice is one statement). */
 const MOST_JOBS_PER_ADD = 1_000;
 
@@ -104,6 +113,10 @@ class BatchedAdds {
           })),
         );
         for (const { done } of part) done.resolve();
+        if (!stepsQueued) {
+          stepsQueued = true;
+          FIRST_STEPS_QUEUED.publish(undefined);
+        }
       } catch (error) {
         for (const { done } of part) done.reject(error);
       }

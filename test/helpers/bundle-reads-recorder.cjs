@@ -1,7 +1,8 @@
 // Preloaded into a spawned CLI (`NODE_OPTIONS=--require=…/bundle-reads-recorder.cjs`): lists,
 // in the file RUNFLOW_RECORD_BUNDLE_READS names, the JavaScript files of the CLI's bundle
 // (dist/bin/) the process has read by the time it creates its first POST (undici's
-// `undici:request:create` channel, which the bundled undici publishes on), one a line.
+// `undici:request:create` channel, which the bundled undici publishes on) — or its first
+// steps queued, for an apply that only follows a cluster's run — one a line.
 // test/cli-compile-cache.test.ts reads it: how many files an apply opens before submitting.
 "use strict";
 const fs = require("node:fs");
@@ -19,10 +20,14 @@ if (file) {
     }
     return readFileSync.call(this, target, ...rest);
   };
-  const atFirstSubmission = ({ request }) => {
-    if (request.method !== "POST") return;
+  const atFirstWork = () => {
     unsubscribe("undici:request:create", atFirstSubmission);
+    unsubscribe("runflow:first-steps-queued", atFirstWork);
     fs.writeFileSync(file, read.map((name) => `${name}\n`).join(""));
   };
+  const atFirstSubmission = ({ request }) => {
+    if (request.method === "POST") atFirstWork();
+  };
   subscribe("undici:request:create", atFirstSubmission);
+  subscribe("runflow:first-steps-queued", atFirstWork);
 }
