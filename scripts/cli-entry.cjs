@@ -338,13 +338,19 @@ function loadOwnFilesDirectly() {
     }
     return resolveFilename.apply(this, arguments);
   };
+  // The precompiled validators (dist/validators/*.cjs, CommonJS by their extension, which
+  // Node loads with the `.js` loader) are the bundle's too: a pack holds them as
+  // `../validators/NAME`.
+  const validators = path.join(__dirname, "..", "validators");
   const loadJs = Module._extensions[".js"];
   Module._extensions[".js"] = function loadOwnJs(module, filename) {
-    if (path.dirname(filename) !== __dirname) return loadJs.call(this, module, filename);
-    const packed = ownFiles.packed?.get(path.basename(filename));
+    const folder = path.dirname(filename);
+    if (folder !== __dirname && folder !== validators) return loadJs.call(this, module, filename);
+    const name = folder === __dirname ? path.basename(filename) : `../validators/${path.basename(filename)}`;
+    const packed = ownFiles.packed?.get(name);
     if (packed !== undefined) return ownFiles.runPacked(module, packed, filename);
     const content = fs.readFileSync(filename, "utf8");
-    ownFiles.loaded?.push({ name: path.basename(filename), content });
+    ownFiles.loaded?.push({ name, content });
     module._compile(content, filename);
   };
 }

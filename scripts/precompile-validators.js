@@ -8,6 +8,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import process from "node:process";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { buildSync } from "esbuild";
 import { workflowSchema } from "../dist/workflow/schema.js";
 import { loadModelRegistry } from "../dist/models/registry.js";
 import { outputSchemaOf } from "../dist/models/validate-output.js";
@@ -36,8 +37,28 @@ function generate(kind, schemas) {
   }
   const file = outDir ? path.join(outDir, path.basename(precompiledFile(kind))) : precompiledFile(kind);
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, `${standaloneCode(ajv, exports)}\n`);
+  writeFileSync(file, selfContained(standaloneCode(ajv, exports), file));
   return Object.keys(exports).length;
+}
+
+/**
+ * The standalone code with the few functions of ajv's runtime it requires
+ * (`ajv/dist/runtime/equal`, `ucs2length`, `ajv-formats`' formats) bundled in: a run loads
+ * one file per kind, from the CLI's code cache and pack, instead of resolving and compiling
+ * those from node_modules before its first request (docs/decisions.md, "Start-up").
+ */
+function selfContained(code, file) {
+  const { outputFiles } = buildSync({
+    stdin: { contents: code, resolveDir: process.cwd(), sourcefile: path.basename(file), loader: "js" },
+    bundle: true,
+    platform: "node",
+    format: "cjs",
+    target: "node20",
+    legalComments: "none",
+    minifyWhitespace: true,
+    write: false,
+  });
+  return outputFiles[0].text;
 }
 
 const entries = loadModelRegistry({ includeBuiltin: true, cwd: path.sep }).list();

@@ -1,6 +1,7 @@
 // Preloaded into a spawned CLI (`NODE_OPTIONS=--require=…/bundle-reads-recorder.cjs`): lists,
 // in the file RUNFLOW_RECORD_BUNDLE_READS names, the JavaScript files of the CLI's bundle
-// (dist/bin/) the process has read by the time it creates its first POST (undici's
+// (dist/bin/; the precompiled validators as `../validators/NAME`) and of node_modules (as
+// `node_modules/…`) the process has read by the time it creates its first POST (undici's
 // `undici:request:create` channel, which the bundled undici publishes on) — or its first
 // steps queued, for an apply that only follows a cluster's run — one a line.
 // test/cli-compile-cache.test.ts reads it: how many files an apply opens before submitting.
@@ -11,12 +12,18 @@ const { subscribe, unsubscribe } = require("node:diagnostics_channel");
 
 const file = process.env.RUNFLOW_RECORD_BUNDLE_READS;
 if (file) {
-  const bundle = path.join(__dirname, "..", "..", "dist", "bin");
+  const root = path.join(__dirname, "..", "..");
+  const bundle = path.join(root, "dist", "bin");
+  const validators = path.join(root, "dist", "validators");
+  const modules = path.join(root, "node_modules") + path.sep;
   const read = [];
   const readFileSync = fs.readFileSync;
   fs.readFileSync = function recordedRead(target, ...rest) {
-    if (typeof target === "string" && path.dirname(target) === bundle && target.endsWith(".js")) {
-      read.push(path.basename(target));
+    if (typeof target === "string" && /\.c?js$/.test(target)) {
+      const folder = path.dirname(target);
+      if (folder === bundle) read.push(path.basename(target));
+      else if (folder === validators) read.push(`../validators/${path.basename(target)}`);
+      else if (target.startsWith(modules)) read.push(path.relative(root, target));
     }
     return readFileSync.call(this, target, ...rest);
   };
