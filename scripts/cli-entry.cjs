@@ -170,8 +170,8 @@ function useCompileCache(folder, command, pack) {
     return callWrapper(this, script.runInThisContext({ displayErrors: true }), filename);
   };
 
-  // The pack: the bundle's files a submitting command loaded before its first submission,
-  // in one file of the cache folder, written (once) by the first run that submits, with
+  // The pack: the bundle's files (and precompiled validators) a submitting command loaded
+  // before its first submission, in one file of the cache folder, written (once) by the first run that submits, with
   // its code cache (written by the next run, like any file's). A later run reads two files
   // instead of two for each of ≈ 50 (the source and its cache), and compiles one script: a
   // module still runs only when it is required, as before. The files it does not hold load
