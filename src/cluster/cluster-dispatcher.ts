@@ -211,7 +211,7 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     );
     const job: StepJob = { runId: this.#runId, address: step.address };
     this.#kinds.set(step.address, step.kind);
-    await (step.kind === "run" ? this.#adds.run : this.#adds.model).add(job);
+    await this.#adds[step.kind].add(job);
     this.#follow();
     return ending;
   }
@@ -326,17 +326,17 @@ export class ClusterDispatcher implements Dispatcher, RemoteSteps {
     );
     if (!lost.includes(true)) return;
     await Promise.all(
-      notBegun.map(([address]) =>
-        (this.#kinds.get(address) === "run" ? this.#adds.run : this.#adds.model).add({
-          runId: this.#runId,
-          address,
-        }),
-      ),
+      notBegun.map(([address]) => this.#adds[this.#kindOf(address)].add({ runId: this.#runId, address })),
     );
   }
 
   #queueOf(address: string): StepQueue {
-    return this.#kinds.get(address) === "run" ? this.#queues.run : this.#queues.model;
+    return this.#queues[this.#kindOf(address)];
+  }
+
+  /** Which queue holds the job of a step handed out. */
+  #kindOf(address: string): "model" | "run" {
+    return this.#kinds.get(address) ?? "model";
   }
 
   #seen(record: StepRecord): void {
