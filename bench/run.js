@@ -9,7 +9,8 @@
 //   5. bench/tty-render.js (the live view fed 10,000 jobs of events: CPU per frame, height).
 //   6. bench/whole-process.js, the process as a user times it, beside the baseline script and
 //      a bare `node -e 0`: `startup` (spawn → first request and spawn → exit of a 1-step
-//      apply; `runflow --version` and `status`), `makespan-40` (40 × 2 s at concurrency 8).
+//      apply; `runflow --version` and `status`), `makespan-40` (40 × 2 s at concurrency 8, both
+//      in turn, 3 rounds).
 //   7. bench/cluster.js, several processes on a private PostgreSQL 15 (`cluster`): steps/s and
 //      CPU per step with 1, 2 and 4 `runflow worker` processes beside SQLite in one process,
 //      takeover after a worker's SIGKILL, 200 × 2 s at concurrency 20 with 3 workers.
@@ -18,7 +19,8 @@
 // --spawns N (spawns per startup figure, default 7), --only makespan|throughput|big|
 // validate-plan|tty|startup|makespan-40|cluster|cluster-makespan (repeatable): `--only startup`
 // takes seconds; `--only cluster-makespan` (--runs N, default 1) is the cluster's 200 × 2 s alone,
-// each run with where its time over the ideal went.
+// each run with where its time over the ideal went; `--rounds N` (default 3) is how many times
+// `makespan-40` runs runflow and the baseline in turn (medians).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -47,6 +49,7 @@ const quick = args.includes("--quick");
 const stepsArg = args.indexOf("--steps");
 const spawnsArg = args.indexOf("--spawns");
 const runsArg = args.indexOf("--runs");
+const roundsArg = args.indexOf("--rounds");
 const SIZES = {
   makespanSteps: quick ? 40 : 200,
   makespanConcurrency: 20,
@@ -55,6 +58,7 @@ const SIZES = {
   bigSteps: stepsArg >= 0 ? Number(args[stepsArg + 1]) : quick ? 5_000 : 100_000,
   startupSpawns: spawnsArg >= 0 ? Number(args[spawnsArg + 1]) : quick ? 3 : 7,
   makespanRuns: runsArg >= 0 ? Number(args[runsArg + 1]) : 1,
+  makespan40Rounds: roundsArg >= 0 ? Number(args[roundsArg + 1]) : quick ? 1 : 3,
 };
 const rows = [];
 const row = (name, value, target, ok) => rows.push({ name, value, target, ok });
@@ -392,7 +396,7 @@ const BENCHMARKS = {
   "validate-plan": validatePlan,
   tty: ttyView,
   startup: () => startup({ row, log, spawns: SIZES.startupSpawns }),
-  "makespan-40": () => makespan40({ row, log }),
+  "makespan-40": () => makespan40({ row, log, rounds: SIZES.makespan40Rounds }),
   cluster: () => cluster({ row, log, quick }),
   "cluster-makespan": () => clusterMakespan({ row, log, quick, runs: SIZES.makespanRuns }),
 };
