@@ -79,6 +79,8 @@ export interface SqliteStoreOptions {
 }
 
 const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+/** How long the database goes without a write before its WAL is checkpointed (`#checkpointWhenIdle`). */
+export const IDLE_CHECKPOINT_MS = 250;
 
 /**
  * Opens (creating when needed) the state database at `path`: WAL journal, `synchronous =
@@ -598,6 +600,8 @@ export class SqliteStore {
   #transactionDepth = 0;
   /** Runs' budgets (sqlite-budgets.ts). */
   readonly budgets: SqliteBudgets;
+  /** Armed by every write, fired once writes pause (`#checkpointWhenIdle`). */
+  #idleCheckpoint: NodeJS.Timeout | undefined;
 
   constructor(db: Database.Database, path: string, redact: Redactor) {
     this.#db = db;
@@ -1193,10 +1197,39 @@ export class SqliteStore {
   /** Every write starts here. */
   #beforeWrite(): void {
     this.#group.beforeWrite();
+    this.#checkpointWhenIdle();
+  }
+
+  /**
+   * Copies the WAL's pages into the database file once writes pause for IDLE_CHECKPOINT_MS
+   * (a run waiting on its requests). SQLite checkpoints when the last connection closes:
+   * that checkpoint then has only the last moments' writes to copy, not the whole run's
+   * since the last automatic one, and the command exits sooner (≈ 5 ms → 2 ms after a
+   * 40-step run). PASSIVE: it waits for no reader and no writer, and one that cannot finish
+   * (another process reading) leaves the rest for later. Never keeps the process alive.
+   */
+  #checkpointWhenIdle(): void {
+    if (this.#idleCheckpoint !== undefined) {
+      this.#idleCheckpoint.refresh();
+      return;
+    }
+    this.#idleCheckpoint = setTimeout(() => {
+      this.#idleCheckpoint = undefined;
+      // A transaction still open: the next write arms it again, or the close checkpoints.
+      if (!this.#db.open || this.#db.inTransaction || this.#group.failed) return;
+      try {
+        this.#db.pragma("wal_checkpoint(PASSIVE)");
+      } catch {
+        // Only a shortcut: the checkpoint at close (or SQLite's automatic one) copies them.
+      }
+    }, IDLE_CHECKPOINT_MS);
+    this.#idleCheckpoint.unref();
   }
 
   close(): void {
     if (!this.#db.open) return;
+    clearTimeout(this.#idleCheckpoint);
+    this.#idleCheckpoint = undefined;
     try {
       this.#group.close();
     } finally {
