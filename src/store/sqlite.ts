@@ -1204,9 +1204,10 @@ export class SqliteStore {
    * Copies the WAL's pages into the database file once writes pause for IDLE_CHECKPOINT_MS
    * (a run waiting on its requests). SQLite checkpoints when the last connection closes:
    * that checkpoint then has only the last moments' writes to copy, not the whole run's
-   * since the last automatic one, and the command exits sooner (≈ 5 ms → 2 ms after a
-   * 40-step run). PASSIVE: it waits for no reader and no writer, and one that cannot finish
-   * (another process reading) leaves the rest for later. Never keeps the process alive.
+   * since the last automatic one, and the command exits sooner (≈ 7 ms after a 40-step
+   * run). PASSIVE: it waits for no reader and no writer (not even the busy timeout), and one
+   * that cannot finish (another process reading) leaves the rest for later. Never keeps the
+   * process alive.
    */
   #checkpointWhenIdle(): void {
     if (this.#idleCheckpoint !== undefined) {
