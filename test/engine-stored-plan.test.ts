@@ -11,6 +11,22 @@ import { CHAIN, HAILUO, load } from "./workflow-testdir.js";
 
 const NOW = Date.parse("2025-03-04T05:06:07Z");
 
+/** What the run's recording needs: the store, its events, a clock stopped at NOW. */
+const runDeps = (port: ReturnType<typeof sqliteStateStoreOf>) => ({
+  store: port,
+  events: new EventBus(),
+  clock: { ...systemClock, now: () => NOW },
+});
+
+/** The run every test records. */
+const RUN_META = {
+  kind: "apply",
+  file: "flow.yaml",
+  options: {},
+  concurrency: 2,
+  apiOrigin: "https://api.example",
+} as const;
+
 /** CHAIN with a run step, and an earlier success for the cat's first step: every kind of decision. */
 async function mixedPlan(options: { withPrior?: boolean } = {}) {
   const workflow = await load(`${CHAIN}      - id: poster
@@ -46,13 +62,7 @@ describe("the plan stored with a run (for retry)", () => {
     );
     const store = open(tempDbPath());
     const port = sqliteStateStoreOf(store);
-    await beginRun({ store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } }, plan, {
-      kind: "apply",
-      file: "flow.yaml",
-      options: {},
-      concurrency: 2,
-      apiOrigin: "https://api.example",
-    });
+    await beginRun(runDeps(port), plan, RUN_META);
 
     const saved = await readStoredPlan(port, plan.runId);
     const records = new Map(store.getSteps(plan.runId).map((record) => [record.address, record]));
@@ -74,17 +84,7 @@ describe("the plan stored with a run (for retry)", () => {
     const plan = await mixedPlan();
     const store = open(tempDbPath());
     const port = sqliteStateStoreOf(store);
-    const recorder = new RunRecorder(
-      { store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
-      streamOf(plan),
-      {
-        kind: "apply",
-        file: "flow.yaml",
-        options: {},
-        concurrency: 2,
-        apiOrigin: "https://api.example",
-      },
-    );
+    const recorder = new RunRecorder(runDeps(port), streamOf(plan), RUN_META);
     await recorder.start();
     // Until the recorder finishes, the run has no plan retry could read.
     expect(await readStoredPlan(port, plan.runId)).toBeUndefined();
@@ -107,12 +107,7 @@ describe("the plan stored with a run (for retry)", () => {
     const plan = await mixedPlan();
     const store = open(tempDbPath());
     const port = sqliteStateStoreOf(store);
-    const recorder = new RunRecorder(
-      { store: port, events: new EventBus(), clock: { ...systemClock, now: () => NOW } },
-      streamOf(plan),
-      { kind: "apply", file: "flow.yaml", options: {}, concurrency: 2, apiOrigin: "https://api.example" },
-      { openEarly: true },
-    );
+    const recorder = new RunRecorder(runDeps(port), streamOf(plan), RUN_META, { openEarly: true });
     await recorder.start();
     expect(await readStoredPlanSoFar(port, plan.runId)).toBeUndefined();
     const perInstance = plan.steps.length / 2;
