@@ -144,6 +144,18 @@ describe("what each command loads", () => {
       path.join(REPO_ROOT, "node_modules", "better-sqlite3", "build", "Release", "better_sqlite3.node"),
     ]);
   });
+
+  test("validate loads the HTTP client only to probe media (--preflight)", async () => {
+    const flow = await project({ "flow.yaml": chainYaml({ name: "checked" }), "items.csv": itemsCsv(2) });
+    const offline = await loadedBy(flow, ["validate", "flow.yaml"]);
+    expect(offline.exitCode).toBe(0);
+    expect(heavyIn(offline.modules)).toEqual([]);
+    expect(offline.modules).not.toContain("node:http");
+    // The recorder sees the client when validate does use it: the probes of the image.
+    const probing = await loadedBy(flow, ["validate", "flow.yaml", "--preflight"]);
+    expect(probing.exitCode).toBe(0);
+    expect(heavyIn(probing.modules)).toEqual(["the HTTP client"]);
+  });
 });
 
 describe("the command registry (src/cli/commands/index.ts)", () => {

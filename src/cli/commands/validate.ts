@@ -5,12 +5,10 @@
 import type { Command } from "commander";
 import { ExitCode, RunflowError, type Diagnostic } from "../../errors.js";
 import { loadModelRegistry } from "../../models/registry.js";
-import { preflightMedia } from "../../engine/preflight.js";
 import { checkWorkflow, type Workflow } from "../../workflow/index.js";
 import { parseVarOverrides } from "../../workflow/var-overrides.js";
 import { countOf, scopePhrase } from "../../render/vocabulary.js";
 import { collectRepeatable, commandOutput, globalOptions, type Output } from "../context.js";
-import { retryingTransport } from "../../api/probe-transport.js";
 
 // Kept for modules that imported them from here before they moved to ../context.js.
 export { collectRepeatable, commandOutput };
@@ -94,6 +92,9 @@ export async function runValidateCommand(
   let diagnostics = check.diagnostics;
   if (check.workflow && options.preflight) {
     // The same probes as apply's, retried on a media host's 429, 5xx or dropped connection.
+    // Loaded only here: a validate without --preflight never loads the HTTP client.
+    const { preflightMedia } = await import("../../engine/preflight.js");
+    const { retryingTransport } = await import("../../api/probe-transport.js");
     diagnostics = await preflightMedia(check.media, registry, {
       transport: retryingTransport({ fetch: options.fetch }),
     });
