@@ -4,7 +4,8 @@
 // script) and a bare `node -e 0`, spawned in turn so the machine's load weighs on each alike,
 // medians of several spawns. The emulator runs in a process of its own.
 //   startup:     apply of a 1-step workflow (spawn → first request, spawn → exit), the
-//                baseline's, `node -e 0`; `runflow --version` and `runflow status`;
+//                baseline's, `node -e 0`; `runflow --version` and `runflow status`; `runflow plan`
+//                and an apply whose step is reused (short commands that make requests);
 //   makespan-40: 40 jobs of 2 s at concurrency 8 (ideal 10 s), spawn → exit, both.
 import { spawn } from "node:child_process";
 import path from "node:path";
@@ -79,10 +80,12 @@ export async function startup({ row, log, spawns }) {
     baseExit: [],
     version: [],
     status: [],
+    plan: [],
+    reused: [],
   };
   try {
     log(
-      `startup: ${spawns} spawns each of node -e 0, runflow apply (1 step), the baseline, --version, status …`,
+      `startup: ${spawns} spawns each of node -e 0, runflow apply (1 step), the baseline, --version, status, plan, apply again …`,
     );
     const env = apiEnvironment(emulator.url);
     for (let turn = 0; turn < spawns; turn++) {
@@ -116,6 +119,16 @@ export async function startup({ row, log, spawns }) {
       );
       // The database the apply above left: one run of one step.
       times.status.push(check("runflow status", await timedSpawn([CLI, "status"], { cwd: dir, env })).ms);
+      // Short commands that make requests (a price; the probe): they end soon after them.
+      times.plan.push(
+        check("runflow plan", await timedSpawn([CLI, "plan", "one.yaml"], { cwd: dir, env })).ms,
+      );
+      times.reused.push(
+        check(
+          "runflow apply (reused)",
+          await timedSpawn([CLI, "apply", "one.yaml", "--quiet"], { cwd: dir, env }),
+        ).ms,
+      );
     }
   } finally {
     await emulator.stop();
@@ -144,6 +157,18 @@ export async function startup({ row, log, spawns }) {
     versus(m.status, m.node, "node -e 0"),
     "≤ 1.5 × node -e 0",
     m.status <= 1.5 * m.node,
+  );
+  row(
+    "runflow plan (1 step, its price asked), spawn → exit",
+    versus(m.plan, m.node, "node -e 0"),
+    "",
+    undefined,
+  );
+  row(
+    "runflow apply again (its step reused), spawn → exit",
+    versus(m.reused, m.node, "node -e 0"),
+    "",
+    undefined,
   );
 }
 

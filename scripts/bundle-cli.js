@@ -29,7 +29,7 @@ import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { COMMANDS } from "../dist/cli/commands/index.js";
-import { HEAP_FLAGS, SHORT_LIVED_COMMANDS } from "../dist/cli/heap-flags.js";
+import { BATCH_V8_FLAGS, SHORT_LIVED_COMMANDS } from "../dist/cli/v8-flags.js";
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const outdir = path.join(root, "dist", "bin");
@@ -206,7 +206,7 @@ const entry = entryTemplate
   .replace("__RUNFLOW_BUILD_ID__", buildHash.digest("hex").slice(0, 16))
   .replace('["__RUNFLOW_COMMANDS__"]', JSON.stringify(COMMANDS.map((command) => command.name)))
   .replace('["__RUNFLOW_SHORT_LIVED__"]', JSON.stringify(SHORT_LIVED_COMMANDS))
-  .replace('["__RUNFLOW_HEAP_FLAGS__"]', JSON.stringify(HEAP_FLAGS));
+  .replace('["__RUNFLOW_V8_FLAGS__"]', JSON.stringify(BATCH_V8_FLAGS));
 const entryFile = path.join(outdir, "runflow.js");
 writeFileSync(entryFile, entry);
 chmodSync(entryFile, 0o755);

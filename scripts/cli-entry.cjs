@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The CLI's entry, dist/bin/runflow.js (scripts/bundle-cli.js copies this file there and
-// fills in BUILD_ID, COMMANDS, SHORT_LIVED and HEAP_FLAGS). It sets V8's heap flags for the
-// commands that run a batch, keeps a code cache of the bundle's files, then loads the
-// bundle's main module (src/cli/main.ts).
+// fills in BUILD_ID, COMMANDS, SHORT_LIVED and V8_FLAGS). It sets V8's flags (heap,
+// WebAssembly) for the commands that run a batch, keeps a code cache of the bundle's files,
+// then loads the bundle's main module (src/cli/main.ts).
 //
 // The code cache (docs/decisions.md, "Start-up"): Node 20 compiles every file it loads from
 // its source at each start; V8 can instead take the code it compiled before (`cachedData`
@@ -22,15 +22,15 @@
 // files load as usual, with source maps on, so a stack trace names the TypeScript sources.
 // A command that submits also keeps there the files it loaded before its first submission
 // in one (its pack, below): a later run reads it and its cache instead of each file's, and
-// first loads the Node modules the pack names, before the heap flags (setHeapFlags).
+// first loads the Node modules the pack names, before the V8 flags (setV8Flags).
 "use strict";
 
 const BUILD_ID = "__RUNFLOW_BUILD_ID__";
 /** The command names, so a cache is kept per command (each compiles other code). */
 const COMMANDS = new Set(["__RUNFLOW_COMMANDS__"]);
-/** The commands that read, print and exit, and a batch's heap flags (src/cli/heap-flags.ts). */
+/** The commands that read, print and exit, and a batch's V8 flags (src/cli/v8-flags.ts). */
 const SHORT_LIVED = new Set(["__RUNFLOW_SHORT_LIVED__"]);
-const HEAP_FLAGS = ["__RUNFLOW_HEAP_FLAGS__"];
+const V8_FLAGS = ["__RUNFLOW_V8_FLAGS__"];
 
 function cacheBase(env) {
   const chosen = env.RUNFLOW_COMPILE_CACHE;
@@ -50,11 +50,11 @@ function commandOf(argv) {
   return argv.find((word) => COMMANDS.has(word)) ?? "none";
 }
 
-/** Whether the command runs a batch: it takes the batch's heap flags (src/cli/heap-flags.ts). */
+/** Whether the command runs a batch: it takes the batch's V8 flags (src/cli/v8-flags.ts). */
 const runsBatch = (command) => command !== "none" && !SHORT_LIVED.has(command);
 
 /**
- * A batch's heap flags, for the commands that run one (src/cli/heap-flags.ts, whose rule
+ * A batch's V8 flags, for the commands that run one (src/cli/v8-flags.ts, whose rule
  * src/cli/main.ts applies again: the same flags, so nothing changes then). Set before
  * anything of the bundle is compiled: V8 refuses a code cache made under other flags. A
  * short-lived command does not even load node:v8.
@@ -66,7 +66,7 @@ const runsBatch = (command) => command !== "none" && !SHORT_LIVED.has(command);
  * the ones its last run had loaded by its first submission (useCompileCache), and they are
  * loaded before the flags are set: `builtins`.
  */
-function setHeapFlags(command, builtins = []) {
+function setV8Flags(command, builtins = []) {
   if (!runsBatch(command)) return;
   for (const name of builtins) {
     try {
@@ -76,7 +76,7 @@ function setHeapFlags(command, builtins = []) {
     }
   }
   const v8 = require("node:v8");
-  for (const flag of HEAP_FLAGS) v8.setFlagsFromString(flag);
+  for (const flag of V8_FLAGS) v8.setFlagsFromString(flag);
 }
 
 const HEADER = 4; // a cache file's first bytes: its payload's CRC-32, big-endian
@@ -191,7 +191,7 @@ function useCompileCache(folder, command, pack) {
   // module still runs only when it is required, as before. The files it does not hold load
   // one by one as above. A pack that is missing or damaged is learned again. A command that
   // reads, prints and exits never submits: it neither looks for a pack nor learns one.
-  // The pack's first line also names the Node modules loaded by then (setHeapFlags).
+  // The pack's first line also names the Node modules loaded by then (setV8Flags).
   const submits = runsBatch(command);
   const packFile = path.join(folder, "pack.src");
   let packed;
@@ -374,7 +374,7 @@ const verbose = process.argv.includes("--verbose");
 const base = verbose ? undefined : cacheBase(process.env);
 const folder = base === undefined ? undefined : cacheFolder(base, command);
 const pack = folder === undefined ? undefined : readPack(folder, command);
-setHeapFlags(command, pack?.builtins);
+setV8Flags(command, pack?.builtins);
 loadOwnFilesDirectly();
 if (verbose) {
   process.setSourceMapsEnabled(true);

@@ -14,6 +14,7 @@ import { chainYaml, itemsCsv, project, until } from "./apply-harness.js";
 import { REPO_ROOT, spawnCli, type CliResult } from "./helpers/spawn-cli.js";
 import { databasePerTest, skipWithoutPostgres } from "./helpers/postgres.js";
 import { startWorkerProcess } from "./helpers/cluster.js";
+import { BATCH_V8_FLAGS } from "../src/cli/v8-flags.js";
 
 const BUNDLE_READS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "bundle-reads-recorder.cjs");
 const LATE_BUILTINS_RECORDER = path.join(REPO_ROOT, "test", "helpers", "late-builtins-recorder.cjs");
@@ -76,7 +77,7 @@ describe("the compile cache", () => {
 
   test("a command with a batch's heap flags and one without both reuse their cache", async () => {
     // V8 refuses a cache made under other flags: the entry and main.js must set the same
-    // ones for a command (src/cli/heap-flags.ts), or every run would compile and write again.
+    // ones for a command (src/cli/v8-flags.ts), or every run would compile and write again.
     const base = tempDir();
     const dir = tempDir();
     for (const [command, args] of [
@@ -93,6 +94,16 @@ describe("the compile cache", () => {
         [...written].map(([name, file]) => [name, file.ino]),
       );
     }
+  });
+
+  test("the entry sets a batch's V8 flags as src/cli/v8-flags.ts lists them, WebAssembly's Liftoff-only among them", () => {
+    // The build copies the list into the entry, which sets it before anything is compiled.
+    // Liftoff only: TurboFan's background compilation of undici's llhttp held every command
+    // that ends soon after its requests (plan, validate --preflight) ≈ 60 ms at exit.
+    const entry = readFileSync(path.join(REPO_ROOT, "dist", "bin", "runflow.js"), "utf8");
+    const copied = /^const V8_FLAGS = (\[.*\]);$/m.exec(entry)?.[1];
+    expect(JSON.parse(copied ?? "null")).toEqual([...BATCH_V8_FLAGS]);
+    expect(BATCH_V8_FLAGS).toContain("--liftoff-only");
   });
 
   test("apply writes the code of what it loaded before its first submission once that has left", async () => {

@@ -118,7 +118,7 @@ describe("what each command loads", () => {
       "the executor",
     ]);
 
-    // apply runs a batch: V8's heap flags for one are set (node:v8, src/cli/heap-flags.ts).
+    // apply runs a batch: V8's flags for one are set (node:v8, src/cli/v8-flags.ts).
     expect(apply.modules).toContain("node:v8");
 
     for (const args of [["--version"], ["--help"], ["status"], ["runs"], ["help", "status"]]) {

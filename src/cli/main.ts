@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 import { createRequire } from "node:module";
 import type v8 from "node:v8";
-import { heapFlagsFor } from "./heap-flags.js";
+import { v8FlagsFor } from "./v8-flags.js";
 import { runCli } from "./program.js";
 
-// A batch's heap settings (heap-flags.ts), for the commands that run one. (The bundle's
+// A batch's V8 settings (v8-flags.ts), for the commands that run one. (The bundle's
 // entry, scripts/cli-entry.cjs, sets the same before this module is even compiled.)
 // node:v8 is required only then: a short-lived command does not load it.
-const heapFlags = heapFlagsFor(process.argv.slice(2));
-if (heapFlags.length > 0) {
+const v8Flags = v8FlagsFor(process.argv.slice(2));
+if (v8Flags.length > 0) {
   const { setFlagsFromString } = createRequire(import.meta.url)("node:v8") as typeof v8;
-  for (const flag of heapFlags) setFlagsFromString(flag);
+  for (const flag of v8Flags) setFlagsFromString(flag);
 }
 
 // The only place that ends the process with a code (DESIGN §5): everything else returns it.

@@ -20,7 +20,7 @@ export interface CommandEntry {
   load: () => Promise<{ define: (command: Command) => void }>;
   /**
    * It reads, prints and exits, holding little whatever the run's size: it runs with V8's
-   * own heap settings, not the batch's (src/cli/heap-flags.ts), which cost a start ≈ 5 ms.
+   * own settings, not the batch's (src/cli/v8-flags.ts), whose heap flags cost a start ≈ 5 ms.
    */
   shortLived?: true;
 }

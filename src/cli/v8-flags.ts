@@ -1,9 +1,18 @@
 /**
- * V8's heap settings for a batch. A batch of 100,000 steps runs for hours and allocates
- * steadily (every poll is a request) while what stays live is small: V8's default lets the
- * heap grow to about four times the live size before a full collection, which put a
- * 100,000-step apply near 780 MB. Growing by 10% (and 8 MB semi-spaces) keeps it near
+ * V8's settings for a command that runs a batch: its heap's, and WebAssembly's compiler.
+ *
+ * The heap. A batch of 100,000 steps runs for hours and allocates steadily (every poll is a
+ * request) while what stays live is small: V8's default lets the heap grow to about four
+ * times the live size before a full collection, which put a 100,000-step apply near 780 MB. Growing by 10% (and 8 MB semi-spaces) keeps it near
  * 300 MB for about 10% more CPU than V8's default (docs/decisions.md, "Engine performance").
+ *
+ * WebAssembly: Liftoff only (V8's baseline compiler). undici parses HTTP with llhttp, a
+ * WebAssembly module; V8 compiles it with Liftoff and, once it has parsed a few answers,
+ * again with TurboFan on a background thread (≈ 60 ms of CPU). Node waits for that
+ * compilation before it exits: a `plan` or `validate --preflight`, or an `apply` whose
+ * every step is reused, ended 60–80 ms later than it needed to. Parsing headers of JSON
+ * answers gains nothing measurable from TurboFan (the throughput benchmark's steps/s and CPU
+ * per step are the same either way; docs/decisions.md, "Short commands that make requests").
  *
  * A command that only reads, prints and exits (`status`, `runs`, `models`, `--version`,
  * `--help`: `shortLived` in the registry) keeps V8's own settings: the flags cost its start
@@ -17,7 +26,11 @@
  */
 import { COMMANDS } from "./commands/index.js";
 
-export const HEAP_FLAGS: readonly string[] = ["--heap-growing-percent=10", "--max-semi-space-size=8"];
+export const BATCH_V8_FLAGS: readonly string[] = [
+  "--heap-growing-percent=10",
+  "--max-semi-space-size=8",
+  "--liftoff-only",
+];
 
 /** The names of the short-lived commands. */
 export const SHORT_LIVED_COMMANDS: readonly string[] = COMMANDS.filter((entry) => entry.shortLived).map(
@@ -29,7 +42,7 @@ export const SHORT_LIVED_COMMANDS: readonly string[] = COMMANDS.filter((entry) =
  * is short-lived or it names none. Its command is the first word that names one, as the
  * entry reads it (`runflow --json status` → status).
  */
-export function heapFlagsFor(argv: readonly string[]): readonly string[] {
+export function v8FlagsFor(argv: readonly string[]): readonly string[] {
   const command = argv.find((word) => COMMANDS.some((entry) => entry.name === word));
-  return command === undefined || SHORT_LIVED_COMMANDS.includes(command) ? [] : HEAP_FLAGS;
+  return command === undefined || SHORT_LIVED_COMMANDS.includes(command) ? [] : BATCH_V8_FLAGS;
 }
