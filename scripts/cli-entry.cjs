@@ -192,12 +192,31 @@ function useCompileCache(folder, command, pack) {
   // one by one as above. A pack that is missing or damaged is learned again. A command that
   // reads, prints and exits never submits: it neither looks for a pack nor learns one.
   // The pack's first line also names the Node modules loaded by then (setV8Flags).
+  //
+  // The pack's code cache holds what its run had compiled when it was written, and a cache
+  // V8 accepts is never written again: it must come from a run that got to its first
+  // submission. One that did not (an invalid workflow, every step reused, --dry-run) writes
+  // its code at exit as `pack.partial.v8`, used until a run that submits writes `pack.v8`
+  // (one learned from a run stopped by an invalid file made every later apply's first
+  // submission ≈ 18 ms later: the code it lacked was compiled as it ran).
   const submits = runsBatch(command);
   const packFile = path.join(folder, "pack.src");
+  const packCodeFile = path.join(folder, "pack.v8");
+  const partialPackCodeFile = path.join(folder, "pack.partial.v8");
+  /** The pack's script, and whether V8 took a cache of it: `pack.v8` (whole), the partial one, or none. */
+  let packCode;
   let packed;
   if (pack !== undefined) {
     try {
-      const script = compiled(pack.source, path.join(__dirname, "pack.js"), path.join(folder, "pack.v8"));
+      const wholeCode = readCache(packCodeFile);
+      const cachedData = wholeCode ?? readCache(partialPackCodeFile);
+      const script = new vm.Script(pack.source, {
+        filename: path.join(__dirname, "pack.js"),
+        cachedData,
+        importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+      });
+      const taken = cachedData !== undefined && !script.cachedDataRejected;
+      packCode = { script, cache: !taken ? "none" : wholeCode !== undefined ? "whole" : "partial" };
       const wrappers = script.runInThisContext({ displayErrors: true });
       const whole =
         wrappers.length === pack.files.length && wrappers.every((wrapper) => typeof wrapper === "function");
@@ -205,6 +224,7 @@ function useCompileCache(folder, command, pack) {
     } catch {
       packed = undefined;
     }
+    if (packed === undefined) packCode = undefined;
   }
   if (packed !== undefined) {
     ownFiles.packed = packed;
@@ -277,14 +297,30 @@ function useCompileCache(folder, command, pack) {
     const written = toWrite.splice(0);
     const files = pack ? ownFiles.loaded : undefined;
     if (pack) ownFiles.loaded = undefined;
+    // At the first submission the pack's whole code, unless V8 took that already; at exit
+    // (no submission then) its partial code, unless V8 took one already.
+    const packCodeTo =
+      packCode === undefined || packCode.cache === "whole"
+        ? undefined
+        : pack
+          ? packCodeFile
+          : packCode.cache === "none"
+            ? partialPackCodeFile
+            : undefined;
+    if (packCodeTo !== undefined) written.push({ script: packCode.script, cacheFile: packCodeTo });
+    if (pack && packCode !== undefined) packCode.cache = "whole";
     if (written.length === 0 && files === undefined) return;
     try {
       const fresh = !fs.existsSync(path.dirname(folder));
       fs.mkdirSync(folder, { recursive: true, mode: 0o700 });
       if (fresh) removeOldBuilds();
       for (const { script, cacheFile } of written) writeChecked(cacheFile, script.createCachedData());
-      if (files !== undefined && files.length > 0)
+      if (packCodeTo === packCodeFile) fs.rmSync(partialPackCodeFile, { force: true });
+      if (files !== undefined && files.length > 0) {
+        // A new pack: the code of the one it replaces is not its code.
+        for (const stale of [packCodeFile, partialPackCodeFile]) fs.rmSync(stale, { force: true });
         writeChecked(packFile, Buffer.from(packOf(files), "latin1"));
+      }
     } catch {
       // Only a shortcut: the next run compiles from source again.
     }

@@ -166,6 +166,42 @@ describe("the compile cache", () => {
     expect(await apply()).toEqual(["runflow.js"]);
   });
 
+  test("the pack's code comes from a run that submitted: one stopped before (an invalid file) leaves a partial one", async () => {
+    const base = tempDir();
+    const flow = await project({
+      "flow.yaml": chainYaml({ name: "partial" }),
+      "items.csv": itemsCsv(1),
+      "broken.yaml": "version: 1\nname: broken\njobs: {}\nbogus: 1\n",
+    });
+    const apply = async (file: string, exitCode: number) => {
+      const result = await flow.run(["apply", file, "--fresh", "--quiet"], {
+        env: { RUNFLOW_COMPILE_CACHE: base },
+      });
+      expect({ file, exitCode: result.exitCode }).toEqual({ file, exitCode });
+    };
+    const pack = (name: string) => path.join(folderOf(base, "apply"), name);
+
+    await apply("flow.yaml", 0);
+    expect(existsSync(pack("pack.src"))).toBe(true);
+    // Loads the pack without its code and stops at validation: what it compiled is kept
+    // apart, and taken by the next run that stops there too (which writes nothing).
+    await apply("broken.yaml", 2);
+    expect(existsSync(pack("pack.v8"))).toBe(false);
+    const partial = statSync(pack("pack.partial.v8"));
+    await apply("broken.yaml", 2);
+    expect(statSync(pack("pack.partial.v8")).ino).toBe(partial.ino);
+    // The next apply that submits writes the whole code (more of it), and the partial goes.
+    await apply("flow.yaml", 0);
+    const whole = statSync(pack("pack.v8"));
+    expect(whole.size).toBeGreaterThan(partial.size);
+    expect(existsSync(pack("pack.partial.v8"))).toBe(false);
+    // Taken from then on, by runs that stop early and runs that submit alike.
+    await apply("broken.yaml", 2);
+    await apply("flow.yaml", 0);
+    expect(statSync(pack("pack.v8")).ino).toBe(whole.ino);
+    expect(existsSync(pack("pack.partial.v8"))).toBe(false);
+  });
+
   test.skipIf(skipWithoutPostgres("a cluster's apply packs"))(
     "an apply that only follows a cluster's run (it never submits) packs what it loaded by its first steps queued",
     async () => {
