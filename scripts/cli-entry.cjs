@@ -164,14 +164,19 @@ function useCompileCache(folder, command, pack) {
   /** A shebang line is not JavaScript inside a wrapper: kept as a comment, same length. */
   const withoutShebang = (content) => (content.startsWith("#!") ? `//${content.slice(2)}` : content);
 
-  /** The compiled script of `source`, from its cache when there is a usable one (else written later). */
-  function compiled(source, filename, cacheFile) {
-    const cachedData = readCache(cacheFile);
-    const script = new vm.Script(source, {
+  /** `source` compiled, from `cachedData` when V8 takes it (`cachedDataRejected` says whether it did). */
+  function scriptOf(source, filename, cachedData) {
+    return new vm.Script(source, {
       filename,
       cachedData,
       importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
     });
+  }
+
+  /** The compiled script of `source`, from its cache when there is a usable one (else written later). */
+  function compiled(source, filename, cacheFile) {
+    const cachedData = readCache(cacheFile);
+    const script = scriptOf(source, filename, cachedData);
     if (cachedData === undefined || script.cachedDataRejected) toWrite.push({ script, cacheFile });
     return script;
   }
@@ -210,11 +215,7 @@ function useCompileCache(folder, command, pack) {
     try {
       const wholeCode = readCache(packCodeFile);
       const cachedData = wholeCode ?? readCache(partialPackCodeFile);
-      const script = new vm.Script(pack.source, {
-        filename: path.join(__dirname, "pack.js"),
-        cachedData,
-        importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
-      });
+      const script = scriptOf(pack.source, path.join(__dirname, "pack.js"), cachedData);
       const taken = cachedData !== undefined && !script.cachedDataRejected;
       packCode = { script, cache: !taken ? "none" : wholeCode !== undefined ? "whole" : "partial" };
       const wrappers = script.runInThisContext({ displayErrors: true });
@@ -290,6 +291,17 @@ function useCompileCache(folder, command, pack) {
   }
 
   /**
+   * Where the pack's code is to be written now, if anywhere: at the first submission its whole
+   * code, unless V8 took that already; at exit (no submission then) its partial code, unless
+   * V8 took one already.
+   */
+  function packCodeTarget({ atFirstWork }) {
+    if (packCode === undefined || packCode.cache === "whole") return undefined;
+    if (atFirstWork) return packCodeFile;
+    return packCode.cache === "none" ? partialPackCodeFile : undefined;
+  }
+
+  /**
    * Writes the code of the files compiled without a usable cache so far, and `pack` (the
    * files loaded so far, in one) when asked.
    */
@@ -297,16 +309,7 @@ function useCompileCache(folder, command, pack) {
     const written = toWrite.splice(0);
     const files = pack ? ownFiles.loaded : undefined;
     if (pack) ownFiles.loaded = undefined;
-    // At the first submission the pack's whole code, unless V8 took that already; at exit
-    // (no submission then) its partial code, unless V8 took one already.
-    const packCodeTo =
-      packCode === undefined || packCode.cache === "whole"
-        ? undefined
-        : pack
-          ? packCodeFile
-          : packCode.cache === "none"
-            ? partialPackCodeFile
-            : undefined;
+    const packCodeTo = packCodeTarget({ atFirstWork: pack });
     if (packCodeTo !== undefined) written.push({ script: packCode.script, cacheFile: packCodeTo });
     if (pack && packCode !== undefined) packCode.cache = "whole";
     if (written.length === 0 && files === undefined) return;

@@ -7,7 +7,7 @@
 import { readFileSync, statSync } from "node:fs";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import Database from "better-sqlite3";
-import { describe, expect, test, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { makeRedactor } from "../src/store/redact.js";
 import { SqliteStore } from "../src/store/index.js";
 import { IDLE_CHECKPOINT_MS } from "../src/store/sqlite.js";
@@ -212,37 +212,30 @@ describe("the checkpoint once writes pause", () => {
   // into the database file. Read in the file's bytes: the seeded run's workflow name.
   const inDatabaseFile = (dbPath: string, text: string) => readFileSync(dbPath).includes(text);
 
-  test("a pause of IDLE_CHECKPOINT_MS after the last write copies the log into the database file", () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    try {
-      const dbPath = tempDbPath();
-      const writer = open(dbPath);
-      seedRun(writer, { workflowName: "idle-teasers" }, [CAT]);
-      expect(inDatabaseFile(dbPath, "idle-teasers")).toBe(false);
+  beforeEach(() => vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] }));
+  afterEach(() => vi.useRealTimers());
 
-      vi.advanceTimersByTime(IDLE_CHECKPOINT_MS);
-      expect(inDatabaseFile(dbPath, "idle-teasers")).toBe(true);
-    } finally {
-      vi.useRealTimers();
-    }
+  test("a pause of IDLE_CHECKPOINT_MS after the last write copies the log into the database file", () => {
+    const dbPath = tempDbPath();
+    const writer = open(dbPath);
+    seedRun(writer, { workflowName: "idle-teasers" }, [CAT]);
+    expect(inDatabaseFile(dbPath, "idle-teasers")).toBe(false);
+
+    vi.advanceTimersByTime(IDLE_CHECKPOINT_MS);
+    expect(inDatabaseFile(dbPath, "idle-teasers")).toBe(true);
   });
 
   test("every write puts it off: a run that keeps writing is not checkpointed under its feet", () => {
-    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
-    try {
-      const dbPath = tempDbPath();
-      const writer = open(dbPath);
-      seedRun(writer, { workflowName: "busy-teasers" }, [CAT]);
-      for (let i = 0; i < 4; i++) {
-        vi.advanceTimersByTime(IDLE_CHECKPOINT_MS - 10);
-        writer.updateStep("run-1", CAT, { state: "waiting", updatedAt: 2_000 + i });
-      }
-      expect(inDatabaseFile(dbPath, "busy-teasers")).toBe(false);
-
-      vi.advanceTimersByTime(IDLE_CHECKPOINT_MS);
-      expect(inDatabaseFile(dbPath, "busy-teasers")).toBe(true);
-    } finally {
-      vi.useRealTimers();
+    const dbPath = tempDbPath();
+    const writer = open(dbPath);
+    seedRun(writer, { workflowName: "busy-teasers" }, [CAT]);
+    for (let i = 0; i < 4; i++) {
+      vi.advanceTimersByTime(IDLE_CHECKPOINT_MS - 10);
+      writer.updateStep("run-1", CAT, { state: "waiting", updatedAt: 2_000 + i });
     }
+    expect(inDatabaseFile(dbPath, "busy-teasers")).toBe(false);
+
+    vi.advanceTimersByTime(IDLE_CHECKPOINT_MS);
+    expect(inDatabaseFile(dbPath, "busy-teasers")).toBe(true);
   });
 });
