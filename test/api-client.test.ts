@@ -393,8 +393,9 @@ describe("waitForResult", () => {
     const api = client({ fetch: firstSlow });
     const requestId = await submitted(api);
     await api.waitForResult(requestId, { startedAt: clock.now() });
-    // Looks at 1 s, 2.6 s (100 ms after the 1 s look's answer), then 1.5 s and 2.25 s apart.
-    expect(virtual.sleeps).toEqual([1_000, 100, 1_500, 2_250]);
+    // Looks at 1 s, 2.6 s (100 ms after the 1 s look's answer), then as the schedule's 2.5 s,
+    // 3.1 s, 3.9 s … are apart: 0.5 s, 0.625 s, 0.781 s …
+    expect(virtual.sleeps).toEqual([1_000, 100, 500, 625, 781, 977, 1_221]);
   });
 
   test("with the model's typical duration, costs one status poll and one result", async () => {
@@ -404,6 +405,26 @@ describe("waitForResult", () => {
     expect(result.status).toBe("succeeded");
     expect(clock.sleeps).toEqual([2_002]);
     expect(calls("status").length + calls("result").length).toBe(2);
+  });
+
+  test("a request that ends after its model's typical duration is looked at again at half the model's spread", async () => {
+    // The model: 2 s typically, ± 200 ms; this request takes 2.15 s.
+    emulator.configure({ duration: 2_150 });
+    const api = client();
+    const requestId = await submitted(api);
+    const never = new AbortController().signal;
+    const guide = {
+      typicalMs: () => 2_000,
+      spreadMs: () => 200,
+      guessing: () => false,
+      changed: () => never,
+    };
+    const result = await api.waitForResult(requestId, { guide });
+    expect(result.status).toBe("succeeded");
+    // Looks at 2.002 s and 2.102 s (running), 2.202 s (done): 52 ms after its end. Without the
+    // spread the second look comes a fifth of the elapsed time later, at 2.402 s.
+    expect(clock.sleeps).toEqual([2_002, 100, 100]);
+    expect(calls("status")).toHaveLength(3);
   });
 
   test("a wait whose timer fires early by the clock sleeps the rest before it looks: one status, one result", async () => {

@@ -8,6 +8,7 @@ import {
   backoff,
   classify,
   DEFAULT_POLL_POLICY,
+  guessedLookAt,
   nextPollDelay,
   parseRetryAfter,
   transportErrorCode,
@@ -268,18 +269,32 @@ describe("backoff", () => {
 });
 
 /** Polls a request of `durationMs` as waitForResult does; counts requests and lateness. */
-function simulatePolling(durationMs: number, typicalMs?: number): { requests: number; latenessMs: number } {
+function simulatePolling(
+  durationMs: number,
+  typicalMs?: number,
+  spreadMs?: number,
+): { requests: number; latenessMs: number } {
   let elapsed = 0;
   for (let polls = 0; ; polls++) {
-    elapsed += nextPollDelay(polls, DEFAULT_POLL_POLICY, { typicalMs, elapsedMs: elapsed });
+    elapsed += nextPollDelay(polls, DEFAULT_POLL_POLICY, { typicalMs, spreadMs, elapsedMs: elapsed });
     if (elapsed >= durationMs) return { requests: polls + 2, latenessMs: elapsed - durationMs };
   }
 }
 
 describe("nextPollDelay", () => {
-  test("without a hint waits 1 s twice, then grows by half each poll up to 5 s", () => {
+  test("without a hint looks at 1 s and 2 s, then each a quarter of the elapsed time later, up to 5 s apart", () => {
     const waits = [0, 1, 2, 3, 4, 5, 6].map((polls) => nextPollDelay(polls));
-    expect(waits).toEqual([1_000, 1_000, 1_500, 2_250, 3_375, 5_000, 5_000]);
+    expect(waits).toEqual([1_000, 1_000, 500, 625, 781, 977, 1_221]);
+    const looks = [10, 11, 12, 13, 14].map((polls) => guessedLookAt(polls));
+    expect(looks).toEqual([14_904, 18_630, 23_288, 28_288, 33_288]);
+    expect(nextPollDelay(40)).toBe(5_000);
+  });
+
+  test("without a hint, a request is seen at most a quarter of its duration after its end", () => {
+    for (const durationMs of [2_001, 2_100, 2_600, 3_000, 7_000, 12_345]) {
+      const { latenessMs } = simulatePolling(durationMs);
+      expect(latenessMs).toBeLessThanOrEqual(durationMs / 4);
+    }
   });
 
   test("without a hint, a 2 s job costs two status polls and one result", () => {
@@ -309,6 +324,57 @@ describe("nextPollDelay", () => {
     expect(nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 100, elapsedMs: 200 })).toBe(100);
   });
 
+  test("once overdue within three spreads of the typical end, waits half the spread (at least 100 ms)", () => {
+    // A model of 2 s ± 0.4 s: looked at again 200 ms later, not 410 ms.
+    expect(nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: 400, elapsedMs: 2_050 })).toBe(
+      200,
+    );
+    expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: 100, elapsedMs: 2_150 })).toBe(
+      100,
+    );
+    // A long model: the spread's pace, or a fifth of the elapsed time when that is shorter, and 5 s at most.
+    expect(
+      nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 30_000, spreadMs: 3_000, elapsedMs: 30_010 }),
+    ).toBe(1_500);
+    expect(
+      nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 90_000, spreadMs: 20_000, elapsedMs: 90_010 }),
+    ).toBe(5_000);
+  });
+
+  test("later than three spreads past the typical end, or the spread unknown, waits a fifth of the elapsed time", () => {
+    expect(nextPollDelay(3, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: 100, elapsedMs: 2_400 })).toBe(
+      480,
+    );
+    expect(
+      nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: undefined, elapsedMs: 2_050 }),
+    ).toBe(410);
+  });
+
+  test("a model whose durations never vary: one more look after 100 ms, then a fifth of the elapsed time", () => {
+    expect(nextPollDelay(1, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: 0, elapsedMs: 2_010 })).toBe(
+      100,
+    );
+    expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 2_000, spreadMs: 0, elapsedMs: 2_110 })).toBe(
+      422,
+    );
+  });
+
+  test("with the spread, the jobs of 2 s ± 0.4 s that end late are seen three times sooner, for at most two more requests", () => {
+    // Uniform over 1.6–2.4 s: a mean absolute deviation of 200 ms. The half that ends before
+    // the typical 2 s is seen at it either way; the half that ends after it is what changes.
+    const late = Array.from({ length: 40 }, (_, index) => 2_010 + index * 10);
+    const average = (spreadMs?: number) => {
+      const runs = late.map((duration) => simulatePolling(duration, 2_000, spreadMs));
+      const mean = (pick: (run: (typeof runs)[number]) => number) =>
+        runs.reduce((sum, run) => sum + pick(run), 0) / runs.length;
+      return { requests: mean((run) => run.requests), latenessMs: mean((run) => run.latenessMs) };
+    };
+    const paced = average(200);
+    const unpaced = average(undefined);
+    expect(paced.latenessMs * 3).toBeLessThan(unpaced.latenessMs);
+    expect(paced.requests).toBeLessThanOrEqual(unpaced.requests + 2);
+  });
+
   test("looks at once when a request is already overdue before its first poll (a re-attach)", () => {
     expect(nextPollDelay(0, DEFAULT_POLL_POLICY, { typicalMs: 2_000, elapsedMs: 600_000 })).toBe(100);
   });
@@ -319,7 +385,7 @@ describe("nextPollDelay", () => {
   });
 
   test("ignores a typical duration that is not positive", () => {
-    expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 0, elapsedMs: 5_000 })).toBe(1_500);
+    expect(nextPollDelay(2, DEFAULT_POLL_POLICY, { typicalMs: 0, elapsedMs: 5_000 })).toBe(500);
   });
 });
 

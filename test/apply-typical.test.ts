@@ -1,7 +1,7 @@
 /**
  * Polling learns across runs: a model's typical duration is kept with its attempts, so the
  * next night's first requests are polled once, just after they are due, instead of on the
- * guessing schedule (1 s, 2 s, 3.5 s …). And within a run: while a model's duration is
+ * guessing schedule (1 s, 2 s, 2.5 s, 3.1 s …). And within a run: while a model's duration is
  * unknown, one of its requests guesses; the others, in flight, look once it is learned.
  */
 import { describe, expect, test } from "vitest";

@@ -93,6 +93,39 @@ describe("TypicalDurations", () => {
     expect(typical.get("hailuo")).toBe(13_000);
   });
 
+  test("the spread: unknown from one duration, then how far each falls from the average before it (RFC 6298)", () => {
+    const typical = new TypicalDurations();
+    typical.observe("hailuo", 2_000);
+    expect(typical.spread("hailuo")).toBeUndefined();
+    typical.observe("hailuo", 2_200); // 200 from 2,000; the average moves to 2,060
+    expect(typical.spread("hailuo")).toBe(200);
+    typical.observe("hailuo", 2_060); // 0 from 2,060: the spread moves a quarter of the way
+    expect(typical.spread("hailuo")).toBe(150);
+    expect(typical.spread("aleph")).toBeUndefined();
+    // Each request's guide reads it as it is now.
+    expect(typical.guide("hailuo").spreadMs?.()).toBe(150);
+  });
+
+  test("durations that never vary have a spread of 0; a seed counts as the average the first one falls from", () => {
+    const typical = new TypicalDurations();
+    for (let i = 0; i < 5; i++) typical.observe("hailuo", 2_000);
+    expect(typical.spread("hailuo")).toBe(0);
+    typical.seed("aleph", 60_000);
+    typical.observe("aleph", 64_000);
+    expect(typical.spread("aleph")).toBe(4_000);
+  });
+
+  test("a scout's look is no duration: its replacement by the result leaves the spread unknown", () => {
+    const typical = new TypicalDurations();
+    const scout = typical.guide("hailuo");
+    expect(scout.guessing()).toBe(true);
+    scout.finished(3_500);
+    typical.observe("hailuo", 2_100);
+    expect(typical.spread("hailuo")).toBeUndefined();
+    typical.observe("hailuo", 2_000);
+    expect(typical.spread("hailuo")).toBe(100);
+  });
+
   test("tells the views when a model's duration is first known, then only when it moved by a tenth or more", () => {
     const { typical, reports } = withReports();
     typical.observe("hailuo", 10_000);

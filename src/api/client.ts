@@ -112,6 +112,8 @@ export interface SubmitOptions extends CallOptions {
 export interface PollGuide {
   /** The model's typical duration now, submission to end; undefined while none has finished. */
   typicalMs(): number | undefined;
+  /** How far the model's durations usually are from `typicalMs`; undefined while unknown. */
+  spreadMs?(): number | undefined;
   /**
    * While no duration is known, whether this request looks on the guessing schedule. Only
    * one request of a model needs to (its end teaches the others when to look); the others
@@ -132,6 +134,8 @@ export interface WaitOptions extends CallOptions {
   onStatus?: ((status: RequestStatus) => void) | undefined;
   /** This model's typical duration, submission to end (see serverDurationMs); shapes the poll schedule. */
   typicalMs?: number | undefined;
+  /** How far its durations usually are from `typicalMs` (mean absolute deviation): paces the looks once overdue. */
+  spreadMs?: number | undefined;
   /** Instead of `typicalMs`: a duration that may be learned while this request is watched. */
   guide?: PollGuide | undefined;
   /** When the request was submitted, on `clock` (default: now). For re-attaching after a restart. */
@@ -299,7 +303,7 @@ export class RunComfyClient {
   async waitForResult(requestId: string, opts: WaitOptions = {}): Promise<RequestResult> {
     const startedAt = opts.startedAt ?? this.#clock.now();
     const guide = opts.guide;
-    // While the duration is unknown: looks at 1 s, 2 s, 3.5 s … after the submission.
+    // While the duration is unknown: looks at 1 s, 2 s, 2.5 s, 3.1 s … after the submission.
     const guessed = new GuessedLooks(startedAt, this.#poll);
     for (let polls = 0; ; polls++) {
       if (polls === 0 && opts.lookFirst) {
@@ -308,7 +312,11 @@ export class RunComfyClient {
         const now = this.#clock.now();
         const delay =
           opts.typicalMs !== undefined && opts.typicalMs > 0
-            ? nextPollDelay(polls, this.#poll, { typicalMs: opts.typicalMs, elapsedMs: now - startedAt })
+            ? nextPollDelay(polls, this.#poll, {
+                typicalMs: opts.typicalMs,
+                spreadMs: opts.spreadMs,
+                elapsedMs: now - startedAt,
+              })
             : guessed.delay(polls, now);
         await this.#sleepUntil(now + delay, opts.signal);
       } else {
@@ -340,7 +348,7 @@ export class RunComfyClient {
         // when already due), not a minimum wait later — it has not looked since.
         const delay = replanned
           ? Math.max(0, typicalMs + this.#poll.marginMs - elapsedMs)
-          : nextPollDelay(polls, this.#poll, { typicalMs, elapsedMs });
+          : nextPollDelay(polls, this.#poll, { typicalMs, spreadMs: guide.spreadMs?.(), elapsedMs });
         if (delay <= 0) return;
         if (!guide.provisional?.()) {
           await this.#sleepUntil(this.#clock.now() + delay, signal);

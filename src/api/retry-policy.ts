@@ -302,9 +302,13 @@ export function backoff(
 }
 
 export interface PollPolicy {
-  /** First wait when nothing is known about how long the model takes. */
+  /** First wait when nothing is known about how long the model takes (the second is the same). */
   initialMs: number;
-  /** Growth of successive waits when nothing is known. */
+  /**
+   * While nothing is known, from the third look on: each look comes this multiple of the time
+   * elapsed at the one before (1.25: a quarter later), so a request is seen at most a quarter
+   * of its duration after its end (or `maxMs`).
+   */
   factor: number;
   /** The longest wait between two polls once a request is overdue or its duration unknown. */
   maxMs: number;
@@ -314,29 +318,48 @@ export interface PollPolicy {
   marginMs: number;
   /** Once overdue, wait this fraction of the time elapsed since submission. */
   overdueFraction: number;
+  /**
+   * Once overdue but within the model's usual spread of its typical duration, wait this
+   * fraction of the spread instead (when shorter): a model whose requests vary by ±0.2 s is
+   * looked at again within 0.1 s, not a fifth of the elapsed time later.
+   */
+  spreadFraction: number;
+  /** How far past due, in spreads, a request is still within its model's usual range. */
+  usualSpreads: number;
   /** The longest single wait before the typical duration is reached. */
   maxHintedWaitMs: number;
 }
 
 /**
- * Without a hint: 1 s, 1 s, then growing by half up to 5 s (looks at 1 s, 2 s, 3.5 s, 5.75 s …),
- * so a 2 s job costs two status polls and a result and is seen at its end, not half a second
- * later. With the model's typical duration: one wait until just after it (most requests
- * are done: one status, one result), then waits of a fifth of the elapsed time.
+ * Without a hint: looks at 1 s and 2 s, then each a quarter of the elapsed time later, up to
+ * 5 s apart (2.5 s, 3.1 s, 3.9 s, 4.9 s, 6.1 s … 18.6 s, 23.3 s, 28.3 s …), so a 2 s job costs
+ * two status polls and a result and is seen at its end, and a 2.1 s one at 2.5 s, not 3.5 s.
+ * Only one request per model looks on it (TypicalDurations' scout). With the model's typical
+ * duration: one wait until just after it (most requests are done: one status, one result),
+ * then waits of half the model's usual spread while within three spreads of it (at least
+ * 100 ms), and beyond that a fifth of the elapsed time.
  */
 export const DEFAULT_POLL_POLICY: Readonly<PollPolicy> = Object.freeze({
   initialMs: 1_000,
-  factor: 1.5,
+  factor: 1.25,
   maxMs: 5_000,
   minMs: 100,
   marginMs: 2,
   overdueFraction: 0.2,
+  spreadFraction: 0.5,
+  usualSpreads: 3,
   maxHintedWaitMs: 30_000,
 });
 
 export interface PollHint {
   /** How long this model's requests typically take from submission to the end, learned by the caller. */
   typicalMs?: number | undefined;
+  /**
+   * How far this model's durations usually are from `typicalMs` (a mean absolute deviation),
+   * learned by the caller; undefined while unknown (then an overdue request waits a fifth of
+   * its elapsed time).
+   */
+  spreadMs?: number | undefined;
   /** Time since the request was submitted. */
   elapsedMs: number;
 }
@@ -353,25 +376,43 @@ export function nextPollDelay(
 ): number {
   const typicalMs = hint?.typicalMs;
   if (hint === undefined || typicalMs === undefined || !(typicalMs > 0)) {
-    const growth = policy.factor ** Math.max(0, pollCount - 1);
-    return Math.round(clamp(policy.initialMs * growth, policy.minMs, policy.maxMs));
+    return guessedWait(pollCount, pollCount === 0 ? 0 : guessedLookAt(pollCount - 1, policy), policy);
   }
   const untilDue = typicalMs + policy.marginMs - hint.elapsedMs;
   if (untilDue > 0) return Math.round(clamp(untilDue, policy.minMs, policy.maxHintedWaitMs));
   // Overdue before the first look (a re-attach, or a slow submission): look now.
   if (pollCount === 0) return policy.minMs;
-  return Math.round(clamp(policy.overdueFraction * hint.elapsedMs, policy.minMs, policy.maxMs));
+  const elapsedWait = policy.overdueFraction * hint.elapsedMs;
+  const spreadMs = hint.spreadMs;
+  // Late within the model's usual range: its end is near, look again at the pace of its spread
+  // (a model whose durations never vary, spread 0, at the shortest wait, once).
+  if (spreadMs !== undefined && spreadMs >= 0) {
+    const pastDue = -untilDue;
+    if (pastDue <= Math.max(policy.minMs, policy.usualSpreads * spreadMs)) {
+      const wait = Math.min(elapsedWait, policy.spreadFraction * spreadMs);
+      return Math.round(clamp(wait, policy.minMs, policy.maxMs));
+    }
+  }
+  // Later than usual (or the spread unknown): a fifth of the elapsed time, so a request that
+  // takes ten times longer than usual costs a handful of polls, not hundreds.
+  return Math.round(clamp(elapsedWait, policy.minMs, policy.maxMs));
+}
+
+/** Without a hint: the wait before look number `polls`, the look before it made `previousAt` ms after the submission. */
+function guessedWait(polls: number, previousAt: number, policy: Readonly<PollPolicy>): number {
+  const wait = polls < 2 ? policy.initialMs : (policy.factor - 1) * previousAt;
+  return Math.round(clamp(wait, policy.minMs, policy.maxMs));
 }
 
 /**
  * When look number `polls` (0: the first) at a request whose duration is unknown is due, in
  * ms after its submission: the sum of the waits nextPollDelay gives without a hint (1 s, 2 s,
- * 3.5 s, 5.75 s …).
+ * 2.5 s, 3.1 s …).
  */
 export function guessedLookAt(polls: number, policy: Readonly<PollPolicy> = DEFAULT_POLL_POLICY): number {
   let at = 0;
   for (let look = 0; look <= polls; look++) {
-    const wait = nextPollDelay(look, policy);
+    const wait = guessedWait(look, at, policy);
     // Once the waits reach their longest, the rest is one multiplication.
     if (wait >= policy.maxMs) return at + (polls - look + 1) * policy.maxMs;
     at += wait;

@@ -1,10 +1,14 @@
 /**
  * How long each model's requests take, learned as the run goes: an exponentially weighted
- * moving average of the server-measured durations (`finished_at − created_at`). The poll
- * schedule waits until just after it, so most requests cost one status poll and one result.
+ * moving average of the server-measured durations (`finished_at − created_at`), and of how
+ * far they fall from it (their spread, as TCP learns a round trip's variation, RFC 6298).
+ * The poll schedule waits until just after the average, so most requests cost one status
+ * poll and one result; one not done then is looked at again at the pace of the spread.
  */
 import type { PollGuide } from "../api/client.js";
 
+/** Weight of the newest deviation in the spread (RFC 6298's β). */
+const SPREAD_WEIGHT = 0.25;
 /** A change of a tenth is worth telling; less moves no ETA. */
 const REPORT_STEP = 0.1;
 /** Ends the waits planned without a duration; nobody reads it (a reason of our own: no stack built). */
@@ -23,6 +27,8 @@ export interface RequestPollGuide extends PollGuide {
 
 export class TypicalDurations {
   readonly #byModel = new Map<string, number>();
+  /** Per model: the average distance of its durations from #byModel's, once two are known. */
+  readonly #spreadByModel = new Map<string, number>();
   /** Weight of the newest observation: recent requests matter more, one outlier does not dominate. */
   readonly #alpha: number;
   /** Hears a model's duration when it is first known, then when it moved by REPORT_STEP or more. */
@@ -51,6 +57,7 @@ export class TypicalDurations {
     const previous = this.#provisional.delete(model) ? undefined : this.#byModel.get(model);
     const next = previous === undefined ? durationMs : previous + this.#alpha * (durationMs - previous);
     this.#byModel.set(model, next);
+    if (previous !== undefined) this.#learnSpread(model, Math.abs(durationMs - previous));
     // The requests of the model in flight plan their next poll again, at this duration.
     if (previous === undefined) this.#tell(model);
     // Not every request's end: a view needs to hear a real change, not 100,000 small ones.
@@ -76,6 +83,7 @@ export class TypicalDurations {
     const self = {};
     return {
       typicalMs: () => this.get(model),
+      spreadMs: () => this.spread(model),
       provisional: () => this.#provisional.has(model),
       guessing: () => {
         const scout = this.#scouts.get(model);
@@ -104,11 +112,26 @@ export class TypicalDurations {
     };
   }
 
+  /** The deviation is measured from the average before this duration moved it (RFC 6298). */
+  #learnSpread(model: string, deviationMs: number): void {
+    const spread = this.#spreadByModel.get(model);
+    this.#spreadByModel.set(
+      model,
+      spread === undefined ? deviationMs : spread + SPREAD_WEIGHT * (deviationMs - spread),
+    );
+  }
+
   #tell(model: string): void {
     const change = this.#changes.get(model);
     if (!change) return;
     this.#changes.delete(model);
     change.abort(LEARNED);
+  }
+
+  /** How far the model's durations usually fall from get()'s; undefined until two are known. */
+  spread(model: string): number | undefined {
+    const value = this.#spreadByModel.get(model);
+    return value === undefined ? undefined : Math.round(value);
   }
 
   /** undefined until one request of the model has finished (or was seeded). */
