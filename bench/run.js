@@ -10,17 +10,17 @@
 //   6. bench/whole-process.js, the process as a user times it, beside the baseline script and
 //      a bare `node -e 0`: `startup` (spawn → first request and spawn → exit of a 1-step
 //      apply; `runflow --version` and `status`), `makespan-40` (40 × 2 s at concurrency 8, both
-//      in turn, 3 rounds).
+//      in turn, 3 rounds), `makespan-40-varied` (the same with durations of 1.8–2.2 s).
 //   7. bench/cluster.js, several processes on a private PostgreSQL 15 (`cluster`): steps/s and
 //      CPU per step with 1, 2 and 4 `runflow worker` processes beside SQLite in one process,
 //      takeover after a worker's SIGKILL, 200 × 2 s at concurrency 20 with 3 workers.
 // The emulator always runs in a process of its own, so its CPU and memory are not counted.
 // Options: --quick (smaller sizes, for a smoke run), --steps N (size of benchmark 3),
 // --spawns N (spawns per startup figure, default 7), --only makespan|throughput|big|
-// validate-plan|tty|startup|makespan-40|cluster|cluster-makespan (repeatable): `--only startup`
+// validate-plan|tty|startup|makespan-40|makespan-40-varied|cluster|cluster-makespan (repeatable): `--only startup`
 // takes seconds; `--only cluster-makespan` (--runs N, default 1) is the cluster's 200 × 2 s alone,
 // each run with where its time over the ideal went; `--rounds N` (default 3) is how many times
-// `makespan-40` runs runflow and the baseline in turn (medians).
+// `makespan-40` and `makespan-40-varied` run runflow and the baseline in turn (medians).
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
@@ -397,6 +397,7 @@ const BENCHMARKS = {
   tty: ttyView,
   startup: () => startup({ row, log, spawns: SIZES.startupSpawns }),
   "makespan-40": () => makespan40({ row, log, rounds: SIZES.makespan40Rounds }),
+  "makespan-40-varied": () => makespan40({ row, log, rounds: SIZES.makespan40Rounds, jobs: "varied" }),
   cluster: () => cluster({ row, log, quick }),
   "cluster-makespan": () => clusterMakespan({ row, log, quick, runs: SIZES.makespanRuns }),
 };
