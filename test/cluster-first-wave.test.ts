@@ -276,7 +276,7 @@ describe.skipIf(skip)("a cluster's first wave on PostgreSQL", () => {
       });
       const [runs, durations] = await Promise.all([
         Promise.all(Array.from({ length: 20 }, () => worker.runs.get("run-a"))),
-        Promise.all(Array.from({ length: 20 }, () => worker.history.typicalDurationMs(CAT, ORIGIN))),
+        Promise.all(Array.from({ length: 20 }, () => worker.history.typicalDuration(CAT, ORIGIN))),
       ]);
       await written;
       expect(await callsOf(url, "SELECT * FROM runs WHERE id = $1")).toBe(1);

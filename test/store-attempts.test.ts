@@ -400,9 +400,9 @@ describe("in-flight attempts of several API origins", () => {
 });
 
 describe("typical durations", () => {
-  test("are the median server duration of the model's latest succeeded requests, across runs", () => {
+  test("are the median server duration of the model's latest succeeded requests, across runs, and their spread", () => {
     const store = open(tempDbPath());
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toBeUndefined();
+    expect(store.typicalDuration("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toBeUndefined();
     const addresses = Array.from({ length: 25 }, (_, i) => `teaser/i${i}/animate`);
     seedRun(store, { id: "run-old" }, addresses.slice(0, 5));
     seedRun(store, { id: "run-new", startedAt: 5_000 }, addresses.slice(5));
@@ -421,7 +421,11 @@ describe("typical durations", () => {
     const failed = start(store, "run-failed", "teaser/x/animate", 1);
     store.updateAttempt(failed, { state: "failed", finishedAt: 3_000 });
 
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toBe(49_000);
-    expect(store.typicalDurationMs("runwayml/runway-aleph/video-to-video", TEST_ORIGIN)).toBeUndefined();
+    // 40–59 s: the median 49 s, each 5 s from it on average (9 … 1, 0, 1 … 10 s).
+    expect(store.typicalDuration("minimax/Hailuo Video 01 Live", TEST_ORIGIN)).toEqual({
+      ms: 49_000,
+      spreadMs: 5_000,
+    });
+    expect(store.typicalDuration("runwayml/runway-aleph/video-to-video", TEST_ORIGIN)).toBeUndefined();
   });
 });

@@ -492,8 +492,9 @@ export function storeConformance(name: string, adapter: StoreUnderTest): void {
         await store.attempts.recordRequestId(key, `req-${index}`, 2_100);
         await store.attempts.update(key, { state: "succeeded", finishedAt: 3_000, ...ends[index] });
       }
-      expect(await store.history.typicalDurationMs(MODEL, ORIGIN)).toBe(200);
-      expect(await store.history.typicalDurationMs(MODEL, OTHER_ORIGIN)).toBeUndefined();
+      // 100, 300 and 200 ms: the median, and each 67 ms from it on average.
+      expect(await store.history.typicalDuration(MODEL, ORIGIN)).toEqual({ ms: 200, spreadMs: 67 });
+      expect(await store.history.typicalDuration(MODEL, OTHER_ORIGIN)).toBeUndefined();
       expect(await store.history.learnedCost(MODEL, ORIGIN)).toEqual({ micros: 2_000, requests: 2 });
       expect(await store.history.learnedCost("another/model", ORIGIN)).toBeUndefined();
       // The third reported no cost: billed, at an unknown price.

@@ -166,8 +166,8 @@ describe("results belong to the API origin that produced them", () => {
       store.startAttempt({ ...key, workflowName: "teasers", fingerprint: "fp", startedAt: 1_000 });
       store.updateAttempt(key, { state: "succeeded", finishedAt: 2_000, serverMs });
     }
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", REAL)).toBe(60_000);
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", EMBEDDED_EMULATOR_ORIGIN)).toBe(1_000);
-    expect(store.typicalDurationMs("minimax/Hailuo Video 01 Live", STANDALONE)).toBeUndefined();
+    expect(store.typicalDuration("minimax/Hailuo Video 01 Live", REAL)?.ms).toBe(60_000);
+    expect(store.typicalDuration("minimax/Hailuo Video 01 Live", EMBEDDED_EMULATOR_ORIGIN)?.ms).toBe(1_000);
+    expect(store.typicalDuration("minimax/Hailuo Video 01 Live", STANDALONE)).toBeUndefined();
   });
 });

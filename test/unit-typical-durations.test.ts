@@ -73,13 +73,13 @@ describe("TypicalDurations", () => {
 
   test("a seed from earlier runs starts the model, but never overrides what this run has seen", () => {
     const typical = new TypicalDurations();
-    typical.seed("hailuo", 30_000);
+    typical.seed("hailuo", { ms: 30_000 });
     expect(typical.get("hailuo")).toBe(30_000);
-    typical.seed("hailuo", 99_000);
+    typical.seed("hailuo", { ms: 99_000 });
     expect(typical.get("hailuo")).toBe(30_000);
 
     typical.observe("aleph", 50_000);
-    typical.seed("aleph", 10_000);
+    typical.seed("aleph", { ms: 10_000 });
     expect(typical.get("aleph")).toBe(50_000);
 
     typical.seed("new", undefined);
@@ -88,7 +88,7 @@ describe("TypicalDurations", () => {
 
   test("a seeded value is averaged with the first requests like one observed", () => {
     const typical = new TypicalDurations();
-    typical.seed("hailuo", 10_000);
+    typical.seed("hailuo", { ms: 10_000 });
     typical.observe("hailuo", 20_000);
     expect(typical.get("hailuo")).toBe(13_000);
   });
@@ -110,9 +110,22 @@ describe("TypicalDurations", () => {
     const typical = new TypicalDurations();
     for (let i = 0; i < 5; i++) typical.observe("hailuo", 2_000);
     expect(typical.spread("hailuo")).toBe(0);
-    typical.seed("aleph", 60_000);
+    typical.seed("aleph", { ms: 60_000 });
     typical.observe("aleph", 64_000);
     expect(typical.spread("aleph")).toBe(4_000);
+  });
+
+  test("a seed's spread (earlier runs') is the model's until this run's durations move it", () => {
+    const typical = new TypicalDurations();
+    typical.seed("hailuo", { ms: 2_000, spreadMs: 200 });
+    expect(typical.get("hailuo")).toBe(2_000);
+    expect(typical.spread("hailuo")).toBe(200);
+    expect(typical.guide("hailuo").spreadMs?.()).toBe(200);
+    typical.observe("hailuo", 2_000);
+    expect(typical.spread("hailuo")).toBe(150);
+    // A seed never overrides what this run has seen.
+    typical.seed("hailuo", { ms: 9_000, spreadMs: 9_000 });
+    expect(typical.spread("hailuo")).toBe(150);
   });
 
   test("a scout's look is no duration: its replacement by the result leaves the spread unknown", () => {
@@ -148,7 +161,7 @@ describe("TypicalDurations", () => {
 
   test("each model's reports are its own; a seed is told like a first observation", () => {
     const { typical, reports } = withReports();
-    typical.seed("aleph", 60_000);
+    typical.seed("aleph", { ms: 60_000 });
     typical.observe("hailuo", 1_000);
     typical.observe("aleph", 61_000);
     expect(reports).toEqual([

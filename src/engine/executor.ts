@@ -215,7 +215,7 @@ export async function executeFeed(
         seenModels.add(step.model);
         // Each model starts at the typical duration earlier runs measured, so the first round
         // of its requests is polled on time.
-        typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, apiOrigin));
+        typical.seed(step.model, await deps.store.history.typicalDuration(step.model, apiOrigin));
       }
     },
     onStop: (reason) => notices("warn", STOP_NOTICES[reason]),

@@ -6,6 +6,7 @@
  * poll and one result; one not done then is looked at again at the pace of the spread.
  */
 import type { PollGuide } from "../api/client.js";
+import type { TypicalDuration } from "../store/types.js";
 
 /** Weight of the newest deviation in the spread (RFC 6298's β). */
 const SPREAD_WEIGHT = 0.25;
@@ -69,8 +70,11 @@ export class TypicalDurations {
   }
 
   /** Starts the model at what earlier runs saw (a no-op once this run has seen one finish). */
-  seed(model: string, durationMs: number | undefined): void {
-    if (!this.#byModel.has(model)) this.observe(model, durationMs);
+  seed(model: string, typical: TypicalDuration | undefined): void {
+    if (this.#byModel.has(model) || typical === undefined) return;
+    this.observe(model, typical.ms);
+    if (typical.spreadMs !== undefined && typical.spreadMs >= 0)
+      this.#spreadByModel.set(model, typical.spreadMs);
   }
 
   /**

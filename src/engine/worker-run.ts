@@ -341,7 +341,7 @@ export class WorkerRun {
         );
     }
     if (step.model !== undefined && this.#typical.get(step.model) === undefined)
-      this.#typical.seed(step.model, await deps.store.history.typicalDurationMs(step.model, this.#apiOrigin));
+      this.#typical.seed(step.model, await deps.store.history.typicalDuration(step.model, this.#apiOrigin));
     const notice = (level: "info" | "warn", message: string) =>
       deps.events.emit({ event: "notice", at: deps.clock.now(), runId: this.#runId, level, message });
     return {

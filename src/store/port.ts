@@ -50,6 +50,7 @@ import type {
   StepPatch,
   StepRecord,
   StoredStepState,
+  TypicalDuration,
   WorkerBeat,
   WorkerRecord,
 } from "./types.js";
@@ -259,9 +260,10 @@ export interface HistoryPort {
   priorRuns(workflowName: string): Promise<PriorRunsLookup>;
   /**
    * The median server-measured duration of the model's latest succeeded requests at this API
-   * origin (any workflow), or undefined when none is known: where a run starts polling the model.
+   * origin (any workflow) and their spread, or undefined when none is known: where a run
+   * starts polling the model, and how soon it looks again at a request not done then.
    */
-  typicalDurationMs(model: string, apiOrigin: string): Promise<number | undefined>;
+  typicalDuration(model: string, apiOrigin: string): Promise<TypicalDuration | undefined>;
   /** The mean reported cost of the model's latest succeeded requests at this API origin, and how many it is the mean of. */
   learnedCost(model: string, apiOrigin: string): Promise<{ micros: number; requests: number } | undefined>;
   /** What the run's attempts cost: reported costs summed, and billed attempts that reported none. */

@@ -85,6 +85,7 @@ import {
   toInputCaptureRecord,
   toLockHolder,
   toOutputRecord,
+  toTypicalDuration,
   type InputCaptureRow,
   type LockRow,
   type OutputRow,
@@ -1118,15 +1119,14 @@ export class PostgresStateStore implements StateStore {
     this.history = {
       priorRuns: (workflowName) => this.#priorRuns(workflowName),
       // Asked for each delivery while the model's duration is unknown: a wave's asks share a read.
-      typicalDurationMs: (model, apiOrigin) =>
+      typicalDuration: (model, apiOrigin) =>
         this.#sharedRead(`typical ${JSON.stringify([model, apiOrigin])}`, async (client) => {
           const { rows } = await client.query<{ server_ms: number }>(
             `SELECT a.server_ms FROM attempts a JOIN steps s ON s.run_id = a.run_id AND s.address = a.address
              WHERE s.model = $1 AND a.api_origin = $2 AND a.server_ms IS NOT NULL ORDER BY a.seq DESC LIMIT $3`,
             [model, apiOrigin, TYPICAL_SAMPLE],
           );
-          const durations = rows.map((row) => row.server_ms).sort((a, b) => a - b);
-          return durations.length === 0 ? undefined : durations[Math.floor((durations.length - 1) / 2)];
+          return toTypicalDuration(rows.map((row) => row.server_ms));
         }),
       learnedCost: (model, apiOrigin) =>
         read(async (client) => {

@@ -20,6 +20,7 @@ import type {
   StepKind,
   StepRecord,
   StoredStepState,
+  TypicalDuration,
 } from "./types.js";
 
 /** How an adapter turns a JSON column's value (`J`, or SQL NULL) into the stored value. */
@@ -287,4 +288,18 @@ export function toLockHolder(row: LockRow): LockHolder {
     acquiredAt: row.acquired_at,
     heartbeatAt: row.heartbeat_at,
   };
+}
+
+/**
+ * A model's typical duration from its latest server-measured durations: the median (one slow
+ * request does not move it), and the mean distance from it (how soon to look again at a
+ * request not done at the median); undefined without any.
+ */
+export function toTypicalDuration(durations: readonly number[]): TypicalDuration | undefined {
+  if (durations.length === 0) return undefined;
+  const sorted = [...durations].sort((a, b) => a - b);
+  const ms = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  if (sorted.length === 1) return { ms };
+  const spreadMs = sorted.reduce((sum, duration) => sum + Math.abs(duration - ms), 0) / sorted.length;
+  return { ms, spreadMs: Math.round(spreadMs) };
 }

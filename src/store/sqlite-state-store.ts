@@ -159,7 +159,7 @@ export class SqliteStateStore implements StateStore {
     const lookup: PriorRunsLookup = db;
     this.history = {
       priorRuns: () => Promise.resolve(lookup),
-      typicalDurationMs: (model, apiOrigin) => read(() => db.typicalDurationMs(model, apiOrigin)),
+      typicalDuration: (model, apiOrigin) => read(() => db.typicalDuration(model, apiOrigin)),
       learnedCost: (model, apiOrigin) => read(() => db.learnedCost(model, apiOrigin)),
       runCost: (runId) => read((): CostTotal => db.runCost(runId)),
       stepCosts: (runId) => read(() => db.stepCosts(runId)),

@@ -43,6 +43,7 @@ import type {
   StepPatch,
   StepRecord,
   StoredStepState,
+  TypicalDuration,
   WorkerBeat,
   WorkerRecord,
 } from "./types.js";
@@ -55,6 +56,7 @@ import {
   toInputCaptureRecord,
   toLockHolder,
   toOutputRecord,
+  toTypicalDuration,
   type AttemptRow,
   type InputCaptureRow,
   type LockRow,
@@ -984,12 +986,10 @@ export class SqliteStore {
     return this.#sql.listInFlight.all(workflowName).map(toInFlight);
   }
 
-  typicalDurationMs(model: string, apiOrigin: string): number | undefined {
-    const durations = this.#sql.recentServerDurations
-      .all(model, apiOrigin, TYPICAL_SAMPLE)
-      .map((row) => row.server_ms)
-      .sort((a, b) => a - b);
-    return durations.length === 0 ? undefined : durations[Math.floor((durations.length - 1) / 2)];
+  typicalDuration(model: string, apiOrigin: string): TypicalDuration | undefined {
+    return toTypicalDuration(
+      this.#sql.recentServerDurations.all(model, apiOrigin, TYPICAL_SAMPLE).map((row) => row.server_ms),
+    );
   }
 
   // Cost

@@ -63,6 +63,14 @@ export type RunStatus = "running" | RunOutcome;
 
 export type StepKind = "model" | "run";
 
+/** How long a model's requests took, as its latest succeeded requests measured it (server times). */
+export interface TypicalDuration {
+  /** The median duration. */
+  ms: number;
+  /** How far the durations fall from the median on average; undefined from one duration. */
+  spreadMs?: number | undefined;
+}
+
 /** Local files of a step by output name: one path, or a list for `videos` / `images`. */
 export type StepFiles = Record<string, string | string[]>;
 
