@@ -4,11 +4,11 @@
  * the emulator on loopback. The emulator's own books prove the caps (the most requests
  * unfinished at once, in total and per model) and the fence (every body submitted once).
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
-import { describe, expect, test } from "vitest";
+import { describe, expect, onTestFinished, test } from "vitest";
 import { execa } from "execa";
 import { itemsCsv, ndjson, project, type Project, TOKEN } from "./apply-harness.js";
 import { queueBackend } from "../src/cluster/queue-backend.js";
@@ -948,6 +948,7 @@ describe.skipIf(skip)("a local program in a worker that stops", () => {
     // The program says it started (a line per start in a folder of the test's), then waits
     // for the test's `go` file there.
     const signals = mkdtempSync(path.join(os.tmpdir(), "runflow-handed-"));
+    onTestFinished(() => rmSync(signals, { recursive: true, force: true }));
     const starts = path.join(signals, "starts.txt");
     const go = path.join(signals, "go");
     const workflow = `version: 1
@@ -999,6 +1000,7 @@ describe.skipIf(skip)("a dead worker's step given back by the stalled check", ()
   test("goes to the head of its queue: the next free place runs it before the steps queued after it", async () => {
     // Each program writes its item to `starts` when it starts, then waits for the `go` file.
     const signals = mkdtempSync(path.join(os.tmpdir(), "runflow-head-"));
+    onTestFinished(() => rmSync(signals, { recursive: true, force: true }));
     const starts = path.join(signals, "starts.txt");
     const go = path.join(signals, "go");
     const workflow = `version: 1

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import ts from "typescript";
-import { afterEach } from "vitest";
+import { afterAll, afterEach } from "vitest";
 import {
   openSqliteStore,
   type NewRun,
@@ -95,6 +95,13 @@ export function seedRun(store: SqliteStore, run: Partial<NewRun>, addresses: rea
 // nothing else changed) into a temp folder once per test file.
 
 let compiledStoreUrl: string | undefined;
+let compiledStoreFolder: string | undefined;
+// The test file's children are done with it by then (vitest's workers never emit "exit").
+afterAll(() => {
+  if (compiledStoreFolder) rmSync(compiledStoreFolder, { recursive: true, force: true });
+  compiledStoreFolder = undefined;
+  compiledStoreUrl = undefined;
+});
 
 function compileStoreForChildren(): string {
   if (compiledStoreUrl) return compiledStoreUrl;
@@ -128,7 +135,7 @@ function compileStoreForChildren(): string {
         .replace(/from "pg"/g, `from ${JSON.stringify(pgUrl)}`),
     );
   }
-  process.on("exit", () => rmSync(outDir, { recursive: true, force: true }));
+  compiledStoreFolder = outDir;
   compiledStoreUrl = pathToFileURL(path.join(outDir, "src/store/sqlite.js")).href;
   return compiledStoreUrl;
 }
