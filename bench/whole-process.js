@@ -194,18 +194,17 @@ async function decomposition(emulator, entries, { spawnedAt, ms, concurrency }) 
     const id = idOf(entry);
     statusAt.set(id, [...(statusAt.get(id) ?? []), at(entry)]);
   }
-  const ends = [];
   const jobs = [];
   const firstLookAfterEnd = [];
   for (const [id, looks] of statusAt) {
     const details = await emulator.control(`requests/${encodeURIComponent(id)}`);
-    const end = Date.parse(details.started_at) + details.duration_ms;
-    ends.push(end);
-    jobs.push({ startedAt: Date.parse(details.started_at), ms: details.duration_ms });
+    const job = { startedAt: Date.parse(details.started_at), ms: details.duration_ms };
+    jobs.push(job);
+    const end = job.startedAt + job.ms;
     const after = looks.filter((look) => look >= end);
     if (after.length > 0) firstLookAfterEnd.push(Math.min(...after) - end);
   }
-  ends.sort((a, b) => a - b);
+  const ends = jobs.map((job) => job.startedAt + job.ms).sort((a, b) => a - b);
   const gaps = submits.slice(concurrency).map((submit, k) => submit - ends[k]);
   return {
     ideal: idealMakespan(
@@ -246,16 +245,16 @@ const FORTY_JOBS = {
 };
 
 /** Runs `spawnOf[who]()` for runflow and the baseline in turn, `rounds` times; each run's figures. */
-async function alternate({ emulator, spawnOf, rounds, log, label, concurrency }) {
+async function alternate({ emulator, spawnOf, rounds, log, label, steps, concurrency }) {
   const runs = { runflow: [], baseline: [] };
   for (let round = 0; round < rounds; round++) {
     for (const who of round % 2 === 0 ? ["runflow", "baseline"] : ["baseline", "runflow"]) {
       log(
-        `makespan-40: round ${round + 1} of ${rounds}, ${who}: 40 jobs of ${label} at concurrency ${concurrency} …`,
+        `makespan-40: round ${round + 1} of ${rounds}, ${who}: ${steps} jobs of ${label} at concurrency ${concurrency} …`,
       );
       await emulator.control("reset", {});
       const result = check(who, await spawnOf[who]());
-      const polls = pollCalls(await emulator.control("state")) / 40;
+      const polls = pollCalls(await emulator.control("state")) / steps;
       const parts = await decomposition(emulator, await entriesAfter(emulator, 0), {
         ...result,
         concurrency,
@@ -272,7 +271,8 @@ async function alternate({ emulator, spawnOf, rounds, log, label, concurrency })
  * first meets a colder machine), each run in a fresh folder, the emulator reset in between;
  * medians of every figure. One pair alone decided the verdict before, and its ≈ 10 ms
  * differences flipped from one run of the benchmark to the next. `jobs`: "fixed" (2 s each,
- * ideal 10 s: the issue's target) or "varied" (1.8–2.2 s: no exact ideal; runflow ÷ the script).
+ * ideal 10 s: the issue's target) or "varied" (1.8–2.2 s: each run against the ideal of its
+ * own draws, idealMakespan).
  */
 export async function makespan40({ row, log, rounds = 3, jobs = "fixed" }) {
   const steps = 40;
@@ -315,7 +315,7 @@ export async function makespan40({ row, log, rounds = 3, jobs = "fixed" }) {
         },
       ),
     );
-    const runs = await alternate({ emulator, spawnOf, rounds, log, label, concurrency });
+    const runs = await alternate({ emulator, spawnOf, rounds, log, label, steps, concurrency });
 
     const medianOf = (who, pick) => median(runs[who].map(pick));
     const runflowMs = medianOf("runflow", (run) => run.ms);
